@@ -1,0 +1,49 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+HOME_DIR ?= .
+
+.PHONY: run test lint typecheck unit e2e bench clean-workspace
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+## run: create .venv, install, create the demo workspace if it has no keys, serve HTTPS on :8443
+run: $(VENV)/.installed
+	@test -f $(HOME_DIR)/keys/audit-ed25519.key || $(BIN)/gateway init --demo --home $(HOME_DIR)
+	$(BIN)/gateway serve --home $(HOME_DIR)
+
+## test: lint, type-check and run the whole test suite (end-to-end tests included)
+test: $(VENV)/.installed-dev lint typecheck
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m "not e2e"
+
+e2e: $(VENV)/.installed-dev
+	$(BIN)/pytest -q -m e2e
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/run.py
+
+## clean-workspace: remove the generated demo workspace in the repository root (keys included!)
+clean-workspace:
+	rm -rf data audit state demo-client.json
+	find keys -type f ! -name README.md ! -name .gitignore -delete

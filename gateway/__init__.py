@@ -1,0 +1,3 @@
+"""Public-data authorized-operation gateway: usable but not visible."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""HTTP: handlers, problem+json errors and the audit middleware."""

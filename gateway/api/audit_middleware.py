@@ -1,0 +1,97 @@
+"""The outermost layer: every HTTP call gets exactly one signed audit entry, committed before the
+response leaves. If the entry cannot be committed, the caller gets 503 and no data (fail closed).
+
+The whole response is buffered so its SHA-256 can go into the entry; nothing is sent before the
+commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import anyio.to_thread
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.context import AuditContext
+from gateway.api.problems import problem_response
+from gateway.audit.receipt import make_receipt
+from gateway.audit.signing import Signer
+from gateway.audit.store import SQLiteAuditLog
+from gateway.errors import ApiError, AuditUnavailable, ServiceUnavailable
+
+log = logging.getLogger("gateway.audit")
+
+
+class AuditMiddleware:
+    def __init__(self, app: ASGIApp, audit_log: SQLiteAuditLog, signer: Signer) -> None:
+        self.app = app
+        self.audit_log = audit_log
+        self.signer = signer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = AuditContext(rid=secrets.token_hex(8))
+        scope = {**scope, "state": {**scope.get("state", {}), "audit": ctx}}
+        start: Message | None = None
+        chunks: list[bytes] = []
+        complete = False
+
+        async def capture(message: Message) -> None:
+            nonlocal start, complete
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                complete = not message.get("more_body", False)
+
+        try:
+            await self.app(scope, receive, capture)
+        except Exception:
+            log.exception("unhandled error in request %s", ctx.rid)
+        if start is None or not complete:
+            # Never a partial release: an unfinished response is replaced by a 500.
+            ctx.decision, ctx.reason, ctx.rows = "error", "internal_error", 0
+            start, chunks = _render(problem_response(ApiError(), ctx.rid))
+        status = int(start["status"])
+        body = b"".join(chunks)
+        event = ctx.event(
+            method=scope["method"],
+            path=scope.get("path", ""),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            status=status,
+            body=body,
+        )
+        try:
+            appended = await anyio.to_thread.run_sync(self.audit_log.append, event)
+        except AuditUnavailable:
+            log.exception("audit log unavailable; refusing request %s", ctx.rid)
+            error = ServiceUnavailable("the audit log cannot be written; no data is released")
+            start, chunks = _render(problem_response(error, ctx.rid))
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            return
+        receipt = make_receipt(appended, self.signer)
+        headers = [
+            (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
+        ]
+        headers += [
+            (b"content-length", str(len(body)).encode()),
+            (b"audit-receipt", receipt.encode()),
+            (b"x-request-id", ctx.rid.encode()),
+        ]
+        await send({**start, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _render(response: Response) -> tuple[Message, list[bytes]]:
+    """A Starlette Response as its ASGI messages."""
+    start: Message = {
+        "type": "http.response.start",
+        "status": response.status_code,
+        "headers": response.raw_headers,
+    }
+    return start, [bytes(response.body)]

@@ -1,0 +1,43 @@
+"""Helpers shared by handlers: the services, the caller, JSON responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.context import AuditContext, audit_context
+from gateway.auth.tokens import Principal
+from gateway.errors import Forbidden
+from gateway.services import Services
+
+DATA_SCOPE = "data:read"
+
+
+def services(request: Request) -> Services:
+    found = request.app.state.services
+    if not isinstance(found, Services):
+        raise RuntimeError("the app was built without services")
+    return found
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+def caller(request: Request, route: str, scope: str = DATA_SCOPE) -> tuple[Services, AuditContext, Principal]:
+    """Authenticate the bearer token and check its scope; record both in the audit context."""
+    svc = services(request)
+    ctx = audit_context(request)
+    ctx.route = route
+    ctx.policy = svc.policy.hash
+    ctx.decision = "deny"
+    principal = svc.tokens.authenticate(request.headers.get("authorization"))
+    ctx.client = principal.client_id
+    ctx.token_sha256 = principal.token_sha256
+    if scope not in principal.scopes:
+        raise Forbidden(f"the access token lacks the scope {scope!r}")
+    return svc, ctx, principal

@@ -1,0 +1,1 @@
+"""Signed, hash-chained audit log. Knows nothing of HTTP."""

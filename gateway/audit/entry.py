@@ -1,0 +1,73 @@
+"""The audit entry: one canonical JSON line per call or admin event, hash-chained and signed.
+
+The exact format is a public contract, documented in docs/audit-format.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.audit.canonical import JsonValue, canonical_json
+
+VERSION = 1
+GENESIS_PREV = "0" * 64
+# Fields the log itself assigns; an event may not set them.
+HEADER_FIELDS = ("v", "origin", "idx", "ts", "prev")
+
+
+def leaf_hash(line: bytes) -> bytes:
+    """RFC 9162 2.1.1 leaf hash: SHA-256(0x00 || entry line)."""
+    return hashlib.sha256(b"\x00" + line).digest()
+
+
+def encode_entry(
+    event: Mapping[str, JsonValue], *, origin: str, idx: int, ts: int, prev: str
+) -> bytes:
+    """Build the canonical line for `event` at position `idx` after the entry hashed `prev`."""
+    clash = [name for name in HEADER_FIELDS if name in event]
+    if clash:
+        raise ValueError(f"event may not set log-assigned fields: {clash}")
+    entry: dict[str, JsonValue] = {
+        "v": VERSION,
+        "origin": origin,
+        "idx": idx,
+        "ts": ts,
+        "prev": prev,
+    }
+    entry.update(event)
+    return canonical_json(entry)
+
+
+def decode_entry(line: bytes) -> dict[str, Any]:
+    """Parse an entry line; raises ValueError unless it is a canonical JSON object."""
+    value = json.loads(line.decode("utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError("entry is not a JSON object")
+    if canonical_json(value) != line:
+        raise ValueError("entry is not in canonical form")
+    return value
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry as the log keeps it: the line plus its signature and signing key id."""
+
+    idx: int
+    line: bytes
+    kid: str
+    sig: bytes
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What an append returns: enough to build the caller's receipt."""
+
+    origin: str
+    idx: int
+    ts: int
+    leaf: bytes
+    kid: str

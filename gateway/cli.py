@@ -1,0 +1,229 @@
+"""The `gateway` command for admins and auditors."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.audit.signing import key_id, load_public_key
+from gateway.audit.store import read_entries
+from gateway.audit.verify import verify_log
+from gateway.auth.registry import ClientRegistry
+from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
+from gateway.errors import ConfigError
+from gateway.policy.files import PolicyError, load_policies
+from gateway.settings import Settings
+from gateway.workspace import admin_event, init_workspace
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    base = Settings.from_env()
+    return base.with_overrides(
+        home=getattr(args, "home", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+        workers=getattr(args, "workers", None),
+        insecure_http=getattr(args, "insecure_http", None) or None,
+    )
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+# --- init / serve ----------------------------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = init_workspace(settings, demo=args.demo, rows=args.rows, seed=args.seed)
+    _out(f"workspace: {settings.home}")
+    for item in report.created:
+        _out(f"  created  {item}")
+    for item in report.kept:
+        _out(f"  kept     {item} (already present)")
+    for note in report.notes:
+        _out(f"  note     {note}")
+    if args.demo:
+        _out(f"next: `gateway serve --home {settings.home}`, then see README.md for the walk-through")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    settings = _settings(args)
+    ws = settings.workspace
+    load_policies(ws.policies, ws.home)  # fail fast, in the parent, with file:line messages
+    tls: dict[str, str] = {}
+    if settings.insecure_http:
+        _err(
+            "WARNING: serving plain HTTP (--insecure-http). Tokens and data cross the network "
+            "unencrypted; only do this behind a TLS-terminating proxy on the same host."
+        )
+    else:
+        for path in (ws.server_cert, ws.server_key):
+            if not path.is_file():
+                raise ConfigError(f"TLS file {path} is missing; run `gateway init` or pass --insecure-http")
+        tls = {"ssl_certfile": str(ws.server_cert), "ssl_keyfile": str(ws.server_key)}
+    _out(f"serving {settings.base_url} (workspace {settings.home}, {settings.workers} worker(s))")
+    if not settings.insecure_http:
+        _out(f"clients trust the CA in {ws.ca_cert}")
+    common = {"host": settings.host, "port": settings.port, "access_log": False, **tls}
+    if settings.workers > 1:
+        # Worker processes rebuild the same settings from the environment.
+        os.environ.update(settings.to_env())
+        uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+    return 0
+
+
+# --- clients ---------------------------------------------------------------------------------
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    registry = ClientRegistry(settings.workspace.registry_db)
+    try:
+        if args.action == "add":
+            scopes = tuple(args.scope or ["data:read"])
+            client, secret = registry.add(args.client_id, scopes)
+            admin_event(settings, "client.add", client.client_id)
+            _out(f"client_id:     {client.client_id}")
+            _out(f"client_secret: {secret}")
+            _out(f"scopes:        {' '.join(client.scopes)}")
+            _out("The secret is shown once and stored only as a salted scrypt hash.")
+        elif args.action == "list":
+            for client in registry.all():
+                created = dt.datetime.fromtimestamp(client.created_ms / 1000, dt.UTC)
+                state = "disabled" if client.disabled else "enabled"
+                _out(f"{client.client_id}\t{state}\t{' '.join(client.scopes)}\t{created:%Y-%m-%dT%H:%M:%SZ}")
+        else:
+            disable = args.action == "disable"
+            registry.set_disabled(args.client_id, disable)
+            admin_event(settings, f"client.{args.action}", args.client_id)
+            _out(f"client {args.client_id} {'disabled' if disable else 'enabled'}")
+    finally:
+        registry.close()
+    return 0
+
+
+# --- policy ----------------------------------------------------------------------------------
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    directory = Path(args.path) if args.path else settings.workspace.policies
+    try:
+        policy = load_policies(directory, settings.home)
+    except PolicyError as exc:
+        for problem in exc.problems:
+            _err(f"{directory / problem.file}:{problem.line}: {problem.key}: {problem.message}"
+                 + (f"\n    hint: {problem.hint}" if problem.hint else ""))
+        _err(f"{len(exc.problems)} problem(s); the policy set is not valid")
+        return 1
+    grants = len(policy.grants)
+    _out(f"OK: {len(policy.datasets)} dataset(s), {grants} grant(s); policy hash {policy.hash}")
+    for grant in policy.grants:
+        dataset = policy.datasets[grant.dataset]
+        for name, spec in grant.columns:
+            column = dataset.column(name)
+            if spec.name == "keep" and column is not None and column.classification.protected:
+                _out(f"  note: grant {grant.id} releases {column.classification} column "
+                     f"{dataset.id}.{name} raw: {spec.options.get('justification')}")
+    return 0
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ws = settings.workspace
+    key_files = [Path(k) for k in args.key] if args.key else [ws.audit_pub]
+    keys = {}
+    for path in key_files:
+        public = load_public_key(path)
+        keys[key_id(public)] = public
+    db = Path(args.log) if args.log else ws.audit_db
+    origin, entries = read_entries(db)
+    report = verify_log(origin, entries, keys)
+    if report.ok:
+        _out(f"OK: {report.entries} entries verified (origin {origin}); head {report.head or '-'}")
+        _out("signatures, indices and the hash chain are intact. Deletion of the newest entries is "
+             "only detectable against a checkpoint you kept.")
+        return 0
+    _out(f"FAILED at index {report.bad_index}: {report.problem}")
+    _out(f"{report.entries} entries before it verified")
+    return 1
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    home = argparse.ArgumentParser(add_help=False)
+    home.add_argument("--home", help="workspace directory (default: $GATEWAY_HOME or the current directory)")
+    parser = argparse.ArgumentParser(prog="gateway", description="Public-data authorized-operation gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("init", parents=[home], help="create keys, certificates (and a demo setup)")
+    p.add_argument("--demo", action="store_true", help="also write demo datasets, policies and a client")
+    p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per demo dataset")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the demo data")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("serve", parents=[home], help="serve the API over HTTPS")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int)
+    p.add_argument("--insecure-http", action="store_true", help="plain HTTP, for use behind a TLS proxy")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("clients", help="manage OAuth clients")
+    csub = p.add_subparsers(dest="action", required=True)
+    c = csub.add_parser("add", parents=[home], help="register a client and print its secret once")
+    c.add_argument("client_id")
+    c.add_argument("--scope", action="append", help="scope to allow (repeatable; default data:read)")
+    csub.add_parser("list", parents=[home], help="list clients")
+    for action in ("disable", "enable"):
+        c = csub.add_parser(action, parents=[home], help=f"{action} a client")
+        c.add_argument("client_id")
+    p.set_defaults(func=cmd_clients)
+
+    p = sub.add_parser("policy", help="policy files")
+    psub = p.add_subparsers(dest="action", required=True)
+    c = psub.add_parser("check", parents=[home], help="validate policy files, report every problem")
+    c.add_argument("path", nargs="?", help="policy directory (default: the workspace's policies/)")
+    c.set_defaults(func=cmd_policy_check)
+
+    p = sub.add_parser("audit", help="audit log")
+    asub = p.add_subparsers(dest="action", required=True)
+    c = asub.add_parser("verify", parents=[home], help="verify signatures and the hash chain")
+    c.add_argument("--key", action="append", help="trusted audit public key (PEM; repeatable)")
+    c.add_argument("--log", help="audit log file (default: the workspace's audit/log.sqlite3)")
+    c.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ConfigError as exc:
+        _err(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return result

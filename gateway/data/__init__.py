@@ -1,0 +1,1 @@
+"""Datasets: sources on disk, the demo generator and identifier checksums."""

@@ -1,0 +1,233 @@
+"""Deterministic demo datasets: the same seed gives the same bytes on any day, in any process.
+
+Everything random comes from one NumPy generator seeded explicitly; Chinese names, street names
+and company words come from faker's zh_CN provider tables (sampled by NumPy, not by faker's
+per-call API, which is slow and date-dependent). Check characters are computed by our own code.
+Ages are computed against a fixed reference date, never "today".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from faker.providers.address.zh_CN import Provider as AddressProvider
+from faker.providers.company.zh_CN import Provider as CompanyProvider
+from faker.providers.person.zh_CN import Provider as PersonProvider
+
+from gateway.data.checksums import CREDIT_CHARSET, credit_check_chars, id_check_digits, org_code_check
+
+DEFAULT_SEED = 20261129
+DEFAULT_ROWS = 20_000
+AS_OF = dt.date(2026, 1, 1)  # reference date for ages; fixed so the data never drifts
+
+# (GB/T 2260 code, province, city, district): real codes, so 身份证号 regions match addresses.
+REGIONS: tuple[tuple[str, str, str, str], ...] = (
+    ("110101", "北京市", "北京市", "东城区"),
+    ("110102", "北京市", "北京市", "西城区"),
+    ("110105", "北京市", "北京市", "朝阳区"),
+    ("110108", "北京市", "北京市", "海淀区"),
+    ("120101", "天津市", "天津市", "和平区"),
+    ("310101", "上海市", "上海市", "黄浦区"),
+    ("310104", "上海市", "上海市", "徐汇区"),
+    ("310115", "上海市", "上海市", "浦东新区"),
+    ("320102", "江苏省", "南京市", "玄武区"),
+    ("320106", "江苏省", "南京市", "鼓楼区"),
+    ("330102", "浙江省", "杭州市", "上城区"),
+    ("330106", "浙江省", "杭州市", "西湖区"),
+    ("420102", "湖北省", "武汉市", "江岸区"),
+    ("420106", "湖北省", "武汉市", "武昌区"),
+    ("440103", "广东省", "广州市", "荔湾区"),
+    ("440104", "广东省", "广州市", "越秀区"),
+    ("440106", "广东省", "广州市", "天河区"),
+    ("440303", "广东省", "深圳市", "罗湖区"),
+    ("440304", "广东省", "深圳市", "福田区"),
+    ("440305", "广东省", "深圳市", "南山区"),
+    ("500103", "重庆市", "重庆市", "渝中区"),
+    ("510104", "四川省", "成都市", "锦江区"),
+    ("510107", "四川省", "成都市", "武侯区"),
+    ("610113", "陕西省", "西安市", "雁塔区"),
+)
+
+INDUSTRIES = (
+    "制造业",
+    "批发和零售业",
+    "信息传输、软件和信息技术服务业",
+    "建筑业",
+    "租赁和商务服务业",
+    "科学研究和技术服务业",
+    "交通运输、仓储和邮政业",
+    "住宿和餐饮业",
+    "金融业",
+    "文化、体育和娱乐业",
+)
+_INDUSTRY_WORDS = ("制造", "商贸", "科技", "建设", "咨询", "技术", "物流", "餐饮", "投资", "文化")
+MOBILE_PREFIXES = (
+    "130 131 132 133 134 135 136 137 138 139 150 151 152 153 155 156 157 158 159 "
+    "166 176 177 178 180 181 182 183 184 185 186 187 188 189 191 198 199"
+).split()
+
+
+def _digits(rng: np.random.Generator, n: int, width: int) -> npt.NDArray[np.int64]:
+    return rng.integers(0, 10, size=(n, width), dtype=np.int64)
+
+
+def _join_digits(matrix: npt.NDArray[np.int64]) -> pd.Series:
+    # One string per row from a digit matrix, without a Python loop per row.
+    text = matrix.astype(np.uint8) + ord("0")
+    return pd.Series(text.view(f"S{matrix.shape[1]}").ravel()).str.decode("ascii")
+
+
+def _names(rng: np.random.Generator, n: int) -> pd.Series:
+    surnames = list(PersonProvider.last_names.keys())
+    weights = np.array(list(PersonProvider.last_names.values()), dtype=np.float64)
+    given = np.array(PersonProvider.first_names)
+    last = np.array(surnames)[rng.choice(len(surnames), size=n, p=weights / weights.sum())]
+    first1 = given[rng.integers(0, len(given), size=n)]
+    first2 = given[rng.integers(0, len(given), size=n)]
+    two_chars = (rng.random(n) < 0.6) & (np.char.str_len(first1) == 1)
+    names = pd.Series(last) + pd.Series(first1) + pd.Series(np.where(two_chars, first2, ""))
+    return names
+
+
+def _mobiles(rng: np.random.Generator, n: int) -> pd.Series:
+    prefixes = np.array(MOBILE_PREFIXES)[rng.integers(0, len(MOBILE_PREFIXES), size=n)]
+    return pd.Series(prefixes) + _join_digits(_digits(rng, n, 8))
+
+
+def _id_cards(
+    rng: np.random.Generator, region_codes: pd.Series, birth: pd.Series, male: npt.NDArray[np.bool_]
+) -> pd.Series:
+    n = len(region_codes)
+    seq = rng.integers(0, 100, size=n) * 10 + rng.integers(0, 5, size=n) * 2 + male.astype(int)
+    first17 = region_codes + birth.str.replace("-", "", regex=False) + pd.Series(seq).map("{:03d}".format)
+    digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(n, 17) - ord("0")
+    return first17 + pd.Series(id_check_digits(digits.astype(np.int64)))
+
+
+def _credit_codes(rng: np.random.Generator, region_codes: pd.Series) -> pd.Series:
+    n = len(region_codes)
+    org8 = _digits(rng, n, 8)
+    org = _join_digits(org8) + pd.Series(org_code_check(org8))
+    first17 = "91" + region_codes + org  # 9: market regulator; 1: enterprise
+    charset = np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)
+    raw = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(n, 17)
+    values = np.searchsorted(charset, raw)  # CREDIT_CHARSET is in ASCII order
+    return first17 + pd.Series(credit_check_chars(values.astype(np.int64)))
+
+
+def _dates(rng: np.random.Generator, n: int, start: dt.date, end: dt.date) -> pd.Series:
+    span = (end - start).days
+    days = np.datetime64(start.isoformat()) + rng.integers(0, span + 1, size=n).astype("timedelta64[D]")
+    return pd.Series(np.datetime_as_string(days, unit="D"))
+
+
+def _streets(rng: np.random.Generator, n: int) -> pd.Series:
+    cities = np.array(AddressProvider.cities)
+    suffixes = np.array(AddressProvider.street_suffixes)
+    street = pd.Series(cities[rng.integers(0, len(cities), size=n)]) + pd.Series(
+        suffixes[rng.integers(0, len(suffixes), size=n)]
+    )
+    number = pd.Series(rng.integers(1, 400, size=n)).astype(str)
+    return street + number + "号"
+
+
+def enterprise_registry(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    rng = np.random.default_rng([seed, 1])
+    region = pd.DataFrame(
+        [REGIONS[i] for i in rng.integers(0, len(REGIONS), size=rows)],
+        columns=["code", "province", "city", "district"],
+    )
+    industry_idx = rng.integers(0, len(INDUSTRIES), size=rows)
+    prefixes = np.array(CompanyProvider.company_prefixes)[
+        rng.integers(0, len(CompanyProvider.company_prefixes), size=rows)
+    ]
+    company = (
+        region["city"].str.removesuffix("市")
+        + pd.Series(prefixes)
+        + pd.Series(np.array(_INDUSTRY_WORDS)[industry_idx])
+        + pd.Series(np.where(rng.random(rows) < 0.8, "有限公司", "股份有限公司"))
+    )
+    male = rng.random(rows) < 0.7
+    birth = _dates(rng, rows, dt.date(1955, 1, 1), dt.date(2000, 12, 31))
+    return pd.DataFrame(
+        {
+            "credit_code": _credit_codes(rng, region["code"]),
+            "company_name": company,
+            "legal_rep_name": _names(rng, rows),
+            "legal_rep_id_card": _id_cards(rng, region["code"], birth, male),
+            "legal_rep_mobile": _mobiles(rng, rows),
+            "registered_capital": (rng.lognormal(6.0, 1.4, size=rows)).round().astype(np.int64) + 10,
+            "industry": np.array(INDUSTRIES)[industry_idx],
+            "province": region["province"],
+            "city": region["city"],
+            "district": region["district"],
+            "founded": _dates(rng, rows, dt.date(1990, 1, 1), dt.date(2025, 12, 31)),
+        }
+    )
+
+
+def residents(
+    rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, employers: pd.Series | None = None
+) -> pd.DataFrame:
+    rng = np.random.default_rng([seed, 2])
+    region = pd.DataFrame(
+        [REGIONS[i] for i in rng.integers(0, len(REGIONS), size=rows)],
+        columns=["code", "province", "city", "district"],
+    )
+    male = rng.random(rows) < 0.51
+    birth = _dates(rng, rows, dt.date(1945, 1, 1), dt.date(2007, 12, 31))
+    born = pd.to_datetime(birth)
+    had_birthday = (born.dt.month < AS_OF.month) | (
+        (born.dt.month == AS_OF.month) & (born.dt.day <= AS_OF.day)
+    )
+    age = AS_OF.year - born.dt.year - (~had_birthday).astype(int)
+    if employers is None:
+        employers = enterprise_registry(max(rows // 10, 1), seed)["credit_code"]
+    employer = employers.to_numpy()[rng.integers(0, len(employers), size=rows)]
+    income = (rng.lognormal(8.9, 0.55, size=rows) / 10).round().astype(np.int64) * 10
+    address = (
+        region["province"].where(region["province"] != region["city"], "")
+        + region["city"]
+        + region["district"]
+        + _streets(rng, rows)
+    )
+    return pd.DataFrame(
+        {
+            "name": _names(rng, rows),
+            "id_card": _id_cards(rng, region["code"], birth, male),
+            "gender": np.where(male, "男", "女"),
+            "birth_date": birth,
+            "age": age.astype(np.int64),
+            "province": region["province"],
+            "city": region["city"],
+            "district": region["district"],
+            "address": address,
+            "mobile": _mobiles(rng, rows),
+            "employer_credit_code": employer,
+            "monthly_income": income,
+        }
+    )
+
+
+def write_demo_data(data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> list[Path]:
+    """Write the demo CSV files unless they exist; returns the files written."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    enterprises = enterprise_registry(rows, seed)
+    frames = {
+        "enterprise_registry": enterprises,
+        "residents": residents(rows, seed, enterprises["credit_code"]),
+    }
+    for name, frame in frames.items():
+        path = data_dir / f"{name}.csv"
+        if path.exists():
+            continue
+        tmp = path.with_suffix(".csv.tmp")
+        frame.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written

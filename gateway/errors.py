@@ -1,0 +1,92 @@
+"""The GatewayError tree. Each error knows its HTTP status and its public, non-revealing message.
+
+Two families: `ConfigError` for operators (bad workspace, bad policy, missing key; never sent to
+HTTP callers) and `ApiError` for callers (rendered as RFC 9457 problem+json).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class GatewayError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ConfigError(GatewayError):
+    """The workspace or its configuration is unusable; the message says what to do."""
+
+
+class AuditUnavailable(GatewayError):
+    """The audit log cannot be written. Calls fail closed (503) until it can."""
+
+
+class ApiError(GatewayError):
+    """An error answered to an HTTP caller as problem+json."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+    reason: ClassVar[str] = "error"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+
+    @property
+    def type_uri(self) -> str:
+        return f"urn:gateway:problem:{self.slug}"
+
+
+class BadRequest(ApiError):
+    status = 400
+    slug = "bad-request"
+    title = "Bad request"
+    reason = "bad_request"
+
+    def __init__(self, detail: str, *, parameter: str | None = None):
+        super().__init__(detail)
+        self.parameter = parameter
+
+
+class Unauthorized(ApiError):
+    status = 401
+    slug = "unauthorized"
+    title = "Authentication required"
+    reason = "unauthenticated"
+
+    def __init__(self, detail: str, *, error: str | None = "invalid_token"):
+        challenge = 'Bearer realm="gateway"'
+        if error:
+            challenge += f', error="{error}"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+        self.error = error
+
+
+class Forbidden(ApiError):
+    status = 403
+    slug = "forbidden"
+    title = "Forbidden"
+    reason = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    slug = "not-found"
+    title = "Not found"
+    reason = "not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+    reason = "method_not_allowed"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    slug = "audit-unavailable"
+    title = "Service unavailable"
+    reason = "audit_unavailable"

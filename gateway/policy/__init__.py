@@ -1,0 +1,1 @@
+"""Policy files: model, loading with file:line diagnostics, and the decision engine."""

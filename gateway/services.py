@@ -1,0 +1,76 @@
+"""Everything a running gateway holds, built once from Settings and passed down explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.audit.signing import Signer, load_signer
+from gateway.audit.store import SQLiteAuditLog
+from gateway.auth.registry import ClientRegistry
+from gateway.auth.server import TokenServer
+from gateway.auth.tokens import AccessTokenValidator, load_token_keys, TokenKeys
+from gateway.data.sources import SourceCache
+from gateway.errors import ConfigError
+from gateway.policy.files import load_policies
+from gateway.policy.model import PolicySet
+from gateway.privacy.views import ViewCache
+from gateway.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    policy: PolicySet
+    registry: ClientRegistry
+    token_keys: TokenKeys
+    token_server: TokenServer
+    tokens: AccessTokenValidator
+    audit_signer: Signer
+    audit_log: SQLiteAuditLog
+    pseudonym_secret: bytes
+    sources: SourceCache
+    views: ViewCache
+
+    def close(self) -> None:
+        self.audit_log.close()
+        self.registry.close()
+
+
+def read_secret(settings: Settings) -> bytes:
+    path = settings.workspace.pseudonym_secret
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        raise ConfigError(f"pseudonymization secret {path} is missing; run `gateway init`") from None
+    except ValueError:
+        raise ConfigError(f"{path} must hold the secret as hex") from None
+    if len(secret) < 32:
+        raise ConfigError(f"{path} holds fewer than 32 bytes; generate a new one with `gateway init`")
+    return secret
+
+
+def build_services(settings: Settings) -> Services:
+    """Load and check everything at start-up; raise ConfigError with a helpful message."""
+    ws = settings.workspace
+    policy = load_policies(ws.policies, ws.home)
+    registry = ClientRegistry(ws.registry_db)
+    keys = load_token_keys(ws.token_key)
+    signer = load_signer(ws.audit_key)
+    return Services(
+        settings=settings,
+        policy=policy,
+        registry=registry,
+        token_keys=keys,
+        token_server=TokenServer(
+            registry, keys, issuer=settings.issuer, audience=settings.audience, ttl=settings.token_ttl
+        ),
+        tokens=AccessTokenValidator(
+            keys, issuer=settings.issuer, audience=settings.audience,
+            leeway=settings.token_leeway, registry=registry,
+        ),
+        audit_signer=signer,
+        audit_log=SQLiteAuditLog(ws.audit_db, signer, busy_timeout_ms=settings.audit_busy_timeout_ms),
+        pseudonym_secret=read_secret(settings),
+        sources=SourceCache(),
+        views=ViewCache(),
+    )

@@ -1,0 +1,105 @@
+"""`gateway init`: create a workspace's keys, certificates and (with --demo) a demo setup.
+
+Idempotent: an existing key, certificate, data file, policy file or client is never replaced.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import secrets
+import shutil
+from dataclasses import dataclass, field
+
+from gateway.audit.signing import generate_keypair, load_signer
+from gateway.audit.store import SQLiteAuditLog
+from gateway.auth.registry import ClientRegistry
+from gateway.auth.tokens import generate_token_key
+from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED, write_demo_data
+from gateway.demo import POLICY_DIR
+from gateway.fsutil import write_new
+from gateway.settings import Settings
+from gateway.tls import ensure_dev_ca, ensure_server_cert
+
+DEMO_CLIENT = "demo"
+
+
+@dataclass
+class InitReport:
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def admin_event(settings: Settings, action: str, subject: str) -> int:
+    """Append an admin event (who did what to which client) to the audit log; returns its index."""
+    ws = settings.workspace
+    log = SQLiteAuditLog(ws.audit_db, load_signer(ws.audit_key))
+    try:
+        try:
+            actor = getpass.getuser()
+        except (KeyError, OSError):
+            actor = "unknown"
+        appended = log.append({"kind": "admin", "action": action, "subject": subject, "actor": actor})
+        return appended.idx
+    finally:
+        log.close()
+
+
+def init_workspace(
+    settings: Settings, *, demo: bool, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED
+) -> InitReport:
+    ws = settings.workspace
+    report = InitReport()
+
+    def track(created: bool, what: str) -> None:
+        (report.created if created else report.kept).append(what)
+
+    for directory in (ws.policies, ws.keys, ws.data, ws.audit, ws.state):
+        directory.mkdir(parents=True, exist_ok=True)
+    ws.keys.chmod(0o700)
+    track(generate_keypair(ws.audit_key, ws.audit_pub), "audit signing key (Ed25519)")
+    track(generate_token_key(ws.token_key), "token signing key (ES256)")
+    track(write_new(ws.pseudonym_secret, secrets.token_hex(32).encode() + b"\n"), "pseudonymization secret")
+    track(ensure_dev_ca(ws.ca_cert, ws.ca_key), "development CA")
+    track(ensure_server_cert(ws.server_cert, ws.server_key, ws.ca_cert, ws.ca_key),
+          "server certificate (127.0.0.1, ::1, localhost)")
+    SQLiteAuditLog(ws.audit_db, load_signer(ws.audit_key)).close()  # fixes the log's origin
+    if not demo:
+        return report
+
+    written = write_demo_data(ws.data, rows, seed)
+    track(bool(written), f"demo datasets ({rows} rows each, seed {seed})")
+    if not any(ws.policies.glob("*.yaml")):
+        for source in sorted(POLICY_DIR.glob("*.yaml")):
+            shutil.copyfile(source, ws.policies / source.name)
+        track(True, "demo policies")
+    else:
+        track(False, "policies")
+
+    registry = ClientRegistry(ws.registry_db)
+    try:
+        if registry.get(DEMO_CLIENT) is None:
+            _client, secret = registry.add(DEMO_CLIENT)
+            admin_event(settings, "client.add", DEMO_CLIENT)
+            credentials = {
+                "client_id": DEMO_CLIENT,
+                "client_secret": secret,
+                "token_url": f"{settings.base_url}/oauth/token",
+                "base_url": settings.base_url,
+                "ca_cert": str(ws.ca_cert),
+                "scope": "data:read",
+            }
+            ws.demo_client.unlink(missing_ok=True)
+            write_new(ws.demo_client, (json.dumps(credentials, indent=2) + "\n").encode())
+            track(True, f"demo client {DEMO_CLIENT!r} (credentials in {ws.demo_client.name})")
+        else:
+            track(False, f"demo client {DEMO_CLIENT!r}")
+            if not ws.demo_client.exists():
+                report.notes.append(
+                    f"{ws.demo_client.name} is missing and the demo client exists; its secret is "
+                    "not stored anywhere. Register a new client with `gateway clients add`."
+                )
+    finally:
+        registry.close()
+    return report
