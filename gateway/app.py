@@ -42,7 +42,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.error("internal error", exc_info=exc)
-    return await _api_error(request, ApiError("internal error; the request id identifies it in the logs"))
+    return await _api_error(
+        request, ApiError("internal error; the request id identifies it in the logs")
+    )
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:

@@ -53,7 +53,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     for note in report.notes:
         _out(f"  note     {note}")
     if args.demo:
-        _out(f"next: `gateway serve --home {settings.home}`, then see README.md for the walk-through")
+        _out(
+            f"next: `gateway serve --home {settings.home}`, then see README.md for the walk-through"
+        )
     return 0
 
 
@@ -65,7 +67,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ws = settings.workspace
     load_policies(ws.policies, ws.home)  # fail fast, in the parent, with file:line messages
-    tls: dict[str, str] = {}
+    certfile: str | None = None
+    keyfile: str | None = None
     if settings.insecure_http:
         _err(
             "WARNING: serving plain HTTP (--insecure-http). Tokens and data cross the network "
@@ -74,18 +77,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         for path in (ws.server_cert, ws.server_key):
             if not path.is_file():
-                raise ConfigError(f"TLS file {path} is missing; run `gateway init` or pass --insecure-http")
-        tls = {"ssl_certfile": str(ws.server_cert), "ssl_keyfile": str(ws.server_key)}
+                raise ConfigError(
+                    f"TLS file {path} is missing; run `gateway init` or pass --insecure-http"
+                )
+        certfile, keyfile = str(ws.server_cert), str(ws.server_key)
     _out(f"serving {settings.base_url} (workspace {settings.home}, {settings.workers} worker(s))")
     if not settings.insecure_http:
         _out(f"clients trust the CA in {ws.ca_cert}")
-    common = {"host": settings.host, "port": settings.port, "access_log": False, **tls}
+    # No access log: request lines can carry personal values; the audit log is the record.
     if settings.workers > 1:
         # Worker processes rebuild the same settings from the environment.
         os.environ.update(settings.to_env())
-        uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers, **common)
+        uvicorn.run(
+            "gateway.app:app_from_env",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
     else:
-        uvicorn.run(create_app(settings), **common)  # type: ignore[arg-type]
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            access_log=False,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
     return 0
 
 
@@ -108,7 +129,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
             for client in registry.all():
                 created = dt.datetime.fromtimestamp(client.created_ms / 1000, dt.UTC)
                 state = "disabled" if client.disabled else "enabled"
-                _out(f"{client.client_id}\t{state}\t{' '.join(client.scopes)}\t{created:%Y-%m-%dT%H:%M:%SZ}")
+                granted = " ".join(client.scopes)
+                _out(f"{client.client_id}\t{state}\t{granted}\t{created:%Y-%m-%dT%H:%M:%SZ}")
         else:
             disable = args.action == "disable"
             registry.set_disabled(args.client_id, disable)
@@ -129,8 +151,10 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         policy = load_policies(directory, settings.home)
     except PolicyError as exc:
         for problem in exc.problems:
-            _err(f"{directory / problem.file}:{problem.line}: {problem.key}: {problem.message}"
-                 + (f"\n    hint: {problem.hint}" if problem.hint else ""))
+            _err(
+                f"{directory / problem.file}:{problem.line}: {problem.key}: {problem.message}"
+                + (f"\n    hint: {problem.hint}" if problem.hint else "")
+            )
         _err(f"{len(exc.problems)} problem(s); the policy set is not valid")
         return 1
     grants = len(policy.grants)
@@ -140,8 +164,10 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         for name, spec in grant.columns:
             column = dataset.column(name)
             if spec.name == "keep" and column is not None and column.classification.protected:
-                _out(f"  note: grant {grant.id} releases {column.classification} column "
-                     f"{dataset.id}.{name} raw: {spec.options.get('justification')}")
+                _out(
+                    f"  note: grant {grant.id} releases {column.classification} column "
+                    f"{dataset.id}.{name} raw: {spec.options.get('justification')}"
+                )
     return 0
 
 
@@ -161,8 +187,10 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     report = verify_log(origin, entries, keys)
     if report.ok:
         _out(f"OK: {report.entries} entries verified (origin {origin}); head {report.head or '-'}")
-        _out("signatures, indices and the hash chain are intact. Deletion of the newest entries is "
-             "only detectable against a checkpoint you kept.")
+        _out(
+            "signatures, indices and the hash chain are intact. Deletion of the newest entries is "
+            "only detectable against a checkpoint you kept."
+        )
         return 0
     _out(f"FAILED at index {report.bad_index}: {report.problem}")
     _out(f"{report.entries} entries before it verified")
@@ -174,12 +202,18 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     home = argparse.ArgumentParser(add_help=False)
-    home.add_argument("--home", help="workspace directory (default: $GATEWAY_HOME or the current directory)")
-    parser = argparse.ArgumentParser(prog="gateway", description="Public-data authorized-operation gateway")
+    home.add_argument(
+        "--home", help="workspace directory (default: $GATEWAY_HOME or the current directory)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="gateway", description="Public-data authorized-operation gateway"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("init", parents=[home], help="create keys, certificates (and a demo setup)")
-    p.add_argument("--demo", action="store_true", help="also write demo datasets, policies and a client")
+    p.add_argument(
+        "--demo", action="store_true", help="also write demo datasets, policies and a client"
+    )
     p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per demo dataset")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the demo data")
     p.set_defaults(func=cmd_init)
@@ -188,14 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int)
-    p.add_argument("--insecure-http", action="store_true", help="plain HTTP, for use behind a TLS proxy")
+    p.add_argument(
+        "--insecure-http", action="store_true", help="plain HTTP, for use behind a TLS proxy"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("clients", help="manage OAuth clients")
     csub = p.add_subparsers(dest="action", required=True)
     c = csub.add_parser("add", parents=[home], help="register a client and print its secret once")
     c.add_argument("client_id")
-    c.add_argument("--scope", action="append", help="scope to allow (repeatable; default data:read)")
+    c.add_argument(
+        "--scope", action="append", help="scope to allow (repeatable; default data:read)"
+    )
     csub.add_parser("list", parents=[home], help="list clients")
     for action in ("disable", "enable"):
         c = csub.add_parser(action, parents=[home], help=f"{action} a client")

@@ -8,7 +8,7 @@ from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import SQLiteAuditLog
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.server import TokenServer
-from gateway.auth.tokens import AccessTokenValidator, load_token_keys, TokenKeys
+from gateway.auth.tokens import AccessTokenValidator, TokenKeys, load_token_keys
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.policy.files import load_policies
@@ -41,11 +41,15 @@ def read_secret(settings: Settings) -> bytes:
     try:
         secret = bytes.fromhex(path.read_text().strip())
     except FileNotFoundError:
-        raise ConfigError(f"pseudonymization secret {path} is missing; run `gateway init`") from None
+        raise ConfigError(
+            f"pseudonymization secret {path} is missing; run `gateway init`"
+        ) from None
     except ValueError:
         raise ConfigError(f"{path} must hold the secret as hex") from None
     if len(secret) < 32:
-        raise ConfigError(f"{path} holds fewer than 32 bytes; generate a new one with `gateway init`")
+        raise ConfigError(
+            f"{path} holds fewer than 32 bytes; generate a new one with `gateway init`"
+        )
     return secret
 
 
@@ -62,14 +66,23 @@ def build_services(settings: Settings) -> Services:
         registry=registry,
         token_keys=keys,
         token_server=TokenServer(
-            registry, keys, issuer=settings.issuer, audience=settings.audience, ttl=settings.token_ttl
+            registry,
+            keys,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            ttl=settings.token_ttl,
         ),
         tokens=AccessTokenValidator(
-            keys, issuer=settings.issuer, audience=settings.audience,
-            leeway=settings.token_leeway, registry=registry,
+            keys,
+            issuer=settings.issuer,
+            audience=settings.audience,
+            leeway=settings.token_leeway,
+            registry=registry,
         ),
         audit_signer=signer,
-        audit_log=SQLiteAuditLog(ws.audit_db, signer, busy_timeout_ms=settings.audit_busy_timeout_ms),
+        audit_log=SQLiteAuditLog(
+            ws.audit_db, signer, busy_timeout_ms=settings.audit_busy_timeout_ms
+        ),
         pseudonym_secret=read_secret(settings),
         sources=SourceCache(),
         views=ViewCache(),

@@ -40,7 +40,9 @@ def admin_event(settings: Settings, action: str, subject: str) -> int:
             actor = getpass.getuser()
         except (KeyError, OSError):
             actor = "unknown"
-        appended = log.append({"kind": "admin", "action": action, "subject": subject, "actor": actor})
+        appended = log.append(
+            {"kind": "admin", "action": action, "subject": subject, "actor": actor}
+        )
         return appended.idx
     finally:
         log.close()
@@ -60,10 +62,15 @@ def init_workspace(
     ws.keys.chmod(0o700)
     track(generate_keypair(ws.audit_key, ws.audit_pub), "audit signing key (Ed25519)")
     track(generate_token_key(ws.token_key), "token signing key (ES256)")
-    track(write_new(ws.pseudonym_secret, secrets.token_hex(32).encode() + b"\n"), "pseudonymization secret")
+    track(
+        write_new(ws.pseudonym_secret, secrets.token_hex(32).encode() + b"\n"),
+        "pseudonymization secret",
+    )
     track(ensure_dev_ca(ws.ca_cert, ws.ca_key), "development CA")
-    track(ensure_server_cert(ws.server_cert, ws.server_key, ws.ca_cert, ws.ca_key),
-          "server certificate (127.0.0.1, ::1, localhost)")
+    track(
+        ensure_server_cert(ws.server_cert, ws.server_key, ws.ca_cert, ws.ca_key),
+        "server certificate (127.0.0.1, ::1, localhost)",
+    )
     SQLiteAuditLog(ws.audit_db, load_signer(ws.audit_key)).close()  # fixes the log's origin
     if not demo:
         return report

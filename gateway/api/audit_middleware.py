@@ -75,9 +75,7 @@ class AuditMiddleware:
             await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
         receipt = make_receipt(appended, self.signer)
-        headers = [
-            (k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"
-        ]
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers += [
             (b"content-length", str(len(body)).encode()),
             (b"audit-receipt", receipt.encode()),

@@ -23,12 +23,16 @@ def services(request: Request) -> Services:
     return found
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def caller(request: Request, route: str, scope: str = DATA_SCOPE) -> tuple[Services, AuditContext, Principal]:
+def caller(
+    request: Request, route: str, scope: str = DATA_SCOPE
+) -> tuple[Services, AuditContext, Principal]:
     """Authenticate the bearer token and check its scope; record both in the audit context."""
     svc = services(request)
     ctx = audit_context(request)

@@ -24,7 +24,9 @@ class AuditContext:
     transforms: list[str] = field(default_factory=list)
     rows: int = 0
 
-    def event(self, *, method: str, path: str, query: str, status: int, body: bytes) -> dict[str, JsonValue]:
+    def event(
+        self, *, method: str, path: str, query: str, status: int, body: bytes
+    ) -> dict[str, JsonValue]:
         """The call as an audit event: hashes stand in for anything a caller could fill with
         personal data (raw path, query string, response body)."""
         return {

@@ -83,7 +83,9 @@ def _page_size(request: Request, grant: Grant) -> int:
     try:
         size = int(raw[0])
     except ValueError:
-        raise BadRequest(f"_size must be an integer, got {raw[0][:32]!r}", parameter="_size") from None
+        raise BadRequest(
+            f"_size must be an integer, got {raw[0][:32]!r}", parameter="_size"
+        ) from None
     if not 1 <= size <= grant.max_rows:
         raise BadRequest(f"_size must be between 1 and {grant.max_rows}", parameter="_size")
     return size
@@ -111,7 +113,8 @@ async def rows(request: Request) -> Response:
         "columns": [c.name for c in view.columns],
     }
     records = page.to_json(orient="records", force_ascii=False)
-    body = f'{{"rows":{records},"next":null,"view":{json.dumps(meta, ensure_ascii=False, separators=(",", ":"))}}}'
+    view_json = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
+    body = f'{{"rows":{records},"next":null,"view":{view_json}}}'
     ctx.transforms = view.transforms
     ctx.rows = len(page)
     ctx.decision, ctx.reason = "allow", None

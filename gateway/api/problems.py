@@ -25,6 +25,8 @@ def problem_response(error: ApiError, rid: str | None = None) -> Response:
     headers = dict(error.headers)
     headers["Cache-Control"] = "no-store"
     return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")), status_code=error.status, headers=headers,
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=error.status,
+        headers=headers,
         media_type=MEDIA_TYPE,
     )

@@ -12,9 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
-JsonValue: TypeAlias = (
-    "str | int | bool | None | Sequence[JsonValue] | Mapping[str, JsonValue]"
-)
+JsonValue: TypeAlias = "str | int | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 
 # RFC 8785 3.2.2.3: integers outside IEEE 754 double's exact range are not interoperable.
 _MAX_SAFE = 2**53 - 1

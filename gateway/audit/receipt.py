@@ -58,7 +58,12 @@ def parse_receipt(header: str) -> dict[str, str | int | bytes]:
 def verify_receipt(header: str, keys: dict[str, Ed25519PublicKey]) -> dict[str, str | int | bytes]:
     """Check a receipt's signature; return its fields. Raises ValueError when it does not hold."""
     fields = parse_receipt(header)
-    origin, idx, ts, leaf = fields.get("origin"), fields.get("idx"), fields.get("ts"), fields.get("leaf")
+    origin, idx, ts, leaf = (
+        fields.get("origin"),
+        fields.get("idx"),
+        fields.get("ts"),
+        fields.get("leaf"),
+    )
     kid, sig = fields.get("kid"), fields.get("sig")
     if not (
         isinstance(origin, str)

@@ -7,6 +7,7 @@ COMMIT returns). Several processes appending at once therefore still produce one
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import sqlite3
 import threading
@@ -71,16 +72,17 @@ class SQLiteAuditLog:
                 return self._append_locked(event)
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:
-                    try:
+                    # If even ROLLBACK fails the connection is broken; the next append says so.
+                    with contextlib.suppress(sqlite3.Error):
                         self._conn.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the connection is broken; the next append will say so
                 raise AuditUnavailable(f"audit log write failed: {exc}") from exc
 
     def _append_locked(self, event: Mapping[str, JsonValue]) -> Appended:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
-        head = conn.execute("SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1").fetchone()
+        head = conn.execute(
+            "SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1"
+        ).fetchone()
         if head is None:
             idx, prev, ts = 0, GENESIS_PREV, int(time.time() * 1000)
         else:

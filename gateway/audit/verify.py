@@ -48,7 +48,9 @@ def verify_log(
 
     for expected, stored in enumerate(entries):
         if stored.idx != expected:
-            return fail(expected, f"entry {expected} is missing (next stored index is {stored.idx})")
+            return fail(
+                expected, f"entry {expected} is missing (next stored index is {stored.idx})"
+            )
         try:
             entry = decode_entry(stored.line)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -92,7 +92,8 @@ class ClientRegistry:
         with self._lock:
             try:
                 self._conn.execute(
-                    "INSERT INTO clients (client_id, secret_hash, scopes, created_ms) VALUES (?,?,?,?)",
+                    "INSERT INTO clients (client_id, secret_hash, scopes, created_ms)"
+                    " VALUES (?, ?, ?, ?)",
                     (client_id, client.secret_hash, " ".join(scopes), client.created_ms),
                 )
             except sqlite3.IntegrityError:

@@ -137,7 +137,9 @@ class TokenServer(AuthorizationServer):  # type: ignore[misc]
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         """No signal receivers: what happened is read off the request afterwards."""
 
-    def issue(self, request: TokenRequest) -> tuple[int, dict[str, Any], list[tuple[str, str]], str | None]:
+    def issue(
+        self, request: TokenRequest
+    ) -> tuple[int, dict[str, Any], list[tuple[str, str]], str | None]:
         """Run the token endpoint; returns status, body, headers and the authenticated client id."""
         status, body, headers = self.create_token_response(request)
         client = getattr(request, "client", None)

@@ -16,14 +16,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey, KeyParameters, KeySet
 
 from gateway.auth.registry import ClientRegistry
 from gateway.errors import ConfigError, Unauthorized
 from gateway.fsutil import write_new
 
 ALGORITHM = "ES256"
-TOKEN_TYPE = "at+jwt"
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a password
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class TokenKeys:
 
     @property
     def jwks(self) -> dict[str, Any]:
-        return self.public.as_dict(private=False)
+        return dict(self.public.as_dict(private=False))
 
 
 def load_token_keys(path: Path) -> TokenKeys:
@@ -65,7 +65,7 @@ def load_token_keys(path: Path) -> TokenKeys:
         raise ConfigError(f"token signing key {path} is missing; run `gateway init`") from None
     key = ECKey.import_key(pem)
     key.ensure_kid()
-    params = {"use": "sig", "alg": ALGORITHM, "kid": key.kid}
+    params: KeyParameters = {"use": "sig", "alg": ALGORITHM, "kid": str(key.kid)}
     private = ECKey.import_key(pem, params)
     public = ECKey.import_key(key.as_dict(private=False), params)
     return TokenKeys(KeySet([private]), KeySet([public]))
@@ -92,7 +92,9 @@ class AccessTokenValidator:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("use `Authorization: Bearer <access token>`", error="invalid_request")
+            raise Unauthorized(
+                "use `Authorization: Bearer <access token>`", error="invalid_request"
+            )
         return self.validate(token)
 
     def validate(self, token: str) -> Principal:
@@ -126,6 +128,9 @@ class AccessTokenValidator:
         if client is None or client.disabled:
             raise invalid
         return Principal(
-            client_id, frozenset(scope.split()), str(claims["jti"]), int(claims["exp"]),
+            client_id,
+            frozenset(scope.split()),
+            str(claims["jti"]),
+            int(claims["exp"]),
             token_sha256(token),
         )

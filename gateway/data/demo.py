@@ -18,7 +18,12 @@ from faker.providers.address.zh_CN import Provider as AddressProvider
 from faker.providers.company.zh_CN import Provider as CompanyProvider
 from faker.providers.person.zh_CN import Provider as PersonProvider
 
-from gateway.data.checksums import CREDIT_CHARSET, credit_check_chars, id_check_digits, org_code_check
+from gateway.data.checksums import (
+    CREDIT_CHARSET,
+    credit_check_chars,
+    id_check_digits,
+    org_code_check,
+)
 
 DEFAULT_SEED = 20261129
 DEFAULT_ROWS = 20_000
@@ -66,9 +71,43 @@ INDUSTRIES = (
 )
 _INDUSTRY_WORDS = ("制造", "商贸", "科技", "建设", "咨询", "技术", "物流", "餐饮", "投资", "文化")
 MOBILE_PREFIXES = (
-    "130 131 132 133 134 135 136 137 138 139 150 151 152 153 155 156 157 158 159 "
-    "166 176 177 178 180 181 182 183 184 185 186 187 188 189 191 198 199"
-).split()
+    "130",
+    "131",
+    "132",
+    "133",
+    "134",
+    "135",
+    "136",
+    "137",
+    "138",
+    "139",
+    "150",
+    "151",
+    "152",
+    "153",
+    "155",
+    "156",
+    "157",
+    "158",
+    "159",
+    "166",
+    "176",
+    "177",
+    "178",
+    "180",
+    "181",
+    "182",
+    "183",
+    "184",
+    "185",
+    "186",
+    "187",
+    "188",
+    "189",
+    "191",
+    "198",
+    "199",
+)
 
 
 def _digits(rng: np.random.Generator, n: int, width: int) -> npt.NDArray[np.int64]:
@@ -103,8 +142,12 @@ def _id_cards(
 ) -> pd.Series:
     n = len(region_codes)
     seq = rng.integers(0, 100, size=n) * 10 + rng.integers(0, 5, size=n) * 2 + male.astype(int)
-    first17 = region_codes + birth.str.replace("-", "", regex=False) + pd.Series(seq).map("{:03d}".format)
-    digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(n, 17) - ord("0")
+    first17 = (
+        region_codes + birth.str.replace("-", "", regex=False) + pd.Series(seq).map("{:03d}".format)
+    )
+    digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(n, 17) - ord(
+        "0"
+    )
     return first17 + pd.Series(id_check_digits(digits.astype(np.int64)))
 
 
@@ -121,7 +164,9 @@ def _credit_codes(rng: np.random.Generator, region_codes: pd.Series) -> pd.Serie
 
 def _dates(rng: np.random.Generator, n: int, start: dt.date, end: dt.date) -> pd.Series:
     span = (end - start).days
-    days = np.datetime64(start.isoformat()) + rng.integers(0, span + 1, size=n).astype("timedelta64[D]")
+    days = np.datetime64(start.isoformat()) + rng.integers(0, span + 1, size=n).astype(
+        "timedelta64[D]"
+    )
     return pd.Series(np.datetime_as_string(days, unit="D"))
 
 
@@ -160,7 +205,8 @@ def enterprise_registry(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> p
             "legal_rep_name": _names(rng, rows),
             "legal_rep_id_card": _id_cards(rng, region["code"], birth, male),
             "legal_rep_mobile": _mobiles(rng, rows),
-            "registered_capital": (rng.lognormal(6.0, 1.4, size=rows)).round().astype(np.int64) + 10,
+            "registered_capital": (rng.lognormal(6.0, 1.4, size=rows)).round().astype(np.int64)
+            + 10,
             "industry": np.array(INDUSTRIES)[industry_idx],
             "province": region["province"],
             "city": region["city"],
@@ -213,7 +259,9 @@ def residents(
     )
 
 
-def write_demo_data(data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> list[Path]:
+def write_demo_data(
+    data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED
+) -> list[Path]:
     """Write the demo CSV files unless they exist; returns the files written."""
     data_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

@@ -53,7 +53,9 @@ def _read(path: Path, dataset: Dataset) -> Source:
     if path.suffix == ".parquet":
         frame = pd.read_parquet(path, columns=columns).astype(dtypes)
     else:
-        frame = pd.read_csv(path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(
+            path, usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[""]
+        )
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ConfigError(f"{path} lacks columns {missing} declared for dataset {dataset.id!r}")

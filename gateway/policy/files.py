@@ -74,7 +74,9 @@ class _FileCheck:
             return {}
         for key in value:
             if key not in allowed:
-                self.problem((*path, key), "unknown key", f"allowed keys: {', '.join(sorted(allowed))}")
+                self.problem(
+                    (*path, key), "unknown key", f"allowed keys: {', '.join(sorted(allowed))}"
+                )
         return value
 
     def text(self, value: Any, path: Path_, *, required: bool = True) -> str:
@@ -101,7 +103,9 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
     source_text = check.text(spec.get("source"), (*path, "source"))
     source = (home / source_text).resolve() if source_text else home
     if source_text and not source.is_file():
-        check.problem((*path, "source"), f"data file {source} does not exist", "run `gateway init --demo`")
+        check.problem(
+            (*path, "source"), f"data file {source} does not exist", "run `gateway init --demo`"
+        )
     columns: list[Column] = []
     raw_columns = spec.get("columns")
     if not isinstance(raw_columns, dict) or not raw_columns:
@@ -111,20 +115,28 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
         cpath = (*path, "columns", name)
         col = check.mapping(col_raw, cpath, _COLUMN_KEYS)
         try:
-            ctype = ColumnType(col.get("type"))
+            ctype = ColumnType(str(col.get("type")))
         except ValueError:
-            check.problem((*cpath, "type"), f"unknown type {col.get('type')!r}",
-                          f"one of: {', '.join(t.value for t in ColumnType)}")
+            check.problem(
+                (*cpath, "type"),
+                f"unknown type {col.get('type')!r}",
+                f"one of: {', '.join(t.value for t in ColumnType)}",
+            )
             ctype = ColumnType.STRING
         try:
-            cls = Classification(col.get("class"))
+            cls = Classification(str(col.get("class")))
         except ValueError:
-            check.problem((*cpath, "class"), f"unknown class {col.get('class')!r}",
-                          f"one of: {', '.join(c.value for c in Classification)}")
+            check.problem(
+                (*cpath, "class"),
+                f"unknown class {col.get('class')!r}",
+                f"one of: {', '.join(c.value for c in Classification)}",
+            )
             cls = Classification.SENSITIVE  # unknown classification is treated as the strictest
         grade = GRADES.get(str(col.get("grade", "一般")))
         if grade is None:
-            check.problem((*cpath, "grade"), f"unknown grade {col.get('grade')!r}", "一般, 重要 or 核心")
+            check.problem(
+                (*cpath, "grade"), f"unknown grade {col.get('grade')!r}", "一般, 重要 or 核心"
+            )
             grade = "核心"
         columns.append(Column(name, ctype, cls, grade, str(col.get("description", ""))))
     return Dataset(
@@ -145,14 +157,20 @@ def _transform(check: _FileCheck, raw: Any, path: Path_, column: Column) -> Tran
         name = raw["transform"]
         params = {k: v for k, v in raw.items() if k != "transform"}
     else:
-        check.problem(path, "must be a transform name or a mapping with 'transform'",
-                      "e.g. `keep` or `{transform: mask, preset: mobile}`")
+        check.problem(
+            path,
+            "must be a transform name or a mapping with 'transform'",
+            "e.g. `keep` or `{transform: mask, preset: mobile}`",
+        )
         return None
     for key, message in transforms.validate(name, params, column.type):
         check.problem(path if key == "transform" else (*path, key), message)
     if name == "keep" and column.classification.protected and not params.get("justification"):
-        check.problem(path, f"{column.classification} column released raw without a justification",
-                      "add `justification: <why raw is necessary>` or choose mask/pseudonymize")
+        check.problem(
+            path,
+            f"{column.classification} column released raw without a justification",
+            "add `justification: <why raw is necessary>` or choose mask/pseudonymize",
+        )
     return TransformSpec(name, tuple(sorted(params.items())))
 
 
@@ -170,11 +188,19 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
             continue
         grant_id = check.identifier(spec.get("id"), (*path, "id"))
         clients = spec.get("clients")
-        if not isinstance(clients, list) or not clients or not all(isinstance(c, str) for c in clients):
+        if (
+            not isinstance(clients, list)
+            or not clients
+            or not all(isinstance(c, str) for c in clients)
+        ):
             check.problem((*path, "clients"), "must be a non-empty list of client ids")
             clients = []
         max_rows = spec.get("max_rows", DEFAULT_MAX_ROWS)
-        if not isinstance(max_rows, int) or isinstance(max_rows, bool) or not 1 <= max_rows <= 100_000:
+        if (
+            not isinstance(max_rows, int)
+            or isinstance(max_rows, bool)
+            or not 1 <= max_rows <= 100_000
+        ):
             check.problem((*path, "max_rows"), "must be an integer from 1 to 100000")
             max_rows = 1
         released: list[tuple[str, TransformSpec]] = []
@@ -187,14 +213,23 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
             column = dataset.column(name)
             if column is None:
                 known = ", ".join(c.name for c in dataset.columns)
-                check.problem(cpath, f"no column {name!r} in dataset {dataset.id!r}", f"columns: {known}")
+                check.problem(
+                    cpath, f"no column {name!r} in dataset {dataset.id!r}", f"columns: {known}"
+                )
                 continue
             tspec = _transform(check, traw, cpath, column)
             if tspec is not None and tspec.name != "drop":
                 released.append((name, tspec))
         grants.append(
-            Grant(grant_id, dataset.id, frozenset(clients), tuple(released), max_rows, check.name,
-                  check.doc.line(path))
+            Grant(
+                grant_id,
+                dataset.id,
+                frozenset(clients),
+                tuple(released),
+                max_rows,
+                check.name,
+                check.doc.line(path),
+            )
         )
     return grants
 
@@ -210,7 +245,9 @@ def policy_hash(files: Mapping[str, bytes]) -> str:
 def load_policies(directory: Path, home: Path) -> PolicySet:
     """Load every *.yaml / *.yml file in `directory`; raise PolicyError listing every problem."""
     if not directory.is_dir():
-        raise ConfigError(f"no policy directory at {directory}; run `gateway init --demo` or create it")
+        raise ConfigError(
+            f"no policy directory at {directory}; run `gateway init --demo` or create it"
+        )
     paths = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
     if not paths:
         # An empty policy set would deny everything silently; say so instead.
@@ -235,8 +272,10 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         dataset = _dataset(check, top.get("dataset"), home) if top else None
         if dataset is not None:
             if dataset.id in datasets:
-                check.problem(("dataset", "id"), f"dataset {dataset.id!r} is also defined in "
-                              f"{datasets[dataset.id].file}")
+                check.problem(
+                    ("dataset", "id"),
+                    f"dataset {dataset.id!r} is also defined in {datasets[dataset.id].file}",
+                )
             datasets[dataset.id] = dataset
             grants.extend(_grants(check, top.get("grants"), dataset))
         problems.extend(check.problems)
@@ -253,18 +292,28 @@ def _cross_checks(grants: list[Grant]) -> list[Problem]:
     for grant in grants:
         if grant.id in seen_ids:
             other = seen_ids[grant.id]
-            problems.append(Problem(grant.file, grant.line, "id",
-                                    f"grant id {grant.id!r} is also used at {other.file}:{other.line}"))
+            problems.append(
+                Problem(
+                    grant.file,
+                    grant.line,
+                    "id",
+                    f"grant id {grant.id!r} is also used at {other.file}:{other.line}",
+                )
+            )
         seen_ids[grant.id] = grant
         for client in sorted(grant.clients):
             pair = (client, grant.dataset)
             if pair in seen_pairs:
                 other = seen_pairs[pair]
-                problems.append(Problem(
-                    grant.file, grant.line, "clients",
-                    f"client {client!r} already has grant {other.id!r} for {grant.dataset!r} "
-                    f"({other.file}:{other.line})",
-                    "two grants that could both apply are refused; merge them",
-                ))
+                problems.append(
+                    Problem(
+                        grant.file,
+                        grant.line,
+                        "clients",
+                        f"client {client!r} already has grant {other.id!r} for {grant.dataset!r} "
+                        f"({other.file}:{other.line})",
+                        "two grants that could both apply are refused; merge them",
+                    )
+                )
             seen_pairs[pair] = grant
     return problems

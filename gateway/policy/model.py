@@ -27,7 +27,14 @@ class ColumnType(StrEnum):
 
 
 # GB/T 43697-2024 data grades; English aliases accepted in files.
-GRADES = {"一般": "一般", "重要": "重要", "核心": "核心", "general": "一般", "important": "重要", "core": "核心"}
+GRADES = {
+    "一般": "一般",
+    "重要": "重要",
+    "核心": "核心",
+    "general": "一般",
+    "important": "重要",
+    "core": "核心",
+}
 
 
 @dataclass(frozen=True)

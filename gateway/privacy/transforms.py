@@ -51,14 +51,16 @@ class TransformDef:
         problems: list[tuple[str, str]] = []
         if column_type not in self.column_types:
             allowed = ", ".join(sorted(t.value for t in self.column_types))
-            problems.append(("transform", f"{self.name} applies to {allowed} columns, not {column_type}"))
+            problems.append(
+                ("transform", f"{self.name} applies to {allowed} columns, not {column_type}")
+            )
         for key, value in params.items():
             spec = self.params.get(key)
             if spec is None:
                 known = ", ".join(sorted(self.params)) or "none"
                 problems.append((key, f"unknown parameter for {self.name} (known: {known})"))
                 continue
-            if not isinstance(value, spec.kind) or isinstance(value, bool) and spec.kind is int:
+            if not isinstance(value, spec.kind) or (isinstance(value, bool) and spec.kind is int):
                 problems.append((key, f"must be a {spec.kind.__name__}, got {value!r}"))
                 continue
             if spec.choices and value not in spec.choices:
@@ -95,8 +97,27 @@ _KEEP_PRESETS: dict[str, tuple[int, int]] = {
 }
 MASK_PRESETS = (*_KEEP_PRESETS, "chinese_name", "email", "address")
 COMPOUND_SURNAMES = (
-    "欧阳 司马 上官 诸葛 东方 皇甫 尉迟 公孙 慕容 长孙 宇文 司徒 夏侯 轩辕 令狐 端木 西门 南宫 独孤 呼延"
-).split()
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "长孙",
+    "宇文",
+    "司徒",
+    "夏侯",
+    "轩辕",
+    "令狐",
+    "端木",
+    "西门",
+    "南宫",
+    "独孤",
+    "呼延",
+)
 _ADDRESS_HEAD = r"^(.+?(?:自治县|新区|区|县|旗))"
 
 
@@ -134,7 +155,8 @@ def _mask(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -
         head = text.str.extract(_ADDRESS_HEAD)[0].astype("string")
         result = (head.fillna("") + char * 4).astype("string")
     else:
-        first, last = _KEEP_PRESETS.get(preset, (params.get("first", 0), params.get("last", 0)))
+        default = (int(params.get("first", 0)), int(params.get("last", 0)))
+        first, last = _KEEP_PRESETS.get(str(preset), default)
         result = _mask_keep(text, first, last, char)
     return result.where(series.notna(), pd.NA)
 
@@ -157,7 +179,10 @@ def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCo
     codes, uniques = pd.factorize(series.astype("string"), use_na_sentinel=True)
     # One HMAC per distinct value (HMAC has no vectorized form); rows are then gathered by code.
     digests = np.array(
-        [hmac.new(key, str(v).encode("utf-8"), hashlib.sha256).hexdigest()[:length] for v in uniques]
+        [
+            hmac.new(key, str(v).encode("utf-8"), hashlib.sha256).hexdigest()[:length]
+            for v in uniques
+        ]
         + [""],
         dtype=object,
     )
@@ -214,11 +239,15 @@ def validate_mask_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return problems
 
 
-def validate(name: str, params: Mapping[str, Any], column_type: ColumnType) -> list[tuple[str, str]]:
+def validate(
+    name: str, params: Mapping[str, Any], column_type: ColumnType
+) -> list[tuple[str, str]]:
     """All problems with `name` + `params` applied to a column of `column_type`."""
     definition = CATALOGUE.get(name)
     if definition is None:
-        return [("transform", f"unknown transform {name!r} (known: {', '.join(sorted(CATALOGUE))})")]
+        return [
+            ("transform", f"unknown transform {name!r} (known: {', '.join(sorted(CATALOGUE))})")
+        ]
     problems = definition.validate(params, column_type)
     if name == "mask" and not problems:
         problems += validate_mask_params(params)

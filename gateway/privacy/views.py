@@ -36,7 +36,11 @@ class View:
 
 
 def materialize(
-    source: pd.DataFrame, source_version: str, dataset: Dataset, grant: Grant, policy: str,
+    source: pd.DataFrame,
+    source_version: str,
+    dataset: Dataset,
+    grant: Grant,
+    policy: str,
     ctx: TransformContext,
 ) -> View:
     """Apply the grant's transforms to the whole source; columns not named are not released."""
@@ -63,8 +67,13 @@ class ViewCache:
         self._views: OrderedDict[tuple[str, ...], View] = OrderedDict()
 
     def get(
-        self, source: pd.DataFrame, source_version: str, dataset: Dataset, grant: Grant,
-        policy: str, ctx: TransformContext,
+        self,
+        source: pd.DataFrame,
+        source_version: str,
+        dataset: Dataset,
+        grant: Grant,
+        policy: str,
+        ctx: TransformContext,
     ) -> View:
         key = (source_version, dataset.id, grant.id, policy, ctx.client_id)
         with self._lock:
