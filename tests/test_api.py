@@ -1,0 +1,306 @@
+"""The HTTP API in process (TestClient over https://testserver): OAuth, catalog, rows, errors,
+and the audit entry each call leaves."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pandas as pd
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.audit.entry import decode_entry
+from gateway.audit.receipt import verify_receipt
+from gateway.audit.store import read_entries
+from gateway.audit.verify import verify_log
+from gateway.auth.registry import ClientRegistry
+from gateway.data.checksums import id_card_valid
+from tests.conftest import Demo, audit_keys, token_for
+
+
+def entries(demo: Demo) -> list[dict[str, object]]:
+    _, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    return [decode_entry(e.line) for e in stored]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def raw(demo: Demo, dataset: str) -> pd.DataFrame:
+    return pd.read_csv(demo.home / "data" / f"{dataset}.csv", dtype=str)
+
+
+# --- OAuth -----------------------------------------------------------------------------------
+
+
+def test_token_basic_and_post(client: TestClient, demo: Demo) -> None:
+    """client_secret_basic and client_secret_post both yield a 10-minute bearer token."""
+    basic = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(demo.client_id, demo.client_secret),
+    )
+    post = client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": demo.client_id,
+            "client_secret": demo.client_secret,
+        },
+    )
+    for response in (basic, post):
+        assert response.status_code == 200
+        body = response.json()
+        assert body["token_type"] == "Bearer"
+        assert body["expires_in"] == 600
+        assert response.headers["cache-control"] == "no-store"
+
+
+def test_wrong_secret_is_401_and_audited(client: TestClient, demo: Demo) -> None:
+    """Promise 6: a failed token request is refused and still leaves exactly one entry."""
+    before = len(entries(demo))
+    response = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(demo.client_id, "not-the-secret"),
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    log = entries(demo)
+    assert len(log) == before + 1
+    last = log[-1]
+    assert last["status"] == 401
+    assert last["decision"] == "deny"
+    assert last["reason"] == "invalid_client"
+    assert last["client"] is None
+    assert last["route"] == "/oauth/token"
+
+
+def test_token_endpoint_rejects_non_form_bodies(client: TestClient) -> None:
+    """Promise 10: a JSON token request is a clear 400, not a crash."""
+    response = client.post("/oauth/token", json={"grant_type": "client_credentials"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_jwks_has_one_ec_key_with_kid(client: TestClient) -> None:
+    """The JWKS publishes the ES256 public key with its kid, and nothing private."""
+    jwks = client.get("/.well-known/jwks.json").json()
+    (key,) = jwks["keys"]
+    assert key["kty"] == "EC"
+    assert key["alg"] == "ES256"
+    assert key["kid"]
+    assert "d" not in key
+
+
+# --- authentication of data calls ------------------------------------------------------------
+
+
+def test_missing_token_is_401_with_challenge(client: TestClient) -> None:
+    """Data endpoints need a bearer token: 401 with WWW-Authenticate, as problem+json."""
+    response = client.get("/v1/datasets")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["type"] == "urn:gateway:problem:unauthorized"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Bearer",
+        "Bearer not-a-jwt",
+        "Basic ZGVtbzp4",
+        "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+        "Bearer " + "A" * 5000,
+    ],
+)
+def test_garbage_credentials_are_401(client: TestClient, value: str) -> None:
+    """Promise 9/10: malformed or unsigned tokens get 401, never 500."""
+    response = client.get("/v1/datasets", headers={"Authorization": value})
+    assert response.status_code == 401
+
+
+def test_disabled_client_token_stops_working_at_once(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """Promise 9: disabling a client invalidates its live tokens immediately."""
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 200
+    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    registry.set_disabled(demo.client_id, True)
+    registry.close()
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+
+
+# --- catalog and rows ------------------------------------------------------------------------
+
+
+def test_catalog_lists_granted_datasets(client: TestClient, token: str) -> None:
+    """The demo client sees both datasets, with each column's transform and GB/T 37964 category."""
+    body = client.get("/v1/datasets", headers=bearer(token)).json()
+    ids = sorted(d["id"] for d in body["datasets"])
+    assert ids == ["enterprise_registry", "residents"]
+    residents = next(d for d in body["datasets"] if d["id"] == "residents")
+    columns = {c["name"]: c for c in residents["columns"]}
+    assert "monthly_income" not in columns
+    assert "birth_date" not in columns
+    assert columns["id_card"]["transform"] == "mask"
+    assert columns["id_card"]["category"] == "suppression"
+
+
+def test_rows_are_masked_and_shaped(client: TestClient, demo: Demo, token: str) -> None:
+    """Promise 2: masked and pseudonymized values differ from the raw ones and keep their shape."""
+    response = client.get("/v1/datasets/residents/rows?_size=50", headers=bearer(token))
+    assert response.status_code == 200
+    body = response.json()
+    released = pd.DataFrame(body["rows"])
+    source = raw(demo, "residents").iloc[:50]
+    assert len(released) == 50
+    assert set(released.columns) == set(body["view"]["columns"])
+    assert not set(released.columns) & {"birth_date", "monthly_income"}
+    for got, real in zip(released["id_card"], source["id_card"], strict=True):
+        assert got != real
+        assert len(got) == 18
+        assert got[:6] == real[:6]
+        assert got[6:17] == "*" * 11
+        assert got[17] == real[17]
+        assert not id_card_valid(got)
+    for got, real in zip(released["mobile"], source["mobile"], strict=True):
+        assert got == real[:3] + "****" + real[7:]
+    for got, real in zip(released["name"], source["name"], strict=True):
+        assert got[0] == real[0]
+        assert set(got[1:]) == {"*"}
+        assert len(got) == len(real)
+    assert (released["address"].str.endswith("****")).all()
+
+
+def test_pseudonyms_differ_from_raw_and_are_stable(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """Promise 5: pseudonymized 身份证号 are stable across calls and never the raw value."""
+    first = client.get(
+        "/v1/datasets/enterprise_registry/rows?_size=20", headers=bearer(token)
+    ).json()
+    second = client.get(
+        "/v1/datasets/enterprise_registry/rows?_size=20", headers=bearer(token)
+    ).json()
+    raw_ids = set(raw(demo, "enterprise_registry")["legal_rep_id_card"])
+    got = [row["legal_rep_id_card"] for row in first["rows"]]
+    assert got == [row["legal_rep_id_card"] for row in second["rows"]]
+    assert not set(got) & raw_ids
+
+
+def _without_request_id(body: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in body.items() if k != "request_id"}
+
+
+def test_ungranted_dataset_answers_like_an_unknown_one(client: TestClient, demo: Demo) -> None:
+    """Promise 1/10: without a grant, a dataset answers the same 404 as one that does not exist."""
+    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    _, secret = registry.add("outsider")
+    registry.close()
+    other = token_for(client, "outsider", secret)
+    assert client.get("/v1/datasets", headers=bearer(other)).json()["datasets"] == []
+    real = client.get("/v1/datasets/residents/rows", headers=bearer(other))
+    fake = client.get("/v1/datasets/no_such_dataset/rows", headers=bearer(other))
+    assert real.status_code == fake.status_code == 404
+    assert _without_request_id(real.json()) == _without_request_id(fake.json())
+    last = entries(demo)[-2]
+    assert last["decision"] == "deny"
+    assert last["client"] == "outsider"
+    assert last["rows"] == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ("_size=0", "_size"),
+        ("_size=501", "_size"),
+        ("_size=abc", "_size"),
+        ("_size=1&_size=2", "_size"),
+        ("id_card=110105194912310029", "id_card"),
+        ("_size=1e3", "_size"),
+    ],
+)
+def test_bad_parameters_are_400_naming_the_parameter(
+    client: TestClient, token: str, query: str, parameter: str
+) -> None:
+    """Promise 10: bad input gets a 400 naming the parameter and releases no rows."""
+    response = client.get(f"/v1/datasets/residents/rows?{query}", headers=bearer(token))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["parameter"] == parameter
+    assert "rows" not in body
+
+
+# --- audit on every call ---------------------------------------------------------------------
+
+
+def test_every_call_gets_one_entry_and_a_valid_receipt(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """Promise 6: each of a mix of calls appends exactly one entry, and its receipt verifies."""
+    keys = audit_keys(demo.home)
+    calls = [
+        ("GET", "/healthz"),
+        ("GET", "/v1/datasets"),
+        ("GET", "/v1/datasets/residents/rows?_size=3"),
+        ("GET", "/v1/datasets/nope"),
+        ("GET", "/no/such/endpoint"),
+        ("DELETE", "/v1/datasets"),
+    ]
+    for method, path in calls:
+        before = len(entries(demo))
+        response = client.request(method, path, headers=bearer(token))
+        log = entries(demo)
+        assert len(log) == before + 1
+        fields = verify_receipt(response.headers["audit-receipt"], keys)
+        assert fields["idx"] == before
+        assert log[-1]["status"] == response.status_code
+    origin, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    assert verify_log(origin, stored, keys).ok
+
+
+def test_entries_carry_no_token_and_no_raw_values(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """Promise 7: the log holds token hashes, never tokens, query strings or released values."""
+    raw_id = raw(demo, "residents")["id_card"].iloc[0]
+    client.get(f"/v1/datasets/residents/rows?id_card={raw_id}", headers=bearer(token))
+    client.get(f"/v1/datasets/{raw_id}/rows", headers=bearer(token))
+    client.get("/v1/datasets/residents/rows?_size=5", headers=bearer(token))
+    dump = (demo.home / "audit" / "log.sqlite3").read_bytes()
+    wal = demo.home / "audit" / "log.sqlite3-wal"
+    if wal.exists():
+        dump += wal.read_bytes()
+    assert token.encode() not in dump
+    assert token.split(".")[2].encode() not in dump
+    assert raw_id.encode() not in dump
+    last = entries(demo)[-1]
+    assert last["rows"] == 5
+    assert last["dataset"] == "residents"
+    assert last["grant"] == "demo-residents"
+    assert isinstance(last["token_sha256"], str)
+    assert len(last["token_sha256"]) == 64
+    assert "name:mask" in last["transforms"]  # type: ignore[operator]
+
+
+def test_unwritable_log_fails_closed_with_503(demo: Demo, token: str) -> None:
+    """Promise 6: if the entry cannot be committed, the call gets 503 and no data."""
+    from dataclasses import replace
+
+    from gateway.app import create_app
+
+    settings = replace(demo.settings, audit_busy_timeout_ms=100)
+    with TestClient(create_app(settings), base_url="https://testserver") as fresh:
+        good = token_for(fresh, demo.client_id, demo.client_secret)
+        blocker = sqlite3.connect(demo.home / "audit" / "log.sqlite3", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            response = fresh.get("/v1/datasets/residents/rows?_size=5", headers=bearer(good))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+    assert response.status_code == 503
+    assert "rows" not in response.json()
+    assert "audit-receipt" not in response.headers
