@@ -19,6 +19,8 @@ from gateway.policy.files import PolicyError, load_policies
 from gateway.settings import Settings
 from gateway.workspace import admin_event, init_workspace
 
+GRACEFUL_SECONDS = 10  # in-flight calls finish (and are logged); idle keep-alives are dropped
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     base = Settings.from_env()
@@ -95,6 +97,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
         )
@@ -104,6 +107,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SECONDS,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
         )

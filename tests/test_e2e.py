@@ -1,0 +1,242 @@
+"""End to end, as a user runs it: `gateway init --demo`, `gateway serve` over real TLS, a real
+OAuth client (authlib's httpx client) trusting the generated CA, then `gateway audit verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+
+from gateway.audit.entry import decode_entry
+from gateway.audit.receipt import verify_receipt
+from gateway.audit.store import read_entries
+from tests.conftest import audit_keys
+
+pytestmark = pytest.mark.e2e
+ROWS = "2000"
+
+
+def gateway(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    home: Path
+    base: str
+    ca: ssl.SSLContext
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+
+
+def start_server(home: Path, *extra: str) -> Server:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            "--home",
+            str(home),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    ca = ssl.create_default_context(cafile=str(home / "keys" / "ca.crt"))
+    server = Server(home, f"https://127.0.0.1:{port}", ca, process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"gateway serve exited: {process.stderr.read().decode() if process.stderr else ''}"
+            )
+        try:
+            if httpx.get(f"{server.base}/healthz", verify=server.ca, timeout=2).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("gateway serve did not become ready within 60 s")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    home = tmp_path / "ws"
+    gateway("init", "--demo", "--rows", ROWS, home=home)
+    return home
+
+
+@pytest.fixture
+def server(home: Path) -> Iterator[Server]:
+    server = start_server(home)
+    yield server
+    server.stop()
+
+
+def oauth_client(server: Server, client_id: str, secret: str) -> OAuth2Client:
+    client = OAuth2Client(
+        client_id, secret, token_endpoint_auth_method="client_secret_basic", verify=server.ca
+    )
+    client.fetch_token(f"{server.base}/oauth/token", grant_type="client_credentials")
+    return client
+
+
+def entry_count(home: Path) -> int:
+    _, entries = read_entries(home / "audit" / "log.sqlite3")
+    return sum(1 for _ in entries)
+
+
+def test_walking_skeleton_over_tls(home: Path, server: Server) -> None:
+    """Token -> datasets -> masked rows over HTTPS; 401 and 404 audited; the log verifies, and a
+    flipped byte in the log file makes verification fail at that entry's index."""
+    creds = json.loads((home / "demo-client.json").read_text())
+    assert (home / "demo-client.json").stat().st_mode & 0o777 == 0o600
+    api = oauth_client(server, creds["client_id"], creds["client_secret"])
+
+    listing = api.get(f"{server.base}/v1/datasets")
+    assert listing.status_code == 200
+    assert {d["id"] for d in listing.json()["datasets"]} == {"enterprise_registry", "residents"}
+    assert verify_receipt(listing.headers["audit-receipt"], audit_keys(home))
+
+    rows = api.get(f"{server.base}/v1/datasets/enterprise_registry/rows", params={"_size": 25})
+    assert rows.status_code == 200
+    released = pd.DataFrame(rows.json()["rows"])
+    source = pd.read_csv(home / "data" / "enterprise_registry.csv", dtype=str).iloc[:25]
+    assert (released["credit_code"] == source["credit_code"]).all()  # public column, kept
+    for masked, real in zip(released["legal_rep_mobile"], source["legal_rep_mobile"], strict=True):
+        assert masked != real
+        assert masked == real[:3] + "****" + real[7:]
+    for pseudo, real in zip(
+        released["legal_rep_id_card"], source["legal_rep_id_card"], strict=True
+    ):
+        assert pseudo != real
+        assert len(pseudo) == 20
+        assert all(c in "0123456789abcdef" for c in pseudo)
+
+    before = entry_count(home)
+    bad = httpx.post(
+        f"{server.base}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(creds["client_id"], "wrong"),
+        verify=server.ca,
+    )
+    assert bad.status_code == 401
+    assert entry_count(home) == before + 1
+
+    api.close()
+    added = gateway("clients", "add", "outsider", home=home)
+    secret = next(
+        line.split()[-1] for line in added.stdout.splitlines() if line.startswith("client_secret")
+    )
+    outsider = oauth_client(server, "outsider", secret)
+    denied = outsider.get(f"{server.base}/v1/datasets/residents/rows")
+    unknown = outsider.get(f"{server.base}/v1/datasets/does_not_exist/rows")
+    assert denied.status_code == unknown.status_code == 404
+    assert denied.json()["detail"] == unknown.json()["detail"]
+    outsider.close()
+
+    server.stop()
+    verified = gateway("audit", "verify", home=home)
+    assert verified.returncode == 0
+    assert verified.stdout.startswith("OK:")
+
+    # Flip one byte of entry 3 inside the SQLite file itself.
+    log_file = home / "audit" / "log.sqlite3"
+    _, entries = read_entries(log_file)
+    target = next(e for e in entries if e.idx == 3)
+    assert decode_entry(target.line)["idx"] == 3
+    data = bytearray(log_file.read_bytes())
+    at = data.find(target.line)
+    assert at >= 0
+    while at >= 0:
+        data[at + len(target.line) // 2] ^= 0x01
+        at = data.find(target.line, at + 1)
+    log_file.write_bytes(bytes(data))
+    tampered = gateway("audit", "verify", home=home, check=False)
+    assert tampered.returncode == 1
+    assert "FAILED at index 3" in tampered.stdout
+
+
+def test_two_workers_share_one_chain(home: Path) -> None:
+    """With --workers 2, concurrent calls get exactly one entry each, in one verifiable chain."""
+    server = start_server(home, "--workers", "2")
+    try:
+        creds = json.loads((home / "demo-client.json").read_text())
+        api = oauth_client(server, creds["client_id"], creds["client_secret"])
+        token = api.token["access_token"]
+        api.close()
+        before = entry_count(home)
+        paths = [
+            "/healthz",
+            "/v1/datasets",
+            "/v1/datasets/residents/rows?_size=5",
+            "/v1/datasets/x",
+        ] * 15
+
+        def call(path: str) -> int:
+            with httpx.Client(verify=server.ca, timeout=30) as http:
+                headers = {"Authorization": f"Bearer {token}"}
+                return http.get(server.base + path, headers=headers).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(call, paths))
+        assert statuses.count(200) == 45
+        assert statuses.count(404) == 15
+        assert entry_count(home) == before + len(paths)
+    finally:
+        server.stop()
+    verified = gateway("audit", "verify", home=home)
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_invalid_policy_stops_start_up_with_file_and_line(home: Path) -> None:
+    """Promise 8: an invalid policy file stops `gateway serve` with file:line and the problem."""
+    policy = home / "policies" / "residents.yaml"
+    policy.write_text(
+        policy.read_text().replace("transform: mask, preset: mobile", "transform: maks")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "serve", "--home", str(home), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert result.returncode == 1
+    assert "residents.yaml:" in result.stderr
+    assert "unknown transform 'maks'" in result.stderr
