@@ -193,3 +193,23 @@ def test_processes_appending_concurrently_share_one_chain(tmp_path: Path) -> Non
     report = verify(path, signer)
     assert report.ok, report.problem
     assert report.entries == 160
+
+
+def test_receipt_verifies_and_detects_changes(tmp_path: Path) -> None:
+    """A receipt verifies under the log key; changing its index or using another key fails."""
+    from gateway.audit.receipt import make_receipt, verify_receipt
+
+    signer = make_signer()
+    log = SQLiteAuditLog(tmp_path / "log.sqlite3", signer)
+    appended = log.append({"kind": "test"})
+    log.close()
+    header = make_receipt(appended, signer)
+    fields = verify_receipt(header, keys_of(signer))
+    assert fields["idx"] == 0
+    assert fields["leaf"] == appended.leaf
+    with pytest.raises(ValueError, match="does not verify"):
+        verify_receipt(header.replace("idx=0", "idx=1"), keys_of(signer))
+    with pytest.raises(ValueError, match="unknown key"):
+        verify_receipt(header, keys_of(make_signer()))
+    with pytest.raises(ValueError, match="malformed"):
+        verify_receipt("idx=0; garbage", keys_of(signer))

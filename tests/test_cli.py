@@ -1,0 +1,116 @@
+"""The `gateway` command: init is idempotent and keeps secrets private; errors tell what to do."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from gateway.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_init_demo_creates_private_keys_and_is_idempotent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """init --demo writes 0600 secrets and never overwrites a key on a second run."""
+    home = tmp_path / "ws"
+    code, out, _ = run(capsys, "init", "--demo", "--rows", "300", "--home", str(home))
+    assert code == 0
+    assert "created  audit signing key" in out
+    private = ["audit-ed25519.key", "token-es256.key", "pseudonym.secret", "ca.key", "server.key"]
+    for name in private:
+        assert mode(home / "keys" / name) == 0o600, name
+    assert mode(home / "demo-client.json") == 0o600
+    creds = json.loads((home / "demo-client.json").read_text())
+    assert set(creds) >= {"client_id", "client_secret", "token_url", "base_url", "ca_cert"}
+    before = {name: (home / "keys" / name).read_bytes() for name in private}
+    data_before = (home / "data" / "residents.csv").read_bytes()
+
+    code, out, _ = run(capsys, "init", "--demo", "--rows", "300", "--home", str(home))
+    assert code == 0
+    assert "created" not in out
+    assert {name: (home / "keys" / name).read_bytes() for name in private} == before
+    assert (home / "data" / "residents.csv").read_bytes() == data_before
+    assert json.loads((home / "demo-client.json").read_text()) == creds
+
+
+def test_home_from_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GATEWAY_HOME picks the workspace when --home is not given."""
+    monkeypatch.setenv("GATEWAY_HOME", str(tmp_path / "envhome"))
+    code, _out, _ = run(capsys, "init")
+    assert code == 0
+    assert (tmp_path / "envhome" / "keys" / "audit-ed25519.key").exists()
+
+
+def test_clients_lifecycle_is_logged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """clients add/disable/enable work, and each change is an admin event in a verifiable log."""
+    home = str(tmp_path / "ws")
+    run(capsys, "init", "--home", home)
+    code, out, _ = run(capsys, "clients", "add", "acme-analytics", "--home", home)
+    assert code == 0
+    assert "client_secret:" in out
+    secret = next(line.split()[-1] for line in out.splitlines() if line.startswith("client_secret"))
+    assert secret not in (tmp_path / "ws" / "state" / "registry.sqlite3").read_bytes().decode(
+        "latin-1"
+    )
+    assert run(capsys, "clients", "disable", "acme-analytics", "--home", home)[0] == 0
+    code, out, _ = run(capsys, "clients", "list", "--home", home)
+    assert "acme-analytics\tdisabled" in out
+    assert run(capsys, "clients", "enable", "acme-analytics", "--home", home)[0] == 0
+    code, out, _ = run(capsys, "audit", "verify", "--home", home)
+    assert code == 0
+    assert "OK: 3 entries" in out
+
+
+@pytest.mark.parametrize("bad", ["UPPER", "x", "has space", "9lives", "a/b"])
+def test_bad_client_ids_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str
+) -> None:
+    """Client ids are slugs (policies reference them); others are refused with a reason."""
+    code, _, err = run(capsys, "clients", "add", bad, "--home", str(tmp_path))
+    assert code == 1
+    assert "is invalid" in err
+
+
+def test_policy_check_reports_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """policy check exits 0 on the demo set and 1 with file:line after a bad edit."""
+    home = tmp_path / "ws"
+    run(capsys, "init", "--demo", "--rows", "100", "--home", str(home))
+    code, out, _ = run(capsys, "policy", "check", "--home", str(home))
+    assert code == 0
+    assert out.startswith("OK: 2 dataset(s), 2 grant(s)")
+    assert "releases personal column residents.gender raw" in out
+    target = home / "policies" / "residents.yaml"
+    target.write_text(target.read_text().replace("max_rows: 500", "max_rows: lots"))
+    code, _, err = run(capsys, "policy", "check", "--home", str(home))
+    assert code == 1
+    assert "residents.yaml:" in err
+    assert "max_rows: must be an integer" in err
+
+
+def test_audit_verify_without_a_log_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing log is an error with advice, not a traceback."""
+    home = tmp_path / "ws"
+    run(capsys, "init", "--home", str(home))
+    (home / "audit" / "log.sqlite3").unlink()
+    code, _, err = run(capsys, "audit", "verify", "--home", str(home))
+    assert code == 1
+    assert "no audit log" in err
