@@ -158,6 +158,10 @@ def _mask(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -
         default = (int(params.get("first", 0)), int(params.get("last", 0)))
         first, last = _KEEP_PRESETS.get(str(preset), default)
         result = _mask_keep(text, first, last, char)
+    # If the hidden characters were mask characters already, the output would equal the raw
+    # value: hide the whole value instead (promise 2, found by a property test).
+    unchanged = (result == text).fillna(False)
+    result = result.mask(unchanged, _stars(text.index, text.str.len(), char))
     return result.where(series.notna(), pd.NA)
 
 
