@@ -10,8 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gateway.policy.model import ColumnType
 
@@ -87,6 +88,7 @@ def _drop(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -
 
 
 # --- mask ------------------------------------------------------------------------------------
+# Computed with Arrow compute kernels (C++), not per-row Python: see benchmarks/run.py.
 
 # (keep first, keep last) per preset; name, email and address presets have their own rules.
 _KEEP_PRESETS: dict[str, tuple[int, int]] = {
@@ -118,51 +120,74 @@ COMPOUND_SURNAMES = (
     "独孤",
     "呼延",
 )
-_ADDRESS_HEAD = r"^(.+?(?:自治县|新区|区|县|旗))"
+_ADDRESS_HEAD = r"^(?P<head>.+?(?:自治县|新区|区|县|旗))"
+_EMAIL = r"^(?P<first>.)[^@]*@(?P<domain>.+)$"
 
 
-def _stars(index: pd.Index, counts: pd.Series, char: str) -> pd.Series:
-    repeats = counts.fillna(0).clip(lower=0).astype(np.int64).tolist()
-    return pd.Series(char, index=index, dtype="string").str.repeat(repeats)
+def _text(series: pd.Series) -> pa.Array:
+    """The column as an Arrow large_string array (zero-copy for pyarrow-backed strings)."""
+    text = series.astype(pd.StringDtype("pyarrow"))
+    return pa.array(text.array).cast(pa.large_string())
 
 
-def _mask_keep(text: pd.Series, first: int, last: int, char: str) -> pd.Series:
-    """Keep `first` leading and `last` trailing characters; if that would show the whole value,
-    hide all of it (a short value is never released raw)."""
-    length = text.str.len()
-    hidden = length - first - last
-    show = hidden > 0
-    head = text.str.slice(0, first).where(show, "")
-    tail = text.str.slice(-last).where(show, "") if last else ""
-    return head + _stars(text.index, hidden.where(show, length), char) + tail
+def _series(values: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow")), index=index)
 
 
-def _mask(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
-    text = series.astype("string")
-    char = params.get("char", "*")
+def _mask_arrow(arr: pa.Array, params: Mapping[str, Any]) -> pa.Array:
+    typ = arr.type
+    empty = pa.scalar("", typ)
+    char = pa.scalar(params.get("char", "*"), typ)
+    length = pc.utf8_length(arr)
     preset = params.get("preset")
     if preset == "chinese_name":
-        compound = text.str.slice(0, 2).isin(COMPOUND_SURNAMES)
-        surname_len = compound.astype(np.int64) + 1
-        length = text.str.len()
-        show = length > surname_len
-        head = text.str.slice(0, 2).where(compound, text.str.slice(0, 1)).where(show, "")
-        result = head + _stars(text.index, length - surname_len.where(show, 0), char)
+        compound = pc.is_in(
+            pc.utf8_slice_codeunits(arr, 0, 2), value_set=pa.array(COMPOUND_SURNAMES)
+        )
+        keep = pc.if_else(compound, 2, 1)
+        show = pc.greater(length, keep)
+        head = pc.if_else(
+            compound, pc.utf8_slice_codeunits(arr, 0, 2), pc.utf8_slice_codeunits(arr, 0, 1)
+        )
+        hidden = pc.if_else(show, pc.subtract(length, keep), length)
+        result = pc.binary_join_element_wise(
+            pc.if_else(show, head, empty), pc.binary_repeat(char, hidden), empty
+        )
     elif preset == "email":
-        parts = text.str.extract(r"^(.)[^@]*@(.+)$")
-        result = (parts[0] + char * 3 + "@" + parts[1]).fillna(char * 4).astype("string")
+        parts = pc.extract_regex(arr, _EMAIL)
+        masked = pc.binary_join_element_wise(
+            pc.struct_field(parts, "first"),
+            pc.binary_repeat(char, 3),
+            pa.scalar("@", typ),
+            pc.struct_field(parts, "domain"),
+            empty,
+        )
+        result = pc.if_else(pc.is_null(parts), pc.binary_repeat(char, 4), masked)
     elif preset == "address":
-        head = text.str.extract(_ADDRESS_HEAD)[0].astype("string")
-        result = (head.fillna("") + char * 4).astype("string")
+        parts = pc.extract_regex(arr, _ADDRESS_HEAD)
+        head = pc.if_else(pc.is_null(parts), empty, pc.struct_field(parts, "head"))
+        result = pc.binary_join_element_wise(head, pc.binary_repeat(char, 4), empty)
     else:
         default = (int(params.get("first", 0)), int(params.get("last", 0)))
         first, last = _KEEP_PRESETS.get(str(preset), default)
-        result = _mask_keep(text, first, last, char)
+        # Keep `first` leading and `last` trailing characters; if that would show the whole value,
+        # hide all of it (a short value is never released raw).
+        hidden = pc.subtract(pc.subtract(length, first), last)
+        show = pc.greater(hidden, 0)
+        head = pc.if_else(show, pc.utf8_slice_codeunits(arr, 0, first), empty)
+        tail = pc.if_else(show, pc.utf8_slice_codeunits(arr, -last), empty) if last else empty
+        stars = pc.binary_repeat(char, pc.if_else(show, hidden, length))
+        result = pc.binary_join_element_wise(head, stars, tail, empty)
     # If the hidden characters were mask characters already, the output would equal the raw
     # value: hide the whole value instead (promise 2, found by a property test).
-    unchanged = (result == text).fillna(False)
-    result = result.mask(unchanged, _stars(text.index, text.str.len(), char))
-    return result.where(series.notna(), pd.NA)
+    unchanged = pc.fill_null(pc.equal(result, arr), False)
+    result = pc.if_else(unchanged, pc.binary_repeat(char, length), result)
+    # Nulls stay null.
+    return pc.if_else(pc.is_null(arr), pa.scalar(None, typ), result)
+
+
+def _mask(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    return _series(_mask_arrow(_text(series), params), series.index)
 
 
 # --- pseudonymize ----------------------------------------------------------------------------
@@ -180,18 +205,16 @@ def scope_key(secret: bytes, scope: str, ctx: TransformContext) -> bytes:
 def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
     key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
     length = params.get("length", 20)
-    codes, uniques = pd.factorize(series.astype("string"), use_na_sentinel=True)
-    # One HMAC per distinct value (HMAC has no vectorized form); rows are then gathered by code.
-    digests = np.array(
+    encoded = _text(series).dictionary_encode()
+    # One HMAC per distinct value (HMAC has no vectorized form); rows then take theirs by index.
+    digests = pa.array(
         [
-            hmac.new(key, str(v).encode("utf-8"), hashlib.sha256).hexdigest()[:length]
-            for v in uniques
-        ]
-        + [""],
-        dtype=object,
+            hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:length]
+            for v in encoded.dictionary.to_pylist()
+        ],
+        type=pa.large_string(),
     )
-    out = pd.Series(digests[codes], index=series.index, dtype="string")
-    return out.where(codes >= 0, pd.NA)
+    return _series(pc.take(digests, encoded.indices), series.index)
 
 
 _ANY = frozenset(ColumnType)
