@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
+import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,15 +16,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.api import datasets, health, oauth
+from gateway.api import audit, datasets, health, oauth
 from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.problems import problem_response
-from gateway.errors import ApiError, MethodNotAllowed, NotFound
+from gateway.errors import ApiError, AuditUnavailable, MethodNotAllowed, NotFound
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 
-log = logging.getLogger("gateway")
+log_ = logging.getLogger("gateway")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -41,10 +43,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
-    log.error("internal error", exc_info=exc)
+    log_.error("internal error", exc_info=exc)
     return await _api_error(
         request, ApiError("internal error; the request id identifies it in the logs")
     )
+
+
+async def _checkpoint_loop(svc: Services) -> None:
+    """Sign a checkpoint every `checkpoint_every` entries or `checkpoint_seconds` seconds."""
+    settings, log = svc.settings, svc.audit_log
+    while True:
+        await anyio.sleep(min(1.0, settings.checkpoint_seconds))
+        latest = await anyio.to_thread.run_sync(log.latest_checkpoint)
+        size = await anyio.to_thread.run_sync(log.size)
+        signed = latest.size if latest else 0
+        age_ms = time.time() * 1000 - (latest.ts if latest else 0)
+        if size > signed and (
+            size - signed >= settings.checkpoint_every
+            or age_ms >= settings.checkpoint_seconds * 1000
+        ):
+            try:
+                await anyio.to_thread.run_sync(log.checkpoint)
+            except AuditUnavailable:
+                log_.exception("could not sign a checkpoint")
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
@@ -53,7 +74,13 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_checkpoint_loop, svc)
+            yield
+            tasks.cancel_scope.cancel()
+        # At shutdown: one last checkpoint covering everything this gateway logged.
+        with contextlib.suppress(AuditUnavailable):
+            await anyio.to_thread.run_sync(svc.audit_log.checkpoint)
         svc.close()
 
     app = Starlette(
@@ -65,6 +92,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             Route("/v1/datasets", datasets.list_datasets, methods=["GET"]),
             Route("/v1/datasets/{dataset_id}", datasets.get_dataset, methods=["GET"]),
             Route("/v1/datasets/{dataset_id}/rows", datasets.rows, methods=["GET"]),
+            Route("/v1/audit/checkpoint", audit.checkpoint, methods=["GET"]),
+            Route("/v1/audit/proof", audit.proof, methods=["GET"]),
+            Route("/v1/audit/consistency", audit.consistency, methods=["GET"]),
+            Route("/v1/audit/entries", audit.entries, methods=["GET"]),
         ],
         exception_handlers={
             ApiError: _api_error,

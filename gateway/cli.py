@@ -9,14 +9,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway.audit.signing import key_id, load_public_key
-from gateway.audit.store import read_entries
-from gateway.audit.verify import verify_log
+from gateway.audit.bundle import export_bundle
+from gateway.audit.signing import generate_keypair, load_signer
+from gateway.audit.store import SQLiteAuditLog, resume
+from gateway.audit.verify import print_report, verify_path
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
 from gateway.errors import ConfigError
 from gateway.policy.files import PolicyError, load_policies
 from gateway.settings import Settings
+from gateway.workspace import actor as _actor
 from gateway.workspace import admin_event, init_workspace
 
 GRACEFUL_SECONDS = 10  # in-flight calls finish (and are logged); idle keep-alives are dropped
@@ -181,24 +183,90 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ws = settings.workspace
-    key_files = [Path(k) for k in args.key] if args.key else [ws.audit_pub]
-    keys = {}
-    for path in key_files:
-        public = load_public_key(path)
-        keys[key_id(public)] = public
-    db = Path(args.log) if args.log else ws.audit_db
-    origin, entries = read_entries(db)
-    report = verify_log(origin, entries, keys)
+    if args.target and args.log:
+        _err("give a bundle directory or --log, not both")
+        return 2
+    target = Path(args.target) if args.target else Path(args.log) if args.log else ws.audit_db
+    if args.key:
+        key_files = [Path(k) for k in args.key]
+    elif args.target:
+        _err("verifying a bundle needs --key: the audit public key you obtained from the operator")
+        return 2
+    else:
+        key_files = [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
+    try:
+        origin, report = verify_path(target, key_files, [Path(c) for c in args.checkpoint or []])
+    except ValueError as exc:
+        _err(f"error: {exc}")
+        return 2
+    code = print_report(origin, report)
     if report.ok:
-        _out(f"OK: {report.entries} entries verified (origin {origin}); head {report.head or '-'}")
-        _out(
-            "signatures, indices and the hash chain are intact. Deletion of the newest entries is "
-            "only detectable against a checkpoint you kept."
-        )
-        return 0
-    _out(f"FAILED at index {report.bad_index}: {report.problem}")
-    _out(f"{report.entries} entries before it verified")
-    return 1
+        _out("signatures, key windows, indices, the hash chain and every checkpoint are intact.")
+        if not args.checkpoint:
+            _out(
+                "Keep the newest checkpoint (GET /v1/audit/checkpoint) and pass it with "
+                "--checkpoint next time: that also proves no entry was removed from the end."
+            )
+    return code
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    out = Path(args.out)
+    if out.exists():
+        _err(f"error: {out} exists; choose a new directory")
+        return 2
+    count = export_bundle(settings.workspace.audit_db, out, args.from_idx, args.to_idx)
+    _out(f"exported {count} entries to {out}")
+    _out(f"verify with: python -m gateway.audit.verify {out} --key <audit public key>")
+    return 0
+
+
+def cmd_audit_resume(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ws = settings.workspace
+    origin, report = verify_path(
+        ws.audit_db, [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
+    )
+    if not report.ok:
+        print_report(origin, report)
+        _err("the log does not verify; not resuming. Investigate before appending more entries.")
+        return 1
+    reason = resume(ws.audit_db)
+    _out(f"resumed (was halted: {reason})" if reason else "the audit log was not halted")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ws = settings.workspace
+    if args.which != "audit":
+        _err("only `gateway keys rotate audit` is available in this version")
+        return 2
+    old = load_signer(ws.audit_key)
+    staged = ws.keys / "audit-ed25519.next.key"
+    staged_pub = ws.keys / "audit-ed25519.next.pub"
+    staged.unlink(missing_ok=True)
+    staged_pub.unlink(missing_ok=True)
+    generate_keypair(staged, staged_pub)
+    new = load_signer(staged)
+
+    def install() -> None:
+        # Runs inside the log's write transaction: no worker appends until the files are in place.
+        ws.audit_key.rename(ws.keys / f"audit-ed25519.{old.kid}.key")
+        ws.audit_pub.rename(ws.keys / f"audit-ed25519.{old.kid}.pub")
+        staged.rename(ws.audit_key)
+        staged_pub.rename(ws.audit_pub)
+
+    log = SQLiteAuditLog(ws.audit_db, old)
+    try:
+        idx = log.rotate(new, _actor(), install)
+    finally:
+        log.close()
+    _out(f"audit key rotated: {old.kid} -> {new.kid} (rotation entry {idx}, signed by the old key;")
+    _out("checkpoint signed by both). Running gateways switch to the new key at their next append.")
+    _out(f"Give auditors the new public key {ws.audit_pub}; keep the old one for earlier entries.")
+    return 0
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -252,10 +320,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="audit log")
     asub = p.add_subparsers(dest="action", required=True)
-    c = asub.add_parser("verify", parents=[home], help="verify signatures and the hash chain")
+    c = asub.add_parser("verify", parents=[home], help="verify a log or bundle offline")
+    c.add_argument("target", nargs="?", help="bundle directory (default: the workspace's log)")
     c.add_argument("--key", action="append", help="trusted audit public key (PEM; repeatable)")
     c.add_argument("--log", help="audit log file (default: the workspace's audit/log.sqlite3)")
+    c.add_argument(
+        "--checkpoint", action="append", help="a checkpoint you kept; must be in the log"
+    )
     c.set_defaults(func=cmd_audit_verify)
+    c = asub.add_parser("export", parents=[home], help="write a self-contained bundle for auditors")
+    c.add_argument("--out", required=True, help="new directory for the bundle")
+    c.add_argument("--from", dest="from_idx", type=int, default=0, help="first index (default 0)")
+    c.add_argument("--to", dest="to_idx", type=int, help="end index, exclusive (default: all)")
+    c.set_defaults(func=cmd_audit_export)
+    c = asub.add_parser("resume", parents=[home], help="clear a halt after verifying the log")
+    c.set_defaults(func=cmd_audit_resume)
+
+    p = sub.add_parser("keys", help="key management")
+    ksub = p.add_subparsers(dest="action", required=True)
+    c = ksub.add_parser("rotate", parents=[home], help="rotate a signing key")
+    c.add_argument("which", choices=["audit"], help="which key")
+    c.set_defaults(func=cmd_keys_rotate)
     return parser
 
 

@@ -53,6 +53,12 @@ def read_secret(settings: Settings) -> bytes:
     return secret
 
 
+def _rotated_signer(settings: Settings, kid: str) -> Signer | None:
+    """After `gateway keys rotate audit`, the new key is at the usual path."""
+    signer = load_signer(settings.workspace.audit_key)
+    return signer if signer.kid == kid else None
+
+
 def build_services(settings: Settings) -> Services:
     """Load and check everything at start-up; raise ConfigError with a helpful message."""
     ws = settings.workspace
@@ -81,7 +87,10 @@ def build_services(settings: Settings) -> Services:
         ),
         audit_signer=signer,
         audit_log=SQLiteAuditLog(
-            ws.audit_db, signer, busy_timeout_ms=settings.audit_busy_timeout_ms
+            ws.audit_db,
+            signer,
+            busy_timeout_ms=settings.audit_busy_timeout_ms,
+            signer_for=lambda kid: _rotated_signer(settings, kid),
         ),
         pseudonym_secret=read_secret(settings),
         sources=SourceCache(),

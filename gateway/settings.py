@@ -98,6 +98,8 @@ class Settings:
     token_leeway: int = 60
     audit_busy_timeout_ms: int = 10_000
     max_page_size: int = 1000
+    checkpoint_every: int = 1000  # sign a checkpoint after this many new entries ...
+    checkpoint_seconds: int = 10  # ... or this many seconds after the newest entry
 
     @property
     def workspace(self) -> Workspace:
@@ -140,6 +142,8 @@ class Settings:
             "TOKEN_LEEWAY": str(self.token_leeway),
             "AUDIT_BUSY_TIMEOUT_MS": str(self.audit_busy_timeout_ms),
             "MAX_PAGE_SIZE": str(self.max_page_size),
+            "CHECKPOINT_EVERY": str(self.checkpoint_every),
+            "CHECKPOINT_SECONDS": str(self.checkpoint_seconds),
         }
         if self.public_url:
             env["PUBLIC_URL"] = self.public_url
@@ -177,4 +181,6 @@ class Settings:
             token_leeway=integer("TOKEN_LEEWAY", cls.token_leeway),
             audit_busy_timeout_ms=integer("AUDIT_BUSY_TIMEOUT_MS", cls.audit_busy_timeout_ms),
             max_page_size=integer("MAX_PAGE_SIZE", cls.max_page_size),
+            checkpoint_every=integer("CHECKPOINT_EVERY", cls.checkpoint_every),
+            checkpoint_seconds=integer("CHECKPOINT_SECONDS", cls.checkpoint_seconds),
         )

@@ -31,18 +31,21 @@ class InitReport:
     notes: list[str] = field(default_factory=list)
 
 
+def actor() -> str:
+    """The operating-system user running an admin command (recorded in admin entries)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 def admin_event(settings: Settings, action: str, subject: str) -> int:
     """Append an admin event (who did what to which client) to the audit log; returns its index."""
     ws = settings.workspace
     log = SQLiteAuditLog(ws.audit_db, load_signer(ws.audit_key))
     try:
-        try:
-            actor = getpass.getuser()
-        except (KeyError, OSError):
-            actor = "unknown"
-        appended = log.append(
-            {"kind": "admin", "action": action, "subject": subject, "actor": actor}
-        )
+        event = {"kind": "admin", "action": action, "subject": subject, "actor": actor()}
+        appended = log.append(event)
         return appended.idx
     finally:
         log.close()

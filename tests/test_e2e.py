@@ -193,7 +193,7 @@ def test_walking_skeleton_over_tls(home: Path, server: Server) -> None:
     log_file.write_bytes(bytes(data))
     tampered = gateway("audit", "verify", home=home, check=False)
     assert tampered.returncode == 1
-    assert "FAILED at index 3" in tampered.stdout
+    assert "entry 3 INVALID" in tampered.stdout
 
 
 def test_two_workers_share_one_chain(home: Path) -> None:

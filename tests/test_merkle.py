@@ -41,7 +41,9 @@ def b64list(values: list[str] | None) -> list[bytes]:
     return [base64.b64decode(v) for v in values or []]
 
 
-needs_vectors = pytest.mark.skipif(not VECTORS.is_dir(), reason="../shared/vectors/rfc6962 not present")
+needs_vectors = pytest.mark.skipif(
+    not VECTORS.is_dir(), reason="../shared/vectors/rfc6962 not present"
+)
 
 
 @needs_vectors
@@ -50,7 +52,11 @@ def test_inclusion_vectors(path: Path) -> None:
     """Every transparency-dev inclusion case: accepted exactly when wantErr is false."""
     case: dict[str, Any] = json.loads(path.read_text())
     ok = verify_inclusion(
-        case["leafIdx"], case["treeSize"], b64(case["leafHash"]), b64list(case["proof"]), b64(case["root"])
+        case["leafIdx"],
+        case["treeSize"],
+        b64(case["leafHash"]),
+        b64list(case["proof"]),
+        b64(case["root"]),
     )
     assert ok is not case["wantErr"], case["desc"]
 
@@ -114,9 +120,13 @@ def make_leaves(n: int) -> list[bytes]:
     return [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
 
 
-@given(st.integers(1, 70).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n - 1), st.integers(1, n))))
+@given(
+    st.integers(1, 70).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(0, n - 1), st.integers(1, n))
+    )
+)
 def test_tree_matches_the_rfc_definitions(args: tuple[int, int, int]) -> None:
-    """Roots, audit paths and consistency proofs equal the RFC's recursive definitions, and verify."""
+    """Roots, audit paths and consistency proofs equal the RFC definitions, and verify."""
     n, index, old = args
     leaves = make_leaves(n)
     tree = MerkleTree(leaves)

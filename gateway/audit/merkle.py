@@ -121,7 +121,9 @@ class MerkleTree:
         return proof
 
 
-def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: Sequence[bytes], root: bytes
+) -> bool:
     """RFC 9162 2.1.3.2: does `proof` show `leaf` at `index` in the tree of `size` with `root`?"""
     if not 0 <= index < size or len(leaf) != 32 or len(root) != 32:
         return False

@@ -1,22 +1,33 @@
 """The embedded audit log: SQLite in WAL mode, one total order across worker processes.
 
-Every append runs in a `BEGIN IMMEDIATE` transaction: it takes SQLite's single write lock, reads
-the head, signs the next entry and commits with `synchronous=FULL` (the WAL is fsynced before
-COMMIT returns). Several processes appending at once therefore still produce one chain.
+Appends are group-committed: callers hand their event to this process's writer thread, which
+writes everything waiting in one `BEGIN IMMEDIATE` transaction (SQLite's single write lock, so
+processes still produce one chain), signs each entry, and commits with `synchronous=FULL` (the WAL
+is fsynced before COMMIT returns). Only then do the callers get their receipts.
+
+A failed write halts the log: this process refuses appends at once, and the halt is recorded in
+the database so every other worker refuses too, until an operator runs `gateway audit resume`.
+A busy lock (another writer holding it past the timeout) fails only the calls concerned.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import queue
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.audit.canonical import JsonValue
+from gateway.audit.checkpoint import raw_public, sign_checkpoint
 from gateway.audit.entry import GENESIS_PREV, Appended, StoredEntry, encode_entry, leaf_hash
+from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, Signer
 from gateway.errors import AuditUnavailable, ConfigError
 
@@ -30,7 +41,35 @@ CREATE TABLE IF NOT EXISTS entries (
     kid  TEXT    NOT NULL,
     sig  BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB    NOT NULL,
+    note TEXT    NOT NULL,
+    ts   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    kid        TEXT PRIMARY KEY,
+    public_key BLOB    NOT NULL,
+    from_idx   INTEGER NOT NULL
+);
 """
+_BATCH_MAX = 512
+_SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED: transient, not a failed write
+
+
+@dataclass(frozen=True)
+class KeyWindow:
+    kid: str
+    public_key: bytes  # raw 32-byte Ed25519 key
+    from_idx: int
+
+
+@dataclass(frozen=True)
+class CheckpointRow:
+    size: int
+    root: bytes
+    note: str
+    ts: int
 
 
 def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -39,7 +78,7 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
         path,
         timeout=busy_timeout_ms / 1000,
         isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-        check_same_thread=False,  # guarded by SQLiteAuditLog._lock
+        check_same_thread=False,  # each connection is guarded by its own lock
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA journal_mode = WAL")
@@ -47,60 +86,341 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteAuditLog:
-    """Append-only audit log in one SQLite file."""
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
-    def __init__(self, path: Path, signer: Signer, *, busy_timeout_ms: int = 10_000) -> None:
+
+SignerSource = Callable[[str], Signer | None]
+
+
+class SQLiteAuditLog:
+    """Append-only, signed, Merkle-checkpointed audit log in one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        signer: Signer,
+        *,
+        busy_timeout_ms: int = 10_000,
+        signer_for: SignerSource | None = None,
+    ) -> None:
         self.path = path
         self._signer = signer
-        self._lock = threading.Lock()
+        self._signer_for = signer_for  # finds the private key of a kid after a rotation
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Mapping[str, JsonValue], Future[Appended]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._writer: threading.Thread | None = None
+        self._closed = False
+        self._halted: str | None = None
+        self._tree = MerkleTree()
         try:
             self._conn = _connect(path, busy_timeout_ms)
+            self._read = _connect(path, busy_timeout_ms)
             self._conn.executescript(_SCHEMA)
             self._conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)",
                 (f"public-data-gateway/{secrets.token_hex(6)}",),
             )
+            self._conn.execute(
+                "INSERT OR IGNORE INTO keys (kid, public_key, from_idx)"
+                " SELECT ?, ?, 0 WHERE NOT EXISTS (SELECT 1 FROM keys)",
+                (signer.kid, raw_public(signer.private_key.public_key())),
+            )
             self.origin = read_origin(self._conn)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the audit log {path}: {exc}") from exc
 
-    def append(self, event: Mapping[str, JsonValue]) -> Appended:
-        """Append one entry and commit it durably; raise AuditUnavailable if that fails."""
-        with self._lock:
-            try:
-                return self._append_locked(event)
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    # If even ROLLBACK fails the connection is broken; the next append says so.
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                raise AuditUnavailable(f"audit log write failed: {exc}") from exc
+    # --- appends ---------------------------------------------------------------------------
 
-    def _append_locked(self, event: Mapping[str, JsonValue]) -> Appended:
+    def append(self, event: Mapping[str, JsonValue]) -> Appended:
+        """Append one entry and wait until it is durably committed; raise AuditUnavailable if
+        it cannot be."""
+        if self._halted is not None and not self._resumed():
+            raise AuditUnavailable(f"the audit log is halted: {self._halted}")
+        future: Future[Appended] = Future()
+        with self._write_lock:
+            if self._closed:
+                raise AuditUnavailable("the audit log is closed")
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="audit-writer", daemon=True
+                )
+                self._writer.start()
+            self._queue.put((event, future))
+        return future.result()
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < _BATCH_MAX:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Mapping[str, JsonValue], Future[Appended]]]) -> None:
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        head = conn.execute(
-            "SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1"
-        ).fetchone()
-        if head is None:
-            idx, prev, ts = 0, GENESIS_PREV, int(time.time() * 1000)
-        else:
-            # Timestamps never go backwards along the chain, even across processes.
-            idx, prev, ts = head[0] + 1, bytes(head[1]).hex(), max(int(time.time() * 1000), head[2])
-        line = encode_entry(event, origin=self.origin, idx=idx, ts=ts, prev=prev)
-        leaf = leaf_hash(line)
-        sig = self._signer.sign(ENTRY_CONTEXT, line)
-        conn.execute(
-            "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
-            (idx, line.decode("utf-8"), leaf, ts, self._signer.kid, sig),
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            halted = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+            if halted is not None:
+                conn.execute("ROLLBACK")
+                self._halted = str(halted[0])
+                error = AuditUnavailable(f"the audit log is halted: {self._halted}")
+                for _, future in batch:
+                    future.set_exception(error)
+                return
+            signer = self._active_signer(conn)
+            head = conn.execute(
+                "SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1"
+            ).fetchone()
+            idx, prev, last_ts = (
+                (0, GENESIS_PREV, 0)
+                if head is None
+                else (head[0] + 1, bytes(head[1]).hex(), head[2])
+            )
+            results: list[tuple[Future[Appended], Appended | Exception]] = []
+            for event, future in batch:
+                try:
+                    ts = max(_now_ms(), last_ts)  # never backwards along the chain
+                    line = encode_entry(event, origin=self.origin, idx=idx, ts=ts, prev=prev)
+                except (TypeError, ValueError) as exc:
+                    results.append((future, exc))  # a malformed event fails alone
+                    continue
+                leaf = leaf_hash(line)
+                conn.execute(
+                    "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        idx,
+                        line.decode("utf-8"),
+                        leaf,
+                        ts,
+                        signer.kid,
+                        signer.sign(ENTRY_CONTEXT, line),
+                    ),
+                )
+                results.append((future, Appended(self.origin, idx, ts, leaf, signer.kid)))
+                idx, prev, last_ts = idx + 1, leaf.hex(), ts
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            if getattr(exc, "sqlite_errorcode", None) in _SQLITE_BUSY:
+                error = AuditUnavailable(f"the audit log is busy: {exc}")
+            else:
+                self._halt(f"write failed: {exc}")
+                error = AuditUnavailable(f"the audit log write failed and the log is halted: {exc}")
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        except AuditUnavailable as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for future, outcome in results:
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+    def _active_signer(self, conn: sqlite3.Connection) -> Signer:
+        """The signer of the newest key window (it changes when a key is rotated)."""
+        row = conn.execute("SELECT kid FROM keys ORDER BY from_idx DESC LIMIT 1").fetchone()
+        if row is None or row[0] == self._signer.kid:
+            return self._signer
+        found = self._signer_for(str(row[0])) if self._signer_for else None
+        if found is None or found.kid != row[0]:
+            raise AuditUnavailable(
+                f"the active audit key {row[0]} is not available to this process"
+            )
+        self._signer = found
+        return found
+
+    def _halt(self, reason: str) -> None:
+        """Stop appending, here and (if the database still accepts the note) everywhere."""
+        self._halted = reason
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('halted', ?)",
+                (f"{reason} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})",),
+            )
+
+    def _resumed(self) -> bool:
+        """True once an operator has cleared the halt (`gateway audit resume`)."""
+        with self._read_lock:
+            try:
+                row = self._read.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+            except sqlite3.Error:
+                return False
+        if row is None:
+            self._halted = None
+            return True
+        return False
+
+    @property
+    def halted(self) -> str | None:
+        return self._halted
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def tree(self) -> MerkleTree:
+        """This process's Merkle tree, caught up with every committed entry."""
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT leaf FROM entries WHERE idx >= ? ORDER BY idx", (self._tree.size,)
+            ).fetchall()
+            for (leaf,) in rows:
+                self._tree.append(bytes(leaf))
+            return self._tree
+
+    def entries(self, first: int, last: int) -> list[StoredEntry]:
+        """Entries first..last-1 (bytes exactly as stored)."""
+        with self._read_lock:
+            rows = self._read.execute(
+                "SELECT idx, CAST(line AS BLOB), kid, sig FROM entries WHERE idx >= ? AND idx < ?"
+                " ORDER BY idx",
+                (first, last),
+            ).fetchall()
+        return [
+            StoredEntry(int(i), bytes(line), str(kid), bytes(sig)) for i, line, kid, sig in rows
+        ]
+
+    def size(self) -> int:
+        with self._read_lock:
+            row = self._read.execute("SELECT MAX(idx) FROM entries").fetchone()
+        return 0 if row[0] is None else int(row[0]) + 1
+
+    def latest_checkpoint(self) -> CheckpointRow | None:
+        with self._read_lock:
+            row = self._read.execute(
+                "SELECT size, root, note, ts FROM checkpoints ORDER BY size DESC LIMIT 1"
+            ).fetchone()
+        return (
+            None
+            if row is None
+            else CheckpointRow(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]))
         )
-        conn.execute("COMMIT")
-        return Appended(self.origin, idx, ts, leaf, self._signer.kid)
+
+    # --- checkpoints -----------------------------------------------------------------------
+
+    def checkpoint(self, extra_signers: Sequence[Signer] = ()) -> CheckpointRow | None:
+        """Sign a checkpoint of the current tree unless one of this size exists. The new tree is
+        checked consistent with the previous checkpoint first; if it is not, the log halts."""
+        tree = self.tree()
+        size = tree.size
+        latest = self.latest_checkpoint()
+        if size == 0 or (latest is not None and latest.size >= size):
+            return latest
+        root = tree.root(size)
+        if latest is not None:
+            proof = tree.consistency_proof(latest.size, size)
+            if not verify_consistency(latest.size, size, latest.root, root, proof):
+                self._halt(f"entries before checkpoint {latest.size} changed")
+                raise AuditUnavailable(
+                    f"the log is not consistent with its checkpoint of size {latest.size}; halted"
+                )
+        with self._write_lock:
+            signers = [self._signer, *extra_signers]
+            note = sign_checkpoint(self.origin, size, root, signers)
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                newest = self._conn.execute("SELECT MAX(size) FROM checkpoints").fetchone()[0]
+                if newest is None or newest < size:
+                    self._conn.execute(
+                        "INSERT INTO checkpoints (size, root, note, ts) VALUES (?, ?, ?, ?)",
+                        (size, root, note, _now_ms()),
+                    )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                raise AuditUnavailable(f"cannot store a checkpoint: {exc}") from exc
+        return self.latest_checkpoint()
+
+    # --- key rotation ----------------------------------------------------------------------
+
+    def rotate(self, new: Signer, actor: str, install: Callable[[], None]) -> int:
+        """Record `new` as the signing key from the next index on, in an entry signed by the
+        current key; `install` puts the key files in place inside the same write transaction.
+        Returns the index of the rotation entry; then signs a checkpoint with both keys."""
+        with self._write_lock:
+            conn = self._conn
+            old = self._signer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                old = self._active_signer(conn)
+                head = conn.execute(
+                    "SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1"
+                ).fetchone()
+                idx, prev, last_ts = (
+                    (0, GENESIS_PREV, 0)
+                    if head is None
+                    else (head[0] + 1, bytes(head[1]).hex(), head[2])
+                )
+                ts = max(_now_ms(), last_ts)
+                event: dict[str, JsonValue] = {
+                    "kind": "admin",
+                    "action": "key.rotate",
+                    "actor": actor,
+                    "old_kid": old.kid,
+                    "new_kid": new.kid,
+                    "new_key": base64.b64encode(raw_public(new.private_key.public_key())).decode(),
+                }
+                line = encode_entry(event, origin=self.origin, idx=idx, ts=ts, prev=prev)
+                conn.execute(
+                    "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        idx,
+                        line.decode(),
+                        leaf_hash(line),
+                        ts,
+                        old.kid,
+                        old.sign(ENTRY_CONTEXT, line),
+                    ),
+                )
+                conn.execute(
+                    "INSERT INTO keys (kid, public_key, from_idx) VALUES (?, ?, ?)",
+                    (new.kid, raw_public(new.private_key.public_key()), idx + 1),
+                )
+                install()
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                raise ConfigError(f"key rotation failed, nothing changed: {exc}") from exc
+            self._signer = new
+        self.checkpoint(extra_signers=[old])
+        return idx
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            writer = self._writer
+            self._queue.put(None)
+        if writer is not None:
+            writer.join()
+        with self._read_lock:
+            self._read.close()
+        self._conn.close()
 
 
 def read_origin(conn: sqlite3.Connection) -> str:
@@ -111,21 +431,68 @@ def read_origin(conn: sqlite3.Connection) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def read_entries(path: Path) -> tuple[str, Iterator[StoredEntry]]:
-    """Open a log read-only and return (origin, entries in index order)."""
+@dataclass(frozen=True)
+class LogContents:
+    """Everything a verifier reads from a log database."""
+
+    origin: str
+    entries: Iterator[StoredEntry]
+    checkpoints: list[str]
+    keys: list[KeyWindow]
+    halted: str | None
+
+
+def read_log(path: Path) -> LogContents:
+    """Open a log read-only (entries are streamed in index order)."""
     if not path.exists():
         raise ConfigError(f"no audit log at {path}; has the gateway run in this workspace?")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     # Bytes, not str: a tampered line may not even be valid UTF-8, and must still be reported.
     conn.text_factory = bytes
-    origin = read_origin(conn)
+    try:
+        origin = read_origin(conn)
+        notes = [
+            bytes(n).decode("utf-8", "replace")
+            for (n,) in conn.execute("SELECT note FROM checkpoints ORDER BY size")
+        ]
+        keys = [
+            KeyWindow(bytes(k).decode(), bytes(p), int(f))
+            for k, p, f in conn.execute(
+                "SELECT kid, public_key, from_idx FROM keys ORDER BY from_idx"
+            )
+        ]
+        halted_row = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise ConfigError(f"cannot read the audit log {path}: {exc}") from exc
+    halted = bytes(halted_row[0]).decode() if halted_row else None
 
     def rows() -> Iterator[StoredEntry]:
         try:
-            cursor = conn.execute("SELECT idx, line, kid, sig FROM entries ORDER BY idx")
-            for idx, line, kid, sig in cursor:
-                yield StoredEntry(int(idx), bytes(line), bytes(kid).decode("ascii", "replace"), sig)
+            for idx, line, kid, sig in conn.execute(
+                "SELECT idx, line, kid, sig FROM entries ORDER BY idx"
+            ):
+                yield StoredEntry(
+                    int(idx), bytes(line), bytes(kid).decode("ascii", "replace"), bytes(sig)
+                )
         finally:
             conn.close()
 
-    return origin, rows()
+    return LogContents(origin, rows(), notes, keys, halted)
+
+
+def read_entries(path: Path) -> tuple[str, Iterator[StoredEntry]]:
+    """Origin and entries of a log file (read-only)."""
+    contents = read_log(path)
+    return contents.origin, contents.entries
+
+
+def resume(path: Path) -> str | None:
+    """Clear a halt (after the operator fixed its cause). Returns the reason it had."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+        conn.execute("DELETE FROM meta WHERE key = 'halted'")
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])

@@ -1,0 +1,124 @@
+"""Transparency endpoints: the signed checkpoint, inclusion and consistency proofs (public, like
+Certificate Transparency), and raw entries (scope audit:read)."""
+
+from __future__ import annotations
+
+import base64
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.common import caller, json_response, services
+from gateway.api.context import audit_context
+from gateway.errors import BadRequest, NotFound
+
+AUDIT_SCOPE = "audit:read"
+MAX_ENTRIES = 1000
+
+
+def _int(request: Request, name: str, *, minimum: int = 0) -> int:
+    raw = request.query_params.getlist(name)
+    if len(raw) != 1:
+        raise BadRequest(f"give {name} exactly once", parameter=name)
+    if not raw[0].isdigit() or len(raw[0]) > 18:
+        raise BadRequest(f"{name} must be a non-negative integer", parameter=name)
+    value = int(raw[0])
+    if value < minimum:
+        raise BadRequest(f"{name} must be at least {minimum}", parameter=name)
+    return value
+
+
+def _only(request: Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query_params.keys()) - allowed)
+    if unknown:
+        raise BadRequest(f"unsupported parameter {unknown[0]!r}", parameter=unknown[0])
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def checkpoint(request: Request) -> Response:
+    svc = services(request)
+    audit_context(request).route = "/v1/audit/checkpoint"
+    latest = await anyio.to_thread.run_sync(svc.audit_log.latest_checkpoint)
+    if latest is None:
+        raise NotFound("no checkpoint has been signed yet; try again in a few seconds")
+    return Response(
+        latest.note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"}
+    )
+
+
+async def proof(request: Request) -> Response:
+    svc = services(request)
+    audit_context(request).route = "/v1/audit/proof"
+    _only(request, {"idx", "size"})
+    idx, size = _int(request, "idx"), _int(request, "size", minimum=1)
+    tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
+    if size > tree.size:
+        raise BadRequest(
+            f"size {size} is larger than the log ({tree.size} entries)", parameter="size"
+        )
+    if idx >= size:
+        raise BadRequest("idx must be smaller than size", parameter="idx")
+    path = tree.inclusion_proof(idx, size)
+    return json_response(
+        {
+            "idx": idx,
+            "size": size,
+            "leaf_hash": _b64(tree.leaf(idx)),
+            "root": _b64(tree.root(size)),
+            "proof": [_b64(p) for p in path],
+        }
+    )
+
+
+async def consistency(request: Request) -> Response:
+    svc = services(request)
+    audit_context(request).route = "/v1/audit/consistency"
+    _only(request, {"from", "to"})
+    first, second = _int(request, "from", minimum=1), _int(request, "to", minimum=1)
+    tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
+    if second > tree.size:
+        raise BadRequest(
+            f"to={second} is larger than the log ({tree.size} entries)", parameter="to"
+        )
+    if first > second:
+        raise BadRequest("from must not be larger than to", parameter="from")
+    path = tree.consistency_proof(first, second)
+    return json_response(
+        {
+            "from": first,
+            "to": second,
+            "from_root": _b64(tree.root(first)),
+            "to_root": _b64(tree.root(second)),
+            "proof": [_b64(p) for p in path],
+        }
+    )
+
+
+async def entries(request: Request) -> Response:
+    svc, ctx, _principal = caller(request, "/v1/audit/entries", scope=AUDIT_SCOPE)
+    _only(request, {"from", "to"})
+    first, end = _int(request, "from"), _int(request, "to", minimum=1)
+    if end <= first:
+        raise BadRequest("to must be larger than from", parameter="to")
+    if end - first > MAX_ENTRIES:
+        raise BadRequest(f"at most {MAX_ENTRIES} entries per call", parameter="to")
+    rows = await anyio.to_thread.run_sync(svc.audit_log.entries, first, end)
+    ctx.decision, ctx.reason = "allow", None
+    ctx.rows = len(rows)
+    return json_response(
+        {
+            "entries": [
+                {
+                    "idx": e.idx,
+                    "entry": e.line.decode("utf-8", "replace"),
+                    "kid": e.kid,
+                    "sig": _b64(e.sig),
+                }
+                for e in rows
+            ]
+        }
+    )

@@ -1,0 +1,137 @@
+"""Export bundles: a self-contained directory an auditor verifies offline.
+
+    bundle.json        {"format", "origin", "first", "count", "exported_ts"}
+    entries.jsonl      the entries' canonical lines, one per line, byte for byte as signed
+    signatures.jsonl   {"idx", "kid", "sig" (base64)} per entry, same order
+    checkpoints/       <size>.note: every signed checkpoint whose size is within the bundle
+    keys.json          every audit key with its window: {"kid", "public_key" (base64, raw
+                       32 bytes), "from_idx", "to_idx" (null while current)} (informational;
+                       trust comes from the keys the auditor supplies and the rotation entries)
+    keys/<kid>.pub     the same keys as PEM files
+    prefix-leaves.txt  when first > 0: hex leaf hashes of entries 0..first-1, so checkpoints can be
+                       checked without the earlier entries' contents
+
+Standard library + cryptography only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from gateway.audit.entry import StoredEntry, leaf_hash
+from gateway.audit.store import KeyWindow, read_log
+
+FORMAT = "public-data-gateway/audit-bundle/v1"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    origin: str
+    first: int
+    entries: Iterator[StoredEntry]
+    checkpoints: list[str]
+    keys: list[KeyWindow]
+    prefix_leaves: list[bytes]
+    torn: bytes | None  # a final entry line without its newline, quarantined
+
+
+def export_bundle(db: Path, out: Path, first: int = 0, last: int | None = None) -> int:
+    """Write entries first..last-1 (default: to the end) and what verifies them; returns count."""
+    contents = read_log(db)
+    out.mkdir(parents=True, exist_ok=False)
+    (out / "checkpoints").mkdir()
+    (out / "keys").mkdir()
+    count = 0
+    prefix: list[str] = []
+    with (out / "entries.jsonl").open("wb") as lines, (out / "signatures.jsonl").open("w") as sigs:
+        for entry in contents.entries:
+            if entry.idx < first:
+                prefix.append(leaf_hash(entry.line).hex())
+                continue
+            if last is not None and entry.idx >= last:
+                break
+            lines.write(entry.line + b"\n")
+            sig = base64.b64encode(entry.sig).decode()
+            sigs.write(json.dumps({"idx": entry.idx, "kid": entry.kid, "sig": sig}) + "\n")
+            count += 1
+    end = first + count
+    for note in contents.checkpoints:
+        size = int(note.split("\n")[1])
+        if size <= end:
+            (out / "checkpoints" / f"{size}.note").write_text(note)
+    windows = []
+    for i, key in enumerate(contents.keys):
+        to_idx = contents.keys[i + 1].from_idx - 1 if i + 1 < len(contents.keys) else None
+        windows.append(
+            {
+                "kid": key.kid,
+                "public_key": base64.b64encode(key.public_key).decode(),
+                "from_idx": key.from_idx,
+                "to_idx": to_idx,
+            }
+        )
+        pem = Ed25519PublicKey.from_public_bytes(key.public_key).public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        (out / "keys" / f"{key.kid}.pub").write_bytes(pem)
+    (out / "keys.json").write_text(json.dumps(windows, indent=2) + "\n")
+    if first:
+        (out / "prefix-leaves.txt").write_text("".join(h + "\n" for h in prefix))
+    meta = {
+        "format": FORMAT,
+        "origin": contents.origin,
+        "first": first,
+        "count": count,
+        "exported_ts": int(time.time() * 1000),
+    }
+    (out / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return count
+
+
+def read_bundle(directory: Path) -> Bundle:
+    """Read a bundle; raises ValueError when it is not one (a usage problem, not tampering)."""
+    try:
+        meta = json.loads((directory / "bundle.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{directory} is not an audit bundle: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{directory}: unknown bundle format {meta.get('format')!r}")
+    first = int(meta.get("first", 0))
+    raw = (directory / "entries.jsonl").read_bytes()
+    lines = raw.split(b"\n")
+    torn = None
+    if lines and lines[-1] == b"":
+        lines.pop()
+    elif lines:
+        torn = lines.pop()  # no final newline: a torn last record, reported by the verifier
+    sigs = [json.loads(s) for s in (directory / "signatures.jsonl").read_text().splitlines() if s]
+    by_idx = {int(s["idx"]): s for s in sigs}
+
+    def entries() -> Iterator[StoredEntry]:
+        for offset, line in enumerate(lines):
+            sig = by_idx.get(first + offset, {})
+            yield StoredEntry(
+                first + offset, line, str(sig.get("kid", "")), base64.b64decode(sig.get("sig", ""))
+            )
+
+    notes = [
+        p.read_text()
+        for p in sorted((directory / "checkpoints").glob("*.note"), key=lambda p: int(p.stem))
+    ]
+    keys = [
+        KeyWindow(k["kid"], base64.b64decode(k["public_key"]), int(k["from_idx"]))
+        for k in json.loads((directory / "keys.json").read_text())
+    ]
+    prefix_file = directory / "prefix-leaves.txt"
+    prefix = (
+        [bytes.fromhex(h) for h in prefix_file.read_text().split()] if prefix_file.exists() else []
+    )
+    return Bundle(str(meta["origin"]), first, entries(), notes, keys, prefix, torn)
