@@ -76,6 +76,7 @@ def start_server(home: Path, *extra: str) -> Server:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     ca = ssl.create_default_context(cafile=str(home / "keys" / "ca.crt"))
     server = Server(home, f"https://127.0.0.1:{port}", ca, process)
@@ -244,3 +245,48 @@ def test_invalid_policy_stops_start_up_with_file_and_line(home: Path) -> None:
     assert result.returncode == 1
     assert "residents.yaml:" in result.stderr
     assert "unknown transform 'maks'" in result.stderr
+
+
+def test_kill_9_under_load_loses_no_delivered_call(home: Path) -> None:
+    """Promise 6 under a crash: kill -9 during load; the log still verifies and holds every call
+    whose response (and receipt) was delivered."""
+    import threading
+
+    from gateway.audit.receipt import parse_receipt
+    from gateway.audit.store import read_log
+
+    server = start_server(home, "--workers", "2")
+    receipts: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(verify=server.ca, timeout=10) as http:
+            while not stop.is_set():
+                try:
+                    response = http.get(f"{server.base}/v1/datasets")
+                except httpx.HTTPError:
+                    return  # the server is gone
+                with lock:
+                    receipts.append(response.headers["audit-receipt"])
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.5)
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(10)
+    stop.set()
+    for thread in threads:
+        thread.join(15)
+    assert len(receipts) > 50
+
+    verified = gateway("audit", "verify", home=home, check=False)
+    assert verified.returncode == 0, verified.stdout
+    contents = read_log(home / "audit" / "log.sqlite3")
+    leaves = {e.idx: e.line for e in contents.entries}
+    from gateway.audit.entry import leaf_hash
+
+    for header in receipts:
+        fields = parse_receipt(header)
+        assert leaf_hash(leaves[int(fields["idx"])]) == fields["leaf"]
