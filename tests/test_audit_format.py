@@ -112,3 +112,43 @@ def test_independent_verifier_catches_tampering(client: TestClient, demo: Demo, 
         )
     _, bad = independent_verify(db, (demo.home / "keys" / "audit-ed25519.pub").read_bytes())
     assert bad == 2
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "audit-format.md"
+
+
+def test_worked_example_in_the_doc_is_current() -> None:
+    """Every value of the worked example (section 11) is what the code produces today."""
+    from tests.audit_example import build_example
+
+    doc = DOC.read_text()
+    for name, value in build_example().items():
+        assert value.rstrip("\n") in doc, f"docs/audit-format.md is missing the current {name}"
+
+
+def test_worked_example_checks_out_independently() -> None:
+    """From the doc's numbers alone: leaf hashes, the RFC 9162 root, and the checkpoint note's
+    signed-note signature, computed with hashlib and raw Ed25519."""
+    doc = DOC.read_text()
+    public_b64 = re.search(r"Its raw public key \(base64\) is\n`([^`]+)`", doc)
+    assert public_b64 is not None
+    raw = base64.b64decode(public_b64.group(1))
+    key = Ed25519PublicKey.from_public_bytes(raw)
+    lines = re.findall(r"```\n(\{.*?\})\n```", doc)
+    assert len(lines) == 3
+    leaves = [hashlib.sha256(b"\x00" + line.encode()).digest() for line in lines]
+    for leaf in leaves:
+        assert leaf.hex() in doc
+    node = lambda a, b: hashlib.sha256(b"\x01" + a + b).digest()  # noqa: E731
+    root = node(node(leaves[0], leaves[1]), leaves[2])
+    note = re.search(r"The signed checkpoint of size 3:\n\n```\n(.*?)\n```", doc, flags=re.S)
+    assert note is not None
+    text, sig_line = note.group(1).split("\n\n")
+    origin, size, root_b64 = text.split("\n")
+    assert origin == "example.org/audit-demo"
+    assert size == "3"
+    assert base64.b64decode(root_b64) == root
+    name, blob = sig_line.removeprefix("\u2014 ").split(" ")
+    raw_sig = base64.b64decode(blob)
+    assert raw_sig[:4] == hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()[:4]
+    key.verify(raw_sig[4:], (text + "\n").encode())

@@ -261,10 +261,11 @@ def _size_of(note: str) -> int:
 # --- command line ------------------------------------------------------------------------------
 
 
-def load_keys(paths: Iterable[Path]) -> dict[str, Ed25519PublicKey]:
+def load_keys(paths: Iterable[Path | str]) -> dict[str, Ed25519PublicKey]:
+    """Trusted keys by key id, from PEM files."""
     keys = {}
     for path in paths:
-        key = load_public_key(path)
+        key = load_public_key(Path(path))
         keys[key_id(key)] = key
     return keys
 
