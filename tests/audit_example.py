@@ -7,6 +7,7 @@ import base64
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.canonical import JsonValue
 from gateway.audit.checkpoint import raw_public, sign_checkpoint
 from gateway.audit.entry import GENESIS_PREV, encode_entry, leaf_hash
 from gateway.audit.merkle import MerkleTree, node_hash
@@ -17,11 +18,14 @@ ORIGIN = "example.org/audit-demo"
 SEED = bytes(range(32))  # the example's private key: never use a key like this
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def build_example() -> dict[str, str]:
     key = Ed25519PrivateKey.from_private_bytes(SEED)
     signer = Signer(key, key_id(key.public_key()))
-    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
-    events = [
+    events: list[dict[str, JsonValue]] = [
         {"kind": "admin", "action": "client.add", "subject": "demo", "actor": "root"},
         {
             "kind": "http",

@@ -139,7 +139,10 @@ def test_worked_example_checks_out_independently() -> None:
     leaves = [hashlib.sha256(b"\x00" + line.encode()).digest() for line in lines]
     for leaf in leaves:
         assert leaf.hex() in doc
-    node = lambda a, b: hashlib.sha256(b"\x01" + a + b).digest()  # noqa: E731
+
+    def node(left: bytes, right: bytes) -> bytes:
+        return hashlib.sha256(b"\x01" + left + right).digest()
+
     root = node(node(leaves[0], leaves[1]), leaves[2])
     note = re.search(r"The signed checkpoint of size 3:\n\n```\n(.*?)\n```", doc, flags=re.S)
     assert note is not None
