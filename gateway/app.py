@@ -105,7 +105,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         lifespan=lifespan,
     )
     app.state.services = svc
-    return AuditMiddleware(app, svc.audit_log, svc.audit_signer)
+    return AuditMiddleware(app, svc.audit_log)
 
 
 def app_from_env() -> ASGIApp:

@@ -25,7 +25,6 @@ class Services:
     token_keys: TokenKeys
     token_server: TokenServer
     tokens: AccessTokenValidator
-    audit_signer: Signer
     audit_log: SQLiteAuditLog
     pseudonym_secret: bytes
     sources: SourceCache
@@ -85,7 +84,6 @@ def build_services(settings: Settings) -> Services:
             leeway=settings.token_leeway,
             registry=registry,
         ),
-        audit_signer=signer,
         audit_log=SQLiteAuditLog(
             ws.audit_db,
             signer,

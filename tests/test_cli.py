@@ -114,3 +114,36 @@ def test_audit_verify_without_a_log_says_what_to_do(
     code, _, err = run(capsys, "audit", "verify", "--home", str(home))
     assert code == 1
     assert "no audit log" in err
+
+
+def test_rotate_audit_key_while_serving(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gateway keys rotate audit` hands over to a new key; a running gateway signs its next entry
+    with it; the whole log verifies with the original public key alone."""
+    from starlette.testclient import TestClient
+
+    from gateway.app import create_app
+    from gateway.audit.verify import verify_path
+    from gateway.settings import Settings
+
+    home = tmp_path / "ws"
+    run(capsys, "init", "--demo", "--rows", "100", "--home", str(home))
+    original = (home / "keys" / "audit-ed25519.pub").read_bytes()
+    settings = Settings(home=home, public_url="https://testserver")
+    with TestClient(create_app(settings), base_url="https://testserver") as client:
+        before = client.get("/healthz").headers["audit-receipt"]
+        code, out, _ = run(capsys, "keys", "rotate", "audit", "--home", str(home))
+        assert code == 0
+        assert "audit key rotated" in out
+        after = client.get("/healthz").headers["audit-receipt"]
+    old_kid = before.split('kid="')[1].split('"')[0]
+    new_kid = after.split('kid="')[1].split('"')[0]
+    assert old_kid != new_kid
+    assert (home / "keys" / f"audit-ed25519.{old_kid}.key").exists()
+    assert mode(home / "keys" / "audit-ed25519.key") == 0o600
+    kept = tmp_path / "original.pub"
+    kept.write_bytes(original)
+    _, report = verify_path(home / "audit" / "log.sqlite3", [kept])
+    assert report.ok, report.problems
+    assert report.checkpoints >= 1
+    code, out, _ = run(capsys, "audit", "verify", "--home", str(home))
+    assert code == 0, out

@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.context import AuditContext
 from gateway.api.problems import problem_response
 from gateway.audit.receipt import make_receipt
-from gateway.audit.signing import Signer
 from gateway.audit.store import SQLiteAuditLog
 from gateway.errors import ApiError, AuditUnavailable, ServiceUnavailable
 
@@ -25,10 +24,9 @@ log = logging.getLogger("gateway.audit")
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, audit_log: SQLiteAuditLog, signer: Signer) -> None:
+    def __init__(self, app: ASGIApp, audit_log: SQLiteAuditLog) -> None:
         self.app = app
         self.audit_log = audit_log
-        self.signer = signer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +72,7 @@ class AuditMiddleware:
             await send(start)
             await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
-        receipt = make_receipt(appended, self.signer)
+        receipt = make_receipt(appended, self.audit_log.signer(appended.kid))
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         headers += [
             (b"content-length", str(len(body)).encode()),

@@ -106,6 +106,7 @@ class SQLiteAuditLog:
     ) -> None:
         self.path = path
         self._signer = signer
+        self._signers: dict[str, Signer] = {signer.kid: signer}  # every key this process used
         self._signer_for = signer_for  # finds the private key of a kid after a rotation
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
@@ -249,6 +250,7 @@ class SQLiteAuditLog:
                 f"the active audit key {row[0]} is not available to this process"
             )
         self._signer = found
+        self._signers[found.kid] = found
         return found
 
     def _halt(self, reason: str) -> None:
@@ -271,6 +273,10 @@ class SQLiteAuditLog:
             self._halted = None
             return True
         return False
+
+    def signer(self, kid: str) -> Signer:
+        """The signer that signed entries with this key id (for their receipts)."""
+        return self._signers[kid]
 
     @property
     def halted(self) -> str | None:
@@ -406,6 +412,7 @@ class SQLiteAuditLog:
                         conn.execute("ROLLBACK")
                 raise ConfigError(f"key rotation failed, nothing changed: {exc}") from exc
             self._signer = new
+            self._signers[new.kid] = new
         self.checkpoint(extra_signers=[old])
         return idx
 
