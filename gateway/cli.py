@@ -124,7 +124,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
     registry = ClientRegistry(settings.workspace.registry_db)
     try:
         if args.action == "add":
-            scopes = tuple(args.scope or ["data:read"])
+            scopes = tuple(args.scope or ["datasets:read"])
             client, secret = registry.add(args.client_id, scopes)
             admin_event(settings, "client.add", client.client_id)
             _out(f"client_id:     {client.client_id}")
@@ -304,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("add", parents=[home], help="register a client and print its secret once")
     c.add_argument("client_id")
     c.add_argument(
-        "--scope", action="append", help="scope to allow (repeatable; default data:read)"
+        "--scope", action="append", help="scope to allow (repeatable; default datasets:read)"
     )
     csub.add_parser("list", parents=[home], help="list clients")
     for action in ("disable", "enable"):

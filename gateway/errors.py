@@ -71,6 +71,27 @@ class Forbidden(ApiError):
     reason = "forbidden"
 
 
+class InsufficientScope(Forbidden):
+    slug = "insufficient-scope"
+    title = "Insufficient scope"
+    reason = "scope_missing"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"the access token lacks the scope {scope!r}")
+        challenge = f'Bearer realm="gateway", error="insufficient_scope", scope="{scope}"'
+        self.headers = {"WWW-Authenticate": challenge}
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+    reason = "quota_exceeded"
+
+    def __init__(self, detail: str, *, retry_after: int, headers: dict[str, str]) -> None:
+        super().__init__(detail, headers={**headers, "Retry-After": str(retry_after)})
+
+
 class NotFound(ApiError):
     status = 404
     slug = "not-found"

@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import SQLiteAuditLog
+from gateway.auth.issuers import IssuerKeys, load_issuers
+from gateway.auth.keys import TokenKeyring
+from gateway.auth.limits import Limiter
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.server import TokenServer
-from gateway.auth.tokens import AccessTokenValidator, TokenKeys, load_token_keys
+from gateway.auth.tokens import AccessTokenValidator
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.policy.files import load_policies
@@ -22,9 +25,10 @@ class Services:
     settings: Settings
     policy: PolicySet
     registry: ClientRegistry
-    token_keys: TokenKeys
+    token_keys: TokenKeyring
     token_server: TokenServer
     tokens: AccessTokenValidator
+    limiter: Limiter
     audit_log: SQLiteAuditLog
     pseudonym_secret: bytes
     sources: SourceCache
@@ -63,27 +67,32 @@ def build_services(settings: Settings) -> Services:
     ws = settings.workspace
     policy = load_policies(ws.policies, ws.home)
     registry = ClientRegistry(ws.registry_db)
-    keys = load_token_keys(ws.token_key)
+    keyring = TokenKeyring(ws.keys, ttl=settings.token_ttl, leeway=settings.token_leeway)
+    external = [IssuerKeys(config) for config in load_issuers(ws.issuers, ws.home)]
+    validator = AccessTokenValidator(
+        keyring,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        leeway=settings.token_leeway,
+        registry=registry,
+        external=external,
+    )
     signer = load_signer(ws.audit_key)
     return Services(
         settings=settings,
         policy=policy,
         registry=registry,
-        token_keys=keys,
+        token_keys=keyring,
         token_server=TokenServer(
             registry,
-            keys,
+            keyring,
+            validator,
             issuer=settings.issuer,
             audience=settings.audience,
             ttl=settings.token_ttl,
         ),
-        tokens=AccessTokenValidator(
-            keys,
-            issuer=settings.issuer,
-            audience=settings.audience,
-            leeway=settings.token_leeway,
-            registry=registry,
-        ),
+        tokens=validator,
+        limiter=Limiter(registry, settings.rate_per_minute),
         audit_log=SQLiteAuditLog(
             ws.audit_db,
             signer,

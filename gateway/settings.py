@@ -80,6 +80,10 @@ class Workspace:
         return self.keys / "server.key"
 
     @property
+    def issuers(self) -> Path:
+        return self.home / "issuers.yaml"
+
+    @property
     def demo_client(self) -> Path:
         return self.home / "demo-client.json"
 
@@ -100,6 +104,7 @@ class Settings:
     max_page_size: int = 1000
     checkpoint_every: int = 1000  # sign a checkpoint after this many new entries ...
     checkpoint_seconds: int = 10  # ... or this many seconds after the newest entry
+    rate_per_minute: int = 600  # default per-client request rate (a client may set its own)
 
     @property
     def workspace(self) -> Workspace:
@@ -144,6 +149,7 @@ class Settings:
             "MAX_PAGE_SIZE": str(self.max_page_size),
             "CHECKPOINT_EVERY": str(self.checkpoint_every),
             "CHECKPOINT_SECONDS": str(self.checkpoint_seconds),
+            "RATE_PER_MINUTE": str(self.rate_per_minute),
         }
         if self.public_url:
             env["PUBLIC_URL"] = self.public_url
@@ -183,4 +189,5 @@ class Settings:
             max_page_size=integer("MAX_PAGE_SIZE", cls.max_page_size),
             checkpoint_every=integer("CHECKPOINT_EVERY", cls.checkpoint_every),
             checkpoint_seconds=integer("CHECKPOINT_SECONDS", cls.checkpoint_seconds),
+            rate_per_minute=integer("RATE_PER_MINUTE", cls.rate_per_minute),
         )

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import SQLiteAuditLog
+from gateway.auth.keys import generate_token_key
 from gateway.auth.registry import ClientRegistry
-from gateway.auth.tokens import generate_token_key
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED, write_demo_data
 from gateway.demo import POLICY_DIR
 from gateway.fsutil import write_new
@@ -98,7 +98,7 @@ def init_workspace(
                 "token_url": f"{settings.base_url}/oauth/token",
                 "base_url": settings.base_url,
                 "ca_cert": str(ws.ca_cert),
-                "scope": "data:read",
+                "scope": "datasets:read",
             }
             ws.demo_client.unlink(missing_ok=True)
             write_new(ws.demo_client, (json.dumps(credentials, indent=2) + "\n").encode())

@@ -198,6 +198,7 @@ def test_ungranted_dataset_answers_like_an_unknown_one(client: TestClient, demo:
     """Promise 1/10: without a grant, a dataset answers the same 404 as one that does not exist."""
     registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
     _, secret = registry.add("outsider")
+    assert secret is not None
     registry.close()
     other = token_for(client, "outsider", secret)
     assert client.get("/v1/datasets", headers=bearer(other)).json()["datasets"] == []

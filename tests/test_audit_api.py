@@ -75,6 +75,7 @@ def test_entries_need_audit_scope(client: TestClient, demo: Demo, token: str) ->
     )
     registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
     _, secret = registry.add("auditor", scopes=("audit:read",))
+    assert secret is not None
     registry.close()
     auditor = token_for(client, "auditor", secret)
     body = client.get(

@@ -29,7 +29,7 @@ def claims(**changes: Any) -> dict[str, Any]:
         "aud": f"{BASE}/v1",
         "sub": "demo",
         "client_id": "demo",
-        "scope": "data:read",
+        "scope": "datasets:read",
         "iat": now,
         "exp": now + 600,
         "jti": "t-" + str(now),
@@ -109,5 +109,5 @@ def test_algorithm_confusion_is_rejected(client: TestClient, demo: Demo) -> None
 
 
 def test_token_without_data_scope_is_403(client: TestClient, demo: Demo) -> None:
-    """A valid token lacking the data:read scope is refused with 403."""
+    """A valid token lacking the datasets:read scope is refused with 403."""
     assert status(client, mint(signing_key(demo), scope="audit:read")) == 403

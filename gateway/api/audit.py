@@ -9,11 +9,10 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import caller, json_response, services
+from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
 from gateway.api.context import audit_context
 from gateway.errors import BadRequest, NotFound
 
-AUDIT_SCOPE = "audit:read"
 MAX_ENTRIES = 1000
 
 

@@ -74,6 +74,12 @@ class AuditMiddleware:
             return
         receipt = make_receipt(appended, self.audit_log.signer(appended.kid))
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        present = {k.lower() for k, _ in headers}
+        headers += [
+            (k.lower().encode(), v.encode())
+            for k, v in ctx.headers.items()
+            if k.lower().encode() not in present
+        ]
         headers += [
             (b"content-length", str(len(body)).encode()),
             (b"audit-receipt", receipt.encode()),

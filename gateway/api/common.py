@@ -10,10 +10,12 @@ from starlette.responses import Response
 
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal
-from gateway.errors import Forbidden
+from gateway.errors import InsufficientScope
 from gateway.services import Services
 
-DATA_SCOPE = "data:read"
+DATASETS_SCOPE = "datasets:read"
+AUDIT_SCOPE = "audit:read"
+ADMIN_SCOPE = "admin"
 
 
 def services(request: Request) -> Services:
@@ -31,9 +33,10 @@ def json_response(
 
 
 def caller(
-    request: Request, route: str, scope: str = DATA_SCOPE
+    request: Request, route: str, scope: str = DATASETS_SCOPE
 ) -> tuple[Services, AuditContext, Principal]:
-    """Authenticate the bearer token and check its scope; record both in the audit context."""
+    """Authenticate the bearer token, check its scope and the client's request rate; record
+    each step in the audit context."""
     svc = services(request)
     ctx = audit_context(request)
     ctx.route = route
@@ -43,5 +46,7 @@ def caller(
     ctx.client = principal.client_id
     ctx.token_sha256 = principal.token_sha256
     if scope not in principal.scopes:
-        raise Forbidden(f"the access token lacks the scope {scope!r}")
+        raise InsufficientScope(scope)
+    state = svc.limiter.request(principal)
+    ctx.headers.update(state.headers)
     return svc, ctx, principal

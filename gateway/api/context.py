@@ -23,6 +23,7 @@ class AuditContext:
     policy: str | None = None
     transforms: list[str] = field(default_factory=list)
     rows: int = 0
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
 
     def event(
         self, *, method: str, path: str, query: str, status: int, body: bytes

@@ -104,6 +104,7 @@ async def rows(request: Request) -> Response:
     size = _page_size(request, grant)
     view = await anyio.to_thread.run_sync(_view, svc, dataset, grant, principal.client_id)
     page = view.frame.iloc[:size]
+    await anyio.to_thread.run_sync(svc.limiter.rows, principal, len(page))
     meta = {
         "dataset": view.dataset,
         "grant": view.grant,

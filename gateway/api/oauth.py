@@ -1,57 +1,92 @@
-"""OAuth 2.0 endpoints: token (RFC 6749 4.4), JWKS, authorization server metadata (RFC 8414)."""
+"""OAuth 2.0 endpoints: token (RFC 6749 4.4), revocation (RFC 7009), introspection (RFC 7662),
+JWKS, and authorization server metadata (RFC 8414)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import DATA_SCOPE, json_response, services
+from gateway.api.common import json_response, services
 from gateway.api.context import audit_context
-from gateway.auth.server import TokenRequest
+from gateway.auth.registry import SCOPES
+from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, TokenRequest
 from gateway.errors import BadRequest
 
 MAX_FORM_BYTES = 16 * 1024
 
+Outcome = tuple[int, dict[str, Any], list[tuple[str, str]], str | None]
 
-async def token(request: Request) -> Response:
+
+async def _form_request(request: Request, route: str) -> TokenRequest:
     svc = services(request)
     ctx = audit_context(request)
-    ctx.route = "/oauth/token"
+    ctx.route = route
     ctx.policy = svc.policy.hash
     ctx.decision = "deny"
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         ctx.reason = "invalid_request"
-        raise BadRequest("the token request must be application/x-www-form-urlencoded")
+        raise BadRequest("the request body must be application/x-www-form-urlencoded")
     body = await request.body()  # read first: authlib's request object is synchronous
     if len(body) > MAX_FORM_BYTES:
         ctx.reason = "invalid_request"
-        raise BadRequest("the token request body is too large")
+        raise BadRequest("the request body is too large")
     try:
-        form = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        form = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
     except UnicodeDecodeError:
         ctx.reason = "invalid_request"
-        raise BadRequest("the token request body is not UTF-8") from None
-    oauth_request = TokenRequest(request.method, str(request.url), request.headers, form)
-    # Secret checks run scrypt (tens of ms): keep them off the event loop.
-    status, payload, headers, client_id = await anyio.to_thread.run_sync(
-        svc.token_server.issue, oauth_request
-    )
+        raise BadRequest("the request body is not UTF-8") from None
+    return TokenRequest(request.method, str(request.url), request.headers, form)
+
+
+async def _run(
+    request: Request, route: str, call: Callable[[TokenRequest], Outcome], done: str
+) -> Response:
+    oauth_request = await _form_request(request, route)
+    ctx = audit_context(request)
+    # Client authentication may run scrypt (tens of ms): keep it off the event loop.
+    status, payload, headers, client_id = await anyio.to_thread.run_sync(call, oauth_request)
     ctx.client = client_id
     if status == 200:
-        ctx.decision, ctx.reason = "allow", "token_issued"
+        ctx.decision, ctx.reason = "allow", done
     else:
         ctx.reason = str(payload.get("error", "invalid_request"))
     return json_response(payload, status, dict(headers))
 
 
+async def token(request: Request) -> Response:
+    svc = services(request)
+    return await _run(request, "/oauth/token", svc.token_server.issue, "token_issued")
+
+
+async def revoke(request: Request) -> Response:
+    svc = services(request)
+    return await _run(
+        request, "/oauth/revoke", lambda r: svc.token_server.endpoint("revocation", r), "revoked"
+    )
+
+
+async def introspect(request: Request) -> Response:
+    svc = services(request)
+    return await _run(
+        request,
+        "/oauth/introspect",
+        lambda r: svc.token_server.endpoint("introspection", r),
+        "introspected",
+    )
+
+
 async def jwks(request: Request) -> Response:
     svc = services(request)
     audit_context(request).route = "/.well-known/jwks.json"
-    return json_response(svc.token_keys.jwks, headers={"Cache-Control": "public, max-age=300"})
+    return json_response(
+        svc.token_keys.current().jwks, headers={"Cache-Control": "public, max-age=300"}
+    )
 
 
 async def metadata(request: Request) -> Response:
@@ -63,9 +98,14 @@ async def metadata(request: Request) -> Response:
             "issuer": svc.settings.issuer,
             "token_endpoint": f"{base}/oauth/token",
             "jwks_uri": f"{base}/.well-known/jwks.json",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "introspection_endpoint": f"{base}/oauth/introspect",
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "scopes_supported": [DATA_SCOPE],
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+            "scopes_supported": list(SCOPES),
             "response_types_supported": [],
         }
     )

@@ -1,10 +1,13 @@
-"""The client registry (SQLite). Secrets are stored only as salted scrypt hashes."""
+"""The client registry and the shared authentication state, in one SQLite file that every
+worker process uses: clients (secrets only as salted scrypt hashes, or a public JWKS for
+private_key_jwt), revoked token ids, the client-assertion replay cache, and rate counters."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import sqlite3
@@ -12,21 +15,44 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import ConfigError
 
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
-DEFAULT_SCOPES = ("data:read",)
+SCOPES = ("datasets:read", "audit:read", "admin")
+DEFAULT_SCOPES = ("datasets:read",)
+SECRET_METHODS = ("client_secret_basic", "client_secret_post")
+JWT_METHOD = "private_key_jwt"
 # scrypt cost (RFC 7914): N=2^14, r=8, p=1 is the interactive-login recommendation (~16 MiB).
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
-    client_id   TEXT PRIMARY KEY,
-    secret_hash TEXT NOT NULL,
-    scopes      TEXT NOT NULL,
-    disabled    INTEGER NOT NULL DEFAULT 0,
-    created_ms  INTEGER NOT NULL
+    client_id      TEXT PRIMARY KEY,
+    secret_hash    TEXT NOT NULL,
+    scopes         TEXT NOT NULL,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    created_ms     INTEGER NOT NULL,
+    jwks           TEXT,
+    rate_per_min   INTEGER,
+    rows_per_day   INTEGER
+);
+CREATE TABLE IF NOT EXISTS revoked (
+    jti        TEXT PRIMARY KEY,
+    client_id  TEXT NOT NULL,
+    expires    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS assertions (
+    client_id  TEXT NOT NULL,
+    jti        TEXT NOT NULL,
+    expires    INTEGER NOT NULL,
+    PRIMARY KEY (client_id, jti)
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name   TEXT PRIMARY KEY,
+    value  INTEGER NOT NULL,
+    expires INTEGER NOT NULL
 );
 """
 
@@ -63,9 +89,40 @@ class Client:
     disabled: bool
     created_ms: int
     secret_hash: str = field(repr=False)
+    jwks: dict[str, Any] | None = field(default=None, repr=False)
+    rate_per_min: int | None = None
+    rows_per_day: int | None = None
+
+    @property
+    def auth_methods(self) -> tuple[str, ...]:
+        """A client with a registered JWKS authenticates with private_key_jwt only."""
+        return (JWT_METHOD,) if self.jwks else SECRET_METHODS
 
     def check_secret(self, secret: str) -> bool:
+        if self.jwks or not self.secret_hash:
+            check_secret(secret, _DUMMY_HASH)  # same cost, always False
+            return False
         return check_secret(secret, self.secret_hash)
+
+
+_COLUMNS = "client_id, scopes, disabled, created_ms, secret_hash, jwks, rate_per_min, rows_per_day"
+
+
+def _client(row: tuple[Any, ...]) -> Client:
+    return Client(
+        row[0],
+        tuple(row[1].split()),
+        bool(row[2]),
+        int(row[3]),
+        row[4],
+        json.loads(row[5]) if row[5] else None,
+        row[6],
+        row[7],
+    )
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 class ClientRegistry:
@@ -76,45 +133,93 @@ class ClientRegistry:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA busy_timeout = 5000")
+            # Committed state survives a crash of the process (WAL); counters need no fsync each.
+            self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot open the client registry {path}: {exc}") from exc
 
-    def add(self, client_id: str, scopes: tuple[str, ...] = DEFAULT_SCOPES) -> tuple[Client, str]:
-        """Register a client; returns it and its secret, which is never stored or shown again."""
+    # --- clients ---------------------------------------------------------------------------
+
+    def add(
+        self,
+        client_id: str,
+        scopes: tuple[str, ...] = DEFAULT_SCOPES,
+        *,
+        jwks: dict[str, Any] | None = None,
+        rate_per_min: int | None = None,
+        rows_per_day: int | None = None,
+    ) -> tuple[Client, str | None]:
+        """Register a client. Returns it and its secret (None for a private_key_jwt client);
+        the secret is never stored or shown again."""
         if not CLIENT_ID.match(client_id):
             raise ConfigError(
                 f"client id {client_id!r} is invalid: use 2-64 lower-case letters, digits, _ or -,"
                 " starting with a letter"
             )
-        secret = secrets.token_urlsafe(32)
-        client = Client(client_id, scopes, False, int(time.time() * 1000), hash_secret(secret))
+        unknown = [s for s in scopes if s not in SCOPES]
+        if unknown or not scopes:
+            raise ConfigError(f"unknown scope(s) {unknown}; known scopes: {', '.join(SCOPES)}")
+        if jwks is not None:
+            _check_jwks(jwks)
+        secret = None if jwks else secrets.token_urlsafe(32)
+        client = Client(
+            client_id,
+            tuple(scopes),
+            False,
+            int(time.time() * 1000),
+            hash_secret(secret) if secret else "",
+            jwks,
+            rate_per_min,
+            rows_per_day,
+        )
         with self._lock:
             try:
                 self._conn.execute(
-                    "INSERT INTO clients (client_id, secret_hash, scopes, created_ms)"
-                    " VALUES (?, ?, ?, ?)",
-                    (client_id, client.secret_hash, " ".join(scopes), client.created_ms),
+                    f"INSERT INTO clients ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column list
+                    (
+                        client_id,
+                        " ".join(scopes),
+                        client.created_ms,
+                        client.secret_hash,
+                        json.dumps(jwks) if jwks else None,
+                        rate_per_min,
+                        rows_per_day,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise ConfigError(f"a client named {client_id!r} already exists") from None
         return client, secret
 
+    def rotate_secret(self, client_id: str) -> str:
+        """A new secret for a secret-based client; the old one stops working at once."""
+        client = self.get(client_id)
+        if client is None:
+            raise ConfigError(f"no client {client_id!r}; `gateway clients list` shows the clients")
+        if client.jwks:
+            raise ConfigError(
+                f"client {client_id!r} authenticates with private_key_jwt; it has no secret"
+            )
+        secret = secrets.token_urlsafe(32)
+        with self._lock:
+            self._conn.execute(
+                "UPDATE clients SET secret_hash = ? WHERE client_id = ?",
+                (hash_secret(secret), client_id),
+            )
+        return secret
+
     def get(self, client_id: str) -> Client | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT client_id, scopes, disabled, created_ms, secret_hash FROM clients"
-                " WHERE client_id = ?",
+                f"SELECT {_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608 - constant columns
                 (client_id,),
             ).fetchone()
         return None if row is None else _client(row)
 
     def all(self) -> list[Client]:
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT client_id, scopes, disabled, created_ms, secret_hash FROM clients"
-                " ORDER BY client_id"
-            ).fetchall()
+            query = f"SELECT {_COLUMNS} FROM clients ORDER BY client_id"  # noqa: S608 - constant
+            rows = self._conn.execute(query).fetchall()
         return [_client(row) for row in rows]
 
     def set_disabled(self, client_id: str, disabled: bool) -> None:
@@ -135,10 +240,79 @@ class ClientRegistry:
             return None
         return client
 
+    # --- revoked access tokens (RFC 7009) --------------------------------------------------
+
+    def revoke(self, jti: str, client_id: str, expires: int) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR IGNORE INTO revoked (jti, client_id, expires) VALUES (?, ?, ?)",
+                (jti, client_id, expires),
+            )
+            # Entries are needed only until the token would have expired anyway.
+            self._conn.execute("DELETE FROM revoked WHERE expires < ?", (_now() - 3600,))
+
+    def is_revoked(self, jti: str) -> bool:
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
+        return row is not None
+
+    # --- client assertion replay cache (RFC 7523 3, jti) ----------------------------------
+
+    def remember_assertion(self, client_id: str, jti: str, expires: int) -> bool:
+        """Record an assertion's jti until it expires; False if it was seen before (a replay)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM assertions WHERE expires < ?", (_now() - 300,))
+            try:
+                self._conn.execute(
+                    "INSERT INTO assertions (client_id, jti, expires) VALUES (?, ?, ?)",
+                    (client_id, jti, expires),
+                )
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    # --- shared counters (rate limits, quotas) ---------------------------------------------
+
+    def take(self, name: str, amount: int, limit: int, expires: int) -> tuple[bool, int]:
+        """Atomically add `amount` to counter `name` unless that would pass `limit`.
+        Returns (allowed, value after the call). Counters vanish after `expires`."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT value, expires FROM counters WHERE name = ?", (name,)
+                ).fetchone()
+                current = row[0] if row is not None and row[1] > _now() else 0
+                if current + amount > limit:
+                    conn.execute("COMMIT")
+                    return False, current
+                conn.execute(
+                    "INSERT INTO counters (name, value, expires) VALUES (?, ?, ?) ON CONFLICT(name)"
+                    " DO UPDATE SET value = excluded.value, expires = excluded.expires",
+                    (name, current + amount, expires),
+                )
+                if secrets.randbelow(512) == 0:
+                    conn.execute("DELETE FROM counters WHERE expires < ?", (_now(),))
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+        return True, current + amount
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
 
-def _client(row: tuple[str, str, int, int, str]) -> Client:
-    return Client(row[0], tuple(row[1].split()), bool(row[2]), int(row[3]), row[4])
+def _check_jwks(jwks: dict[str, Any]) -> None:
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not keys:
+        raise ConfigError('the JWKS must be an object with a non-empty "keys" list')
+    for key in keys:
+        if not isinstance(key, dict) or any(k in key for k in ("d", "p", "q", "k")):
+            raise ConfigError(
+                "the JWKS must hold public keys only (it contains private key material)"
+            )
+        if key.get("kty") not in ("EC", "OKP", "RSA"):
+            raise ConfigError(f"unsupported key type {key.get('kty')!r} (use EC, OKP or RSA)")

@@ -1,29 +1,32 @@
-"""Access tokens: RFC 9068 JWTs signed with ES256, and their strict validation.
+"""Access tokens: validation of our RFC 9068 JWTs and of tokens from trusted external issuers.
 
-Validation pins the algorithm (ES256), requires `typ` at+jwt, exact `iss` and `aud`, `exp`,
-`iat`, `jti`, `client_id`, allows 60 s of clock leeway, and rejects tokens of unknown or disabled
-clients at once.
+Our tokens: ES256 pinned, `typ` at+jwt, exact `iss` and `aud`, `exp`, `iat`, `jti`, `client_id`,
+60 s clock leeway. External tokens: the issuer's pinned algorithms, `typ` and audience, the
+client named by the configured claim. Either way the client must be registered and enabled, the
+`jti` must not be revoked, and the scopes are those the token carries that the client is
+registered for.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeyParameters, KeySet
+from joserfc.jwk import KeySet
+from joserfc.jwt import ClaimsOption
 
+from gateway.auth.issuers import IssuerConfig, IssuerKeys
+from gateway.auth.keys import ALGORITHM, TokenKeyring
 from gateway.auth.registry import ClientRegistry
-from gateway.errors import ConfigError, Unauthorized
-from gateway.fsutil import write_new
+from gateway.errors import BadRequest, ConfigError, Unauthorized
 
-ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a password
+MAX_AUTHORIZATION = 8192  # bytes; longer Authorization headers are refused outright
 
 
 @dataclass(frozen=True)
@@ -35,60 +38,64 @@ class Principal:
     jti: str
     expires: int
     token_sha256: str  # the log records this, never the token
-
-
-def generate_token_key(path: Path) -> bool:
-    """Create the ES256 token-signing key unless it exists."""
-    if path.exists():
-        return False
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return write_new(path, pem)
-
-
-@dataclass(frozen=True)
-class TokenKeys:
-    signing: KeySet  # exactly one private key: authlib then always signs with it and sets `kid`
-    public: KeySet
-
-    @property
-    def jwks(self) -> dict[str, Any]:
-        return dict(self.public.as_dict(private=False))
-
-
-def load_token_keys(path: Path) -> TokenKeys:
-    try:
-        pem = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"token signing key {path} is missing; run `gateway init`") from None
-    key = ECKey.import_key(pem)
-    key.ensure_kid()
-    params: KeyParameters = {"use": "sig", "alg": ALGORITHM, "kid": str(key.kid)}
-    private = ECKey.import_key(pem, params)
-    public = ECKey.import_key(key.as_dict(private=False), params)
-    return TokenKeys(KeySet([private]), KeySet([public]))
+    issuer: str
+    rate_per_min: int | None = None  # the client's own limits, if set
+    rows_per_day: int | None = None
 
 
 def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims, unverified: only to choose the issuer whose keys then verify them."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise ValueError("not a compact JWS")
+
+    def part(text: str) -> dict[str, Any]:
+        value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+        return value
+
+    return part(parts[0]), part(parts[1])
+
+
+@dataclass(frozen=True)
+class _Rules:
+    keys: KeySet
+    algorithms: tuple[str, ...]
+    typ: str
+    audience: str
+    client_claim: str
+    external: bool
+
+
 class AccessTokenValidator:
     def __init__(
-        self, keys: TokenKeys, *, issuer: str, audience: str, leeway: int, registry: ClientRegistry
+        self,
+        keyring: TokenKeyring,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: int,
+        registry: ClientRegistry,
+        external: list[IssuerKeys] | None = None,
     ) -> None:
-        self._keys = keys.public
+        self._keyring = keyring
         self._issuer = issuer
         self._audience = audience
         self._leeway = leeway
         self._registry = registry
+        self._external = {e.config.issuer: e for e in external or []}
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Principal for an `Authorization: Bearer <token>` header; raise Unauthorized otherwise."""
         if not authorization:
             raise Unauthorized("this endpoint needs an access token", error=None)
+        if len(authorization) > MAX_AUTHORIZATION:
+            raise BadRequest(f"the Authorization header is longer than {MAX_AUTHORIZATION} bytes")
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -97,40 +104,70 @@ class AccessTokenValidator:
             )
         return self.validate(token)
 
-    def validate(self, token: str) -> Principal:
-        invalid = Unauthorized("the access token is invalid or expired; request a new one")
-        try:
-            decoded = jwt.decode(token, self._keys, algorithms=[ALGORITHM])
-        except (JoseError, ValueError, TypeError) as exc:
-            raise invalid from exc
-        if decoded.header.get("typ") != TOKEN_TYPE:  # RFC 9068 4: reject other token types
-            raise invalid
-        registry = jwt.JWTClaimsRegistry(
-            leeway=self._leeway,
-            iss={"essential": True, "value": self._issuer},
-            aud={"essential": True, "value": self._audience},
-            exp={"essential": True},
-            iat={"essential": True},
-            jti={"essential": True},
-            client_id={"essential": True},
-            sub={"essential": True},
+    def _rules(self, header: dict[str, Any], claims: dict[str, Any]) -> _Rules:
+        iss = claims.get("iss")
+        if iss == self._issuer:
+            return _Rules(
+                self._keyring.current().public,
+                (ALGORITHM,),
+                TOKEN_TYPE,
+                self._audience,
+                "client_id",
+                external=False,
+            )
+        issuer = self._external.get(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise ValueError("untrusted issuer")
+        config: IssuerConfig = issuer.config
+        kid = header.get("kid")
+        keys = issuer.keys_for(kid if isinstance(kid, str) else None)
+        if keys is None:
+            raise ValueError("issuer keys unavailable")
+        return _Rules(
+            keys, config.algorithms, config.typ, config.audience, config.client_claim, external=True
         )
+
+    def validate(self, token: str, *, check_revoked: bool = True) -> Principal:
+        invalid = Unauthorized("the access token is invalid, expired or revoked; request a new one")
+        try:
+            header, unverified = _peek(token)
+            rules = self._rules(header, unverified)
+            decoded = jwt.decode(token, rules.keys, algorithms=list(rules.algorithms))
+        except (JoseError, ValueError, TypeError, ConfigError) as exc:
+            raise invalid from exc
+        if decoded.header.get("typ") != rules.typ:  # RFC 9068 4: reject other token types
+            raise invalid
         claims = decoded.claims
+        options: dict[str, ClaimsOption] = {
+            "iss": {"essential": True, "value": str(unverified.get("iss"))},
+            "aud": {"essential": True, "value": rules.audience},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+            "jti": {"essential": True},
+            rules.client_claim: {"essential": True},
+        }
+        registry = jwt.JWTClaimsRegistry(None, self._leeway, **options)
         try:
             registry.validate(claims)
         except JoseError as exc:
             raise invalid from exc
-        client_id = claims["client_id"]
-        scope = claims.get("scope") or ""
+        client_id, scope = claims.get(rules.client_claim), claims.get("scope") or ""
         if not isinstance(client_id, str) or not isinstance(scope, str):
             raise invalid
         client = self._registry.get(client_id)
         if client is None or client.disabled:
             raise invalid
+        jti = str(claims["jti"])
+        if check_revoked and self._registry.is_revoked(jti):
+            raise invalid
+        scopes = frozenset(scope.split()) & frozenset(client.scopes)
         return Principal(
             client_id,
-            frozenset(scope.split()),
-            str(claims["jti"]),
+            scopes,
+            jti,
             int(claims["exp"]),
             token_sha256(token),
+            str(claims["iss"]),
+            client.rate_per_min,
+            client.rows_per_day,
         )
