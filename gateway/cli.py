@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from gateway.audit.bundle import export_bundle
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import SQLiteAuditLog, resume
 from gateway.audit.verify import print_report, verify_path
+from gateway.auth.keys import rotate as rotate_token_key
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
 from gateway.errors import ConfigError
@@ -125,18 +127,41 @@ def cmd_clients(args: argparse.Namespace) -> int:
     try:
         if args.action == "add":
             scopes = tuple(args.scope or ["datasets:read"])
-            client, secret = registry.add(args.client_id, scopes)
+            jwks = None
+            if args.jwks:
+                try:
+                    jwks = json.loads(Path(args.jwks).read_text())
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"cannot read the JWKS file {args.jwks}: {exc}") from exc
+            client, secret = registry.add(
+                args.client_id,
+                scopes,
+                jwks=jwks,
+                rate_per_min=args.rate_limit,
+                rows_per_day=args.rows_per_day,
+            )
             admin_event(settings, "client.add", client.client_id)
             _out(f"client_id:     {client.client_id}")
-            _out(f"client_secret: {secret}")
+            if secret is not None:
+                _out(f"client_secret: {secret}")
+            _out(f"auth methods:  {' '.join(client.auth_methods)}")
             _out(f"scopes:        {' '.join(client.scopes)}")
-            _out("The secret is shown once and stored only as a salted scrypt hash.")
+            if secret is not None:
+                _out("The secret is shown once and stored only as a salted scrypt hash.")
         elif args.action == "list":
             for client in registry.all():
                 created = dt.datetime.fromtimestamp(client.created_ms / 1000, dt.UTC)
                 state = "disabled" if client.disabled else "enabled"
                 granted = " ".join(client.scopes)
-                _out(f"{client.client_id}\t{state}\t{granted}\t{created:%Y-%m-%dT%H:%M:%SZ}")
+                methods = ",".join(client.auth_methods)
+                _out(
+                    f"{client.client_id}\t{state}\t{granted}\t{methods}\t{created:%Y-%m-%dT%H:%M:%SZ}"
+                )
+        elif args.action == "rotate-secret":
+            secret = registry.rotate_secret(args.client_id)
+            admin_event(settings, "client.rotate_secret", args.client_id)
+            _out(f"client_secret: {secret}")
+            _out("The old secret no longer works; its tokens stay valid until they expire.")
         else:
             disable = args.action == "disable"
             registry.set_disabled(args.client_id, disable)
@@ -240,9 +265,21 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ws = settings.workspace
-    if args.which != "audit":
-        _err("only `gateway keys rotate audit` is available in this version")
-        return 2
+    if args.which == "token":
+        step, kid = rotate_token_key(ws.keys)
+        admin_event(settings, f"token_key.{step}", kid)
+        if step == "published":
+            _out(f"next token key {kid} is published in the JWKS but does not sign yet.")
+            _out(
+                "Once clients and resource servers have refreshed the JWKS (it is cached up to "
+                "5 minutes), run `gateway keys rotate token` again to make it sign."
+            )
+        else:
+            _out(
+                f"token key {kid} now signs; the previous key stays in the JWKS until every token "
+                "it signed has expired."
+            )
+        return 0
     old = load_signer(ws.audit_key)
     staged = ws.keys / "audit-ed25519.next.key"
     staged_pub = ws.keys / "audit-ed25519.next.pub"
@@ -303,11 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     csub = p.add_subparsers(dest="action", required=True)
     c = csub.add_parser("add", parents=[home], help="register a client and print its secret once")
     c.add_argument("client_id")
+    c.add_argument("--jwks", help="public JWKS file: the client authenticates with private_key_jwt")
+    c.add_argument("--rate-limit", type=int, help="requests per minute (default: the server's)")
+    c.add_argument("--rows-per-day", type=int, help="rows released per UTC day (default: none)")
     c.add_argument(
         "--scope", action="append", help="scope to allow (repeatable; default datasets:read)"
     )
     csub.add_parser("list", parents=[home], help="list clients")
-    for action in ("disable", "enable"):
+    for action in ("disable", "enable", "rotate-secret"):
         c = csub.add_parser(action, parents=[home], help=f"{action} a client")
         c.add_argument("client_id")
     p.set_defaults(func=cmd_clients)
@@ -339,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("keys", help="key management")
     ksub = p.add_subparsers(dest="action", required=True)
     c = ksub.add_parser("rotate", parents=[home], help="rotate a signing key")
-    c.add_argument("which", choices=["audit"], help="which key")
+    c.add_argument("which", choices=["audit", "token"], help="which key")
     c.set_defaults(func=cmd_keys_rotate)
     return parser
 
