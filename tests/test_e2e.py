@@ -322,3 +322,64 @@ def test_developer_receipt_example_runs(home: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "is in the signed tree of size" in result.stdout
     assert (home / "checkpoint.note").read_text().startswith("public-data-gateway/")
+
+
+def test_oauth_across_two_workers(home: Path, tmp_path: Path) -> None:
+    """Over TLS with --workers 2: authlib's client authenticates with private_key_jwt; a revoked
+    token fails on every worker at once; a rate limit is exact across workers."""
+    from authlib.oauth2.rfc7523 import PrivateKeyJWT
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256")
+    key.ensure_kid()
+    jwks = tmp_path / "client-jwks.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    gateway("clients", "add", "keyed", "--jwks", str(jwks), "--rate-limit", "20", home=home)
+    server = start_server(home, "--workers", "2")
+    try:
+        token_url = f"{server.base}/oauth/token"
+        api = OAuth2Client(
+            "keyed", key, token_endpoint_auth_method="private_key_jwt", verify=server.ca
+        )
+        api.register_client_auth_method(PrivateKeyJWT(token_url, alg="ES256"))
+        token = api.fetch_token(token_url, grant_type="client_credentials")["access_token"]
+        api.close()
+
+        def call(_: int) -> int:
+            with httpx.Client(verify=server.ca, timeout=30) as http:
+                return http.get(
+                    f"{server.base}/v1/datasets", headers={"Authorization": f"Bearer {token}"}
+                ).status_code
+
+        while time.time() % 60 > 45:  # rate windows are calendar minutes: stay inside one
+            time.sleep(1)
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(call, range(30)))
+        assert statuses.count(200) == 20  # exactly the per-minute rate, across both workers
+        assert statuses.count(429) == 10
+
+        creds = json.loads((home / "demo-client.json").read_text())
+        demo = oauth_client(server, creds["client_id"], creds["client_secret"])
+        demo_token = demo.token["access_token"]
+        demo.close()
+        with httpx.Client(verify=server.ca, timeout=30) as http:
+            revoked = http.post(
+                f"{server.base}/oauth/revoke",
+                data={"token": demo_token},
+                auth=(creds["client_id"], creds["client_secret"]),
+            )
+        assert revoked.status_code == 200
+
+        def after_revoke(_: int) -> int:
+            with httpx.Client(
+                verify=server.ca, timeout=30
+            ) as http:  # new connections: both workers
+                return http.get(
+                    f"{server.base}/v1/datasets", headers={"Authorization": f"Bearer {demo_token}"}
+                ).status_code
+
+        with ThreadPoolExecutor(6) as pool:
+            assert set(pool.map(after_revoke, range(20))) == {401}
+    finally:
+        server.stop()
+    assert gateway("audit", "verify", home=home).returncode == 0

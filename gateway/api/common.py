@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.context import AuditContext, audit_context
-from gateway.auth.tokens import Principal
+from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope
 from gateway.services import Services
 
@@ -42,7 +42,11 @@ def caller(
     ctx.route = route
     ctx.policy = svc.policy.hash
     ctx.decision = "deny"
-    principal = svc.tokens.authenticate(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    if authorization:
+        # Every failure is logged with a hash of what was presented, never the token itself.
+        ctx.token_sha256 = token_sha256(authorization.partition(" ")[2].strip())
+    principal = svc.tokens.authenticate(authorization)
     ctx.client = principal.client_id
     ctx.token_sha256 = principal.token_sha256
     if scope not in principal.scopes:

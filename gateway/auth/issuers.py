@@ -141,6 +141,7 @@ class IssuerKeys:
         self._keys: KeySet | None = None
         self._fetched = 0.0
         self.fetches = 0
+        self.clock: Callable[[], float] = time.monotonic
 
     def _load(self) -> KeySet:
         self.fetches += 1
@@ -154,7 +155,7 @@ class IssuerKeys:
     def keys_for(self, kid: str | None) -> KeySet | None:
         """The key set, refreshed first if `kid` is unknown and the last fetch is 30 s old."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             known = self._keys is not None and (kid is None or _has_kid(self._keys, kid))
             if not known and (self._keys is None or now - self._fetched >= REFRESH_INTERVAL):
                 try:

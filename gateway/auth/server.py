@@ -34,7 +34,7 @@ from gateway.errors import Unauthorized
 AUTH_METHODS = [*SECRET_METHODS, JWT_METHOD]
 # Client assertions: asymmetric algorithms only, and short-lived (bounds the replay cache).
 ASSERTION_ALGORITHMS = ["ES256", "ES384", "EdDSA", "RS256", "PS256"]
-MAX_ASSERTION_LIFETIME = 600
+MAX_ASSERTION_LIFETIME = 3600
 
 
 class _Payload(OAuth2Payload):  # type: ignore[misc]
@@ -140,7 +140,7 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             raise InvalidClientError(description="the client assertion does not verify") from exc
         exp = token.claims.get("exp")
         if not isinstance(exp, int) or exp > time.time() + MAX_ASSERTION_LIFETIME:
-            raise InvalidClientError(description="client assertions must expire within 10 minutes")
+            raise InvalidClientError(description="client assertions must expire within one hour")
         self.verify_claims(token.claims)
         return token.claims
 
