@@ -20,7 +20,7 @@ from gateway.api import audit, datasets, health, oauth
 from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.problems import problem_response
-from gateway.errors import ApiError, AuditUnavailable, MethodNotAllowed, NotFound
+from gateway.errors import ApiError, AuditUnavailable, Denied, MethodNotAllowed, NotFound
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 
@@ -30,7 +30,7 @@ log_ = logging.getLogger("gateway")
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
     ctx = audit_context(request)
-    ctx.reason = ctx.reason or exc.reason
+    ctx.reason = ctx.reason or (exc.code if isinstance(exc, Denied) else exc.reason)
     ctx.decision = "error" if exc.status >= 500 else "deny"
     ctx.rows = 0
     return problem_response(exc, ctx.rid)

@@ -190,6 +190,8 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         return 1
     grants = len(policy.grants)
     _out(f"OK: {len(policy.datasets)} dataset(s), {grants} grant(s); policy hash {policy.hash}")
+    for warning in policy.warnings:
+        _out(f"  warning: {warning}")
     for grant in policy.grants:
         dataset = policy.datasets[grant.dataset]
         for name, spec in grant.columns:

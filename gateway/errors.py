@@ -71,6 +71,17 @@ class Forbidden(ApiError):
     reason = "forbidden"
 
 
+class Denied(Forbidden):
+    """A policy decision against the caller; the reason code is safe to show it."""
+
+    slug = "denied"
+    title = "Denied by policy"
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+
+
 class InsufficientScope(Forbidden):
     slug = "insufficient-scope"
     title = "Insufficient scope"

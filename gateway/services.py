@@ -14,6 +14,7 @@ from gateway.auth.server import TokenServer
 from gateway.auth.tokens import AccessTokenValidator
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
+from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
 from gateway.policy.model import PolicySet
 from gateway.privacy.views import ViewCache
@@ -23,7 +24,7 @@ from gateway.settings import Settings
 @dataclass
 class Services:
     settings: Settings
-    policy: PolicySet
+    engine: Engine  # replaced whole (one reference assignment) when policies are reloaded
     registry: ClientRegistry
     token_keys: TokenKeyring
     token_server: TokenServer
@@ -33,6 +34,10 @@ class Services:
     pseudonym_secret: bytes
     sources: SourceCache
     views: ViewCache
+
+    @property
+    def policy(self) -> PolicySet:
+        return self.engine.policy
 
     def close(self) -> None:
         self.audit_log.close()
@@ -80,7 +85,7 @@ def build_services(settings: Settings) -> Services:
     signer = load_signer(ws.audit_key)
     return Services(
         settings=settings,
-        policy=policy,
+        engine=Engine(policy),
         registry=registry,
         token_keys=keyring,
         token_server=TokenServer(

@@ -94,14 +94,16 @@ def test_policy_check_reports_and_exits_1(
     run(capsys, "init", "--demo", "--rows", "100", "--home", str(home))
     code, out, _ = run(capsys, "policy", "check", "--home", str(home))
     assert code == 0
-    assert out.startswith("OK: 2 dataset(s), 2 grant(s)")
+    assert out.startswith("OK: 2 dataset(s), 3 grant(s)")
+    assert "warning: residents.yaml:" in out
+    assert "grant 'demo-residents-research-2025' expired on 2025-12-31" in out
     assert "releases personal column residents.gender raw" in out
     target = home / "policies" / "residents.yaml"
-    target.write_text(target.read_text().replace("max_rows: 500", "max_rows: lots"))
+    target.write_text(target.read_text().replace("rows_per_request: 500", "rows_per_request: lots"))
     code, _, err = run(capsys, "policy", "check", "--home", str(home))
     assert code == 1
     assert "residents.yaml:" in err
-    assert "max_rows: must be an integer" in err
+    assert "limits.rows_per_request: must be an integer" in err
 
 
 def test_audit_verify_without_a_log_says_what_to_do(

@@ -139,7 +139,8 @@ def test_walking_skeleton_over_tls(home: Path, server: Server) -> None:
     assert {d["id"] for d in listing.json()["datasets"]} == {"enterprise_registry", "residents"}
     assert verify_receipt(listing.headers["audit-receipt"], audit_keys(home))
 
-    rows = api.get(f"{server.base}/v1/datasets/enterprise_registry/rows", params={"_size": 25})
+    rows = api.get(f"{server.base}/v1/datasets/enterprise_registry/rows",
+                   params={"_size": 25, "purpose": "market-analysis"})
     assert rows.status_code == 200
     released = pd.DataFrame(rows.json()["rows"])
     source = pd.read_csv(home / "data" / "enterprise_registry.csv", dtype=str).iloc[:25]
@@ -210,7 +211,7 @@ def test_two_workers_share_one_chain(home: Path) -> None:
         paths = [
             "/healthz",
             "/v1/datasets",
-            "/v1/datasets/residents/rows?_size=5",
+            "/v1/datasets/residents/rows?purpose=statistics&_size=5",
             "/v1/datasets/x",
         ] * 15
 

@@ -23,6 +23,7 @@ dataset:
     city:   {type: string, class: public}
     income: {type: integer, class: sensitive}
 """
+GRANT = "grants:\n  - id: g1\n    clients: [acme]\n    purposes: [stats]\n    columns:\n"
 
 
 def write(home: Path, text: str, name: str = "people.yaml") -> Path:
@@ -67,6 +68,7 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
 grants:
   - id: g1
     clients: [acme]
+    purposes: [stats]
     colour: blue
     columns:
       name: {transform: mask, preset: passport}
@@ -76,25 +78,102 @@ grants:
 """,
     )
     joined = "\n".join(found)
-    assert "people.yaml:12: grants.0.colour: unknown key" in joined
-    assert "people.yaml:14: grants.0.columns.name.preset: 'passport' is not one of" in joined
-    assert "people.yaml:15: grants.0.columns.city: unknown transform 'maks'" in joined
-    assert "people.yaml:16: grants.0.columns.nickname: no column 'nickname'" in joined
-    assert "people.yaml:17: grants.0.columns.income.length: must be at least 16" in joined
+    assert "people.yaml:13: grants.0.colour: unknown key" in joined
+    assert "people.yaml:15: grants.0.columns.name.preset: 'passport' is not one of" in joined
+    assert "people.yaml:16: grants.0.columns.city: unknown transform 'maks'" in joined
+    assert "people.yaml:17: grants.0.columns.nickname: no column 'nickname'" in joined
+    assert "people.yaml:18: grants.0.columns.income.length: must be at least 16" in joined
     assert len(found) == 5
+
+
+GRANT_FEATURES = """\
+grants:
+  - id: g1
+    clients: [acme]
+    purposes: [stats, Stats!]
+    valid: {from: 2026-02-01, until: 2026-01-01}
+    scopes: [datasets:write]
+    row_filter:
+      - {column: city, op: like, value: x}
+      - {column: income, op: gte, value: "100"}
+      - {column: ghost, op: eq, value: 1}
+      - any: []
+    limits: {rows_per_request: 0, requests_per_minute: -1, colour: red}
+    privacy: {k: 1, quasi_identifiers: [city]}
+    columns:
+      city: keep
+      name: {transform: mask, preset: chinese_name}
+"""
+
+
+def test_grant_features_are_validated(tmp_path: Path) -> None:
+    """Purposes, validity, scopes, row filters, limits and privacy models are each checked."""
+    joined = "\n".join(problems(tmp_path, HEADER + GRANT_FEATURES))
+    for expected in [
+        "grants.0.purposes.1: 'Stats!' is not a purpose id",
+        "grants.0.valid: `until` is before `from`",
+        "grants.0.scopes: must be a list of known scopes",
+        "grants.0.row_filter.0.op: unknown operator 'like'",
+        "grants.0.row_filter.1.value: column 'income' is an integer column",
+        "grants.0.row_filter.2.column: no column 'ghost'",
+        "grants.0.row_filter.3.any: must be a non-empty list",
+        "grants.0.limits.colour: unknown key",
+        "grants.0.limits.rows_per_request: must be an integer from 1",
+        "grants.0.limits.requests_per_minute: must be an integer from 1",
+        "grants.0.privacy.k: k must be an integer of at least 2",
+    ]:
+        assert expected in joined, expected
+
+
+@pytest.mark.parametrize(
+    ("privacy", "message"),
+    [
+        ("{k: 5}", "k needs quasi_identifiers"),
+        ("{k: 5, quasi_identifiers: [income]}", "not released by this grant"),
+        ("{k: 5, quasi_identifiers: [city], l: 2}", "l needs a released sensitive column"),
+        ("{k: 5, quasi_identifiers: [city], max_suppression: 0.9}", "share from 0 to 0.5"),
+    ],
+)
+def test_privacy_models_are_validated(tmp_path: Path, privacy: str, message: str) -> None:
+    """k without quasi-identifiers, QIs that are not released, l without a sensitive column."""
+    text = HEADER + GRANT.replace("    columns:", f"    privacy: {privacy}\n    columns:") + "      city: keep\n"
+    assert any(message in p for p in problems(tmp_path, text))
+
+
+def test_disjoint_windows_or_purposes_may_coexist(tmp_path: Path) -> None:
+    """Two grants for one client and dataset are fine when their purposes or windows differ."""
+    text = HEADER + """\
+grants:
+  - id: old
+    clients: [acme]
+    purposes: [stats]
+    valid: {until: 2025-12-31}
+    columns: {city: keep}
+  - id: new
+    clients: [acme]
+    purposes: [stats]
+    valid: {from: 2026-01-01}
+    columns: {city: keep}
+  - id: other
+    clients: [acme]
+    purposes: [research]
+    columns: {city: keep}
+"""
+    policy = load_policies(write(tmp_path, text), tmp_path)
+    assert [g.id for g in policy.grants] == ["old", "new", "other"]
+    assert any("grant 'old' expired" in w for w in policy.warnings)
 
 
 def test_raw_release_of_personal_column_needs_justification(tmp_path: Path) -> None:
     """Promise 2: `keep` on a personal or sensitive column without a justification is refused."""
     found = problems(
         tmp_path,
-        HEADER + "grants:\n  - id: g1\n    clients: [acme]\n    columns:\n      name: keep\n",
+        HEADER + GRANT + "      name: keep\n",
     )
     assert any("personal column released raw without a justification" in p for p in found)
     policies = write(
         tmp_path,
-        HEADER + "grants:\n  - id: g1\n    clients: [acme]\n    columns:\n"
-        "      name: {transform: keep, justification: 合同约定的实名核验}\n",
+        HEADER + GRANT + "      name: {transform: keep, justification: 合同约定的实名核验}\n",
     )
     policy = load_policies(policies, tmp_path)
     assert policy.grants[0].columns[0][1].options["justification"] == "合同约定的实名核验"
@@ -103,20 +182,16 @@ def test_raw_release_of_personal_column_needs_justification(tmp_path: Path) -> N
 def test_overlapping_grants_are_refused(tmp_path: Path) -> None:
     """Two grants that could both apply to one client and dataset are refused at load time."""
     grants = "grants:\n" + "".join(
-        f"  - id: g{i}\n    clients: [acme]\n    columns:\n      city: keep\n" for i in (1, 2)
+        f"  - id: g{i}\n    clients: [acme]\n    purposes: [stats, {extra}]\n    columns:\n      city: keep\n"
+        for i, extra in ((1, "audit"), (2, "research"))
     )
     found = problems(tmp_path, HEADER + grants)
-    assert any("already has grant 'g1'" in p for p in found)
+    assert any("'g2' and grant 'g1'" in p and "purpose 'stats'" in p for p in found)
 
 
 def test_duplicate_yaml_keys_are_refused(tmp_path: Path) -> None:
     """A duplicated key (which YAML would silently overwrite) is an error."""
-    found = problems(
-        tmp_path,
-        HEADER
-        + "grants:\n  - id: g1\n    clients: [acme]\n    columns:\n"
-        + "      city: keep\n      city: drop\n",
-    )
+    found = problems(tmp_path, HEADER + GRANT + "      city: keep\n      city: drop\n")
     assert any("duplicate key 'city'" in p for p in found)
 
 
@@ -150,5 +225,5 @@ def test_policy_hash_changes_with_content(demo: Demo, tmp_path: Path) -> None:
     copy = tmp_path / "p"
     shutil.copytree(demo.home / "policies", copy)
     target = copy / "residents.yaml"
-    target.write_text(target.read_text().replace("max_rows: 500", "max_rows: 400"))
+    target.write_text(target.read_text().replace("rows_per_request: 500", "rows_per_request: 400"))
     assert load_policies(copy, demo.home).hash != before

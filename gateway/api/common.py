@@ -11,11 +11,12 @@ from starlette.responses import Response
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope
+from gateway.scopes import ADMIN, AUDIT_READ, DATASETS_READ
 from gateway.services import Services
 
-DATASETS_SCOPE = "datasets:read"
-AUDIT_SCOPE = "audit:read"
-ADMIN_SCOPE = "admin"
+DATASETS_SCOPE = DATASETS_READ
+AUDIT_SCOPE = AUDIT_READ
+ADMIN_SCOPE = ADMIN
 
 
 def services(request: Request) -> Services:

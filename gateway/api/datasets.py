@@ -1,31 +1,81 @@
-"""The dataset API: catalog and rows, only ever from desensitized views."""
+"""The dataset API: catalog and rows, only ever from desensitized views, only for a stated
+purpose the caller's grant allows."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import caller, json_response
-from gateway.errors import BadRequest, NotFound
-from gateway.policy.model import Dataset, Grant, PolicySet
+from gateway.api.context import AuditContext
+from gateway.auth.tokens import Principal
+from gateway.errors import BadRequest, Denied, NotFound, ServiceUnavailable
+from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
+from gateway.policy.model import Dataset, Grant
+from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.views import View
 from gateway.services import Services
 
 DEFAULT_PAGE = 100
-_ROW_PARAMS = {"_size"}
+_ROW_PARAMS = {"_size", "purpose"}
+_NOT_FOUND = "no dataset with this id is available to you"
 
 
-def _granted(policy: PolicySet, client_id: str, dataset_id: str) -> tuple[Dataset, Grant]:
-    """The dataset and grant, or 404, identical for unknown and ungranted datasets."""
-    grant = policy.grant_for(client_id, dataset_id)
-    dataset = policy.datasets.get(dataset_id)
-    if grant is None or dataset is None:
-        raise NotFound("no dataset with this id is available to you")
-    return dataset, grant
+def purpose_of(request: Request) -> str | None:
+    """The purpose stated by the `purpose` parameter or the `Data-Purpose` header."""
+    values = request.query_params.getlist("purpose")
+    header = request.headers.get("data-purpose")
+    if len(values) > 1 or (values and header and values[0] != header):
+        raise BadRequest(
+            "state one purpose (parameter or Data-Purpose header)", parameter="purpose"
+        )
+    return (values[0] if values else header) or None
+
+
+def decide(
+    engine: Engine, ctx: AuditContext, principal: Principal, dataset_id: str, purpose: str | None
+) -> tuple[Dataset, Grant]:
+    """The policy decision for this call, recorded in the audit context; raise when denied."""
+    dataset = engine.policy.datasets.get(dataset_id)
+    decision = engine.decide(
+        principal.client_id, dataset_id, purpose, principal.scopes, datetime.now(UTC)
+    )
+    ctx.policy = decision.policy
+    if dataset is None or decision.reason == NO_GRANT:
+        ctx.reason = NO_GRANT
+        raise NotFound(_NOT_FOUND)  # exactly like an unknown dataset
+    ctx.dataset = dataset.id
+    if decision.reason == PURPOSE_MISSING:
+        ctx.reason = PURPOSE_MISSING
+        raise BadRequest(
+            "state the purpose of this request: `purpose=` or the Data-Purpose header",
+            parameter="purpose",
+        )
+    if not decision.allowed or decision.grant is None:
+        ctx.reason = decision.reason
+        detail = next((t.detail for t in decision.tried if t.outcome == decision.reason), "denied")
+        raise Denied(str(decision.reason), detail)
+    ctx.grant = decision.grant.id
+    return dataset, decision.grant
+
+
+def _privacy(report: PrivacyReport | None, grant: Grant) -> dict[str, object] | None:
+    if grant.privacy is None or report is None:
+        return None
+    return {
+        "model": "k-anonymity" + (" + l-diversity" if grant.privacy.l else ""),
+        "k_required": grant.privacy.k,
+        "k": report.k,
+        "l_required": grant.privacy.l,
+        "l": report.l,
+        "quasi_identifiers": list(grant.privacy.quasi_identifiers),
+        "suppressed_rows": report.suppressed,
+    }
 
 
 def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
@@ -49,6 +99,8 @@ def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
         "description": dataset.description,
         "licence": dataset.licence,
         "grant": grant.id,
+        "purposes": sorted(grant.purposes),
+        "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
         "max_rows": grant.max_rows,
         "columns": released,
     }
@@ -56,19 +108,61 @@ def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
 
 async def list_datasets(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets")
-    items = []
-    for grant in svc.policy.grants_of(principal.client_id):
-        items.append(_describe(svc.policy.datasets[grant.dataset], grant))
+    engine = svc.engine
+    items = [
+        _describe(engine.policy.datasets[g.dataset], g)
+        for g in engine.visible(principal.client_id, datetime.now(UTC))
+    ]
+    ctx.policy = engine.policy.hash
     ctx.decision, ctx.reason = "allow", None
-    return json_response({"datasets": items, "policy": svc.policy.hash})
+    return json_response({"datasets": items, "policy": engine.policy.hash})
+
+
+def _view(svc: Services, engine: Engine, dataset: Dataset, grant: Grant, client_id: str) -> View:
+    source = svc.sources.load(dataset)
+    ctx = TransformContext(svc.pseudonym_secret, client_id, grant.id)
+    return svc.views.get(source.frame, source.version, dataset, grant, engine.policy.hash, ctx)
+
+
+async def _load_view(
+    svc: Services, engine: Engine, dataset: Dataset, grant: Grant, principal: Principal
+) -> View:
+    try:
+        return await anyio.to_thread.run_sync(
+            _view, svc, engine, dataset, grant, principal.client_id
+        )
+    except PrivacyUnreachable as exc:
+        # Nothing is released; the operator must fix the grant. The caller learns why.
+        raise ServiceUnavailable(
+            f"this view cannot be released under its privacy model: {exc}"
+        ) from exc
 
 
 async def get_dataset(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets/{id}")
-    dataset, grant = _granted(svc.policy, principal.client_id, request.path_params["dataset_id"])
-    ctx.dataset, ctx.grant = dataset.id, grant.id
+    engine = svc.engine
+    dataset_id = request.path_params["dataset_id"]
+    purpose = purpose_of(request)
+    if purpose is None:
+        # The schema needs no purpose when the caller holds just one grant for this dataset.
+        visible = [
+            g
+            for g in engine.visible(principal.client_id, datetime.now(UTC))
+            if g.dataset == dataset_id
+        ]
+        if len(visible) == 1:
+            purpose = sorted(visible[0].purposes)[0]
+    dataset, grant = decide(engine, ctx, principal, dataset_id, purpose)
+    view = await _load_view(svc, engine, dataset, grant, principal)
     ctx.decision, ctx.reason = "allow", None
-    return json_response({**_describe(dataset, grant), "policy": svc.policy.hash})
+    return json_response(
+        {
+            **_describe(dataset, grant),
+            "rows": len(view.frame),
+            "privacy": _privacy(view.privacy, grant),
+            "policy": engine.policy.hash,
+        }
+    )
 
 
 def _page_size(request: Request, grant: Grant) -> int:
@@ -91,27 +185,26 @@ def _page_size(request: Request, grant: Grant) -> int:
     return size
 
 
-def _view(svc: Services, dataset: Dataset, grant: Grant, client_id: str) -> View:
-    source = svc.sources.load(dataset)
-    ctx = TransformContext(svc.pseudonym_secret, client_id, grant.id)
-    return svc.views.get(source.frame, source.version, dataset, grant, svc.policy.hash, ctx)
-
-
 async def rows(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets/{id}/rows")
-    dataset, grant = _granted(svc.policy, principal.client_id, request.path_params["dataset_id"])
-    ctx.dataset, ctx.grant = dataset.id, grant.id
+    engine = svc.engine
+    dataset, grant = decide(
+        engine, ctx, principal, request.path_params["dataset_id"], purpose_of(request)
+    )
     size = _page_size(request, grant)
-    view = await anyio.to_thread.run_sync(_view, svc, dataset, grant, principal.client_id)
+    await anyio.to_thread.run_sync(svc.limiter.grant_request, principal, grant)
+    view = await _load_view(svc, engine, dataset, grant, principal)
     page = view.frame.iloc[:size]
-    await anyio.to_thread.run_sync(svc.limiter.rows, principal, len(page))
+    await anyio.to_thread.run_sync(svc.limiter.rows, principal, len(page), grant)
     meta = {
         "dataset": view.dataset,
         "grant": view.grant,
+        "purpose": purpose_of(request),
         "policy": view.policy,
         "version": view.source_version,
         "total_rows": len(view.frame),
         "columns": [c.name for c in view.columns],
+        "privacy": _privacy(view.privacy, grant),
     }
     records = page.to_json(orient="records", force_ascii=False)
     view_json = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))

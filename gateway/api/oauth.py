@@ -13,9 +13,9 @@ from starlette.responses import Response
 
 from gateway.api.common import json_response, services
 from gateway.api.context import audit_context
-from gateway.auth.registry import SCOPES
 from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, TokenRequest
 from gateway.errors import BadRequest
+from gateway.scopes import SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
 

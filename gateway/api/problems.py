@@ -6,7 +6,7 @@ import json
 
 from starlette.responses import Response
 
-from gateway.errors import ApiError, BadRequest
+from gateway.errors import ApiError, BadRequest, Denied
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -20,6 +20,8 @@ def problem_response(error: ApiError, rid: str | None = None) -> Response:
     }
     if isinstance(error, BadRequest) and error.parameter:
         body["parameter"] = error.parameter
+    if isinstance(error, Denied):
+        body["reason"] = error.code
     if rid:
         body["request_id"] = rid
     headers = dict(error.headers)

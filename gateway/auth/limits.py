@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.tokens import Principal
 from gateway.errors import TooManyRequests
+from gateway.policy.model import Grant
 
 DAY = 86_400
 
@@ -52,26 +53,58 @@ class Limiter:
             )
         return state
 
-    def rows(self, principal: Principal, count: int, now: float | None = None) -> None:
-        """Reserve `count` rows of today's quota (UTC day); raise TooManyRequests if it would
-        pass it. Nothing is released when it is refused."""
-        if principal.rows_per_day is None or count == 0:
+    def grant_request(self, principal: Principal, grant: Grant, now: float | None = None) -> None:
+        """Count one request against the grant's own per-minute limit, if it has one."""
+        limit = grant.limits.requests_per_minute
+        if limit is None:
             return
         now = time.time() if now is None else now
+        window = int(now // 60)
+        reset = 60 - int(now % 60)
+        name = f"grpm:{grant.id}:{principal.client_id}:{window}"
+        allowed, _ = self._registry.take(name, 1, limit, (window + 2) * 60)
+        if not allowed:
+            state = RateState(limit, 0, reset)
+            raise TooManyRequests(
+                f"grant {grant.id!r} allows {limit} requests per minute; retry in {reset} s",
+                retry_after=reset,
+                headers=state.headers,
+            )
+
+    def rows(
+        self, principal: Principal, count: int, grant: Grant | None = None, now: float | None = None
+    ) -> None:
+        """Reserve `count` rows of today's quotas (UTC day): the client's and the grant's.
+        Raise TooManyRequests if either would be passed; nothing is released then."""
+        now = time.time() if now is None else now
+        quotas = []
+        if principal.rows_per_day is not None:
+            quotas.append(
+                (f"rows:{principal.client_id}", principal.rows_per_day, "your daily quota")
+            )
+        if grant is not None and grant.limits.rows_per_day is not None:
+            quotas.append(
+                (
+                    f"grows:{grant.id}:{principal.client_id}",
+                    grant.limits.rows_per_day,
+                    f"grant {grant.id!r}'s daily quota",
+                )
+            )
+        if not quotas or count == 0:
+            return
         day = int(now // DAY)
         reset = DAY - int(now % DAY)
-        allowed, used = self._registry.take(
-            f"rows:{principal.client_id}:{day}", count, principal.rows_per_day, (day + 2) * DAY
-        )
-        if not allowed:
-            remaining = max(0, principal.rows_per_day - used)
-            raise TooManyRequests(
-                f"this page would pass the daily quota of {principal.rows_per_day} rows "
-                f"({remaining} left today); ask for fewer rows or retry after {reset} s",
-                retry_after=reset,
-                headers={
-                    "RateLimit-Limit": str(principal.rows_per_day),
-                    "RateLimit-Remaining": str(remaining),
-                    "RateLimit-Reset": str(reset),
-                },
-            )
+        for prefix, limit, label in quotas:
+            allowed, used = self._registry.take(f"{prefix}:{day}", count, limit, (day + 2) * DAY)
+            if not allowed:
+                remaining = max(0, limit - used)
+                raise TooManyRequests(
+                    f"this page would pass {label} of {limit} rows ({remaining} left today); "
+                    f"ask for fewer rows or retry after {reset} s",
+                    retry_after=reset,
+                    headers={
+                        "RateLimit-Limit": str(limit),
+                        "RateLimit-Remaining": str(remaining),
+                        "RateLimit-Reset": str(reset),
+                    },
+                )

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.scopes import DATASETS_READ, SCOPES
 
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
-SCOPES = ("datasets:read", "audit:read", "admin")
-DEFAULT_SCOPES = ("datasets:read",)
+DEFAULT_SCOPES = (DATASETS_READ,)
 SECRET_METHODS = ("client_secret_basic", "client_secret_post")
 JWT_METHOD = "private_key_jwt"
 # scrypt cost (RFC 7914): N=2^14, r=8, p=1 is the interactive-login recommendation (~16 MiB).

@@ -8,6 +8,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +16,41 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.policy.model import (
+    FILTER_OPS,
     GRADES,
     Classification,
     Column,
     ColumnType,
+    Condition,
     Dataset,
     Grant,
+    Limits,
     PolicySet,
+    PrivacyModel,
+    RowFilter,
     TransformSpec,
 )
 from gateway.policy.yamlsrc import Located, Path_, load_located
 from gateway.privacy import transforms
+from gateway.scopes import DATASETS_READ, SCOPES
 
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _FILE_KEYS = {"dataset", "grants"}
 _DATASET_KEYS = {"id", "title", "description", "licence", "source", "columns"}
 _COLUMN_KEYS = {"type", "class", "grade", "description"}
-_GRANT_KEYS = {"id", "clients", "columns", "max_rows"}
+_GRANT_KEYS = {
+    "id",
+    "clients",
+    "purposes",
+    "valid",
+    "scopes",
+    "columns",
+    "row_filter",
+    "limits",
+    "privacy",
+}
+_LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
+_PRIVACY_KEYS = {"k", "quasi_identifiers", "l", "sensitive", "max_suppression"}
 DEFAULT_MAX_ROWS = 1000
 
 
@@ -174,6 +193,198 @@ def _transform(check: _FileCheck, raw: Any, path: Path_, column: Column) -> Tran
     return TransformSpec(name, tuple(sorted(params.items())))
 
 
+_PURPOSE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+CST = timezone(timedelta(hours=8))  # dates without a time are read in China Standard Time
+
+
+def _moment_value(raw: Any, *, end: bool = False) -> datetime | None:
+    """A date (in CST; with `end`, through the end of that day) or an ISO 8601 date-time."""
+    if isinstance(raw, datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=CST)
+    if isinstance(raw, date):
+        moment = datetime(raw.year, raw.month, raw.day, tzinfo=CST)
+        return moment + timedelta(days=1, microseconds=-1) if end else moment
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=CST)
+    return None
+
+
+def _moment(check: _FileCheck, raw: Any, path: Path_, *, end: bool) -> datetime | None:
+    if raw is None:
+        return None
+    moment = _moment_value(raw, end=end)
+    if moment is not None:
+        return moment
+    check.problem(
+        path, f"{raw!r} is not a date or date-time", "e.g. 2026-12-31 or 2026-12-31T18:00:00+08:00"
+    )
+    return None
+
+
+def _positive(check: _FileCheck, raw: Any, path: Path_, *, maximum: int) -> int | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 1 <= raw <= maximum:
+        check.problem(path, f"must be an integer from 1 to {maximum}")
+        return None
+    return raw
+
+
+def _limits(check: _FileCheck, raw: Any, path: Path_) -> Limits:
+    if raw is None:
+        return Limits()
+    spec = check.mapping(raw, path, _LIMIT_KEYS)
+    rows = _positive(
+        check, spec.get("rows_per_request"), (*path, "rows_per_request"), maximum=100_000
+    )
+    return Limits(
+        rows_per_request=rows or DEFAULT_MAX_ROWS,
+        requests_per_minute=_positive(
+            check,
+            spec.get("requests_per_minute"),
+            (*path, "requests_per_minute"),
+            maximum=1_000_000,
+        ),
+        rows_per_day=_positive(
+            check, spec.get("rows_per_day"), (*path, "rows_per_day"), maximum=1_000_000_000
+        ),
+    )
+
+
+def _condition_value_ok(column: Column, op: str, value: Any) -> str | None:
+    if op in ("is_null", "not_null"):
+        return None if value is None else f"{op} takes no value"
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            return f"{op} needs a non-empty list"
+        values = value
+    else:
+        values = [value]
+    for item in values:
+        if column.type == ColumnType.INTEGER and (
+            not isinstance(item, int) or isinstance(item, bool)
+        ):
+            return f"column {column.name!r} is an integer column; {item!r} is not an integer"
+        if column.type != ColumnType.INTEGER and not isinstance(item, str | date):
+            return f"column {column.name!r} holds text; write {item!r} as a string"
+    if op == "startswith" and column.type == ColumnType.INTEGER:
+        return "startswith applies to text columns"
+    return None
+
+
+def _row_filter(check: _FileCheck, raw: Any, path: Path_, dataset: Dataset) -> RowFilter | None:
+    if raw is None:
+        return None
+    if isinstance(raw, list):
+        items = [_filter_item(check, r, (*path, i), dataset) for i, r in enumerate(raw)]
+        return RowFilter("all", tuple(item for item in items if item is not None))
+    item = _filter_item(check, raw, path, dataset)
+    if item is None or isinstance(item, RowFilter):
+        return item
+    return RowFilter("all", (item,))
+
+
+def _bad_filter(check: _FileCheck, path: Path_) -> None:
+    check.problem(
+        path,
+        "a row filter is a condition, a list of conditions, or {all|any: [...]}",
+        "e.g. {column: province, op: in, value: [北京市]}",
+    )
+
+
+def _filter_item(
+    check: _FileCheck, raw: Any, path: Path_, dataset: Dataset
+) -> RowFilter | Condition | None:
+    if not isinstance(raw, dict):
+        _bad_filter(check, path)
+        return None
+    if set(raw) in ({"all"}, {"any"}):
+        (mode,) = raw
+        items = raw[mode]
+        if not isinstance(items, list) or not items:
+            check.problem((*path, mode), "must be a non-empty list of conditions")
+            return None
+        return RowFilter(
+            mode,
+            tuple(
+                item
+                for i, r in enumerate(items)
+                if (item := _filter_item(check, r, (*path, mode, i), dataset))
+            ),
+        )
+    spec = check.mapping(raw, path, {"column", "op", "value"})
+    column = dataset.column(str(spec.get("column")))
+    op = spec.get("op")
+    if column is None:
+        check.problem(
+            (*path, "column"), f"no column {spec.get('column')!r} in dataset {dataset.id!r}"
+        )
+        return None
+    if op not in FILTER_OPS:
+        check.problem((*path, "op"), f"unknown operator {op!r}", f"one of: {', '.join(FILTER_OPS)}")
+        return None
+    problem = _condition_value_ok(column, str(op), spec.get("value"))
+    if problem:
+        check.problem((*path, "value"), problem)
+        return None
+    value = spec.get("value")
+    if isinstance(value, date):
+        value = value.isoformat()
+    if isinstance(value, list):
+        value = tuple(v.isoformat() if isinstance(v, date) else v for v in value)
+    return Condition(column.name, str(op), value)
+
+
+def _privacy(check: _FileCheck, raw: Any, path: Path_, released: list[str]) -> PrivacyModel | None:
+    if raw is None:
+        return None
+    spec = check.mapping(raw, path, _PRIVACY_KEYS)
+    k = spec.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 2:
+        check.problem((*path, "k"), "k must be an integer of at least 2")
+        return None
+    qis = spec.get("quasi_identifiers")
+    if not isinstance(qis, list) or not qis:
+        check.problem(
+            (*path, "quasi_identifiers"),
+            "k needs quasi_identifiers",
+            "list the released columns an attacker could link with other data",
+        )
+        return None
+    missing = [q for q in qis if q not in released]
+    if missing:
+        check.problem(
+            (*path, "quasi_identifiers"),
+            f"{missing} are not released by this grant",
+            "k-anonymity holds over the released view: name released columns",
+        )
+        return None
+    l_value, sensitive = spec.get("l"), spec.get("sensitive")
+    if l_value is not None:
+        if not isinstance(l_value, int) or isinstance(l_value, bool) or l_value < 2:
+            check.problem((*path, "l"), "l must be an integer of at least 2")
+            return None
+        if sensitive not in released or sensitive in qis:
+            check.problem(
+                (*path, "sensitive"),
+                "l needs a released sensitive column that is not a quasi-identifier",
+            )
+            return None
+    elif sensitive is not None:
+        check.problem((*path, "sensitive"), "sensitive is used only with l")
+    limit = spec.get("max_suppression", 0)
+    if not isinstance(limit, int | float) or isinstance(limit, bool) or not 0 <= limit <= 0.5:
+        check.problem(
+            (*path, "max_suppression"), "must be a share from 0 to 0.5 (e.g. 0.05 for 5 %)"
+        )
+        return None
+    return PrivacyModel(k, tuple(qis), l_value, sensitive if l_value else None, float(limit))
+
+
 def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
     if raw is None:
         return []
@@ -195,14 +406,31 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
         ):
             check.problem((*path, "clients"), "must be a non-empty list of client ids")
             clients = []
-        max_rows = spec.get("max_rows", DEFAULT_MAX_ROWS)
-        if (
-            not isinstance(max_rows, int)
-            or isinstance(max_rows, bool)
-            or not 1 <= max_rows <= 100_000
-        ):
-            check.problem((*path, "max_rows"), "must be an integer from 1 to 100000")
-            max_rows = 1
+        purposes = spec.get("purposes")
+        if not isinstance(purposes, list) or not purposes:
+            check.problem(
+                (*path, "purposes"),
+                "must list the purposes this grant allows",
+                "callers state one with `purpose=` or the Data-Purpose header",
+            )
+            purposes = []
+        for j, purpose in enumerate(purposes):
+            if not isinstance(purpose, str) or not _PURPOSE.match(purpose):
+                check.problem(
+                    (*path, "purposes", j),
+                    f"{purpose!r} is not a purpose id",
+                    "lower-case ASCII letters, digits, _ and - (it travels in an HTTP header)",
+                )
+        valid = spec.get("valid") or {}
+        valid_spec = check.mapping(valid, (*path, "valid"), {"from", "until"}) if valid else {}
+        valid_from = _moment(check, valid_spec.get("from"), (*path, "valid", "from"), end=False)
+        valid_until = _moment(check, valid_spec.get("until"), (*path, "valid", "until"), end=True)
+        if valid_from and valid_until and valid_until < valid_from:
+            check.problem((*path, "valid"), "`until` is before `from`")
+        scopes = spec.get("scopes", [DATASETS_READ])
+        if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
+            check.problem((*path, "scopes"), f"must be a list of known scopes: {', '.join(SCOPES)}")
+            scopes = [DATASETS_READ]
         released: list[tuple[str, TransformSpec]] = []
         columns = spec.get("columns")
         if not isinstance(columns, dict) or not columns:
@@ -220,15 +448,24 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
             tspec = _transform(check, traw, cpath, column)
             if tspec is not None and tspec.name != "drop":
                 released.append((name, tspec))
+        names = [name for name, _ in released]
         grants.append(
             Grant(
-                grant_id,
-                dataset.id,
-                frozenset(clients),
-                tuple(released),
-                max_rows,
-                check.name,
-                check.doc.line(path),
+                id=grant_id,
+                dataset=dataset.id,
+                clients=frozenset(clients),
+                purposes=frozenset(p for p in purposes if isinstance(p, str)),
+                columns=tuple(released),
+                limits=_limits(check, spec.get("limits"), (*path, "limits")),
+                file=check.name,
+                line=check.doc.line(path),
+                valid_from=valid_from,
+                valid_until=valid_until,
+                scopes=frozenset(scopes),
+                row_filter=_row_filter(
+                    check, spec.get("row_filter"), (*path, "row_filter"), dataset
+                ),
+                privacy=_privacy(check, spec.get("privacy"), (*path, "privacy"), names),
             )
         )
     return grants
@@ -282,13 +519,30 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
     problems.extend(_cross_checks(grants))
     if problems:
         raise PolicyError(problems)
-    return PolicySet(datasets, tuple(grants), policy_hash(contents))
+    return PolicySet(
+        datasets,
+        tuple(grants),
+        policy_hash(contents),
+        tuple(contents),
+        tuple(_warnings(grants, datetime.now(UTC))),
+    )
+
+
+def _windows_overlap(a: Grant, b: Grant) -> bool:
+    earliest_end = min(
+        a.valid_until or datetime.max.replace(tzinfo=UTC),
+        b.valid_until or datetime.max.replace(tzinfo=UTC),
+    )
+    latest_start = max(
+        a.valid_from or datetime.min.replace(tzinfo=UTC),
+        b.valid_from or datetime.min.replace(tzinfo=UTC),
+    )
+    return latest_start <= earliest_end
 
 
 def _cross_checks(grants: list[Grant]) -> list[Problem]:
     problems: list[Problem] = []
     seen_ids: dict[str, Grant] = {}
-    seen_pairs: dict[tuple[str, str], Grant] = {}
     for grant in grants:
         if grant.id in seen_ids:
             other = seen_ids[grant.id]
@@ -301,19 +555,29 @@ def _cross_checks(grants: list[Grant]) -> list[Problem]:
                 )
             )
         seen_ids[grant.id] = grant
-        for client in sorted(grant.clients):
-            pair = (client, grant.dataset)
-            if pair in seen_pairs:
-                other = seen_pairs[pair]
+    for i, a in enumerate(grants):
+        for b in grants[i + 1 :]:
+            if a.dataset != b.dataset or not _windows_overlap(a, b):
+                continue
+            clients, purposes = a.clients & b.clients, a.purposes & b.purposes
+            if clients and purposes:
                 problems.append(
                     Problem(
-                        grant.file,
-                        grant.line,
+                        b.file,
+                        b.line,
                         "clients",
-                        f"client {client!r} already has grant {other.id!r} for {grant.dataset!r} "
-                        f"({other.file}:{other.line})",
-                        "two grants that could both apply are refused; merge them",
+                        f"grant {b.id!r} and grant {a.id!r} ({a.file}:{a.line}) could both apply"
+                        f" to client {sorted(clients)[0]!r}, dataset {a.dataset!r},"
+                        f" purpose {sorted(purposes)[0]!r}",
+                        "give them disjoint purposes or validity windows, or merge them",
                     )
                 )
-            seen_pairs[pair] = grant
     return problems
+
+
+def _warnings(grants: list[Grant], now: datetime) -> list[str]:
+    return [
+        f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
+        for g in grants
+        if g.valid_until is not None and g.valid_until < now
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -75,15 +76,80 @@ class TransformSpec:
         return dict(self.params)
 
 
+FILTER_OPS = (
+    "eq",
+    "ne",
+    "in",
+    "not_in",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "is_null",
+    "not_null",
+    "startswith",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One structured row-filter condition on a source column (never a query string)."""
+
+    column: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Conditions combined with `all` (and) or `any` (or); nests."""
+
+    mode: str  # "all" | "any"
+    items: tuple[Condition | RowFilter, ...]
+
+
+@dataclass(frozen=True)
+class Limits:
+    rows_per_request: int = 1000
+    requests_per_minute: int | None = None
+    rows_per_day: int | None = None
+
+
+@dataclass(frozen=True)
+class PrivacyModel:
+    """k-anonymity (and optionally l-diversity) over the whole released view."""
+
+    k: int
+    quasi_identifiers: tuple[str, ...]
+    l: int | None = None  # noqa: E741 - the model's standard name
+    sensitive: str | None = None
+    max_suppression: float = 0.0  # share of rows that may be suppressed to reach k (and l)
+
+
 @dataclass(frozen=True)
 class Grant:
     id: str
     dataset: str
     clients: frozenset[str]
+    purposes: frozenset[str]
     columns: tuple[tuple[str, TransformSpec], ...]  # released columns, in release order
-    max_rows: int
+    limits: Limits
     file: str
     line: int
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    scopes: frozenset[str] = frozenset({"datasets:read"})
+    row_filter: RowFilter | None = None
+    privacy: PrivacyModel | None = None
+
+    @property
+    def max_rows(self) -> int:
+        return self.limits.rows_per_request
+
+    def valid_at(self, at: datetime) -> bool:
+        if self.valid_from is not None and at < self.valid_from:
+            return False
+        return self.valid_until is None or at <= self.valid_until
 
 
 @dataclass(frozen=True)
@@ -91,13 +157,8 @@ class PolicySet:
     datasets: Mapping[str, Dataset]
     grants: tuple[Grant, ...]
     hash: str  # SHA-256 over the policy files; named by every decision and audit entry
-
-    def grant_for(self, client_id: str, dataset_id: str) -> Grant | None:
-        """Deny by default: the one grant naming this client for this dataset, or None."""
-        for grant in self.grants:
-            if grant.dataset == dataset_id and client_id in grant.clients:
-                return grant
-        return None
+    files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def grants_of(self, client_id: str) -> list[Grant]:
         return [grant for grant in self.grants if client_id in grant.clients]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gateway.policy.model import Dataset, Grant
+from gateway.privacy.filters import row_mask
+from gateway.privacy.kanon import PrivacyReport, enforce
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 
 
@@ -29,6 +31,7 @@ class View:
     source_version: str
     columns: tuple[ReleasedColumn, ...]
     frame: pd.DataFrame
+    privacy: PrivacyReport | None = None  # the privacy model achieved over the whole view
 
     @property
     def transforms(self) -> list[str]:
@@ -43,7 +46,11 @@ def materialize(
     policy: str,
     ctx: TransformContext,
 ) -> View:
-    """Apply the grant's transforms to the whole source; columns not named are not released."""
+    """The grant's view of the whole source: its row filter (on source values), its transforms
+    (columns not named are not released), then its privacy model over the released values.
+    Raises PrivacyUnreachable when the model cannot be met: nothing is released then."""
+    if grant.row_filter is not None:
+        source = source[row_mask(source, grant.row_filter).to_numpy()]
     released: dict[str, pd.Series] = {}
     columns: list[ReleasedColumn] = []
     for name, spec in grant.columns:
@@ -54,8 +61,12 @@ def materialize(
         released[name] = definition.apply(source[name], spec.options, ctx)
         out_type = definition.output_type or column.type
         columns.append(ReleasedColumn(name, out_type.value, spec.name, definition.category))
-    frame = pd.DataFrame(released, index=pd.RangeIndex(len(source)))
-    return View(dataset.id, grant.id, policy, source_version, tuple(columns), frame)
+    frame = pd.DataFrame(released, index=source.index)
+    report = None
+    if grant.privacy is not None:
+        frame, report = enforce(frame, grant.privacy)
+    frame = frame.reset_index(drop=True)
+    return View(dataset.id, grant.id, policy, source_version, tuple(columns), frame, report)
 
 
 class ViewCache:

@@ -1,0 +1,93 @@
+"""Decisions: who may read which dataset for which purpose, now. Compiled once per policy set
+into an index by (client, dataset), so a decision looks at the few grants that could apply."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from gateway.policy.model import Grant, PolicySet
+
+# Reason codes, safe to show the caller (they reveal nothing beyond what its own grants say).
+NO_GRANT = "no_grant"
+PURPOSE_MISSING = "purpose_missing"
+PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+OUTSIDE_VALIDITY = "outside_validity"
+SCOPE_MISSING = "scope_missing"
+# When several grants fail for different reasons, report the one closest to matching.
+_CLOSENESS = (SCOPE_MISSING, OUTSIDE_VALIDITY, PURPOSE_NOT_ALLOWED)
+
+
+@dataclass(frozen=True)
+class Tried:
+    grant: str
+    outcome: str  # "match" or a reason code
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str | None
+    grant: Grant | None
+    policy: str
+    tried: tuple[Tried, ...]
+
+
+class Engine:
+    def __init__(self, policy: PolicySet) -> None:
+        self.policy = policy
+        index: defaultdict[tuple[str, str], list[Grant]] = defaultdict(list)
+        for grant in policy.grants:
+            for client in grant.clients:
+                index[(client, grant.dataset)].append(grant)
+        self._index = dict(index)
+
+    def candidates(self, client: str, dataset: str) -> list[Grant]:
+        return self._index.get((client, dataset), [])
+
+    def decide(
+        self, client: str, dataset: str, purpose: str | None, scopes: Iterable[str], at: datetime
+    ) -> Decision:
+        """Deny by default; allow through the one grant that lists this client, dataset and
+        purpose, is valid at `at`, and whose required scopes the token carries."""
+        grants = self.candidates(client, dataset)
+        if not grants:
+            return Decision(False, NO_GRANT, None, self.policy.hash, ())
+        if not purpose:
+            missing = tuple(
+                Tried(g.id, PURPOSE_MISSING, "the request states no purpose") for g in grants
+            )
+            return Decision(False, PURPOSE_MISSING, None, self.policy.hash, missing)
+        held = frozenset(scopes)
+        tried: list[Tried] = []
+        for grant in grants:
+            outcome, detail = _check(grant, purpose, held, at)
+            tried.append(Tried(grant.id, outcome, detail))
+            if outcome == "match":
+                return Decision(True, None, grant, self.policy.hash, tuple(tried))
+        reasons = {t.outcome for t in tried}
+        reason = next(r for r in _CLOSENESS if r in reasons)
+        return Decision(False, reason, None, self.policy.hash, tuple(tried))
+
+    def visible(self, client: str, at: datetime) -> list[Grant]:
+        """Grants of this client valid at `at` (for the catalog; any purpose)."""
+        return [g for g in self.policy.grants if client in g.clients and g.valid_at(at)]
+
+
+def _check(grant: Grant, purpose: str, scopes: frozenset[str], at: datetime) -> tuple[str, str]:
+    if purpose not in grant.purposes:
+        return PURPOSE_NOT_ALLOWED, f"purpose {purpose!r} is not one of {sorted(grant.purposes)}"
+    if not grant.valid_at(at):
+        window = f"{_fmt(grant.valid_from)} .. {_fmt(grant.valid_until)}"
+        return OUTSIDE_VALIDITY, f"{at.isoformat(timespec='seconds')} is outside {window}"
+    missing = sorted(grant.scopes - scopes)
+    if missing:
+        return SCOPE_MISSING, f"the token lacks scope(s) {missing}"
+    return "match", "client, dataset, purpose, validity and scopes all match"
+
+
+def _fmt(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment else "open"

@@ -1,0 +1,58 @@
+"""k-anonymity and l-diversity over a whole released view, by suppression.
+
+Rows whose equivalence class (same released values on every quasi-identifier) has fewer than k
+rows, or fewer than l distinct values of the sensitive column, are suppressed. If that would
+suppress more than the allowed share, nothing is released: the error says how far off it is.
+Generalizing quasi-identifiers first (the `generalize` transforms) makes classes larger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from gateway.policy.model import PrivacyModel
+
+
+class PrivacyUnreachable(Exception):
+    """The privacy model cannot be met within the suppression limit; nothing is released."""
+
+
+@dataclass(frozen=True)
+class PrivacyReport:
+    k: int  # the smallest class in the released view
+    l: int | None  # noqa: E741 - the model's standard name
+    suppressed: int
+    classes: int
+
+
+def enforce(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, PrivacyReport]:
+    if frame.empty:
+        return frame, PrivacyReport(0, None, 0, 0)
+    keys = list(model.quasi_identifiers)
+    # Nulls form their own class value (dropna=False): a null is a value an attacker sees too.
+    groups = frame.groupby(keys, dropna=False, sort=False)
+    size = groups[keys[0]].transform("size")
+    keep = size >= model.k
+    if model.l is not None and model.sensitive is not None:
+        diversity = groups[model.sensitive].transform(lambda s: s.nunique(dropna=False))
+        keep &= diversity >= model.l
+    suppressed = int((~keep).sum())
+    share = suppressed / len(frame)
+    if share > model.max_suppression:
+        target = f"k={model.k}" + (f", l={model.l}" if model.l else "")
+        raise PrivacyUnreachable(
+            f"{target} on {', '.join(keys)} would suppress {suppressed} of {len(frame)} rows "
+            f"({share:.1%}), more than the allowed {model.max_suppression:.1%}; generalize the "
+            "quasi-identifiers, choose fewer of them, or lower k"
+        )
+    released = frame[keep.to_numpy()]
+    if released.empty:
+        return released, PrivacyReport(0, None, suppressed, 0)
+    final = released.groupby(keys, dropna=False, sort=False)
+    k_achieved = int(final[keys[0]].size().min())
+    l_achieved = None
+    if model.l is not None and model.sensitive is not None:
+        l_achieved = int(final[model.sensitive].nunique(dropna=False).min())
+    return released, PrivacyReport(k_achieved, l_achieved, suppressed, int(final.ngroups))
