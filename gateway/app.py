@@ -3,8 +3,10 @@ all of it."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -16,11 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.api import audit, datasets, health, oauth
+from gateway.api import admin, audit, datasets, health, oauth
 from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.problems import problem_response
 from gateway.errors import ApiError, AuditUnavailable, Denied, MethodNotAllowed, NotFound
+from gateway.reloader import PolicyReloader
 from gateway.services import Services, build_services
 from gateway.settings import Settings
 
@@ -68,14 +71,40 @@ async def _checkpoint_loop(svc: Services) -> None:
                 log_.exception("could not sign a checkpoint")
 
 
+POLICY_POLL_SECONDS = 2.0
+
+
+async def _policy_watch(reloader: PolicyReloader) -> None:
+    """Pick up edited policy files within a couple of seconds (every worker for itself)."""
+    while True:
+        await anyio.sleep(POLICY_POLL_SECONDS)
+        if reloader.changed():
+            await anyio.to_thread.run_sync(reloader.reload, "file change")
+
+
+def _on_sighup(reloader: PolicyReloader) -> None:
+    """`kill -HUP <worker pid>` reloads at once (where the platform has signals)."""
+    try:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: loop.run_in_executor(None, reloader.reload, "SIGHUP")
+        )
+    except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        log_.info("SIGHUP reload not available here; file changes are still picked up")
+
+
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     """Build the gateway. Raises ConfigError (with a message naming what to fix) at start-up."""
     svc = services or build_services(settings)
+
+    reloader = PolicyReloader(svc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
+            tasks.start_soon(_policy_watch, reloader)
+            _on_sighup(reloader)
             yield
             tasks.cancel_scope.cancel()
         # At shutdown: one last checkpoint covering everything this gateway logged.
@@ -98,6 +127,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             Route("/v1/audit/proof", audit.proof, methods=["GET"]),
             Route("/v1/audit/consistency", audit.consistency, methods=["GET"]),
             Route("/v1/audit/entries", audit.entries, methods=["GET"]),
+            Route("/v1/admin/status", admin.status, methods=["GET"]),
+            Route("/v1/admin/reload", admin.reload, methods=["POST"]),
+            Route("/v1/admin/explain", admin.explain_decision, methods=["GET"]),
         ],
         exception_handlers={
             ApiError: _api_error,
@@ -107,6 +139,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.state.reloader = reloader
     return AuditMiddleware(app, svc.audit_log)
 
 

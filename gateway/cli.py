@@ -17,8 +17,15 @@ from gateway.audit.verify import print_report, verify_path
 from gateway.auth.keys import rotate as rotate_token_key
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
+from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
-from gateway.policy.files import PolicyError, load_policies
+from gateway.policy.engine import Engine
+from gateway.policy.explain import explain, render
+from gateway.policy.files import PolicyError, load_policies, parse_moment
+from gateway.policy.model import PolicySet
+from gateway.policy.testing import ViewOf, load_cases, run_cases
+from gateway.privacy.views import ViewCache
+from gateway.services import view_maker
 from gateway.settings import Settings
 from gateway.workspace import actor as _actor
 from gateway.workspace import admin_event, init_workspace
@@ -204,6 +211,54 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _view_of(settings: Settings, policy: PolicySet) -> ViewOf | None:
+    try:
+        return view_maker(settings, SourceCache(), ViewCache(), policy.hash)
+    except ConfigError:
+        return None  # no data or secret here: value checks are skipped (and say so)
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    directory = Path(args.path) if args.path else settings.workspace.policies
+    policy = load_policies(directory, settings.home)
+    cases = load_cases(directory / "tests")
+    if not cases:
+        _err(f"no policy tests in {directory / 'tests'} (*.yaml with a `cases:` list)")
+        return 1
+    results = run_cases(Engine(policy), cases, _view_of(settings, policy))
+    for result in results:
+        _out(
+            f"{'PASS' if result.passed else 'FAIL'}  {result.file}: {result.name}: {result.message}"
+        )
+    failed = sum(not r.passed for r in results)
+    _out(f"{len(results) - failed} passed, {failed} failed (policy set {policy.hash})")
+    return 1 if failed else 0
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    policy = load_policies(settings.workspace.policies, settings.home)
+    at = dt.datetime.now(dt.UTC)
+    if args.at:
+        parsed = parse_moment(args.at)
+        if parsed is None:
+            _err(f"--at {args.at!r} is not an ISO 8601 date or date-time")
+            return 2
+        at = parsed
+    result = explain(
+        Engine(policy),
+        args.client,
+        args.dataset,
+        args.purpose,
+        at,
+        args.scope or ["datasets:read"],
+        _view_of(settings, policy),
+    )
+    _out(json.dumps(result, ensure_ascii=False, indent=2) if args.json else render(result))
+    return 0 if result["decision"] == "allow" else 3
+
+
 # --- audit -----------------------------------------------------------------------------------
 
 
@@ -359,6 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     c = psub.add_parser("check", parents=[home], help="validate policy files, report every problem")
     c.add_argument("path", nargs="?", help="policy directory (default: the workspace's policies/)")
     c.set_defaults(func=cmd_policy_check)
+    c = psub.add_parser("test", parents=[home], help="run the policy tests in <policies>/tests/")
+    c.add_argument("path", nargs="?", help="policy directory (default: the workspace's policies/)")
+    c.set_defaults(func=cmd_policy_test)
+    c = psub.add_parser("explain", parents=[home], help="explain a decision (exit 0 allow, 3 deny)")
+    c.add_argument("--client", required=True)
+    c.add_argument("--dataset", required=True)
+    c.add_argument("--purpose")
+    c.add_argument("--at", help="ISO 8601 date or date-time (default: now)")
+    c.add_argument("--scope", action="append", help="token scopes (default: datasets:read)")
+    c.add_argument("--json", action="store_true", help="print JSON instead of text")
+    c.set_defaults(func=cmd_policy_explain)
 
     p = sub.add_parser("audit", help="audit log")
     asub = p.add_subparsers(dest="action", required=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import SQLiteAuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
@@ -16,7 +18,9 @@ from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
-from gateway.policy.model import PolicySet
+from gateway.policy.model import Dataset, Grant, PolicySet
+from gateway.policy.testing import ViewOf
+from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import ViewCache
 from gateway.settings import Settings
 
@@ -65,6 +69,20 @@ def _rotated_signer(settings: Settings, kid: str) -> Signer | None:
     """After `gateway keys rotate audit`, the new key is at the usual path."""
     signer = load_signer(settings.workspace.audit_key)
     return signer if signer.kid == kid else None
+
+
+def view_maker(
+    settings: Settings, sources: SourceCache, views: ViewCache, policy_hash: str
+) -> ViewOf:
+    """A function giving the released view of (dataset, grant, client): for explain and tests."""
+    secret = read_secret(settings)
+
+    def view_of(dataset: Dataset, grant: Grant, client_id: str) -> pd.DataFrame:
+        source = sources.load(dataset)
+        ctx = TransformContext(secret, client_id, grant.id)
+        return views.get(source.frame, source.version, dataset, grant, policy_hash, ctx).frame
+
+    return view_of
 
 
 def build_services(settings: Settings) -> Services:

@@ -83,7 +83,8 @@ def init_workspace(
     if not any(ws.policies.glob("*.yaml")):
         for source in sorted(POLICY_DIR.glob("*.yaml")):
             shutil.copyfile(source, ws.policies / source.name)
-        track(True, "demo policies")
+        shutil.copytree(POLICY_DIR / "tests", ws.policies / "tests", dirs_exist_ok=True)
+        track(True, "demo policies and their tests")
     else:
         track(False, "policies")
 

@@ -69,7 +69,8 @@ def test_independent_verifier_agrees_with_the_gateway(
     """A log written by real API calls verifies under the documented rules, and a receipt checks
     against the documented statement and the entry at its index."""
     response = client.get(
-        "/v1/datasets/residents/rows?purpose=statistics&_size=3", headers={"Authorization": f"Bearer {token}"}
+        "/v1/datasets/residents/rows?purpose=statistics&_size=3",
+        headers={"Authorization": f"Bearer {token}"},
     )
     client.get("/v1/datasets")  # a 401, logged too
     db = demo.home / "audit" / "log.sqlite3"

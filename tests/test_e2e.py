@@ -139,8 +139,10 @@ def test_walking_skeleton_over_tls(home: Path, server: Server) -> None:
     assert {d["id"] for d in listing.json()["datasets"]} == {"enterprise_registry", "residents"}
     assert verify_receipt(listing.headers["audit-receipt"], audit_keys(home))
 
-    rows = api.get(f"{server.base}/v1/datasets/enterprise_registry/rows",
-                   params={"_size": 25, "purpose": "market-analysis"})
+    rows = api.get(
+        f"{server.base}/v1/datasets/enterprise_registry/rows",
+        params={"_size": 25, "purpose": "market-analysis"},
+    )
     assert rows.status_code == 200
     released = pd.DataFrame(rows.json()["rows"])
     source = pd.read_csv(home / "data" / "enterprise_registry.csv", dtype=str).iloc[:25]

@@ -344,13 +344,19 @@ def test_daily_row_quota_never_releases_a_partial_page(client: TestClient, demo:
     )
     with TestClient(create_app(demo.settings), base_url=BASE) as fresh:
         thrifty = token_for(fresh, "thrifty", secret)
-        first = fresh.get("/v1/datasets/residents/rows?purpose=statistics&_size=20", headers=bearer(thrifty))
+        first = fresh.get(
+            "/v1/datasets/residents/rows?purpose=statistics&_size=20", headers=bearer(thrifty)
+        )
         assert first.status_code == 200
-        refused = fresh.get("/v1/datasets/residents/rows?purpose=statistics&_size=20", headers=bearer(thrifty))
+        refused = fresh.get(
+            "/v1/datasets/residents/rows?purpose=statistics&_size=20", headers=bearer(thrifty)
+        )
         assert refused.status_code == 429
         assert "rows" not in refused.json()
         assert (
-            fresh.get("/v1/datasets/residents/rows?purpose=statistics&_size=10", headers=bearer(thrifty)).status_code
+            fresh.get(
+                "/v1/datasets/residents/rows?purpose=statistics&_size=10", headers=bearer(thrifty)
+            ).status_code
             == 200
         )
 

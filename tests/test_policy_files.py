@@ -136,13 +136,19 @@ def test_grant_features_are_validated(tmp_path: Path) -> None:
 )
 def test_privacy_models_are_validated(tmp_path: Path, privacy: str, message: str) -> None:
     """k without quasi-identifiers, QIs that are not released, l without a sensitive column."""
-    text = HEADER + GRANT.replace("    columns:", f"    privacy: {privacy}\n    columns:") + "      city: keep\n"
+    text = (
+        HEADER
+        + GRANT.replace("    columns:", f"    privacy: {privacy}\n    columns:")
+        + "      city: keep\n"
+    )
     assert any(message in p for p in problems(tmp_path, text))
 
 
 def test_disjoint_windows_or_purposes_may_coexist(tmp_path: Path) -> None:
     """Two grants for one client and dataset are fine when their purposes or windows differ."""
-    text = HEADER + """\
+    text = (
+        HEADER
+        + """\
 grants:
   - id: old
     clients: [acme]
@@ -159,6 +165,7 @@ grants:
     purposes: [research]
     columns: {city: keep}
 """
+    )
     policy = load_policies(write(tmp_path, text), tmp_path)
     assert [g.id for g in policy.grants] == ["old", "new", "other"]
     assert any("grant 'old' expired" in w for w in policy.warnings)
@@ -182,7 +189,8 @@ def test_raw_release_of_personal_column_needs_justification(tmp_path: Path) -> N
 def test_overlapping_grants_are_refused(tmp_path: Path) -> None:
     """Two grants that could both apply to one client and dataset are refused at load time."""
     grants = "grants:\n" + "".join(
-        f"  - id: g{i}\n    clients: [acme]\n    purposes: [stats, {extra}]\n    columns:\n      city: keep\n"
+        f"  - id: g{i}\n    clients: [acme]\n    purposes: [stats, {extra}]\n"
+        "    columns:\n      city: keep\n"
         for i, extra in ((1, "audit"), (2, "research"))
     )
     found = problems(tmp_path, HEADER + grants)

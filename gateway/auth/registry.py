@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS assertions (
     expires    INTEGER NOT NULL,
     PRIMARY KEY (client_id, jti)
 );
+CREATE TABLE IF NOT EXISTS shared_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,
     value  INTEGER NOT NULL,
@@ -299,6 +303,32 @@ class ClientRegistry:
                 conn.execute("ROLLBACK")
                 raise
         return True, current + amount
+
+    # --- shared state between workers -------------------------------------------------------
+
+    def claim(self, key: str, value: str) -> bool:
+        """Set `key` to `value` if `key` does not hold `value` yet; True for the one caller (in
+        any worker) that made the change. Used so that one worker, not all, logs a shared event."""
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT value FROM shared_state WHERE key = ?", (key,)
+                ).fetchone()
+                if row is not None and row[0] == value:
+                    conn.execute("COMMIT")
+                    return False
+                conn.execute(
+                    "INSERT INTO shared_state (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK")
+                raise
+        return True
 
     def close(self) -> None:
         with self._lock:

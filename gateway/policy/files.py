@@ -197,7 +197,7 @@ _PURPOSE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 CST = timezone(timedelta(hours=8))  # dates without a time are read in China Standard Time
 
 
-def _moment_value(raw: Any, *, end: bool = False) -> datetime | None:
+def parse_moment(raw: Any, *, end: bool = False) -> datetime | None:
     """A date (in CST; with `end`, through the end of that day) or an ISO 8601 date-time."""
     if isinstance(raw, datetime):
         return raw if raw.tzinfo else raw.replace(tzinfo=CST)
@@ -216,7 +216,7 @@ def _moment_value(raw: Any, *, end: bool = False) -> datetime | None:
 def _moment(check: _FileCheck, raw: Any, path: Path_, *, end: bool) -> datetime | None:
     if raw is None:
         return None
-    moment = _moment_value(raw, end=end)
+    moment = parse_moment(raw, end=end)
     if moment is not None:
         return moment
     check.problem(
@@ -519,12 +519,14 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
     problems.extend(_cross_checks(grants))
     if problems:
         raise PolicyError(problems)
+    file_hashes = {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()}
     return PolicySet(
         datasets,
         tuple(grants),
         policy_hash(contents),
         tuple(contents),
         tuple(_warnings(grants, datetime.now(UTC))),
+        file_hashes,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -159,6 +159,7 @@ class PolicySet:
     hash: str  # SHA-256 over the policy files; named by every decision and audit entry
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    file_hashes: Mapping[str, str] = field(default_factory=dict)  # name -> SHA-256 of content
 
     def grants_of(self, client_id: str) -> list[Grant]:
         return [grant for grant in self.grants if client_id in grant.clients]

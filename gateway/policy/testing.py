@@ -29,7 +29,7 @@ import yaml
 
 from gateway.errors import ConfigError
 from gateway.policy.engine import Engine
-from gateway.policy.files import CST, _moment_value
+from gateway.policy.files import CST, parse_moment
 from gateway.policy.model import Dataset, Grant
 
 _CASE_KEYS = {
@@ -96,7 +96,7 @@ def run_cases(
 
 
 def _run(engine: Engine, case: dict[str, Any], view_of: ViewOf | None) -> tuple[bool, str]:
-    at = _moment_value(case.get("at")) if case.get("at") is not None else datetime.now(UTC)
+    at = parse_moment(case.get("at")) if case.get("at") is not None else datetime.now(UTC)
     if at is None:
         return False, f"`at` {case.get('at')!r} is not a date or date-time"
     decision = engine.decide(

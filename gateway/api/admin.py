@@ -1,0 +1,91 @@
+"""Admin endpoints (scope `admin`): status, policy reload, and decision explanations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.api.common import ADMIN_SCOPE, caller, json_response
+from gateway.errors import BadRequest
+from gateway.policy.explain import explain
+from gateway.policy.files import parse_moment
+from gateway.reloader import PolicyReloader, PolicyStatus
+from gateway.services import Services, view_maker
+
+
+def _reloader(request: Request) -> PolicyReloader:
+    found = request.app.state.reloader
+    assert isinstance(found, PolicyReloader)  # noqa: S101 - set by create_app
+    return found
+
+
+def _iso(moment: float | None) -> str | None:
+    return (
+        dt.datetime.fromtimestamp(moment, dt.UTC).isoformat(timespec="seconds") if moment else None
+    )
+
+
+def _status(svc: Services, status: PolicyStatus) -> dict[str, object]:
+    latest = svc.audit_log.latest_checkpoint()
+    return {
+        "worker": os.getpid(),
+        "policy": {
+            "active": status.active,
+            "loaded_at": _iso(status.loaded_at),
+            "files": list(status.files),
+            "last_error": status.last_error,
+            "last_attempt": _iso(status.last_attempt),
+            "reloads": status.reloads,
+            "warnings": list(svc.policy.warnings),
+        },
+        "audit": {
+            "origin": svc.audit_log.origin,
+            "size": svc.audit_log.size(),
+            "checkpoint": latest.size if latest else None,
+            "halted": svc.audit_log.halted,
+        },
+    }
+
+
+async def status(request: Request) -> Response:
+    svc, ctx, _ = caller(request, "/v1/admin/status", scope=ADMIN_SCOPE)
+    body = await anyio.to_thread.run_sync(_status, svc, _reloader(request).status)
+    ctx.decision, ctx.reason = "allow", None
+    return json_response(body)
+
+
+async def reload(request: Request) -> Response:
+    svc, ctx, _ = caller(request, "/v1/admin/reload", scope=ADMIN_SCOPE)
+    result = await anyio.to_thread.run_sync(_reloader(request).reload, "admin endpoint")
+    body = await anyio.to_thread.run_sync(_status, svc, result)
+    ctx.decision, ctx.reason = "allow", None
+    ctx.policy = svc.policy.hash
+    return json_response(body, status=200 if result.last_error is None else 422)
+
+
+async def explain_decision(request: Request) -> Response:
+    svc, ctx, _ = caller(request, "/v1/admin/explain", scope=ADMIN_SCOPE)
+    params = request.query_params
+    for required in ("client", "dataset"):
+        if not params.get(required):
+            raise BadRequest(f"{required} is required", parameter=required)
+    at = dt.datetime.now(dt.UTC)
+    if params.get("at"):
+        parsed = parse_moment(params["at"])
+        if parsed is None:
+            raise BadRequest("at must be an ISO 8601 date or date-time", parameter="at")
+        at = parsed
+    engine = svc.engine
+    scopes = params.getlist("scope") or ["datasets:read"]
+    view_of = view_maker(svc.settings, svc.sources, svc.views, engine.policy.hash)
+    result = await anyio.to_thread.run_sync(
+        lambda: explain(
+            engine, params["client"], params["dataset"], params.get("purpose"), at, scopes, view_of
+        )
+    )
+    ctx.decision, ctx.reason = "allow", None
+    return json_response(result)

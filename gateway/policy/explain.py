@@ -1,0 +1,135 @@
+"""`gateway policy explain`: a decision with every rule tried and why it matched or not, and for
+an allow a few rows of the released view under the raw column names and their transforms."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gateway.policy.engine import Engine
+from gateway.policy.model import Condition, RowFilter
+from gateway.policy.testing import ViewOf
+
+
+def explain(
+    engine: Engine,
+    client: str,
+    dataset: str,
+    purpose: str | None,
+    at: datetime,
+    scopes: list[str],
+    view_of: ViewOf | None = None,
+    sample: int = 3,
+) -> dict[str, Any]:
+    decision = engine.decide(client, dataset, purpose, scopes, at)
+    result: dict[str, Any] = {
+        "decision": "allow" if decision.allowed else "deny",
+        "reason": decision.reason,
+        "grant": decision.grant.id if decision.grant else None,
+        "policy": decision.policy,
+        "request": {
+            "client": client,
+            "dataset": dataset,
+            "purpose": purpose,
+            "at": at.isoformat(timespec="seconds"),
+            "scopes": scopes,
+        },
+        "tried": [
+            {"grant": t.grant, "outcome": t.outcome, "detail": t.detail} for t in decision.tried
+        ],
+    }
+    if not decision.tried:
+        result["tried"] = [
+            {
+                "grant": None,
+                "outcome": decision.reason,
+                "detail": f"no grant names client {client!r} for dataset {dataset!r}",
+            }
+        ]
+    grant = decision.grant
+    if grant is None:
+        return result
+    result["columns"] = [
+        {"column": name, "transform": spec.name, "params": spec.options}
+        for name, spec in grant.columns
+    ]
+    if grant.row_filter is not None:
+        result["row_filter"] = describe_filter(grant.row_filter)
+    if grant.privacy is not None:
+        result["privacy"] = {
+            "k": grant.privacy.k,
+            "quasi_identifiers": list(grant.privacy.quasi_identifiers),
+            "l": grant.privacy.l,
+            "max_suppression": grant.privacy.max_suppression,
+        }
+    if view_of is not None:
+        frame = view_of(engine.policy.datasets[dataset], grant, client)
+        result["released_rows"] = len(frame)
+        head = frame.head(sample).astype(object)
+        result["sample"] = head.where(head.notna(), None).to_dict(orient="records")
+    return result
+
+
+_OPS = {
+    "eq": "=",
+    "ne": "!=",
+    "lt": "<",
+    "lte": "<=",
+    "gt": ">",
+    "gte": ">=",
+    "in": "in",
+    "not_in": "not in",
+    "startswith": "starts with",
+}
+
+
+def describe_filter(item: RowFilter | Condition) -> str:
+    """A row filter as readable text: `age >= 18 and age <= 65`."""
+    if isinstance(item, Condition):
+        if item.op in ("is_null", "not_null"):
+            return f"{item.column} is {'' if item.op == 'is_null' else 'not '}null"
+        value = list(item.value) if isinstance(item.value, tuple) else item.value
+        return f"{item.column} {_OPS[item.op]} {value!r}"
+    joiner = " and " if item.mode == "all" else " or "
+    parts = [
+        describe_filter(i) if isinstance(i, Condition) else f"({describe_filter(i)})"
+        for i in item.items
+    ]
+    return joiner.join(parts)
+
+
+def render(result: dict[str, Any]) -> str:
+    """The explanation as text for a terminal."""
+    req = result["request"]
+    lines = [
+        f"{result['decision'].upper()}: client {req['client']!r}, dataset {req['dataset']!r}, "
+        f"purpose {req['purpose']!r}, at {req['at']}, scopes {' '.join(req['scopes'])}",
+        f"  policy set {result['policy']}",
+    ]
+    if result["reason"]:
+        lines.append(f"  reason: {result['reason']}")
+    lines.append("  rules tried:")
+    for tried in result["tried"]:
+        mark = "->" if tried["outcome"] == "match" else "  "
+        lines.append(f"   {mark} grant {tried['grant']}: {tried['outcome']} ({tried['detail']})")
+    if "columns" in result:
+        lines.append("  released columns:")
+        for column in result["columns"]:
+            params = ", ".join(
+                f"{k}={v}" for k, v in column["params"].items() if k != "justification"
+            )
+            lines.append(
+                f"     {column['column']}: {column['transform']}"
+                + (f" ({params})" if params else "")
+            )
+    if "row_filter" in result:
+        lines.append(f"  row filter: {result['row_filter']}")
+    if "privacy" in result:
+        lines.append(f"  privacy model: {result['privacy']}")
+    if "sample" in result:
+        lines.append(
+            f"  released view: {result['released_rows']} rows; first {len(result['sample'])}:"
+        )
+        for row in result["sample"]:
+            lines.append("     " + " | ".join(f"{k}={v}" for k, v in row.items()))
+    return "\n".join(lines)
