@@ -53,7 +53,15 @@ def test_mask_preset_table_matches_the_code() -> None:
     text = (DOCS / "policies.md").read_text()
     rows = re.findall(r"^\| `(\w+)` \| `([^`]+)` \| `([^`]+)`", text, flags=re.M)
     presets = {preset: (raw, released) for preset, raw, released in rows}
-    assert set(presets) == {"id_card", "mobile", "bank_card", "credit_code", "chinese_name", "email", "address"}
+    assert set(presets) == {
+        "id_card",
+        "mobile",
+        "bank_card",
+        "credit_code",
+        "chinese_name",
+        "email",
+        "address",
+    }
     ctx = TransformContext(b"s" * 32, "c", "g")
     for preset, (raw, released) in presets.items():
         out = CATALOGUE["mask"].apply(pd.Series([raw], dtype="string"), {"preset": preset}, ctx)

@@ -9,6 +9,7 @@ Ages are computed against a fixed reference date, never "today".
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,8 @@ def _names(rng: np.random.Generator, n: int) -> pd.Series:
     last = np.array(surnames)[rng.choice(len(surnames), size=n, p=weights / weights.sum())]
     first1 = given[rng.integers(0, len(given), size=n)]
     first2 = given[rng.integers(0, len(given), size=n)]
-    two_chars = (rng.random(n) < 0.6) & (np.char.str_len(first1) == 1)
+    single = (np.char.str_len(first1) == 1) & (np.char.str_len(first2) == 1)
+    two_chars = (rng.random(n) < 0.6) & single
     names = pd.Series(last) + pd.Series(first1) + pd.Series(np.where(two_chars, first2, ""))
     return names
 
@@ -151,9 +153,11 @@ def _id_cards(
     return first17 + pd.Series(id_check_digits(digits.astype(np.int64)))
 
 
-def _credit_codes(rng: np.random.Generator, region_codes: pd.Series) -> pd.Series:
+def _credit_codes(rng: np.random.Generator, region_codes: pd.Series, first: int) -> pd.Series:
+    """Unique codes: the organisation-code digits are a bijection of the row number (mod 10^8)."""
     n = len(region_codes)
-    org8 = _digits(rng, n, 8)
+    numbers = (np.arange(first, first + n, dtype=np.int64) * 7919 + 1_234_567) % 10**8
+    org8 = (numbers[:, None] // 10 ** np.arange(7, -1, -1)) % 10
     org = _join_digits(org8) + pd.Series(org_code_check(org8))
     first17 = "91" + region_codes + org  # 9: market regulator; 1: enterprise
     charset = np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)
@@ -180,83 +184,106 @@ def _streets(rng: np.random.Generator, n: int) -> pd.Series:
     return street + number + "号"
 
 
-def enterprise_registry(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
-    rng = np.random.default_rng([seed, 1])
-    region = pd.DataFrame(
-        [REGIONS[i] for i in rng.integers(0, len(REGIONS), size=rows)],
+BLOCK = 1000  # rows are generated in blocks, each from its own seed: a prefix never changes
+
+
+def _blocks(
+    rows: int, seed: int, table: int, make: Callable[[np.random.Generator, int, int], pd.DataFrame]
+) -> pd.DataFrame:
+    """`rows` rows built block by block, so the first N rows are the same for any `rows` >= N."""
+    count = max(1, -(-rows // BLOCK))
+    frames = [make(np.random.default_rng([seed, table, b]), BLOCK, b * BLOCK) for b in range(count)]
+    return pd.concat(frames, ignore_index=True).iloc[:rows].reset_index(drop=True)
+
+
+def _regions(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        [REGIONS[i] for i in rng.integers(0, len(REGIONS), size=n)],
         columns=["code", "province", "city", "district"],
     )
-    industry_idx = rng.integers(0, len(INDUSTRIES), size=rows)
+
+
+def _enterprise_block(rng: np.random.Generator, n: int, first: int) -> pd.DataFrame:
+    region = _regions(rng, n)
+    industry_idx = rng.integers(0, len(INDUSTRIES), size=n)
     prefixes = np.array(CompanyProvider.company_prefixes)[
-        rng.integers(0, len(CompanyProvider.company_prefixes), size=rows)
+        rng.integers(0, len(CompanyProvider.company_prefixes), size=n)
     ]
     company = (
         region["city"].str.removesuffix("市")
         + pd.Series(prefixes)
         + pd.Series(np.array(_INDUSTRY_WORDS)[industry_idx])
-        + pd.Series(np.where(rng.random(rows) < 0.8, "有限公司", "股份有限公司"))
+        + pd.Series(np.where(rng.random(n) < 0.8, "有限公司", "股份有限公司"))
     )
-    male = rng.random(rows) < 0.7
-    birth = _dates(rng, rows, dt.date(1955, 1, 1), dt.date(2000, 12, 31))
+    male = rng.random(n) < 0.7
+    birth = _dates(rng, n, dt.date(1955, 1, 1), dt.date(2000, 12, 31))
     return pd.DataFrame(
         {
-            "credit_code": _credit_codes(rng, region["code"]),
+            "credit_code": _credit_codes(rng, region["code"], first),
             "company_name": company,
-            "legal_rep_name": _names(rng, rows),
+            "legal_rep_name": _names(rng, n),
             "legal_rep_id_card": _id_cards(rng, region["code"], birth, male),
-            "legal_rep_mobile": _mobiles(rng, rows),
-            "registered_capital": (rng.lognormal(6.0, 1.4, size=rows)).round().astype(np.int64)
-            + 10,
+            "legal_rep_mobile": _mobiles(rng, n),
+            "registered_capital": (rng.lognormal(6.0, 1.4, size=n)).round().astype(np.int64) + 10,
             "industry": np.array(INDUSTRIES)[industry_idx],
             "province": region["province"],
             "city": region["city"],
             "district": region["district"],
-            "founded": _dates(rng, rows, dt.date(1990, 1, 1), dt.date(2025, 12, 31)),
+            "founded": _dates(rng, n, dt.date(1990, 1, 1), dt.date(2025, 12, 31)),
         }
     )
 
 
-def residents(
-    rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED, employers: pd.Series | None = None
-) -> pd.DataFrame:
-    rng = np.random.default_rng([seed, 2])
-    region = pd.DataFrame(
-        [REGIONS[i] for i in rng.integers(0, len(REGIONS), size=rows)],
-        columns=["code", "province", "city", "district"],
-    )
-    male = rng.random(rows) < 0.51
-    birth = _dates(rng, rows, dt.date(1945, 1, 1), dt.date(2007, 12, 31))
-    born = pd.to_datetime(birth)
-    had_birthday = (born.dt.month < AS_OF.month) | (
-        (born.dt.month == AS_OF.month) & (born.dt.day <= AS_OF.day)
-    )
-    age = AS_OF.year - born.dt.year - (~had_birthday).astype(int)
-    if employers is None:
-        employers = enterprise_registry(max(rows // 10, 1), seed)["credit_code"]
-    employer = employers.to_numpy()[rng.integers(0, len(employers), size=rows)]
-    income = (rng.lognormal(8.9, 0.55, size=rows) / 10).round().astype(np.int64) * 10
-    address = (
-        region["province"].where(region["province"] != region["city"], "")
-        + region["city"]
-        + region["district"]
-        + _streets(rng, rows)
-    )
-    return pd.DataFrame(
-        {
-            "name": _names(rng, rows),
-            "id_card": _id_cards(rng, region["code"], birth, male),
-            "gender": np.where(male, "男", "女"),
-            "birth_date": birth,
-            "age": age.astype(np.int64),
-            "province": region["province"],
-            "city": region["city"],
-            "district": region["district"],
-            "address": address,
-            "mobile": _mobiles(rng, rows),
-            "employer_credit_code": employer,
-            "monthly_income": income,
-        }
-    )
+def enterprise_registry(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    return _blocks(rows, seed, 1, _enterprise_block)
+
+
+def _resident_block(
+    employers: npt.NDArray[np.str_],
+) -> Callable[[np.random.Generator, int, int], pd.DataFrame]:
+    def make(rng: np.random.Generator, n: int, first: int) -> pd.DataFrame:
+        region = _regions(rng, n)
+        male = rng.random(n) < 0.51
+        birth = _dates(rng, n, dt.date(1945, 1, 1), dt.date(2007, 12, 31))
+        born = pd.to_datetime(birth)
+        had_birthday = (born.dt.month < AS_OF.month) | (
+            (born.dt.month == AS_OF.month) & (born.dt.day <= AS_OF.day)
+        )
+        age = AS_OF.year - born.dt.year - (~had_birthday).astype(int)
+        employer = employers[rng.integers(0, len(employers), size=n)]
+        income = (rng.lognormal(8.9, 0.55, size=n) / 10).round().astype(np.int64) * 10
+        address = (
+            region["province"].where(region["province"] != region["city"], "")
+            + region["city"]
+            + region["district"]
+            + _streets(rng, n)
+        )
+        return pd.DataFrame(
+            {
+                "name": _names(rng, n),
+                "id_card": _id_cards(rng, region["code"], birth, male),
+                "gender": np.where(male, "男", "女"),
+                "birth_date": birth,
+                "age": age.astype(np.int64),
+                "province": region["province"],
+                "city": region["city"],
+                "district": region["district"],
+                "address": address,
+                "mobile": _mobiles(rng, n),
+                "employer_credit_code": employer,
+                "monthly_income": income,
+            }
+        )
+
+    return make
+
+
+EMPLOYER_POOL = 1000  # residents work at the first 1000 enterprises, whatever the row count
+
+
+def residents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    employers = enterprise_registry(EMPLOYER_POOL, seed)["credit_code"].to_numpy().astype(str)
+    return _blocks(rows, seed, 2, _resident_block(employers))
 
 
 def write_demo_data(
@@ -265,10 +292,9 @@ def write_demo_data(
     """Write the demo CSV files unless they exist; returns the files written."""
     data_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    enterprises = enterprise_registry(rows, seed)
     frames = {
-        "enterprise_registry": enterprises,
-        "residents": residents(rows, seed, enterprises["credit_code"]),
+        "enterprise_registry": enterprise_registry(rows, seed),
+        "residents": residents(rows, seed),
     }
     for name, frame in frames.items():
         path = data_dir / f"{name}.csv"

@@ -1,0 +1,415 @@
+"""Issue 4: decisions with reason codes, purposes and validity over HTTP, explain, policy tests,
+and reloads that never let a bad edit become active."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.audit.entry import decode_entry
+from gateway.audit.store import read_entries
+from gateway.auth.registry import ClientRegistry
+from gateway.cli import main
+from gateway.policy.engine import Engine
+from gateway.policy.files import load_policies
+from tests.conftest import BASE, Demo, token_for
+
+ROWS = "/v1/datasets/residents/rows"
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+def entries(demo: Demo) -> list[dict[str, Any]]:
+    _, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    return [decode_entry(e.line) for e in stored]
+
+
+def admin_token(client: TestClient, demo: Demo) -> str:
+    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    _, secret = registry.add("admin", scopes=("admin",))
+    registry.close()
+    assert secret is not None
+    return token_for(client, "admin", secret)
+
+
+# --- decisions (table-driven, like Datasette's permission tests) ---------------------------
+
+CASES = [
+    # client, dataset, purpose, at, scopes, allowed, reason, grant
+    (
+        "demo",
+        "residents",
+        "statistics",
+        "2026-06-01",
+        ["datasets:read"],
+        True,
+        None,
+        "demo-residents",
+    ),
+    (
+        "demo",
+        "residents",
+        "statistics",
+        "2025-06-01",
+        ["datasets:read"],
+        False,
+        "outside_validity",
+        None,
+    ),
+    (
+        "demo",
+        "residents",
+        "research",
+        "2025-06-01",
+        ["datasets:read"],
+        True,
+        None,
+        "demo-residents-research-2025",
+    ),
+    (
+        "demo",
+        "residents",
+        "research",
+        "2026-06-01",
+        ["datasets:read"],
+        False,
+        "outside_validity",
+        None,
+    ),
+    (
+        "demo",
+        "residents",
+        "marketing",
+        "2026-06-01",
+        ["datasets:read"],
+        False,
+        "purpose_not_allowed",
+        None,
+    ),
+    ("demo", "residents", None, "2026-06-01", ["datasets:read"], False, "purpose_missing", None),
+    ("demo", "residents", "statistics", "2026-06-01", ["audit:read"], False, "scope_missing", None),
+    (
+        "demo",
+        "nothing_here",
+        "statistics",
+        "2026-06-01",
+        ["datasets:read"],
+        False,
+        "no_grant",
+        None,
+    ),
+    (
+        "someone",
+        "residents",
+        "statistics",
+        "2026-06-01",
+        ["datasets:read"],
+        False,
+        "no_grant",
+        None,
+    ),
+    (
+        "demo",
+        "enterprise_registry",
+        "credit-assessment",
+        "2028-12-31T23:59:00+08:00",
+        ["datasets:read"],
+        True,
+        None,
+        "demo-enterprise-registry",
+    ),
+    (
+        "demo",
+        "enterprise_registry",
+        "credit-assessment",
+        "2029-01-01T00:00:00+08:00",
+        ["datasets:read"],
+        False,
+        "outside_validity",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("client", "dataset", "purpose", "at", "scopes", "allowed", "reason", "grant"), CASES
+)
+def test_decisions(
+    demo: Demo,
+    client: str,
+    dataset: str,
+    purpose: str | None,
+    at: str,
+    scopes: list[str],
+    allowed: bool,
+    reason: str | None,
+    grant: str | None,
+) -> None:
+    """Deny by default; allow only through a grant matching client, dataset, purpose, time and
+    scopes; every denial has its reason code; every decision names the policy-set hash."""
+    engine = Engine(load_policies(demo.home / "policies", demo.home))
+    decision = engine.decide(
+        client,
+        dataset,
+        purpose,
+        scopes,
+        datetime.fromisoformat(at).replace(tzinfo=datetime.fromisoformat(at).tzinfo or UTC),
+    )
+    assert decision.allowed is allowed
+    assert decision.reason == reason
+    assert (decision.grant.id if decision.grant else None) == grant
+    assert decision.policy == engine.policy.hash
+
+
+# --- over HTTP ---------------------------------------------------------------------------------
+
+
+def test_purpose_by_parameter_or_header(client: TestClient, token: str) -> None:
+    """The purpose comes from `purpose=` or the Data-Purpose header; giving two different ones,
+    or none, is a 400 naming the parameter."""
+    assert (
+        client.get(f"{ROWS}?purpose=statistics&_size=1", headers=bearer(token)).status_code == 200
+    )
+    assert (
+        client.get(
+            f"{ROWS}?_size=1", headers=bearer(token, **{"Data-Purpose": "statistics"})
+        ).status_code
+        == 200
+    )
+    clash = client.get(
+        f"{ROWS}?purpose=statistics", headers=bearer(token, **{"Data-Purpose": "research"})
+    )
+    assert clash.status_code == 400
+    assert clash.json()["parameter"] == "purpose"
+    missing = client.get(ROWS, headers=bearer(token))
+    assert missing.status_code == 400
+    assert missing.json()["parameter"] == "purpose"
+
+
+def test_denial_carries_the_safe_reason_and_is_audited(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """A purpose the grant does not list: 403 with the reason code; the entry has it too."""
+    response = client.get(f"{ROWS}?purpose=marketing", headers=bearer(token))
+    assert response.status_code == 403
+    body = response.json()
+    assert body["reason"] == "purpose_not_allowed"
+    assert "rows" not in body
+    entry = entries(demo)[-1]
+    assert entry["decision"] == "deny"
+    assert entry["reason"] == "purpose_not_allowed"
+    assert entry["dataset"] == "residents"
+    assert entry["policy"] == load_policies(demo.home / "policies", demo.home).hash
+
+
+def test_view_reports_the_privacy_model_achieved(client: TestClient, token: str) -> None:
+    """The rows response and the dataset description report k over the whole view."""
+    view = client.get(f"{ROWS}?purpose=statistics&_size=1", headers=bearer(token)).json()["view"]
+    assert view["privacy"]["k_required"] == 5
+    assert view["privacy"]["k"] >= 5
+    described = client.get(
+        "/v1/datasets/residents?purpose=statistics", headers=bearer(token)
+    ).json()
+    assert described["privacy"]["k"] == view["privacy"]["k"]
+    assert described["rows"] == view["total_rows"]
+
+
+def test_unreachable_privacy_model_releases_nothing(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """If the grant's k cannot be met within its suppression limit, no row leaves (503)."""
+    path = demo.home / "policies" / "residents.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "quasi_identifiers: [gender, district]",
+            "quasi_identifiers: [gender, district, age, mobile]",
+        )
+    )
+    with TestClient(create_app(demo.settings), base_url=BASE) as fresh:
+        good = token_for(fresh, demo.client_id, demo.client_secret)
+        response = fresh.get(f"{ROWS}?purpose=statistics", headers=bearer(good))
+    assert response.status_code == 503
+    assert "rows" not in response.json()
+    assert "would suppress" in response.json()["detail"]
+
+
+def test_grant_request_limit(client: TestClient, demo: Demo) -> None:
+    """A grant's requests_per_minute is enforced with 429."""
+    path = demo.home / "policies" / "residents.yaml"
+    path.write_text(path.read_text().replace("requests_per_minute: 120", "requests_per_minute: 2"))
+    with TestClient(create_app(demo.settings), base_url=BASE) as fresh:
+        good = token_for(fresh, demo.client_id, demo.client_secret)
+        while time.time() % 60 > 55:  # stay inside one calendar minute
+            time.sleep(1)
+        codes = [
+            fresh.get(f"{ROWS}?purpose=statistics&_size=1", headers=bearer(good)).status_code
+            for _ in range(3)
+        ]
+    assert codes == [200, 200, 429]
+
+
+# --- explain and policy tests ------------------------------------------------------------
+
+
+def test_explain_over_http_and_cli(
+    client: TestClient, demo: Demo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Explain names every rule tried; for an allow it shows released values under raw column
+    names, never raw values. The CLI exits 0 on allow and 3 on deny."""
+    admin = admin_token(client, demo)
+    response = client.get(
+        "/v1/admin/explain?client=demo&dataset=residents&purpose=statistics&at=2026-06-01",
+        headers=bearer(admin),
+    )
+    assert response.status_code == 200
+    result = response.json()
+    assert result["decision"] == "allow"
+    assert result["tried"][0]["outcome"] == "match"
+    assert result["row_filter"] == "age >= 18 and age <= 65"
+    assert result["sample"][0]["mobile"].count("*") == 4
+    raw = (demo.home / "data" / "residents.csv").read_text()
+    assert result["sample"][0]["id_card"] not in raw
+    code = main(
+        [
+            "policy",
+            "explain",
+            "--home",
+            str(demo.home),
+            "--client",
+            "demo",
+            "--dataset",
+            "residents",
+            "--purpose",
+            "marketing",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "DENY" in out
+    assert "purpose_not_allowed" in out
+    data_token = token_for(client, demo.client_id, demo.client_secret)
+    assert (
+        client.get(
+            "/v1/admin/explain?client=demo&dataset=residents", headers=bearer(data_token)
+        ).status_code
+        == 403
+    )
+
+
+def test_example_policies_pass_their_tests(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gateway policy test` passes on the shipped example policies (values checked on data)."""
+    code = main(["policy", "test", "--home", str(demo.home)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "8 passed, 0 failed" in out
+
+
+def test_policy_test_failure_is_reported(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
+    """A case that no longer holds fails with what was expected and what happened; exit 1."""
+    cases = demo.home / "policies" / "tests" / "demo.yaml"
+    cases.write_text(
+        cases.read_text().replace("reason: purpose_not_allowed", "reason: outside_validity")
+    )
+    code = main(["policy", "test", "--home", str(demo.home)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL" in out
+    assert "expected reason 'outside_validity', got 'purpose_not_allowed'" in out
+
+
+# --- reload ---------------------------------------------------------------------------------
+
+
+def reload(client: TestClient, admin: str) -> Any:
+    return client.post("/v1/admin/reload", headers=bearer(admin))
+
+
+def test_bad_edit_keeps_the_last_good_set(client: TestClient, demo: Demo, token: str) -> None:
+    """A broken file, or a valid one whose policy tests fail, never becomes active; the status
+    names the error; the rejection is logged once."""
+    admin = admin_token(client, demo)
+    before = client.get("/v1/admin/status", headers=bearer(admin)).json()["policy"]["active"]
+    path = demo.home / "policies" / "residents.yaml"
+    good_text = path.read_text()
+    path.write_text(good_text.replace("transform: mask, preset: mobile", "transform: maks"))
+    response = reload(client, admin)
+    assert response.status_code == 422
+    status = response.json()["policy"]
+    assert status["active"] == before
+    assert "unknown transform 'maks'" in status["last_error"]
+    assert (
+        client.get(f"{ROWS}?purpose=statistics&_size=1", headers=bearer(token)).status_code == 200
+    )
+    # Valid YAML, but it breaks a policy test (statistics no longer allowed):
+    path.write_text(good_text.replace("purposes: [statistics]", "purposes: [census]"))
+    response = reload(client, admin)
+    assert response.status_code == 422
+    assert "policy tests failed" in response.json()["policy"]["last_error"]
+    assert response.json()["policy"]["active"] == before
+    rejected = [e for e in entries(demo) if e.get("action") == "policy.rejected"]
+    assert len(rejected) == 2
+    assert all(e["active"] == before for e in rejected)
+
+
+def test_good_edit_goes_live_and_is_logged(client: TestClient, demo: Demo, token: str) -> None:
+    """A valid edit that passes the tests replaces the set at once; one audit entry records the
+    old and new hash and the file changed; later calls name the new hash."""
+    admin = admin_token(client, demo)
+    before = client.get("/v1/admin/status", headers=bearer(admin)).json()["policy"]["active"]
+    path = demo.home / "policies" / "residents.yaml"
+    path.write_text(path.read_text().replace("rows_per_request: 500", "rows_per_request: 400"))
+    response = reload(client, admin)
+    assert response.status_code == 200
+    after = response.json()["policy"]["active"]
+    assert after != before
+    logged = [e for e in entries(demo) if e.get("action") == "policy.reload"]
+    assert len(logged) == 1
+    assert (logged[0]["old"], logged[0]["new"], logged[0]["files"]) == (
+        before,
+        after,
+        ["residents.yaml"],
+    )
+    page = client.get(f"{ROWS}?purpose=statistics&_size=450", headers=bearer(token))
+    assert page.status_code == 400  # the new limit applies
+    assert entries(demo)[-1]["policy"] == after
+
+
+def test_reload_picks_up_file_changes_by_itself(client: TestClient, demo: Demo) -> None:
+    """Without any call, an edited file is noticed (polling) and goes live within seconds."""
+    admin = admin_token(client, demo)
+    before = client.get("/v1/admin/status", headers=bearer(admin)).json()["policy"]["active"]
+    path = demo.home / "policies" / "enterprise_registry.yaml"
+    path.write_text(path.read_text().replace("rows_per_day: 200000", "rows_per_day: 150000"))
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        active = client.get("/v1/admin/status", headers=bearer(admin)).json()["policy"]["active"]
+        if active != before:
+            break
+        time.sleep(0.5)
+    assert active != before
+
+
+def test_status_shape(client: TestClient, demo: Demo) -> None:
+    """GET /v1/admin/status: active hash, load time, files, last error; and the audit state."""
+    body = client.get("/v1/admin/status", headers=bearer(admin_token(client, demo))).json()
+    assert set(body["policy"]) >= {"active", "loaded_at", "files", "last_error"}
+    assert body["policy"]["files"] == ["enterprise_registry.yaml", "residents.yaml"]
+    assert body["audit"]["halted"] is None
+    json.dumps(body)
+
+
+def test_repository_policy_tests_are_the_packaged_ones() -> None:
+    """policies/tests in the repository is the packaged demo test set."""
+    repo = Path(__file__).resolve().parent.parent / "policies" / "tests"
+    from gateway.demo import POLICY_DIR
+
+    assert (repo / "demo.yaml").read_bytes() == (POLICY_DIR / "tests" / "demo.yaml").read_bytes()
