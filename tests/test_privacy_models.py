@@ -80,7 +80,8 @@ def test_l_diversity_holds(items: list[tuple[Any, ...]], l_value: int) -> None:
         values[key].add(None if pd.isna(row[2]) else row[2])
     assert all(len(v) >= l_value for v in values.values())
     if len(released):
-        assert report.l is not None and report.l >= l_value
+        assert report.l is not None
+        assert report.l >= l_value
 
 
 def test_unreachable_model_releases_nothing_and_says_why() -> None:
