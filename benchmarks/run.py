@@ -96,6 +96,58 @@ def main() -> None:
     )
 
     audit_benchmarks(args.appends)
+    decision_benchmarks()
+
+
+def decision_benchmarks() -> None:
+    """Per-decision cost with 10, 100 and 1,000 grants: ours (compiled index) vs a linear scan
+    over every grant (the naive baseline)."""
+    from datetime import UTC, datetime
+
+    from gateway.policy.engine import Engine, _check
+    from gateway.policy.model import Grant, Limits, PolicySet
+
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    for count in (10, 100, 1000):
+        grants = tuple(
+            Grant(
+                id=f"g{i}",
+                dataset=f"d{i % 50}",
+                clients=frozenset({f"c{i % 200}"}),
+                purposes=frozenset({"statistics", f"p{i % 7}"}),
+                columns=(),
+                limits=Limits(),
+                file="bench.yaml",
+                line=i,
+            )
+            for i in range(count)
+        )
+        engine = Engine(PolicySet({}, grants, "0" * 64))
+        # Half the probes are allowed, half find no grant (the naive scan then reads every grant).
+        probes = [(f"c{i % 200}", f"d{i % 50}") for i in range(count)]
+        probes += [(f"c{i % 200}", f"other{i}") for i in range(count)]
+
+        def ours(engine: Engine = engine, probes: list[tuple[str, str]] = probes) -> None:
+            for client, dataset in probes:
+                engine.decide(client, dataset, "statistics", ("datasets:read",), at)
+
+        def naive(
+            grants: tuple[Grant, ...] = grants, probes: list[tuple[str, str]] = probes
+        ) -> None:
+            scopes = frozenset({"datasets:read"})
+            for client, dataset in probes:
+                for grant in grants:
+                    applies = grant.dataset == dataset and client in grant.clients
+                    if applies and _check(grant, "statistics", scopes, at)[0] == "match":
+                        break
+
+        base_t = min(timed(naive) for _ in range(3)) / len(probes)
+        ours_t = min(timed(ours) for _ in range(3)) / len(probes)
+        label = f"policy decision, {count} grants"
+        print(
+            f"{label:<52} baseline {base_t * 1e6:9.2f} us   ours {ours_t * 1e6:9.2f} us   "
+            f"ours/baseline {ours_t / base_t:6.2f}"
+        )
 
 
 def audit_benchmarks(appends: int, writers: int = 16) -> None:

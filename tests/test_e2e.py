@@ -428,3 +428,55 @@ def test_auth_doc_examples_run(home: Path, tmp_path: Path) -> None:
         server.stop()
     assert "enterprise_registry" in outputs[0]
     assert "token expires in 600 s" in outputs[1]
+
+
+def test_policy_edit_under_two_workers(home: Path) -> None:
+    """Under --workers 2: a bad edit leaves the old set serving in both workers (status shows the
+    error); a good edit goes live in both; each is logged exactly once."""
+    from gateway.audit.entry import decode_entry as decode
+
+    added = gateway("clients", "add", "root-admin", "--scope", "admin", home=home)
+    lines = added.stdout.splitlines()
+    secret = next(line.split()[-1] for line in lines if line.startswith("client_secret"))
+    server = start_server(home, "--workers", "2")
+    try:
+        admin = oauth_client(server, "root-admin", secret).token["access_token"]
+
+        def statuses() -> dict[int, dict[str, object]]:
+            seen: dict[int, dict[str, object]] = {}
+            for _ in range(80):
+                with httpx.Client(verify=server.ca, timeout=10) as http:  # a new connection each
+                    body = http.get(
+                        f"{server.base}/v1/admin/status",
+                        headers={"Authorization": f"Bearer {admin}"},
+                    ).json()
+                seen[int(body["worker"])] = body["policy"]
+                if len(seen) == 2:
+                    break
+            return seen
+
+        before = statuses()
+        assert len(before) == 2
+        (original,) = {s["active"] for s in before.values()}
+        policy = home / "policies" / "residents.yaml"
+        good_text = policy.read_text()
+        policy.write_text(good_text.replace("transform: mask, preset: mobile", "transform: maks"))
+        time.sleep(4)
+        bad = statuses()
+        assert {s["active"] for s in bad.values()} == {original}
+        assert all("maks" in str(s["last_error"]) for s in bad.values())
+        policy.write_text(good_text.replace("rows_per_request: 500", "rows_per_request: 300"))
+        time.sleep(4)
+        good = statuses()
+        (new_hash,) = {s["active"] for s in good.values()}
+        assert new_hash != original
+        assert all(s["last_error"] is None for s in good.values())
+    finally:
+        server.stop()
+    _, stored = read_entries(home / "audit" / "log.sqlite3")
+    events = [decode(e.line) for e in stored]
+    reloads = [e for e in events if e.get("action") == "policy.reload"]
+    rejected = [e for e in events if e.get("action") == "policy.rejected"]
+    assert len(reloads) == 1
+    assert (reloads[0]["old"], reloads[0]["new"]) == (original, new_hash)
+    assert len(rejected) == 1
