@@ -103,6 +103,18 @@ class TooManyRequests(ApiError):
         super().__init__(detail, headers={**headers, "Retry-After": str(retry_after)})
 
 
+class ClientDisabled(Unauthorized):
+    """The token is valid but its client has been disabled (answered like any bad token)."""
+
+    reason = "client_disabled"
+
+
+class TokenRevoked(Unauthorized):
+    """The token's jti is on the deny-list (answered like any bad token)."""
+
+    reason = "token_revoked"
+
+
 class NotFound(ApiError):
     status = 404
     slug = "not-found"

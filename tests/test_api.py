@@ -129,7 +129,10 @@ def test_disabled_client_token_stops_working_at_once(
     registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
     registry.set_disabled(demo.client_id, True)
     registry.close()
-    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+    refused = client.get("/v1/datasets", headers=bearer(token))
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    assert entries(demo)[-1]["reason"] == "client_disabled"
 
 
 # --- catalog and rows ------------------------------------------------------------------------

@@ -188,7 +188,7 @@ def test_revoked_token_stops_at_once_and_after_restart(
     assert 'error="invalid_token"' in refused.headers["www-authenticate"]
     entry = last_entry(demo)
     assert entry["token_sha256"] == token_sha256(token)
-    assert entry["reason"] == "unauthenticated"
+    assert entry["reason"] == "token_revoked"
     with TestClient(create_app(demo.settings), base_url=BASE) as restarted:
         assert restarted.get("/v1/datasets", headers=bearer(token)).status_code == 401
 

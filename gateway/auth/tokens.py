@@ -23,7 +23,7 @@ from joserfc.jwt import ClaimsOption
 from gateway.auth.issuers import IssuerConfig, IssuerKeys
 from gateway.auth.keys import ALGORITHM, TokenKeyring
 from gateway.auth.registry import ClientRegistry
-from gateway.errors import BadRequest, ConfigError, Unauthorized
+from gateway.errors import BadRequest, ClientDisabled, ConfigError, TokenRevoked, Unauthorized
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a password
 MAX_AUTHORIZATION = 8192  # bytes; longer Authorization headers are refused outright
@@ -155,11 +155,13 @@ class AccessTokenValidator:
         if not isinstance(client_id, str) or not isinstance(scope, str):
             raise invalid
         client = self._registry.get(client_id)
-        if client is None or client.disabled:
+        if client is None:
             raise invalid
+        if client.disabled:
+            raise ClientDisabled(invalid.detail)
         jti = str(claims["jti"])
         if check_revoked and self._registry.is_revoked(jti):
-            raise invalid
+            raise TokenRevoked(invalid.detail)
         scopes = frozenset(scope.split()) & frozenset(client.scopes)
         return Principal(
             client_id,
