@@ -231,7 +231,7 @@ def test_unreachable_privacy_model_releases_nothing(
     path.write_text(
         path.read_text().replace(
             "quasi_identifiers: [gender, district]",
-            "quasi_identifiers: [gender, district, age, mobile]",
+            "quasi_identifiers: [gender, district, mobile]",
         )
     )
     with TestClient(create_app(demo.settings), base_url=BASE) as fresh:
