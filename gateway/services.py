@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -22,6 +27,7 @@ from gateway.policy.model import Dataset, Grant, PolicySet
 from gateway.policy.testing import ViewOf
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import ViewCache
+from gateway.query import Cursors
 from gateway.settings import Settings
 
 
@@ -38,6 +44,8 @@ class Services:
     pseudonym_secret: bytes
     sources: SourceCache
     views: ViewCache
+    cursors: Cursors
+    pages: PageCache
 
     @property
     def policy(self) -> PolicySet:
@@ -71,6 +79,28 @@ def _rotated_signer(settings: Settings, kid: str) -> Signer | None:
     return signer if signer.kid == kid else None
 
 
+class PageCache:
+    """Rendered pages of immutable views (a small LRU shared by the threads of one worker)."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._pages: OrderedDict[Hashable, tuple[bytes, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[bytes, int] | None:
+        with self._lock:
+            found = self._pages.get(key)
+            if found is not None:
+                self._pages.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, value: tuple[bytes, int]) -> None:
+        with self._lock:
+            self._pages[key] = value
+            while len(self._pages) > self._capacity:
+                self._pages.popitem(last=False)
+
+
 def view_maker(
     settings: Settings, sources: SourceCache, views: ViewCache, policy_hash: str
 ) -> ViewOf:
@@ -101,6 +131,7 @@ def build_services(settings: Settings) -> Services:
         external=external,
     )
     signer = load_signer(ws.audit_key)
+    secret = read_secret(settings)
     return Services(
         settings=settings,
         engine=Engine(policy),
@@ -122,7 +153,11 @@ def build_services(settings: Settings) -> Services:
             busy_timeout_ms=settings.audit_busy_timeout_ms,
             signer_for=lambda kid: _rotated_signer(settings, kid),
         ),
-        pseudonym_secret=read_secret(settings),
+        pseudonym_secret=secret,
         sources=SourceCache(),
         views=ViewCache(),
+        cursors=Cursors(
+            hmac.new(secret, b"public-data-gateway/cursor/v1", hashlib.sha256).digest()
+        ),
+        pages=PageCache(),
     )

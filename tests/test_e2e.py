@@ -145,13 +145,17 @@ def test_walking_skeleton_over_tls(home: Path, server: Server) -> None:
     )
     assert rows.status_code == 200
     released = pd.DataFrame(rows.json()["rows"])
-    source = pd.read_csv(home / "data" / "enterprise_registry.csv", dtype=str).iloc[:25]
-    assert (released["credit_code"] == source["credit_code"]).all()  # public column, kept
-    for masked, real in zip(released["legal_rep_mobile"], source["legal_rep_mobile"], strict=True):
+    source = pd.read_csv(home / "data" / "enterprise_registry.csv", dtype=str)
+    # Released rows come in a keyed order; join them to the source on the public credit code.
+    joined = released.merge(source, on="credit_code", suffixes=("", "_raw"))
+    assert len(joined) == 25
+    for masked, real in zip(
+        joined["legal_rep_mobile"], joined["legal_rep_mobile_raw"], strict=True
+    ):
         assert masked != real
         assert masked == real[:3] + "****" + real[7:]
     for pseudo, real in zip(
-        released["legal_rep_id_card"], source["legal_rep_id_card"], strict=True
+        joined["legal_rep_id_card"], joined["legal_rep_id_card_raw"], strict=True
     ):
         assert pseudo != real
         assert len(pseudo) == 20

@@ -3,7 +3,6 @@ purpose the caller's grant allows."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import anyio.to_thread
@@ -12,6 +11,7 @@ from starlette.responses import Response
 
 from gateway.api.common import caller, json_response
 from gateway.api.context import AuditContext
+from gateway.api.render import FORMATS, choose_format, render
 from gateway.auth.tokens import Principal
 from gateway.errors import BadRequest, Denied, NotFound, ServiceUnavailable
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
@@ -19,10 +19,10 @@ from gateway.policy.model import Dataset, Grant
 from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.views import View
+from gateway.query import Query, after, apply, parse_query
 from gateway.services import Services
 
 DEFAULT_PAGE = 100
-_ROW_PARAMS = {"_size", "purpose"}
 _NOT_FOUND = "no dataset with this id is available to you"
 
 
@@ -165,51 +165,70 @@ async def get_dataset(request: Request) -> Response:
     )
 
 
-def _page_size(request: Request, grant: Grant) -> int:
-    unknown = sorted(set(request.query_params.keys()) - _ROW_PARAMS)
-    if unknown:
-        raise BadRequest(f"unsupported parameter {unknown[0]!r}", parameter=unknown[0])
-    raw = request.query_params.getlist("_size")
-    if not raw:
-        return min(DEFAULT_PAGE, grant.max_rows)
-    if len(raw) > 1:
-        raise BadRequest("give _size once", parameter="_size")
-    try:
-        size = int(raw[0])
-    except ValueError:
-        raise BadRequest(
-            f"_size must be an integer, got {raw[0][:32]!r}", parameter="_size"
-        ) from None
-    if not 1 <= size <= grant.max_rows:
-        raise BadRequest(f"_size must be between 1 and {grant.max_rows}", parameter="_size")
-    return size
+def _column_types(view: View) -> dict[str, str]:
+    return {c.name: c.type for c in view.columns}
+
+
+def _page(
+    svc: Services, view: View, query: Query, fmt: str, purpose: str | None, grant: Grant
+) -> tuple[bytes, int]:
+    """Filter, order and cut one page of the view; render it. Cached per view and query."""
+    cache_key = (view.key, query, fmt, purpose)
+    cached = svc.pages.get(cache_key)
+    if cached is not None:
+        return cached
+    ordered = apply(view.ordered, query)
+    matching = len(ordered)
+    if query.cursor is not None:
+        sort_value, rid = svc.cursors.decode(query.cursor, view.key, query)
+        ordered = after(ordered, query, sort_value, rid)
+    page = ordered.iloc[: query.size]
+    next_cursor = None
+    if len(ordered) > query.size:
+        last = page.iloc[-1]
+        sort_value = last[query.sort] if query.sort else None
+        next_cursor = svc.cursors.encode(view.key, query, sort_value, int(last["_rid"]))
+    meta: dict[str, object] = {
+        "dataset": view.dataset,
+        "grant": view.grant,
+        "purpose": purpose,
+        "policy": view.policy,
+        "version": view.source_version,
+        "total_rows": len(view.frame),
+        "columns": list(query.columns),
+        "privacy": _privacy(view.privacy, grant),
+    }
+    if query.count:
+        meta["count"] = matching
+    body = render(page[list(query.columns)], fmt, meta, next_cursor)
+    result = (body, len(page))
+    svc.pages.put(cache_key, result)
+    return result
 
 
 async def rows(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets/{id}/rows")
     engine = svc.engine
-    dataset, grant = decide(
-        engine, ctx, principal, request.path_params["dataset_id"], purpose_of(request)
-    )
-    size = _page_size(request, grant)
+    purpose = purpose_of(request)
+    dataset, grant = decide(engine, ctx, principal, request.path_params["dataset_id"], purpose)
+    fmt = choose_format(request)
     await anyio.to_thread.run_sync(svc.limiter.grant_request, principal, grant)
     view = await _load_view(svc, engine, dataset, grant, principal)
-    page = view.frame.iloc[:size]
-    await anyio.to_thread.run_sync(svc.limiter.rows, principal, len(page), grant)
-    meta = {
-        "dataset": view.dataset,
-        "grant": view.grant,
-        "purpose": purpose_of(request),
-        "policy": view.policy,
-        "version": view.source_version,
-        "total_rows": len(view.frame),
-        "columns": [c.name for c in view.columns],
-        "privacy": _privacy(view.privacy, grant),
-    }
-    records = page.to_json(orient="records", force_ascii=False)
-    view_json = json.dumps(meta, ensure_ascii=False, separators=(",", ":"))
-    body = f'{{"rows":{records},"next":null,"view":{view_json}}}'
+    params = {key: request.query_params.getlist(key) for key in request.query_params}
+    query = parse_query(
+        params,
+        _column_types(view),
+        max_size=grant.max_rows,
+        default_size=min(DEFAULT_PAGE, grant.max_rows),
+    )
+    body, count = await anyio.to_thread.run_sync(_page, svc, view, query, fmt, purpose, grant)
+    await anyio.to_thread.run_sync(svc.limiter.rows, principal, count, grant)
     ctx.transforms = view.transforms
-    ctx.rows = len(page)
+    ctx.rows = count
     ctx.decision, ctx.reason = "allow", None
-    return Response(body, media_type="application/json")
+    headers = (
+        {"Content-Disposition": f'attachment; filename="{dataset.id}.csv"'}
+        if fmt == "csv"
+        else None
+    )
+    return Response(body, media_type=FORMATS[fmt], headers=headers)

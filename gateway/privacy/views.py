@@ -3,10 +3,15 @@ then only sliced. Everything a caller sees, filters or pages over comes from a v
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from gateway.policy.model import Dataset, Grant
@@ -23,15 +28,24 @@ class ReleasedColumn:
     category: str  # GB/T 37964 technique
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class View:
     dataset: str
     grant: str
     policy: str
     source_version: str
     columns: tuple[ReleasedColumn, ...]
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # in source order (policy tests and explain refer to it)
     privacy: PrivacyReport | None = None  # the privacy model achieved over the whole view
+    order: npt.NDArray[np.int64] | None = None  # keyed permutation: the order callers see
+    key: str = ""  # identifies this view (cursors are bound to it)
+
+    @cached_property
+    def ordered(self) -> pd.DataFrame:
+        """The view in its keyed order: a row's position reveals nothing about the source."""
+        if self.order is None:
+            return self.frame
+        return self.frame.iloc[self.order].reset_index(drop=True)
 
     @property
     def transforms(self) -> list[str]:
@@ -66,7 +80,24 @@ def materialize(
     if grant.privacy is not None:
         frame, report = enforce(frame, grant.privacy)
     frame = frame.reset_index(drop=True)
-    return View(dataset.id, grant.id, policy, source_version, tuple(columns), frame, report)
+    key = hashlib.sha256(
+        "\x00".join([source_version, dataset.id, grant.id, policy, ctx.client_id]).encode()
+    ).hexdigest()[:24]
+    seed = hmac.new(
+        ctx.secret, b"public-data-gateway/view-order/v1\x00" + key.encode(), hashlib.sha256
+    )
+    order = np.random.default_rng(int.from_bytes(seed.digest()[:8], "big")).permutation(len(frame))
+    return View(
+        dataset.id,
+        grant.id,
+        policy,
+        source_version,
+        tuple(columns),
+        frame,
+        report,
+        order.astype(np.int64),
+        key,
+    )
 
 
 class ViewCache:
