@@ -21,6 +21,7 @@ from starlette.types import ASGIApp
 from gateway.api import admin, audit, datasets, health, oauth
 from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
+from gateway.api.limits import SizeLimits
 from gateway.api.problems import problem_response
 from gateway.errors import ApiError, AuditUnavailable, Denied, MethodNotAllowed, NotFound
 from gateway.reloader import PolicyReloader
@@ -140,7 +141,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     )
     app.state.services = svc
     app.state.reloader = reloader
-    return AuditMiddleware(app, svc.audit_log)
+    return AuditMiddleware(SizeLimits(app), svc.audit_log)
 
 
 def app_from_env() -> ASGIApp:

@@ -129,6 +129,27 @@ class MethodNotAllowed(ApiError):
     reason = "method_not_allowed"
 
 
+class PayloadTooLarge(ApiError):
+    status = 413
+    slug = "payload-too-large"
+    title = "Request body too large"
+    reason = "too_large"
+
+
+class UriTooLong(ApiError):
+    status = 414
+    slug = "uri-too-long"
+    title = "Request URI too long"
+    reason = "too_large"
+
+
+class HeadersTooLarge(ApiError):
+    status = 431
+    slug = "headers-too-large"
+    title = "Request header fields too large"
+    reason = "too_large"
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     slug = "audit-unavailable"

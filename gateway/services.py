@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from gateway.api.limits import InFlight
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import SQLiteAuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
@@ -46,6 +47,7 @@ class Services:
     views: ViewCache
     cursors: Cursors
     pages: PageCache
+    inflight: InFlight
 
     @property
     def policy(self) -> PolicySet:
@@ -160,4 +162,5 @@ def build_services(settings: Settings) -> Services:
             hmac.new(secret, b"public-data-gateway/cursor/v1", hashlib.sha256).digest()
         ),
         pages=PageCache(),
+        inflight=InFlight(settings.max_inflight),
     )

@@ -105,6 +105,7 @@ class Settings:
     checkpoint_every: int = 1000  # sign a checkpoint after this many new entries ...
     checkpoint_seconds: int = 10  # ... or this many seconds after the newest entry
     rate_per_minute: int = 600  # default per-client request rate (a client may set its own)
+    max_inflight: int = 16  # concurrent requests per client and worker
 
     @property
     def workspace(self) -> Workspace:
@@ -150,6 +151,7 @@ class Settings:
             "CHECKPOINT_EVERY": str(self.checkpoint_every),
             "CHECKPOINT_SECONDS": str(self.checkpoint_seconds),
             "RATE_PER_MINUTE": str(self.rate_per_minute),
+            "MAX_INFLIGHT": str(self.max_inflight),
         }
         if self.public_url:
             env["PUBLIC_URL"] = self.public_url
@@ -190,4 +192,5 @@ class Settings:
             checkpoint_every=integer("CHECKPOINT_EVERY", cls.checkpoint_every),
             checkpoint_seconds=integer("CHECKPOINT_SECONDS", cls.checkpoint_seconds),
             rate_per_minute=integer("RATE_PER_MINUTE", cls.rate_per_minute),
+            max_inflight=integer("MAX_INFLIGHT", cls.max_inflight),
         )

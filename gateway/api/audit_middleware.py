@@ -50,6 +50,9 @@ class AuditMiddleware:
             await self.app(scope, receive, capture)
         except Exception:
             log.exception("unhandled error in request %s", ctx.rid)
+        finally:
+            for release in ctx.on_finish:
+                release()
         if start is None or not complete:
             # Never a partial release: an unfinished response is replaced by a 500.
             ctx.decision, ctx.reason, ctx.rows = "error", "internal_error", 0

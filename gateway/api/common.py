@@ -54,4 +54,6 @@ def caller(
         raise InsufficientScope(scope)
     state = svc.limiter.request(principal)
     ctx.headers.update(state.headers)
+    svc.inflight.acquire(principal.client_id)
+    ctx.on_finish.append(lambda: svc.inflight.release(principal.client_id))
     return svc, ctx, principal

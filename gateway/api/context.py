@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -24,6 +25,7 @@ class AuditContext:
     transforms: list[str] = field(default_factory=list)
     rows: int = 0
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
+    on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
 
     def event(
         self, *, method: str, path: str, query: str, status: int, body: bytes

@@ -1,0 +1,96 @@
+"""Request size limits, checked before any handler runs (inside the audit middleware, so every
+refusal is logged): query string, header fields, and body. Per-client concurrency is enforced by
+`InFlight`, acquired once the caller is authenticated."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.api.problems import problem_response
+from gateway.errors import ApiError, HeadersTooLarge, PayloadTooLarge, TooManyRequests, UriTooLong
+
+MAX_QUERY = 8 * 1024
+MAX_HEADER = 16 * 1024  # (Authorization has its own, lower limit: 8 KB, see auth/tokens.py)
+MAX_HEADERS_TOTAL = 32 * 1024
+MAX_BODY = 64 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class SizeLimits:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        error: ApiError | None = None
+        if len(scope.get("query_string", b"")) > MAX_QUERY:
+            error = UriTooLong(f"the query string is longer than {MAX_QUERY} bytes")
+        headers = scope.get("headers", [])
+        if any(len(k) + len(v) > MAX_HEADER for k, v in headers):
+            error = HeadersTooLarge(f"a header field is longer than {MAX_HEADER} bytes")
+        elif sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS_TOTAL:
+            error = HeadersTooLarge(f"the header fields exceed {MAX_HEADERS_TOTAL} bytes")
+        declared = next((v for k, v in headers if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+            error = PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
+        if error is not None:
+            await self._refuse(scope, error, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLarge:
+            await self._refuse(
+                scope, PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes"), receive, send
+            )
+
+    @staticmethod
+    async def _refuse(scope: Scope, error: ApiError, receive: Receive, send: Send) -> None:
+        ctx = scope.get("state", {}).get("audit")
+        if ctx is not None:
+            ctx.decision, ctx.reason = "deny", error.reason
+        response = problem_response(error, getattr(ctx, "rid", None))
+        await response(scope, receive, send)
+
+
+class InFlight:
+    """At most `limit` concurrent requests per client in this worker process."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._count: defaultdict[str, int] = defaultdict(int)
+
+    def acquire(self, client: str) -> None:
+        with self._lock:
+            if self._count[client] >= self._limit:
+                raise TooManyRequests(
+                    f"more than {self._limit} requests of this client are in progress; retry",
+                    retry_after=1,
+                    headers={},
+                )
+            self._count[client] += 1
+
+    def release(self, client: str) -> None:
+        with self._lock:
+            self._count[client] -= 1
+            if self._count[client] <= 0:
+                del self._count[client]
