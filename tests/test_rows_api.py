@@ -122,7 +122,7 @@ def test_column_selection(client: TestClient, token: str) -> None:
 
 
 def test_formats_round_trip_chinese(client: TestClient, token: str) -> None:
-    """JSON, CSV and NDJSON carry the same rows, UTF-8 Chinese intact; chosen by _format or Accept."""
+    """JSON, CSV and NDJSON carry the same rows with Chinese intact; by _format or Accept."""
     as_json = get(client, token, f"{ROWS}&_size=20&_sort=mobile").json()["rows"]
     as_csv = get(client, token, f"{ROWS}&_size=20&_sort=mobile&_format=csv")
     assert as_csv.headers["content-type"].startswith("text/csv")
