@@ -16,7 +16,7 @@ from gateway.auth.registry import ClientRegistry
 from tests.conftest import BASE, Demo, token_for
 
 SCHEMA = schemathesis.openapi.from_dict(build_openapi(BASE))
-LABELS = sorted(op.ok().label for op in SCHEMA.get_all_operations())
+LABELS = sorted(op.ok().label for op in SCHEMA.get_all_operations())  # type: ignore[union-attr]
 
 
 @pytest.fixture
@@ -41,6 +41,7 @@ def test_operation_matches_its_description(
     """For each operation: generated requests never cause a 5xx, and every response has a
     declared status and matches its declared schema."""
     operation = SCHEMA.find_operation_by_label(label)
+    assert operation is not None
 
     @settings(
         max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None
