@@ -399,3 +399,46 @@ def test_verifier_runs_with_stdlib_and_cryptography_only(
     assert broken.stdout.splitlines()[0].startswith("entry 4 INVALID:")
     usage = run_verifier(str(tmp_path / "nope"), "--key", str(pem))
     assert usage.returncode == 2
+
+
+def test_checkpoints_while_appending_never_break_the_log(tmp_path: Path) -> None:
+    """Checkpoints signed while 8 threads append (found by load testing: they once shared the
+    write connection without a lock and halted the log)."""
+    signer = new_signer()
+    log = SQLiteAuditLog(tmp_path / "log.sqlite3", signer)
+    stop = threading.Event()
+    errors: list[Exception] = []
+
+    def checkpointer() -> None:
+        while not stop.is_set():
+            try:
+                log.checkpoint()
+            except Exception as exc:
+                errors.append(exc)
+
+    def appender() -> None:
+        for _ in range(150):
+            log.append({"kind": "test"})
+
+    background = threading.Thread(target=checkpointer)
+    background.start()
+    threads = [threading.Thread(target=appender) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    background.join()
+    log.checkpoint()
+    assert log.halted is None
+    log.close()
+    assert errors == []
+    from gateway.audit.store import read_log
+
+    contents = read_log(tmp_path / "log.sqlite3")
+    report = verify_log(
+        contents.origin, contents.entries, trust(signer), checkpoints=contents.checkpoints
+    )
+    assert report.ok, report.problems
+    assert report.entries == 1200
+    assert report.checkpoints >= 2

@@ -108,7 +108,9 @@ class SQLiteAuditLog:
         self._signer = signer
         self._signers: dict[str, Signer] = {signer.kid: signer}  # every key this process used
         self._signer_for = signer_for  # finds the private key of a kid after a rotation
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.Lock()  # the queue and the writer thread's lifecycle
+        # The write connection: the writer thread, checkpoints and rotations take turns on it.
+        self._conn_lock = threading.RLock()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[tuple[Mapping[str, JsonValue], Future[Appended]] | None] = (
             queue.SimpleQueue()
@@ -168,7 +170,8 @@ class SQLiteAuditLog:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            self._commit(batch)
+            with self._conn_lock:
+                self._commit(batch)
 
     def _commit(self, batch: list[tuple[Mapping[str, JsonValue], Future[Appended]]]) -> None:
         conn = self._conn
@@ -256,7 +259,7 @@ class SQLiteAuditLog:
     def _halt(self, reason: str) -> None:
         """Stop appending, here and (if the database still accepts the note) everywhere."""
         self._halted = reason
-        with contextlib.suppress(sqlite3.Error):
+        with self._conn_lock, contextlib.suppress(sqlite3.Error):
             self._conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('halted', ?)",
                 (f"{reason} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})",),
@@ -340,7 +343,7 @@ class SQLiteAuditLog:
                 raise AuditUnavailable(
                     f"the log is not consistent with its checkpoint of size {latest.size}; halted"
                 )
-        with self._write_lock:
+        with self._conn_lock:
             signers = [self._signer, *extra_signers]
             note = sign_checkpoint(self.origin, size, root, signers)
             try:
@@ -365,7 +368,7 @@ class SQLiteAuditLog:
         """Record `new` as the signing key from the next index on, in an entry signed by the
         current key; `install` puts the key files in place inside the same write transaction.
         Returns the index of the rotation entry; then signs a checkpoint with both keys."""
-        with self._write_lock:
+        with self._conn_lock:
             conn = self._conn
             old = self._signer
             try:
@@ -427,7 +430,8 @@ class SQLiteAuditLog:
             writer.join()
         with self._read_lock:
             self._read.close()
-        self._conn.close()
+        with self._conn_lock:
+            self._conn.close()
 
 
 def read_origin(conn: sqlite3.Connection) -> str:
