@@ -6,6 +6,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,11 @@ def token(client: TestClient, demo: Demo) -> str:
 def audit_keys(home: Path) -> dict[str, Ed25519PublicKey]:
     public = load_public_key(home / "keys" / "audit-ed25519.pub")
     return {key_id(public): public}
+
+
+def services_of(client: TestClient) -> Any:
+    """The Services of the app behind a TestClient (through the middleware layers)."""
+    app: Any = client.app
+    while not hasattr(app, "state"):
+        app = app.app
+    return app.state.services

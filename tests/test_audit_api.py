@@ -11,7 +11,7 @@ from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.merkle import verify_consistency, verify_inclusion
 from gateway.audit.receipt import verify_receipt
 from gateway.auth.registry import ClientRegistry
-from tests.conftest import Demo, audit_keys, token_for
+from tests.conftest import Demo, audit_keys, services_of, token_for
 
 
 def b64(value: str) -> bytes:
@@ -19,7 +19,7 @@ def b64(value: str) -> bytes:
 
 
 def sign_checkpoint_now(client: TestClient) -> None:
-    client.app.app.state.services.audit_log.checkpoint()  # type: ignore[attr-defined]
+    services_of(client).audit_log.checkpoint()
 
 
 def test_receipt_to_inclusion_proof(client: TestClient, demo: Demo, token: str) -> None:

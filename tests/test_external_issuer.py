@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.auth.issuers import load_issuers
 from gateway.errors import ConfigError
-from tests.conftest import BASE, Demo
+from tests.conftest import BASE, Demo, services_of
 
 IDP = "https://idp.agency.example/realms/open-data"
 
@@ -158,7 +158,7 @@ def test_unknown_kid_refreshes_at_most_every_30_seconds(
 ) -> None:
     """A rotated IdP key is picked up on the first unknown kid after 30 s; a flood of unknown
     kids does not make the gateway hammer the IdP."""
-    issuer_keys = federated.app.app.state.services.tokens._external[IDP]  # type: ignore[attr-defined]
+    issuer_keys = services_of(federated).tokens._external[IDP]
     now = [1000.0]
     issuer_keys.clock = lambda: now[0]
     assert status(federated, idp.mint(idp.keys[0])) == 200

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import secrets
 
-import anyio.to_thread
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,7 +66,7 @@ class AuditMiddleware:
             body=body,
         )
         try:
-            appended = await anyio.to_thread.run_sync(self.audit_log.append, event)
+            appended = await self.audit_log.append_async(event)
         except AuditUnavailable:
             log.exception("audit log unavailable; refusing request %s", ctx.rid)
             error = ServiceUnavailable("the audit log cannot be written; no data is released")

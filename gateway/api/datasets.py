@@ -207,13 +207,24 @@ def _page(
 
 
 async def rows(request: Request) -> Response:
+    # Everything after the request line is CPU or SQLite work: do it in one worker thread.
+    return await anyio.to_thread.run_sync(_rows, request)
+
+
+def _rows(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets/{id}/rows")
     engine = svc.engine
     purpose = purpose_of(request)
     dataset, grant = decide(engine, ctx, principal, request.path_params["dataset_id"], purpose)
     fmt = choose_format(request)
-    await anyio.to_thread.run_sync(svc.limiter.grant_request, principal, grant)
-    view = await _load_view(svc, engine, dataset, grant, principal)
+    svc.limiter.grant_request(principal, grant)
+    try:
+        view = _view(svc, engine, dataset, grant, principal.client_id)
+    except PrivacyUnreachable as exc:
+        # Nothing is released; the operator must fix the grant. The caller learns why.
+        raise ServiceUnavailable(
+            f"this view cannot be released under its privacy model: {exc}"
+        ) from exc
     params = {key: request.query_params.getlist(key) for key in request.query_params}
     query = parse_query(
         params,
@@ -221,8 +232,8 @@ async def rows(request: Request) -> Response:
         max_size=grant.max_rows,
         default_size=min(DEFAULT_PAGE, grant.max_rows),
     )
-    body, count = await anyio.to_thread.run_sync(_page, svc, view, query, fmt, purpose, grant)
-    await anyio.to_thread.run_sync(svc.limiter.rows, principal, count, grant)
+    body, count = _page(svc, view, query, fmt, purpose, grant)
+    svc.limiter.rows(principal, count, grant)
     ctx.transforms = view.transforms
     ctx.rows = count
     ctx.decision, ctx.reason = "allow", None

@@ -12,6 +12,7 @@ A busy lock (another writer holding it past the timeout) fails only the calls co
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import queue
@@ -141,6 +142,14 @@ class SQLiteAuditLog:
     def append(self, event: Mapping[str, JsonValue]) -> Appended:
         """Append one entry and wait until it is durably committed; raise AuditUnavailable if
         it cannot be."""
+        return self.submit(event).result()
+
+    async def append_async(self, event: Mapping[str, JsonValue]) -> Appended:
+        """`append` for the event loop: waits for the commit without holding a thread."""
+        return await asyncio.wrap_future(self.submit(event))
+
+    def submit(self, event: Mapping[str, JsonValue]) -> Future[Appended]:
+        """Queue one entry for the next group commit; the future resolves once it is durable."""
         if self._halted is not None and not self._resumed():
             raise AuditUnavailable(f"the audit log is halted: {self._halted}")
         future: Future[Appended] = Future()
@@ -153,7 +162,7 @@ class SQLiteAuditLog:
                 )
                 self._writer.start()
             self._queue.put((event, future))
-        return future.result()
+        return future
 
     def _write_loop(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.errors import BadRequest, ClientDisabled, ConfigError, TokenRevoked
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a password
 MAX_AUTHORIZATION = 8192  # bytes; longer Authorization headers are refused outright
+_CACHE_MAX = 10_000
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ class AccessTokenValidator:
         self._leeway = leeway
         self._registry = registry
         self._external = {e.config.issuer: e for e in external or []}
+        # token SHA-256 -> (verified claims, exp, client id); bounded, cleared when full
+        self._verified: dict[str, tuple[dict[str, Any], int, str, KeySet]] = {}
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Principal for an `Authorization: Bearer <token>` header; raise Unauthorized otherwise."""
@@ -129,9 +133,18 @@ class AccessTokenValidator:
 
     def validate(self, token: str, *, check_revoked: bool = True) -> Principal:
         invalid = Unauthorized("the access token is invalid, expired or revoked; request a new one")
+        digest = token_sha256(token)
         try:
             header, unverified = _peek(token)
             rules = self._rules(header, unverified)
+        except (JoseError, ValueError, TypeError, ConfigError) as exc:
+            raise invalid from exc
+        cached = self._verified.get(digest)
+        if cached is not None and cached[3] is rules.keys:
+            # Verified before under the same key set: the signature and claims cannot have
+            # changed. The client's state and the deny-list can, so they are checked each call.
+            return self._admit(cached[0], cached[2], invalid, check_revoked, digest)
+        try:
             decoded = jwt.decode(token, rules.keys, algorithms=list(rules.algorithms))
         except (JoseError, ValueError, TypeError, ConfigError) as exc:
             raise invalid from exc
@@ -154,6 +167,22 @@ class AccessTokenValidator:
         client_id, scope = claims.get(rules.client_claim), claims.get("scope") or ""
         if not isinstance(client_id, str) or not isinstance(scope, str):
             raise invalid
+        if len(self._verified) >= _CACHE_MAX:
+            self._verified.clear()
+        self._verified[digest] = (claims, int(claims["exp"]), client_id, rules.keys)
+        return self._admit(claims, client_id, invalid, check_revoked, digest)
+
+    def _admit(
+        self,
+        claims: dict[str, Any],
+        client_id: str,
+        invalid: Unauthorized,
+        check_revoked: bool,
+        digest: str,
+    ) -> Principal:
+        if int(claims["exp"]) + self._leeway < time.time():
+            raise invalid
+        scope = claims.get("scope") or ""
         client = self._registry.get(client_id)
         if client is None:
             raise invalid
@@ -168,7 +197,7 @@ class AccessTokenValidator:
             scopes,
             jti,
             int(claims["exp"]),
-            token_sha256(token),
+            digest,
             str(claims["iss"]),
             client.rate_per_min,
             client.rows_per_day,

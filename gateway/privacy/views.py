@@ -107,6 +107,7 @@ class ViewCache:
         self._capacity = capacity
         self._lock = threading.Lock()
         self._views: OrderedDict[tuple[str, ...], View] = OrderedDict()
+        self._building: dict[tuple[str, ...], threading.Lock] = {}
 
     def get(
         self,
@@ -123,9 +124,17 @@ class ViewCache:
             if view is not None:
                 self._views.move_to_end(key)
                 return view
-        view = materialize(source, source_version, dataset, grant, policy, ctx)
+            building = self._building.setdefault(key, threading.Lock())
+        # Single flight: concurrent requests for the same view wait for one computation.
+        with building:
+            with self._lock:
+                view = self._views.get(key)
+            if view is None:
+                view = materialize(source, source_version, dataset, grant, policy, ctx)
+                with self._lock:
+                    self._views[key] = view
+                    while len(self._views) > self._capacity:
+                        self._views.popitem(last=False)
         with self._lock:
-            self._views[key] = view
-            while len(self._views) > self._capacity:
-                self._views.popitem(last=False)
+            self._building.pop(key, None)
         return view
