@@ -371,12 +371,14 @@ def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
     first_kid = client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
     step, next_kid = rotate(keys_dir)
     assert step == "published"
+    time.sleep(1.1)  # gateways look at the key state file at most once a second
     published = {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
     assert published == {first_kid, next_kid}
     still_old = token_for(client, demo.client_id, demo.client_secret)
     assert json.loads(base64.urlsafe_b64decode(still_old.split(".")[0] + "=="))["kid"] == first_kid
     step, active = rotate(keys_dir)
     assert (step, active) == ("activated", next_kid)
+    time.sleep(1.1)
     fresh = token_for(client, demo.client_id, demo.client_secret)
     assert json.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"] == next_kid
     assert not (keys_dir / "token-es256.key").exists()  # the retired private key is gone
@@ -387,6 +389,7 @@ def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
         if entry["state"] == "retired":
             entry["retired_at"] = 0
     (keys_dir / STATE_FILE).write_text(json.dumps(state))
+    time.sleep(1.1)
     assert {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]} == {next_kid}
     assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
     assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200

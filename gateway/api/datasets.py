@@ -208,7 +208,7 @@ def _page(
 
 async def rows(request: Request) -> Response:
     # Everything after the request line is CPU or SQLite work: do it in one worker thread.
-    return await anyio.to_thread.run_sync(_rows, request)
+    return _rows(request)
 
 
 def _rows(request: Request) -> Response:

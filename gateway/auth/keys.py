@@ -119,6 +119,7 @@ class TokenKeyring:
         self._keys = load_token_keys(keys_dir, ttl=ttl, leeway=leeway)
         self._loaded = time.time()
         self._stamp = self._state_stamp()
+        self._checked = 0.0
 
     def _state_stamp(self) -> tuple[float, int] | None:
         try:
@@ -128,6 +129,10 @@ class TokenKeyring:
         return stat.st_mtime, stat.st_size
 
     def current(self) -> TokenKeys:
+        now = time.monotonic()
+        if now - self._checked < 1.0:  # look at the state file at most once a second
+            return self._keys
+        self._checked = now
         stamp = self._state_stamp()
         # Reload on a changed state file, and once a minute so expired retired keys drop out.
         if stamp != self._stamp or time.time() - self._loaded > 60:

@@ -132,7 +132,9 @@ def _now() -> int:
 class ClientRegistry:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._path = path
+        self._lock = threading.Lock()  # the write connection
+        self._local = threading.local()  # one read connection per thread: reads never queue
         try:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -212,12 +214,23 @@ class ClientRegistry:
             )
         return secret
 
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            self._local.conn = conn
+        return conn
+
     def get(self, client_id: str) -> Client | None:
-        with self._lock:
-            row = self._conn.execute(
+        row = (
+            self._reader()
+            .execute(
                 f"SELECT {_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608 - constant columns
                 (client_id,),
-            ).fetchone()
+            )
+            .fetchone()
+        )
         return None if row is None else _client(row)
 
     def all(self) -> list[Client]:
@@ -256,8 +269,7 @@ class ClientRegistry:
             self._conn.execute("DELETE FROM revoked WHERE expires < ?", (_now() - 3600,))
 
     def is_revoked(self, jti: str) -> bool:
-        with self._lock:
-            row = self._conn.execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
+        row = self._reader().execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
         return row is not None
 
     # --- client assertion replay cache (RFC 7523 3, jti) ----------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +29,22 @@ class SourceCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cache: dict[Path, tuple[tuple[int, int], Source]] = {}
+        self._checked: dict[Path, float] = {}
 
     def load(self, dataset: Dataset) -> Source:
         path = dataset.source
+        with self._lock:
+            recent = self._checked.get(path)
+            cached = self._cache.get(path)
+        if recent is not None and cached is not None and time.monotonic() - recent < 1.0:
+            return cached[1]  # the file was checked less than a second ago
         try:
             stat = path.stat()
         except FileNotFoundError:
             raise ConfigError(f"data file {path} of dataset {dataset.id!r} is missing") from None
         identity = (stat.st_size, stat.st_mtime_ns)
         with self._lock:
+            self._checked[path] = time.monotonic()
             cached = self._cache.get(path)
             if cached is not None and cached[0] == identity:
                 return cached[1]
