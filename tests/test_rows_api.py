@@ -231,3 +231,14 @@ def test_size_limits_are_4xx_and_audited(client: TestClient, demo: Demo, token: 
     tail = [decode_entry(e.line) for e in stored][-3:]
     assert [e["status"] for e in tail] == [414, 431, 413]
     assert all(e["reason"] == "too_large" for e in tail)
+
+
+def test_catalog_reports_update_time_and_released_rows(client: TestClient, token: str) -> None:
+    """The catalog names each dataset's update time and the row count of the released view."""
+    listing = get(client, token, "/v1/datasets").json()["datasets"]
+    residents = next(d for d in listing if d["id"] == "residents")
+    described = get(client, token, "/v1/datasets/residents?purpose=statistics").json()
+    assert residents["rows"] == described["rows"] > 0
+    assert residents["updated"] == described["updated"]
+    assert residents["updated"].endswith("+00:00")
+    assert residents["purposes"] == ["statistics"]

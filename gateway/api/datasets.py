@@ -106,13 +106,39 @@ def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
     }
 
 
+def _updated(dataset: Dataset) -> str | None:
+    try:
+        moment = dataset.source.stat().st_mtime
+    except OSError:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
+
+
+def _released_rows(svc: Services, engine: Engine, grant: Grant, client_id: str) -> int | None:
+    try:
+        return len(
+            _view(svc, engine, engine.policy.datasets[grant.dataset], grant, client_id).frame
+        )
+    except PrivacyUnreachable:
+        return None
+
+
 async def list_datasets(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets")
     engine = svc.engine
-    items = [
-        _describe(engine.policy.datasets[g.dataset], g)
-        for g in engine.visible(principal.client_id, datetime.now(UTC))
-    ]
+    grants = engine.visible(principal.client_id, datetime.now(UTC))
+
+    def describe_all() -> list[dict[str, object]]:
+        return [
+            {
+                **_describe(engine.policy.datasets[g.dataset], g),
+                "updated": _updated(engine.policy.datasets[g.dataset]),
+                "rows": _released_rows(svc, engine, g, principal.client_id),
+            }
+            for g in grants
+        ]
+
+    items = await anyio.to_thread.run_sync(describe_all)  # may build views the first time
     ctx.policy = engine.policy.hash
     ctx.decision, ctx.reason = "allow", None
     return json_response({"datasets": items, "policy": engine.policy.hash})
@@ -159,6 +185,7 @@ async def get_dataset(request: Request) -> Response:
         {
             **_describe(dataset, grant),
             "rows": len(view.frame),
+            "updated": _updated(dataset),
             "privacy": _privacy(view.privacy, grant),
             "policy": engine.policy.hash,
         }
