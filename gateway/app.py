@@ -116,6 +116,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     app = Starlette(
         routes=[
             Route("/healthz", health.healthz, methods=["GET"]),
+            Route("/readyz", health.readyz, methods=["GET"]),
+            Route("/metrics", health.metrics, methods=["GET"]),
             Route("/openapi.json", health.openapi, methods=["GET"]),
             Route("/docs", health.docs, methods=["GET"]),
             Route("/oauth/token", oauth.token, methods=["POST"]),
@@ -143,7 +145,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     )
     app.state.services = svc
     app.state.reloader = reloader
-    return AuditMiddleware(SizeLimits(app), svc.audit_log)
+    return AuditMiddleware(SizeLimits(app), svc.audit_log, svc.metrics)
 
 
 def app_from_env() -> ASGIApp:

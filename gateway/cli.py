@@ -19,6 +19,7 @@ from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
+from gateway.logs import LOG_CONFIG
 from gateway.policy.engine import Engine
 from gateway.policy.explain import explain, render
 from gateway.policy.files import PolicyError, load_policies, parse_moment
@@ -108,6 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             access_log=False,
+            log_config=LOG_CONFIG,
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,
@@ -118,6 +120,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             access_log=False,
+            log_config=LOG_CONFIG,
             timeout_graceful_shutdown=GRACEFUL_SECONDS,
             ssl_certfile=certfile,
             ssl_keyfile=keyfile,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from gateway.api.limits import InFlight
+from gateway.api.metrics import Metrics
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import SQLiteAuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
@@ -48,6 +49,7 @@ class Services:
     cursors: Cursors
     pages: PageCache
     inflight: InFlight
+    metrics: Metrics
 
     @property
     def policy(self) -> PolicySet:
@@ -163,4 +165,5 @@ def build_services(settings: Settings) -> Services:
         ),
         pages=PageCache(),
         inflight=InFlight(settings.max_inflight),
+        metrics=Metrics(),
     )

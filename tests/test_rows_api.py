@@ -242,3 +242,33 @@ def test_catalog_reports_update_time_and_released_rows(client: TestClient, token
     assert residents["updated"] == described["updated"]
     assert residents["updated"].endswith("+00:00")
     assert residents["purposes"] == ["statistics"]
+
+
+def test_readyz_and_metrics(client: TestClient, token: str) -> None:
+    """/readyz checks keys, policies and the audit log; /metrics counts requests, latency,
+    audit appends and denials, with no client ids or tokens in it."""
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert set(ready.json()["checks"]) == {"keys", "policies", "audit"}
+    get(client, token, f"{ROWS}&_size=1")
+    get(client, token, "/v1/datasets/residents/rows?purpose=marketing")
+    text = client.get("/metrics").text
+    assert 'route="/v1/datasets/{id}/rows",status="200"' in text
+    assert "gateway_denials_total{" in text
+    assert 'reason="purpose_not_allowed"' in text
+    assert "gateway_audit_append_seconds_count" in text
+    assert "demo" not in text
+    assert token not in text
+
+
+def test_readyz_fails_when_the_log_is_halted(client: TestClient) -> None:
+    """A halted audit log makes /readyz answer 503, naming the reason."""
+    from gateway.api.health import _readiness
+    from tests.conftest import services_of
+
+    svc = services_of(client)
+    assert _readiness(svc)["audit"] == "ok"
+    svc.audit_log._halt("test halt")
+    assert _readiness(svc)["audit"].startswith("halted: test halt")
+    response = client.get("/readyz")
+    assert response.status_code == 503  # and no entry can record the call either

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.context import AuditContext
+from gateway.api.metrics import Metrics
 from gateway.api.problems import problem_response
 from gateway.audit.receipt import make_receipt
 from gateway.audit.store import SQLiteAuditLog
@@ -23,14 +25,16 @@ log = logging.getLogger("gateway.audit")
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, audit_log: SQLiteAuditLog) -> None:
+    def __init__(self, app: ASGIApp, audit_log: SQLiteAuditLog, metrics: Metrics) -> None:
         self.app = app
         self.audit_log = audit_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         ctx = AuditContext(rid=secrets.token_hex(8))
         scope = {**scope, "state": {**scope.get("state", {}), "audit": ctx}}
         start: Message | None = None
@@ -65,15 +69,20 @@ class AuditMiddleware:
             status=status,
             body=body,
         )
+        audit_started = time.perf_counter()
         try:
             appended = await self.audit_log.append_async(event)
         except AuditUnavailable:
+            self.metrics.record(
+                ctx.route, 503, "audit_unavailable", "error", time.perf_counter() - started, None
+            )
             log.exception("audit log unavailable; refusing request %s", ctx.rid)
             error = ServiceUnavailable("the audit log cannot be written; no data is released")
             start, chunks = _render(problem_response(error, ctx.rid))
             await send(start)
             await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
+        audit_seconds = time.perf_counter() - audit_started
         receipt = make_receipt(appended, self.audit_log.signer(appended.kid))
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         present = {k.lower() for k, _ in headers}
@@ -89,6 +98,14 @@ class AuditMiddleware:
         ]
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+        self.metrics.record(
+            ctx.route,
+            status,
+            ctx.reason,
+            ctx.decision,
+            time.perf_counter() - started,
+            audit_seconds,
+        )
 
 
 def _render(response: Response) -> tuple[Message, list[bytes]]:

@@ -219,6 +219,29 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: keys, policies, audit log",
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["ready", "checks"]}),
+                        "503": {
+                            "description": "Not ready (or the audit log cannot record the call)"
+                        },
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics of this worker",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
+                        **_problems(503),
+                    },
+                }
+            },
             "/oauth/token": {
                 "post": {
                     "summary": "Access token (client credentials)",

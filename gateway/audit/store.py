@@ -286,6 +286,23 @@ class SQLiteAuditLog:
             return True
         return False
 
+    @property
+    def active_kid(self) -> str:
+        return self._signer.kid
+
+    def writable(self) -> str | None:
+        """None if the log can take its write lock now; otherwise why not (for /readyz)."""
+        with self._conn_lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                return str(exc)
+        return None
+
     def signer(self, kid: str) -> Signer:
         """The signer that signed entries with this key id (for their receipts)."""
         return self._signers[kid]
