@@ -9,10 +9,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.canonical import JsonValue
 from gateway.audit.checkpoint import raw_public, sign_checkpoint
-from gateway.audit.entry import GENESIS_PREV, encode_entry, leaf_hash
+from gateway.audit.entry import GENESIS_PREV, encode_entry, leaf_hash, statement
 from gateway.audit.merkle import MerkleTree, node_hash
-from gateway.audit.receipt import statement
-from gateway.audit.signing import ENTRY_CONTEXT, RECEIPT_CONTEXT, Signer, key_id
+from gateway.audit.signing import ENTRY_CONTEXT, Signer, key_id
 
 ORIGIN = "example.org/audit-demo"
 SEED = bytes(range(32))  # the example's private key: never use a key like this
@@ -57,7 +56,9 @@ def build_example() -> dict[str, str]:
         leaf = leaf_hash(line)
         values[f"line{idx}"] = line.decode()
         values[f"leaf{idx}"] = leaf.hex()
-        values[f"sig{idx}"] = b64(signer.sign(ENTRY_CONTEXT, line))
+        ts = 1767225600000 + 500 * idx
+        values[f"statement{idx}"] = statement(ORIGIN, idx, ts, leaf).decode()
+        values[f"sig{idx}"] = b64(signer.sign(ENTRY_CONTEXT, statement(ORIGIN, idx, ts, leaf)))
         tree.append(leaf)
         prev = leaf.hex()
     values["node01"] = node_hash(tree.leaf(0), tree.leaf(1)).hex()
@@ -66,9 +67,6 @@ def build_example() -> dict[str, str]:
     values["checkpoint"] = sign_checkpoint(ORIGIN, 3, tree.root(3), [signer])
     values["proof_1_3"] = ", ".join(p.hex() for p in tree.inclusion_proof(1, 3))
     values["consistency_2_3"] = ", ".join(p.hex() for p in tree.consistency_proof(2, 3))
-    receipt = statement(ORIGIN, 2, 1767225601000, tree.leaf(2))
-    values["receipt_statement"] = receipt.decode()
-    values["receipt_sig"] = b64(signer.sign(RECEIPT_CONTEXT, receipt))
     return values
 
 

@@ -17,8 +17,7 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Demo
 
-ENTRY_PREFIX = b"public-data-gateway/audit-entry/v1\n"
-RECEIPT_PREFIX = b"public-data-gateway/audit-receipt/v1\n"
+PREFIX = b"public-data-gateway/audit-entry/v1\n"
 
 
 def canonical(value: object) -> bytes:
@@ -51,8 +50,12 @@ def independent_verify(db: Path, public_pem: bytes) -> tuple[int, int | None]:
             and kid.decode() in trusted  # step 7
         )
         if ok:
+            leaf = hashlib.sha256(b"\x00" + line).hexdigest()
+            signed = canonical(
+                {"idx": i, "leaf": leaf, "origin": origin, "ts": entry["ts"], "v": 1}
+            )
             try:
-                trusted[kid.decode()].verify(sig, ENTRY_PREFIX + line)
+                trusted[kid.decode()].verify(sig, PREFIX + signed)
             except InvalidSignature:
                 ok = False
         if not ok:
@@ -87,7 +90,7 @@ def test_independent_verifier_agrees_with_the_gateway(
     statement = canonical({"idx": idx, "leaf": leaf.hex(), "origin": origin, "ts": ts, "v": 1})
     key = serialization.load_pem_public_key(pem)
     assert isinstance(key, Ed25519PublicKey)
-    key.verify(sig, RECEIPT_PREFIX + statement)
+    key.verify(sig, PREFIX + statement)
     assert (
         kid
         == hashlib.sha256(

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.audit.entry import decode_entry, leaf_hash
+from gateway.audit.entry import decode_entry, leaf_hash, signed_message
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, key_id, load_signer
 from gateway.audit.store import SQLiteAuditLog, read_entries
 from gateway.audit.verify import VerifyReport, verify_log
@@ -124,7 +124,7 @@ def test_forged_entry_signed_by_another_key_fails(
     with sqlite3.connect(path) as conn:
         (line,) = conn.execute("SELECT line FROM entries WHERE idx = 7").fetchone()
         forged = line.replace('"n":7', '"n":70').encode()
-        sig = forger.sign(ENTRY_CONTEXT, forged)
+        sig = forger.sign(ENTRY_CONTEXT, signed_message(forged))
         conn.execute(
             "UPDATE entries SET line = ?, sig = ?, kid = ? WHERE idx = 7",
             (forged.decode(), sig, forger.kid),
@@ -203,7 +203,7 @@ def test_receipt_verifies_and_detects_changes(tmp_path: Path) -> None:
     log = SQLiteAuditLog(tmp_path / "log.sqlite3", signer)
     appended = log.append({"kind": "test"})
     log.close()
-    header = make_receipt(appended, signer)
+    header = make_receipt(appended)
     fields = verify_receipt(header, keys_of(signer))
     assert fields["idx"] == 0
     assert fields["leaf"] == appended.leaf

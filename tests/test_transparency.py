@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from gateway.audit.bundle import export_bundle, read_bundle
 from gateway.audit.checkpoint import parse_checkpoint, sign_checkpoint
+from gateway.audit.entry import signed_message
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, generate_keypair, key_id, load_signer
 from gateway.audit.store import SQLiteAuditLog, resume
 from gateway.audit.verify import VerifyReport, verify_log
@@ -188,7 +189,7 @@ def test_entry_forged_with_another_key(
     forger = new_signer()
     entries, sigs = lines(path), sig_lines(path)
     entries[11] = entries[11].replace(b'"n":11', b'"n":99')
-    sig = base64.b64encode(forger.sign(ENTRY_CONTEXT, entries[11])).decode()
+    sig = base64.b64encode(forger.sign(ENTRY_CONTEXT, signed_message(entries[11]))).decode()
     sigs[11] = json.dumps({"idx": 11, "kid": forger.kid, "sig": sig})
     write_lines(path, entries, sigs)
     report = verify_bundle(path, signer)
@@ -295,7 +296,7 @@ def test_key_rotation_windows(tmp_path: Path) -> None:
         {
             "idx": 4,
             "kid": old.kid,
-            "sig": base64.b64encode(old.sign(ENTRY_CONTEXT, entries[4])).decode(),
+            "sig": base64.b64encode(old.sign(ENTRY_CONTEXT, signed_message(entries[4]))).decode(),
         }
     )
     write_lines(out, entries, sigs)

@@ -83,7 +83,7 @@ class AuditMiddleware:
             await send({"type": "http.response.body", "body": b"".join(chunks)})
             return
         audit_seconds = time.perf_counter() - audit_started
-        receipt = make_receipt(appended, self.audit_log.signer(appended.kid))
+        receipt = make_receipt(appended)
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         present = {k.lower() for k, _ in headers}
         headers += [

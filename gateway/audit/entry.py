@@ -42,6 +42,26 @@ def encode_entry(
     return canonical_json(entry)
 
 
+def statement(origin: str, idx: int, ts: int, leaf: bytes) -> bytes:
+    """What an entry's Ed25519 signature covers (after the domain prefix), and what its receipt
+    shows: the entry's origin, index, time and RFC 9162 leaf hash, as canonical JSON. One
+    signature serves as both: the leaf hash commits to every byte of the entry."""
+    return canonical_json(
+        {"idx": idx, "leaf": leaf.hex(), "origin": origin, "ts": ts, "v": VERSION}
+    )
+
+
+def signed_message(line: bytes) -> bytes:
+    """The statement of an entry line (raises ValueError for a line that is no entry)."""
+    entry = json.loads(line.decode("utf-8"))
+    if not isinstance(entry, dict):
+        raise ValueError("entry is not a JSON object")
+    origin, idx, ts = entry.get("origin"), entry.get("idx"), entry.get("ts")
+    if not isinstance(origin, str) or not isinstance(idx, int) or not isinstance(ts, int):
+        raise ValueError("entry lacks origin, idx or ts")
+    return statement(origin, idx, ts, leaf_hash(line))
+
+
 def decode_entry(line: bytes) -> dict[str, Any]:
     """Parse an entry line; raises ValueError unless it is a canonical JSON object."""
     value = json.loads(line.decode("utf-8"))
@@ -71,3 +91,4 @@ class Appended:
     ts: int
     leaf: bytes
     kid: str
+    sig: bytes  # over ENTRY_CONTEXT || statement(...): the entry's signature and its receipt

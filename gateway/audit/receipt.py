@@ -5,7 +5,8 @@ Header value (an RFC 8941 structured-field dictionary):
     v=1, origin="public-data-gateway/3f2a...", idx=42, ts=1764380000123,
     leaf=:<base64 leaf hash>:, kid="<key id>", sig=:<base64 Ed25519 signature>:
 
-The signature covers RECEIPT_CONTEXT || canonical JSON of {"idx","leaf"(hex),"origin","ts","v"}.
+The signature is the entry's own: Ed25519 over ENTRY_CONTEXT || canonical JSON of
+{"idx","leaf"(hex),"origin","ts","v"}, which commits to every byte of the entry.
 """
 
 from __future__ import annotations
@@ -15,24 +16,18 @@ import re
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.audit.canonical import canonical_json
-from gateway.audit.entry import Appended
-from gateway.audit.signing import RECEIPT_CONTEXT, Signer, verify_signature
+from gateway.audit.entry import Appended, statement
+from gateway.audit.signing import ENTRY_CONTEXT, verify_signature
 
 _ITEM = re.compile(r'\s*([a-z]+)=("(?:[^"\\]|\\.)*"|:[A-Za-z0-9+/=]*:|-?\d+)\s*(?:,|$)')
 
 
-def statement(origin: str, idx: int, ts: int, leaf: bytes) -> bytes:
-    return canonical_json({"v": 1, "origin": origin, "idx": idx, "ts": ts, "leaf": leaf.hex()})
-
-
-def make_receipt(appended: Appended, signer: Signer) -> str:
-    message = statement(appended.origin, appended.idx, appended.ts, appended.leaf)
-    sig = signer.sign(RECEIPT_CONTEXT, message)
+def make_receipt(appended: Appended) -> str:
+    sig = appended.sig
     b64 = base64.b64encode
     return (
         f'v=1, origin="{appended.origin}", idx={appended.idx}, ts={appended.ts}, '
-        f'leaf=:{b64(appended.leaf).decode()}:, kid="{signer.kid}", sig=:{b64(sig).decode()}:'
+        f'leaf=:{b64(appended.leaf).decode()}:, kid="{appended.kid}", sig=:{b64(sig).decode()}:'
     )
 
 
@@ -77,6 +72,6 @@ def verify_receipt(header: str, keys: dict[str, Ed25519PublicKey]) -> dict[str, 
     key = keys.get(kid)
     if key is None:
         raise ValueError(f"Audit-Receipt signed by unknown key id {kid!r}")
-    if not verify_signature(key, RECEIPT_CONTEXT, statement(origin, idx, ts, leaf), sig):
+    if not verify_signature(key, ENTRY_CONTEXT, statement(origin, idx, ts, leaf), sig):
         raise ValueError("Audit-Receipt signature does not verify")
     return fields

@@ -16,9 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from gateway.errors import ConfigError
 from gateway.fsutil import PUBLIC, write_new
 
-# Domain separation: a signature over an entry can never be replayed as a receipt and vice versa.
+# Domain separation: an audit signature can never be mistaken for any other signature by the key.
 ENTRY_CONTEXT = b"public-data-gateway/audit-entry/v1\n"
-RECEIPT_CONTEXT = b"public-data-gateway/audit-receipt/v1\n"
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

@@ -27,7 +27,14 @@ from pathlib import Path
 
 from gateway.audit.canonical import JsonValue
 from gateway.audit.checkpoint import raw_public, sign_checkpoint
-from gateway.audit.entry import GENESIS_PREV, Appended, StoredEntry, encode_entry, leaf_hash
+from gateway.audit.entry import (
+    GENESIS_PREV,
+    Appended,
+    StoredEntry,
+    encode_entry,
+    leaf_hash,
+    statement,
+)
 from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, Signer
 from gateway.errors import AuditUnavailable, ConfigError
@@ -212,6 +219,7 @@ class SQLiteAuditLog:
                     results.append((future, exc))  # a malformed event fails alone
                     continue
                 leaf = leaf_hash(line)
+                sig = signer.sign(ENTRY_CONTEXT, statement(self.origin, idx, ts, leaf))
                 conn.execute(
                     "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
                     (
@@ -220,10 +228,10 @@ class SQLiteAuditLog:
                         leaf,
                         ts,
                         signer.kid,
-                        signer.sign(ENTRY_CONTEXT, line),
+                        sig,
                     ),
                 )
-                results.append((future, Appended(self.origin, idx, ts, leaf, signer.kid)))
+                results.append((future, Appended(self.origin, idx, ts, leaf, signer.kid, sig)))
                 idx, prev, last_ts = idx + 1, leaf.hex(), ts
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -426,7 +434,7 @@ class SQLiteAuditLog:
                         leaf_hash(line),
                         ts,
                         old.kid,
-                        old.sign(ENTRY_CONTEXT, line),
+                        old.sign(ENTRY_CONTEXT, statement(self.origin, idx, ts, leaf_hash(line))),
                     ),
                 )
                 conn.execute(

@@ -10,7 +10,8 @@ Each entry i is checked in turn (docs/audit-format.md section 6):
  2. the line is a canonical JSON object (RFC 8785) of version 1 for this log's origin;
  3. its `idx` field is i, its `prev` is the leaf hash of entry i-1 (64 zeros for entry 0);
  4. its `ts` is not earlier than the previous entry's;
- 5. it is signed, over ENTRY_CONTEXT || line, by the key whose window contains i. Windows start
+ 5. it is signed, over ENTRY_CONTEXT || statement(origin, idx, ts, leaf hash), by the key whose
+    window contains i. Windows start
     with the trusted keys; a valid `key.rotate` entry signed by the active key hands over to the
     new key from the next index, and the old key is retired.
 Then every checkpoint (the log's own and any the auditor kept): its signature is by a key active
@@ -35,7 +36,14 @@ from typing import TextIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.checkpoint import parse_checkpoint
-from gateway.audit.entry import GENESIS_PREV, VERSION, StoredEntry, decode_entry, leaf_hash
+from gateway.audit.entry import (
+    GENESIS_PREV,
+    VERSION,
+    StoredEntry,
+    decode_entry,
+    leaf_hash,
+    statement,
+)
 from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, key_id, load_public_key, verify_signature
 from gateway.errors import ConfigError
@@ -193,7 +201,8 @@ def _check_entry(
         if stored.kid in keys.known:
             return f"signed by key {stored.kid} outside its window"
         return f"signed by unknown key {stored.kid!r}"
-    if not verify_signature(key, ENTRY_CONTEXT, stored.line, stored.sig):
+    message = statement(origin, expected, ts, leaf_hash(stored.line))
+    if not verify_signature(key, ENTRY_CONTEXT, message, stored.sig):
         return "signature does not verify"
     return None
 
