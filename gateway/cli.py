@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.audit.bundle import export_bundle
 from gateway.audit.signing import generate_keypair, load_signer
@@ -99,32 +100,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.insecure_http:
         _out(f"clients trust the CA in {ws.ca_cert}")
     # No access log: request lines can carry personal values; the audit log is the record.
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "log_config": LOG_CONFIG,
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "ssl_certfile": certfile,
+        "ssl_keyfile": keyfile,
+    }
     if settings.workers > 1:
         # Worker processes rebuild the same settings from the environment.
         os.environ.update(settings.to_env())
-        uvicorn.run(
-            "gateway.app:app_from_env",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=LOG_CONFIG,
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-        )
+        uvicorn.run("gateway.app:app_from_env", factory=True, workers=settings.workers, **options)
     else:
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            access_log=False,
-            log_config=LOG_CONFIG,
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
-            ssl_certfile=certfile,
-            ssl_keyfile=keyfile,
-        )
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 

@@ -16,6 +16,7 @@ from gateway.auth.registry import ClientRegistry
 from tests.conftest import BASE, Demo, token_for
 
 SCHEMA = schemathesis.openapi.from_dict(build_openapi(BASE))
+# An operation that fails to parse has no .ok(): the AttributeError then fails collection loudly.
 LABELS = sorted(op.ok().label for op in SCHEMA.get_all_operations())  # type: ignore[union-attr]
 
 

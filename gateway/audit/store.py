@@ -94,6 +94,14 @@ def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     return conn
 
 
+def _next_position(conn: sqlite3.Connection) -> tuple[int, str, int]:
+    """(next index, hex leaf hash of the head entry, its ts), inside a write transaction."""
+    head = conn.execute("SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1").fetchone()
+    if head is None:
+        return 0, GENESIS_PREV, 0
+    return int(head[0]) + 1, bytes(head[1]).hex(), int(head[2])
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -202,14 +210,7 @@ class SQLiteAuditLog:
                     future.set_exception(error)
                 return
             signer = self._active_signer(conn)
-            head = conn.execute(
-                "SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1"
-            ).fetchone()
-            idx, prev, last_ts = (
-                (0, GENESIS_PREV, 0)
-                if head is None
-                else (head[0] + 1, bytes(head[1]).hex(), head[2])
-            )
+            idx, prev, last_ts = _next_position(conn)
             results: list[tuple[Future[Appended], Appended | Exception]] = []
             for event, future in batch:
                 try:
@@ -408,14 +409,7 @@ class SQLiteAuditLog:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 old = self._active_signer(conn)
-                head = conn.execute(
-                    "SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1"
-                ).fetchone()
-                idx, prev, last_ts = (
-                    (0, GENESIS_PREV, 0)
-                    if head is None
-                    else (head[0] + 1, bytes(head[1]).hex(), head[2])
-                )
+                idx, prev, last_ts = _next_position(conn)
                 ts = max(_now_ms(), last_ts)
                 event: dict[str, JsonValue] = {
                     "kind": "admin",

@@ -195,7 +195,9 @@ def _query(validator: AccessTokenValidator, registry: ClientRegistry, token: str
     return _Token(principal, registry.is_revoked(principal.jti))
 
 
-class _Revocation(RevocationEndpoint):  # type: ignore[misc]
+class _OwnTokens:
+    """What revocation and introspection share: our client auth methods, and token lookup."""
+
     CLIENT_AUTH_METHODS = AUTH_METHODS
     SUPPORTED_TOKEN_TYPES = ("access_token",)
 
@@ -207,6 +209,8 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
     def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
         return _query(self._validator, self._registry, token_string)
 
+
+class _Revocation(_OwnTokens, RevocationEndpoint):  # type: ignore[misc]
     def authenticate_token(self, request: TokenRequest, client: _OAuthClient) -> _Token | None:
         # RFC 7009 2.2: a token of another client is not revoked, and the answer is still 200.
         self.check_params(request, client)
@@ -219,18 +223,7 @@ class _Revocation(RevocationEndpoint):  # type: ignore[misc]
         )
 
 
-class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = AUTH_METHODS
-    SUPPORTED_TOKEN_TYPES = ("access_token",)
-
-    def __init__(self, validator: AccessTokenValidator, registry: ClientRegistry) -> None:
-        super().__init__()
-        self._validator = validator
-        self._registry = registry
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
-        return _query(self._validator, self._registry, token_string)
-
+class _Introspection(_OwnTokens, IntrospectionEndpoint):  # type: ignore[misc]
     def check_permission(self, token: _Token, client: _OAuthClient, request: TokenRequest) -> bool:
         # A client may introspect its own tokens; an admin client any token.
         return token.check_client(client) or "admin" in client.client.scopes
