@@ -141,9 +141,14 @@ def test_disabled_client_token_stops_working_at_once(
 def test_catalog_lists_granted_datasets(client: TestClient, token: str) -> None:
     """The demo client sees both datasets, with each column's transform and GB/T 37964 category."""
     body = client.get("/v1/datasets", headers=bearer(token)).json()
-    ids = sorted(d["id"] for d in body["datasets"])
-    assert ids == ["enterprise_registry", "residents"]
-    residents = next(d for d in body["datasets"] if d["id"] == "residents")
+    grants = sorted((d["id"], d["grant"]) for d in body["datasets"])
+    assert grants == [
+        ("enterprise_registry", "demo-enterprise-registry"),
+        ("enterprise_registry", "demo-enterprise-research"),
+        ("residents", "demo-residents"),
+        ("residents", "demo-residents-planning"),
+    ]  # the expired 2025 research grant is not listed
+    residents = next(d for d in body["datasets"] if d["grant"] == "demo-residents")
     columns = {c["name"]: c for c in residents["columns"]}
     assert "monthly_income" not in columns
     assert "birth_date" not in columns

@@ -94,7 +94,7 @@ def test_policy_check_reports_and_exits_1(
     run(capsys, "init", "--demo", "--rows", "100", "--home", str(home))
     code, out, _ = run(capsys, "policy", "check", "--home", str(home))
     assert code == 0
-    assert out.startswith("OK: 2 dataset(s), 3 grant(s)")
+    assert out.startswith("OK: 2 dataset(s), 5 grant(s)")
     assert "warning: residents.yaml:" in out
     assert "grant 'demo-residents-research-2025' expired on 2025-12-31" in out
     assert "releases personal column residents.gender raw" in out

@@ -310,7 +310,7 @@ def test_example_policies_pass_their_tests(demo: Demo, capsys: pytest.CaptureFix
     code = main(["policy", "test", "--home", str(demo.home)])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "8 passed, 0 failed" in out
+    assert "10 passed, 0 failed" in out
 
 
 def test_policy_test_failure_is_reported(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,8 @@ keyed and scoped, and no transform mutates its input."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import pytest
 from hypothesis import example, given, settings
@@ -129,3 +131,145 @@ def test_parameter_validation(
     """Parameters that do not fit the transform or the column type are rejected with a reason."""
     problems = validate(name, params, ctype)
     assert any(message in text for _, text in problems), problems
+
+
+# --- the rest of the catalogue -------------------------------------------------------------
+
+from gateway.data.checksums import credit_code_valid, id_card_valid  # noqa: E402
+from gateway.data.demo import residents as demo_residents  # noqa: E402
+
+PEOPLE = demo_residents(300)
+OTHER = TransformContext(secret=b"s" * 32, client_id="beta", grant_id="g1")
+
+
+@pytest.mark.parametrize(
+    ("kind", "column", "check"),
+    [
+        ("name", "name", lambda v: 2 <= len(v) <= 4),
+        ("id_card", "id_card", id_card_valid),
+        ("mobile", "mobile", lambda v: len(v) == 11 and v.isdigit() and v[0] == "1"),
+        ("address", "address", lambda v: v.endswith("号") and "市" in v),
+        ("company", "name", lambda v: "公司" in v),
+        ("credit_code", "employer_credit_code", credit_code_valid),
+        ("email", "name", lambda v: v.endswith("@example.cn")),
+    ],
+)
+def test_synthesize_keeps_the_kind_never_the_value(kind: str, column: str, check: Any) -> None:
+    """Synthetic values have the right format and valid check characters, never equal the real
+    value, are stable within a scope and differ across clients."""
+    raw = PEOPLE[column].astype("string")
+    fake = apply("synthesize", raw, kind=kind)
+    assert fake.map(check).all(), fake.head().tolist()
+    assert not (fake == raw).any()
+    assert fake.tolist() == apply("synthesize", raw, kind=kind).tolist()
+    other = apply("synthesize", raw, OTHER, kind=kind)
+    assert (fake != other).mean() > 0.9
+    same_person = raw.duplicated(keep=False)
+    if same_person.any():  # one person keeps one fake identity
+        grouped = (
+            pd.DataFrame({"raw": raw, "fake": fake})[same_person].groupby("raw")["fake"].nunique()
+        )
+        assert (grouped == 1).all()
+
+
+@given(st.lists(st.from_regex(r"1[3-9]\d{9}", fullmatch=True), min_size=1, max_size=30))
+def test_format_preserving_pseudonyms(mobiles: list[str]) -> None:
+    """pseudonymize with format: mobile gives valid-looking numbers that are never the real one."""
+    series = pd.Series(mobiles, dtype="string")
+    out = apply("pseudonymize", series, format="mobile")
+    assert out.str.fullmatch(r"1\d{10}").all()
+    assert not (out == series).any()
+    ids = apply("pseudonymize", PEOPLE["id_card"].astype("string"), format="id_card")
+    assert ids.map(id_card_valid).all()
+    assert not (ids == PEOPLE["id_card"]).any()
+
+
+def test_generalize_presets_and_bins() -> None:
+    """Numeric bins and tail coding, dates, 身份证号 and addresses generalize as documented."""
+    ages = pd.Series([5, 17, 34, 90, None], dtype="Int64")
+    assert apply("generalize", ages, width=10).tolist() == ["0-9", "10-19", "30-39", "90-99", pd.NA]
+    assert apply("generalize", ages, bins=[18, 35, 60]).tolist() == [
+        "<18",
+        "<18",
+        "18-34",
+        ">=60",
+        pd.NA,
+    ]
+    assert apply("generalize", ages, width=10, bottom=18, top=80).tolist() == [
+        "<18",
+        "<18",
+        "30-39",
+        ">=80",
+        pd.NA,
+    ]
+    dates = pd.Series(["1968-12-30", "2001-04-02"], dtype="string")
+    assert apply("generalize", dates, to="quarter").tolist() == ["1968-Q4", "2001-Q2"]
+    assert apply("generalize", dates, to="month").tolist() == ["1968-12", "2001-04"]
+    ids = pd.Series(["110105196812304553"], dtype="string")
+    assert apply("generalize", ids, preset="id_card", level="province", birth="year").tolist() == [
+        "110000 1968"
+    ]
+    places = pd.Series(["广东省广州市越秀区荆门街117号", "北京市朝阳区北镇街176号"], dtype="string")
+    assert apply("generalize", places, preset="address", level="city").tolist() == [
+        "广东省广州市",
+        "北京市",
+    ]
+    assert apply("generalize", places, preset="address", level="district").tolist() == [
+        "广东省广州市越秀区",
+        "北京市朝阳区",
+    ]
+
+
+def test_perturb_and_date_shift_are_keyed() -> None:
+    """Noise is deterministic per value and scope (it cannot be averaged away by asking again);
+    rounding is exact; a subject's dates all move by the same offset."""
+    income = PEOPLE["monthly_income"].astype("Int64")
+    noisy = apply("perturb", income, noise="laplace", scale=200)
+    assert noisy.tolist() == apply("perturb", income, noise="laplace", scale=200).tolist()
+    assert (noisy != income).mean() > 0.9
+    assert abs(float((noisy - income).mean())) < 100  # centred noise
+    assert (apply("perturb", income, round=1000) % 1000 == 0).all()
+    frame = pd.DataFrame(
+        {"who": ["a", "a", "b"], "when": ["2020-01-10", "2020-03-01", "2020-01-10"]}
+    )
+    ctx = TransformContext(CTX.secret, CTX.client_id, CTX.grant_id, source=frame)
+    shifted = pd.to_datetime(
+        apply("date_shift", frame["when"].astype("string"), ctx, subject="who", max_days=30)
+    )
+    offsets = (shifted - pd.to_datetime(frame["when"])).dt.days
+    assert offsets[0] == offsets[1]
+    assert abs(offsets[0]) <= 30
+
+
+def test_suppress_releases_nulls_only() -> None:
+    """suppress keeps the column but releases no value."""
+    assert apply("suppress", PEOPLE["mobile"]).isna().all()
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "ctype", "message"),
+    [
+        ("generalize", {}, ColumnType.INTEGER, "needs width or bins"),
+        ("generalize", {"bins": [30, 18]}, ColumnType.INTEGER, "increasing list"),
+        ("generalize", {"width": 5}, ColumnType.DATE, "needs to:"),
+        ("generalize", {"preset": "mobile"}, ColumnType.STRING, "not one of"),
+        ("synthesize", {}, ColumnType.STRING, "needs the parameter 'kind'"),
+        ("synthesize", {"kind": "name"}, ColumnType.INTEGER, "applies to"),
+        ("perturb", {"noise": "laplace"}, ColumnType.INTEGER, "needs a scale"),
+        ("perturb", {"round": 10, "noise": "laplace", "scale": 3}, ColumnType.INTEGER, "not both"),
+        ("date_shift", {}, ColumnType.DATE, "needs the parameter 'subject'"),
+        (
+            "pseudonymize",
+            {"format": "mobile", "length": 20},
+            ColumnType.STRING,
+            "format: token only",
+        ),
+    ],
+)
+def test_catalogue_parameter_validation(
+    name: str, params: dict[str, object], ctype: ColumnType, message: str
+) -> None:
+    """Every transform rejects parameters that do not fit it or the column type."""
+    assert any(message in text for _, text in validate(name, params, ctype)), validate(
+        name, params, ctype
+    )

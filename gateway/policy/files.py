@@ -446,6 +446,17 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
                 )
                 continue
             tspec = _transform(check, traw, cpath, column)
+            subject = tspec.options.get("subject") if tspec is not None else None
+            if (
+                tspec is not None
+                and tspec.name == "date_shift"
+                and dataset.column(str(subject)) is None
+            ):
+                check.problem(
+                    (*cpath, "subject"),
+                    f"no column {subject!r} in dataset {dataset.id!r}",
+                    "the subject column identifies whose dates share one offset",
+                )
             if tspec is not None and tspec.name != "drop":
                 released.append((name, tspec))
         names = [name for name, _ in released]

@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from gateway.policy.model import ColumnType
+from gateway.privacy import generalize, randomize, synthesize
+from gateway.privacy.keyed import keyed_words
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class TransformContext:
     secret: bytes
     client_id: str
     grant_id: str
+    source: pd.DataFrame | None = field(default=None, compare=False)  # for date_shift subjects
 
 
 @dataclass(frozen=True)
@@ -202,8 +206,24 @@ def scope_key(secret: bytes, scope: str, ctx: TransformContext) -> bytes:
     return hmac.new(secret, label, hashlib.sha256).digest()
 
 
+def _keyed_kind(series: pd.Series, kind: str, key: bytes) -> pd.Series:
+    """Values of `kind` keyed to each input value; never equal to the input."""
+    words, nulls = keyed_words(series, key)
+    out = synthesize.generate(kind, words)
+    raw = series.astype("string").reset_index(drop=True)
+    clash = (out == raw).fillna(False).to_numpy()
+    if clash.any():  # astronomically rare; re-derive those from the second word
+        alt = synthesize.generate(kind, np.stack([words[:, 1], words[:, 0]], axis=1))
+        out = out.where(~clash, alt)
+    out.index = series.index
+    return out.astype("string").where(~pd.Series(nulls, index=series.index), pd.NA)
+
+
 def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
     key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
+    if params.get("format", "token") != "token":
+        # Format-preserving: a valid-looking 身份证号 or mobile number that is not the real one.
+        return _keyed_kind(series, str(params["format"]), key)
     length = params.get("length", 20)
     encoded = _text(series).dictionary_encode()
     # One HMAC per distinct value (HMAC has no vectorized form); rows then take theirs by index.
@@ -217,8 +237,47 @@ def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCo
     return _series(pc.take(digests, encoded.indices), series.index)
 
 
+def _suppress(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    return pd.Series(pd.NA, index=series.index, dtype=series.dtype)
+
+
+def _generalize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    preset = params.get("preset")
+    if preset == "id_card":
+        return generalize.id_card(series, params)
+    if preset == "address":
+        return generalize.address(series, params)
+    if "to" in params:
+        return generalize.date(series, params)
+    return generalize.numeric(series, params)
+
+
+def _synthesize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
+    return _keyed_kind(
+        series, str(params["kind"]), hmac.new(key, b"synthesize", hashlib.sha256).digest()
+    )
+
+
+def _perturb(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
+    return randomize.perturb(series, params, hmac.new(key, b"perturb", hashlib.sha256).digest())
+
+
+def _date_shift(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    if ctx.source is None:
+        raise ValueError("date_shift needs the source rows (for the subject column)")
+    key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
+    subjects = ctx.source[params["subject"]].loc[series.index]
+    return randomize.date_shift(
+        series, subjects, params, hmac.new(key, b"date_shift", hashlib.sha256).digest()
+    )
+
+
 _ANY = frozenset(ColumnType)
 _STRING = frozenset({ColumnType.STRING})
+_INTEGER = frozenset({ColumnType.INTEGER})
+_DATE = frozenset({ColumnType.DATE})
 
 CATALOGUE: dict[str, TransformDef] = {
     t.name: t
@@ -244,13 +303,109 @@ CATALOGUE: dict[str, TransformDef] = {
             {
                 "scope": Param(str, choices=PSEUDONYM_SCOPES),
                 "length": Param(int, minimum=16, maximum=64),
+                "format": Param(str, choices=("token", "id_card", "mobile")),
             },
             _ANY,
             _pseudonymize,
             ColumnType.STRING,
         ),
+        TransformDef("suppress", "suppression", {}, _ANY, _suppress),
+        TransformDef(
+            "generalize",
+            "generalization",
+            {
+                "width": Param(int, minimum=1, maximum=10**9),
+                "bins": Param(list),
+                "top": Param(int),
+                "bottom": Param(int),
+                "to": Param(str, choices=("year", "quarter", "month")),
+                "preset": Param(str, choices=("id_card", "address")),
+                "level": Param(str, choices=("province", "city", "district")),
+                "birth": Param(str, choices=("decade", "year", "none")),
+            },
+            _ANY,
+            _generalize,
+            ColumnType.STRING,
+        ),
+        TransformDef(
+            "synthesize",
+            "synthesis",
+            {
+                "kind": Param(str, required=True, choices=synthesize.KINDS),
+                "scope": Param(str, choices=PSEUDONYM_SCOPES),
+            },
+            _STRING,
+            _synthesize,
+        ),
+        TransformDef(
+            "perturb",
+            "randomization",
+            {
+                "round": Param(int, minimum=1, maximum=10**9),
+                "noise": Param(str, choices=("laplace",)),
+                "scale": Param(int, minimum=1, maximum=10**9),
+                "scope": Param(str, choices=PSEUDONYM_SCOPES),
+            },
+            _INTEGER,
+            _perturb,
+        ),
+        TransformDef(
+            "date_shift",
+            "randomization",
+            {
+                "subject": Param(str, required=True),
+                "max_days": Param(int, minimum=1, maximum=3650),
+                "scope": Param(str, choices=PSEUDONYM_SCOPES),
+            },
+            _DATE,
+            _date_shift,
+        ),
     )
 }
+
+
+def _validate_generalize(
+    params: Mapping[str, Any], column_type: ColumnType
+) -> list[tuple[str, str]]:
+    numeric = {"width", "bins", "top", "bottom"} & params.keys()
+    problems: list[tuple[str, str]] = []
+    if column_type == ColumnType.INTEGER:
+        if not ({"width", "bins"} & params.keys()):
+            problems.append(("width", "generalize on an integer column needs width or bins"))
+        if {"width", "bins"} <= params.keys():
+            problems.append(("bins", "give width or bins, not both"))
+        bins = params.get("bins")
+        if bins is not None and (
+            not bins
+            or any(not isinstance(b, int) or isinstance(b, bool) for b in bins)
+            or list(bins) != sorted(set(bins))
+        ):
+            problems.append(("bins", "must be a non-empty, increasing list of integers"))
+        for key in {"to", "preset", "level", "birth"} & params.keys():
+            problems.append((key, "does not apply to an integer column"))
+    elif column_type == ColumnType.DATE:
+        if "to" not in params:
+            problems.append(("to", "generalize on a date column needs to: year, quarter or month"))
+        for key in (numeric | {"preset", "level", "birth"}) & params.keys():
+            problems.append((key, "does not apply to a date column"))
+    else:
+        if params.get("preset") not in ("id_card", "address"):
+            problems.append(
+                ("preset", "generalize on a text column needs preset: id_card or address")
+            )
+        for key in (numeric | {"to"}) & params.keys():
+            problems.append((key, "does not apply to a text column"))
+        if params.get("preset") == "address" and "birth" in params:
+            problems.append(("birth", "applies to the id_card preset only"))
+    return problems
+
+
+def _validate_perturb(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if ("round" in params) == ("noise" in params):
+        return [("round", "perturb needs round: N or noise: laplace (with scale), not both")]
+    if "noise" in params and "scale" not in params:
+        return [("scale", "laplace noise needs a scale")]
+    return []
 
 
 def validate_mask_params(params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -278,4 +433,10 @@ def validate(
     problems = definition.validate(params, column_type)
     if name == "mask" and not problems:
         problems += validate_mask_params(params)
+    if name == "generalize" and not problems:
+        problems += _validate_generalize(params, column_type)
+    if name == "perturb" and not problems:
+        problems += _validate_perturb(params)
+    if name == "pseudonymize" and params.get("format", "token") != "token" and "length" in params:
+        problems.append(("length", "length applies to format: token only"))
     return problems

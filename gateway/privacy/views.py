@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -67,6 +67,7 @@ def materialize(
         source = source[row_mask(source, grant.row_filter).to_numpy()]
     released: dict[str, pd.Series] = {}
     columns: list[ReleasedColumn] = []
+    ctx = replace(ctx, source=source)  # date_shift reads its subject column
     for name, spec in grant.columns:
         definition = CATALOGUE[spec.name]
         column = dataset.column(name)

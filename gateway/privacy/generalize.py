@@ -1,0 +1,90 @@
+"""Generalization: replace a value by a coarser one of the same meaning (GB/T 37964 泛化).
+Vectorized; output is text (e.g. `30-39`, `1968-Q4`, `110105 1960s`, `广东省广州市`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+
+def numeric(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
+    """`width` (equal bins), or `bins` (edges); `bottom` / `top` code the tails."""
+    values = pd.to_numeric(series, errors="coerce").astype("float64")
+    out = pd.Series(pd.NA, index=series.index, dtype="string")
+    if "bins" in params:
+        edges: Sequence[float] = params["bins"]
+        cut = np.searchsorted(np.asarray(edges, dtype=np.float64), values.to_numpy(), side="right")
+        lows = np.asarray([-np.inf, *edges], dtype=np.float64)[cut]
+        highs = np.asarray([*edges, np.inf], dtype=np.float64)[cut]
+        out = _vector_labels(lows, highs, series.index)
+    else:
+        width = int(params.get("width", 10))
+        low = np.floor(values.to_numpy() / width) * width
+        out = _vector_labels(low, low + width, series.index)
+    if "bottom" in params:
+        out = out.where(
+            ~(values < params["bottom"]).fillna(False).astype(bool), f"<{params['bottom']}"
+        )
+    if "top" in params:
+        out = out.where(~(values >= params["top"]).fillna(False).astype(bool), f">={params['top']}")
+    return out.where(values.notna(), pd.NA)
+
+
+def _vector_labels(
+    lows: npt.NDArray[np.float64], highs: npt.NDArray[np.float64], index: pd.Index
+) -> pd.Series:
+    lo = pd.Series(lows, index=index)
+    hi = pd.Series(highs, index=index)
+    finite = np.isfinite(lows) & np.isfinite(highs)
+    text = (
+        lo.map("{:g}".format).astype("string") + "-" + (hi - 1).map("{:g}".format).astype("string")
+    )
+    text = text.where(finite, "")
+    text = text.where(np.isfinite(lows), "<" + hi.map("{:g}".format).astype("string"))
+    text = text.where(np.isfinite(highs), ">=" + lo.map("{:g}".format).astype("string"))
+    return text.astype("string")
+
+
+def date(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
+    """`to`: year, quarter or month."""
+    moments = pd.to_datetime(series, errors="coerce")
+    to = params.get("to", "year")
+    year = moments.dt.year.astype("Int64").astype("string")
+    if to == "year":
+        out = year
+    elif to == "quarter":
+        out = year + "-Q" + moments.dt.quarter.astype("Int64").astype("string")
+    else:
+        out = year + "-" + moments.dt.month.astype("Int64").astype("string").str.zfill(2)
+    return out.where(moments.notna(), pd.NA)
+
+
+def id_card(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
+    """Keep the region to `level` (district, city, province) and the birth `decade` or `year`."""
+    text = series.astype("string")
+    keep = {"district": 6, "city": 4, "province": 2}[params.get("level", "city")]
+    region = text.str.slice(0, keep).str.pad(6, side="right", fillchar="0")
+    birth = params.get("birth", "decade")
+    if birth == "none":
+        out = region
+    elif birth == "year":
+        out = region + " " + text.str.slice(6, 10)
+    else:
+        out = region + " " + text.str.slice(6, 9) + "0s"
+    valid = text.str.fullmatch(r"\d{17}[\dXx]").fillna(False).astype(bool)
+    return out.where(valid, pd.NA)
+
+
+def address(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
+    """Keep an address to its `level`: province, city or district."""
+    text = series.astype("string")
+    pattern = {
+        "province": r"^(.+?(?:省|自治区|市))",
+        "city": r"^((?:.+?(?:省|自治区))?.+?市)",
+        "district": r"^(.+?(?:自治县|新区|区|县|旗))",
+    }[params.get("level", "city")]
+    return text.str.extract(pattern)[0].astype("string")

@@ -1,0 +1,35 @@
+"""Keyed, deterministic randomness per value: one HMAC-SHA256 per distinct value (HMAC has no
+vectorized form), gathered to rows as integers that vectorized generators then use."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+
+
+def keyed_words(
+    series: pd.Series, key: bytes, words: int = 2
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
+    """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows)."""
+    text = pa.array(series.astype(pd.StringDtype("pyarrow")).array).cast(pa.large_string())
+    encoded = text.dictionary_encode()
+    blob = b"".join(
+        hmac.new(key, v.encode("utf-8"), hashlib.sha256).digest()[: 8 * words]
+        for v in encoded.dictionary.to_pylist()
+    )
+    table = np.frombuffer(blob, dtype=">u8").astype(np.uint64).reshape(-1, words)
+    nulls = encoded.indices.is_null().to_numpy(zero_copy_only=False)
+    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if not len(table):
+        return np.zeros((len(indices), words), np.uint64), nulls
+    return table[indices], nulls
+
+
+def uniform(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
+    """Floats in (0, 1) from 64-bit words (53 bits of precision)."""
+    return ((words >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)

@@ -1,0 +1,40 @@
+"""Randomization (GB/T 37964 随机化): keyed numeric noise or rounding, and date shifting with one
+offset per subject. Keyed by (secret, scope, value or subject), so repeated queries return the
+same released values and noise cannot be averaged away."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gateway.privacy.keyed import keyed_words, uniform
+
+
+def perturb(series: pd.Series, params: Mapping[str, Any], key: bytes) -> pd.Series:
+    """`round: N` (nearest multiple of N) or `noise: laplace` with `scale`."""
+    values = pd.to_numeric(series, errors="coerce").astype("float64")
+    if "round" in params:
+        step = float(params["round"])
+        out = (values / step).round() * step
+    else:
+        words, _ = keyed_words(series, key, 1)
+        u = uniform(words[:, 0]) - 0.5
+        noise = -float(params["scale"]) * np.sign(u) * np.log1p(-2 * np.abs(u))  # Laplace(0, b)
+        out = values + noise
+    return out.round().astype("Int64").where(values.notna(), pd.NA)
+
+
+def date_shift(
+    series: pd.Series, subjects: pd.Series, params: Mapping[str, Any], key: bytes
+) -> pd.Series:
+    """Shift every date of one subject by the same number of days, in [-max_days, max_days]."""
+    words, _ = keyed_words(subjects, key, 1)
+    span = 2 * int(params.get("max_days", 30)) + 1
+    offsets = (words[:, 0] % np.uint64(span)).astype(np.int64) - int(params.get("max_days", 30))
+    moments = pd.to_datetime(series, errors="coerce")
+    shifted = moments + pd.to_timedelta(offsets, unit="D")
+    out = shifted.dt.strftime("%Y-%m-%d").astype("string")
+    return out.where(moments.notna(), pd.NA)
