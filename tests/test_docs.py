@@ -66,3 +66,26 @@ def test_mask_preset_table_matches_the_code() -> None:
     for preset, (raw, released) in presets.items():
         out = CATALOGUE["mask"].apply(pd.Series([raw], dtype="string"), {"preset": preset}, ctx)
         assert out[0] == released, preset
+
+
+def test_transform_examples_are_valid() -> None:
+    """Every example line in docs/transforms.md is a valid transform for that demo column."""
+    from gateway.demo import POLICY_DIR
+    from gateway.policy.model import ColumnType
+    from gateway.privacy.transforms import validate
+
+    types: dict[str, str] = {}
+    for path in POLICY_DIR.glob("*.yaml"):
+        types.update(
+            {
+                k: v["type"]
+                for k, v in yaml.safe_load(path.read_text())["dataset"]["columns"].items()
+            }
+        )
+    (block,) = yaml_blocks("transforms.md")
+    examples = yaml.safe_load(block)
+    assert len(examples) >= 12
+    for column, spec in examples.items():
+        params = {k: v for k, v in spec.items() if k != "transform"}
+        problems = validate(spec["transform"], params, ColumnType(types[column]))
+        assert problems == [], (column, problems)
