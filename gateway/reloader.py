@@ -37,7 +37,12 @@ class PolicyStatus:
 def fingerprint(directory: Path) -> str:
     """Changes whenever a policy or policy-test file is added, removed or edited."""
     digest = hashlib.sha256()
-    for path in sorted([*directory.glob("*.y*ml"), *directory.glob("tests/*.y*ml")]):
+    paths = [
+        *directory.glob("*.y*ml"),
+        *directory.glob("tests/*.y*ml"),
+        *directory.glob("hierarchies/*"),
+    ]
+    for path in sorted(paths):
         try:
             stat = path.stat()
         except FileNotFoundError:

@@ -84,6 +84,7 @@ def init_workspace(
         for source in sorted(POLICY_DIR.glob("*.yaml")):
             shutil.copyfile(source, ws.policies / source.name)
         shutil.copytree(POLICY_DIR / "tests", ws.policies / "tests", dirs_exist_ok=True)
+        shutil.copytree(POLICY_DIR / "hierarchies", ws.policies / "hierarchies", dirs_exist_ok=True)
         track(True, "demo policies and their tests")
     else:
         track(False, "policies")

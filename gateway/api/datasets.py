@@ -67,7 +67,7 @@ def decide(
 def _privacy(report: PrivacyReport | None, grant: Grant) -> dict[str, object] | None:
     if grant.privacy is None or report is None:
         return None
-    return {
+    described: dict[str, object] = {
         "model": "k-anonymity" + (" + l-diversity" if grant.privacy.l else ""),
         "k_required": grant.privacy.k,
         "k": report.k,
@@ -76,6 +76,10 @@ def _privacy(report: PrivacyReport | None, grant: Grant) -> dict[str, object] | 
         "quasi_identifiers": list(grant.privacy.quasi_identifiers),
         "suppressed_rows": report.suppressed,
     }
+    if report.levels:
+        described["generalization_levels"] = list(report.levels)
+        described["loss"] = round(report.loss or 0.0, 4)
+    return described
 
 
 def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:

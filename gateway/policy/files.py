@@ -32,6 +32,7 @@ from gateway.policy.model import (
 )
 from gateway.policy.yamlsrc import Located, Path_, load_located
 from gateway.privacy import transforms
+from gateway.privacy.lattice import load_hierarchy
 from gateway.scopes import DATASETS_READ, SCOPES
 
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -50,7 +51,7 @@ _GRANT_KEYS = {
     "privacy",
 }
 _LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
-_PRIVACY_KEYS = {"k", "quasi_identifiers", "l", "sensitive", "max_suppression"}
+_PRIVACY_KEYS = {"k", "quasi_identifiers", "l", "sensitive", "max_suppression", "hierarchies"}
 DEFAULT_MAX_ROWS = 1000
 
 
@@ -339,7 +340,9 @@ def _filter_item(
     return Condition(column.name, str(op), value)
 
 
-def _privacy(check: _FileCheck, raw: Any, path: Path_, released: list[str]) -> PrivacyModel | None:
+def _privacy(
+    check: _FileCheck, raw: Any, path: Path_, released: list[str], home: Path
+) -> PrivacyModel | None:
     if raw is None:
         return None
     spec = check.mapping(raw, path, _PRIVACY_KEYS)
@@ -382,10 +385,33 @@ def _privacy(check: _FileCheck, raw: Any, path: Path_, released: list[str]) -> P
             (*path, "max_suppression"), "must be a share from 0 to 0.5 (e.g. 0.05 for 5 %)"
         )
         return None
-    return PrivacyModel(k, tuple(qis), l_value, sensitive if l_value else None, float(limit))
+    hierarchies: list[tuple[str, Path]] = []
+    raw_h = spec.get("hierarchies") or {}
+    if not isinstance(raw_h, dict):
+        check.problem((*path, "hierarchies"), "must map quasi-identifiers to ARX hierarchy files")
+        raw_h = {}
+    for qi, file in raw_h.items():
+        hpath = (*path, "hierarchies", qi)
+        if qi not in qis:
+            check.problem(hpath, f"{qi!r} is not one of the quasi_identifiers")
+            continue
+        resolved = (home / str(file)).resolve()
+        try:
+            load_hierarchy(resolved)
+        except (OSError, ValueError) as exc:
+            check.problem(
+                hpath,
+                f"cannot read hierarchy {file!r}: {exc}",
+                "an ARX hierarchy file: value;level1;...;* per line, relative to the workspace",
+            )
+            continue
+        hierarchies.append((qi, resolved))
+    return PrivacyModel(
+        k, tuple(qis), l_value, sensitive if l_value else None, float(limit), tuple(hierarchies)
+    )
 
 
-def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
+def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[Grant]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -476,7 +502,7 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset) -> list[Grant]:
                 row_filter=_row_filter(
                     check, spec.get("row_filter"), (*path, "row_filter"), dataset
                 ),
-                privacy=_privacy(check, spec.get("privacy"), (*path, "privacy"), names),
+                privacy=_privacy(check, spec.get("privacy"), (*path, "privacy"), names, home),
             )
         )
     return grants
@@ -525,17 +551,23 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
                     f"dataset {dataset.id!r} is also defined in {datasets[dataset.id].file}",
                 )
             datasets[dataset.id] = dataset
-            grants.extend(_grants(check, top.get("grants"), dataset))
+            grants.extend(_grants(check, top.get("grants"), dataset, home))
         problems.extend(check.problems)
     problems.extend(_cross_checks(grants))
     if problems:
         raise PolicyError(problems)
+    # Hierarchy files shape released views too: they are part of the policy set and its hash.
+    for grant in grants:
+        for _, hierarchy in grant.privacy.hierarchies if grant.privacy else ():
+            shown = hierarchy.relative_to(home) if hierarchy.is_relative_to(home) else hierarchy
+            label = f"hierarchy:{shown}"
+            contents[label] = hierarchy.read_bytes()
     file_hashes = {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()}
     return PolicySet(
         datasets,
         tuple(grants),
         policy_hash(contents),
-        tuple(contents),
+        tuple(name for name in contents if not name.startswith("hierarchy:")),
         tuple(_warnings(grants, datetime.now(UTC))),
         file_hashes,
     )

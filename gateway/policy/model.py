@@ -124,6 +124,7 @@ class PrivacyModel:
     l: int | None = None  # noqa: E741 - the model's standard name
     sensitive: str | None = None
     max_suppression: float = 0.0  # share of rows that may be suppressed to reach k (and l)
+    hierarchies: tuple[tuple[str, Path], ...] = ()  # QI -> ARX hierarchy file: generalize first
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ Generalizing quasi-identifiers first (the `generalize` transforms) makes classes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import pandas as pd
 
 from gateway.policy.model import PrivacyModel
+from gateway.privacy.lattice import Unreachable, anonymize, load_hierarchy
 
 
 class PrivacyUnreachable(Exception):
@@ -25,9 +28,13 @@ class PrivacyReport:
     l: int | None  # noqa: E741 - the model's standard name
     suppressed: int
     classes: int
+    levels: tuple[int, ...] = ()  # generalization level per quasi-identifier (lattice search)
+    loss: float | None = None  # generalization loss, 0..1
 
 
 def enforce(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, PrivacyReport]:
+    if model.hierarchies:
+        return _generalize(frame, model)
     if frame.empty:
         return frame, PrivacyReport(0, None, 0, 0)
     keys = list(model.quasi_identifiers)
@@ -56,3 +63,33 @@ def enforce(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, Pri
     if model.l is not None and model.sensitive is not None:
         l_achieved = int(final[model.sensitive].nunique(dropna=False).min())
     return released, PrivacyReport(k_achieved, l_achieved, suppressed, int(final.ngroups))
+
+
+@lru_cache(maxsize=64)
+def _hierarchy(path: Path, mtime_ns: int) -> list[dict[str, str]]:
+    return load_hierarchy(path)
+
+
+def _generalize(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, PrivacyReport]:
+    """Full-domain generalization by lattice search, then suppression within the limit."""
+    hierarchies = {qi: _hierarchy(path, path.stat().st_mtime_ns) for qi, path in model.hierarchies}
+    try:
+        released, solution = anonymize(
+            frame,
+            model.quasi_identifiers,
+            hierarchies,
+            model.k,
+            model.max_suppression,
+            model.l,
+            model.sensitive,
+        )
+    except Unreachable as exc:
+        raise PrivacyUnreachable(str(exc)) from exc
+    classes = (
+        int(released.groupby(list(model.quasi_identifiers), dropna=False, sort=False).ngroups)
+        if len(released)
+        else 0
+    )
+    return released, PrivacyReport(
+        solution.k, solution.l, solution.suppressed, classes, solution.levels, solution.loss
+    )
