@@ -84,22 +84,42 @@ def anonymize(
     sens = _codes(frame[sensitive]) if l is not None and sensitive is not None else None
     allowed = int(np.floor(max_suppression * n + 1e-9))
 
+    # Evaluate on distinct tuples (QI codes at level 0, plus the sensitive value for l), each
+    # weighted by how many rows share it: identical rows always fall in the same class.
+    parts = [codes[i][0] for i in range(len(qis))] + ([sens] if sens is not None else [])
+    row_key = np.zeros(n, dtype=np.int64)
+    for part in parts:
+        row_key = row_key * (int(part.max()) + 1) + part
+    row_tuple, _ = pd.factorize(row_key)
+    first = np.zeros(int(row_tuple.max()) + 1, dtype=np.int64)
+    first[row_tuple[::-1]] = np.arange(n - 1, -1, -1)  # one representative row per tuple
+    weights = np.bincount(row_tuple).astype(np.int64)
+    tuple_codes = [[c[first] for c in per_qi] for per_qi in codes]
+    tuple_sens = sens[first] if sens is not None else None
     radix = [[int(c.max()) + 1 for c in per_qi] for per_qi in codes]
 
     def evaluate(node: tuple[int, ...]) -> tuple[npt.NDArray[np.bool_], int]:
-        key = codes[0][node[0]].copy()
+        """Per distinct tuple: whether its class misses k (or l); and the rows suppressed."""
+        key = tuple_codes[0][node[0]].copy()
+        space = radix[0][node[0]]
         for i in range(1, len(node)):
             key *= radix[i][node[i]]
-            key += codes[i][node[i]]
-        inverse, _ = pd.factorize(key)  # hashing: cheaper than sorting
-        counts = np.bincount(inverse)
+            key += tuple_codes[i][node[i]]
+            space *= radix[i][node[i]]
+        if space <= 4 * len(key) + 1024:
+            inverse = key  # the key space is small: count directly
+        else:
+            inverse, _ = pd.factorize(key)  # hashing: cheaper than sorting
+        counts = np.bincount(inverse, weights=weights)
         small = counts[inverse] < k
-        if sens is not None and l is not None:
-            pairs = np.unique(inverse * (int(sens.max()) + 1) + sens)
-            distinct = np.bincount(pairs // (int(sens.max()) + 1), minlength=len(counts))
+        if tuple_sens is not None and l is not None:
+            width = int(tuple_sens.max()) + 1
+            pairs = np.unique(inverse.astype(np.int64) * width + tuple_sens)
+            distinct = np.bincount(pairs // width, minlength=len(counts))
             small |= distinct[inverse] < l
-        return small, int(small.sum())
+        return small, int(weights[small].sum())
 
+    minimal_nodes = np.zeros((0, len(qis)), dtype=np.int64)
     minimal: list[tuple[tuple[int, ...], int, npt.NDArray[np.bool_]]] = []
     evaluated = 0
     nodes = sorted(itertools.product(*(range(h + 1) for h in heights)), key=sum)
@@ -108,12 +128,13 @@ def anonymize(
             f"the generalization lattice has {len(nodes)} nodes; use shorter hierarchies"
         )
     for node in nodes:
-        if any(all(a >= b for a, b in zip(node, m[0], strict=True)) for m in minimal):
+        if len(minimal) and bool(np.any(np.all(minimal_nodes <= np.asarray(node), axis=1))):
             continue  # above an acceptable node: acceptable, but never minimal
         evaluated += 1
         small, suppressed = evaluate(node)
         if suppressed <= allowed:
             minimal.append((node, suppressed, small))
+            minimal_nodes = np.vstack([minimal_nodes, np.asarray(node)])
     if not minimal:
         target = f"k={k}" + (f", l={l}" if l else "")
         raise Unreachable(
@@ -124,7 +145,8 @@ def anonymize(
     def loss(node: tuple[int, ...]) -> float:
         return float(np.mean([lv / h if h else 0.0 for lv, h in zip(node, heights, strict=True)]))
 
-    node, suppressed, small = min(minimal, key=lambda m: (loss(m[0]), m[1]))
+    node, suppressed, small_tuples = min(minimal, key=lambda m: (loss(m[0]), m[1]))
+    small = small_tuples[row_tuple]  # back from distinct tuples to rows
     out = frame.copy()
     for i, qi in enumerate(qis):
         out[qi] = columns[i][node[i]]
