@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import signal
 import time
@@ -80,7 +82,10 @@ async def _policy_watch(reloader: PolicyReloader) -> None:
     while True:
         await anyio.sleep(POLICY_POLL_SECONDS)
         if reloader.changed():
-            await anyio.to_thread.run_sync(reloader.reload, "file change")
+            try:
+                await anyio.to_thread.run_sync(reloader.reload, "file change")
+            except Exception:  # the reloader rejects bad sets itself; never stop watching
+                log_.exception("policy reload failed")
 
 
 def _on_sighup(reloader: PolicyReloader) -> None:
@@ -145,7 +150,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     )
     app.state.services = svc
     app.state.reloader = reloader
-    return AuditMiddleware(SizeLimits(app), svc.audit_log, svc.metrics)
+    hash_key = hmac.new(
+        svc.pseudonym_secret, b"public-data-gateway/audit-hmac/v1", hashlib.sha256
+    ).digest()
+    return AuditMiddleware(SizeLimits(app), svc.audit_log, svc.metrics, hash_key)
 
 
 def app_from_env() -> ASGIApp:

@@ -129,6 +129,13 @@ class MethodNotAllowed(ApiError):
     reason = "method_not_allowed"
 
 
+class LengthRequired(ApiError):
+    status = 411
+    slug = "length-required"
+    title = "Length required"
+    reason = "too_large"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     slug = "payload-too-large"

@@ -88,8 +88,10 @@ class PolicyReloader:
                 failures = check_policy_set(self._svc, new)
                 if failures:
                     raise ConfigError("policy tests failed:\n" + "\n".join(failures))
-            except ConfigError as exc:
-                self.status.last_error = str(exc)
+            except Exception as exc:  # any failure rejects the candidate; the watcher lives on
+                self.status.last_error = (
+                    str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+                )
                 log.error(
                     "policy reload (%s) rejected; keeping %s: %s", trigger, old.hash[:12], exc
                 )

@@ -25,10 +25,13 @@ log = logging.getLogger("gateway.audit")
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, audit_log: SQLiteAuditLog, metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, audit_log: SQLiteAuditLog, metrics: Metrics, hash_key: bytes
+    ) -> None:
         self.app = app
         self.audit_log = audit_log
         self.metrics = metrics
+        self.hash_key = hash_key  # keys the HMACs of raw paths and query strings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,6 +71,7 @@ class AuditMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             status=status,
             body=body,
+            key=self.hash_key,
         )
         audit_started = time.perf_counter()
         try:

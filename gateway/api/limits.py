@@ -7,19 +7,22 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.api.problems import problem_response
-from gateway.errors import ApiError, HeadersTooLarge, PayloadTooLarge, TooManyRequests, UriTooLong
+from gateway.errors import (
+    ApiError,
+    HeadersTooLarge,
+    LengthRequired,
+    PayloadTooLarge,
+    TooManyRequests,
+    UriTooLong,
+)
 
 MAX_QUERY = 8 * 1024
 MAX_HEADER = 16 * 1024  # (Authorization has its own, lower limit: 8 KB, see auth/tokens.py)
 MAX_HEADERS_TOTAL = 32 * 1024
 MAX_BODY = 64 * 1024
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class SizeLimits:
@@ -39,28 +42,21 @@ class SizeLimits:
         elif sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS_TOTAL:
             error = HeadersTooLarge(f"the header fields exceed {MAX_HEADERS_TOTAL} bytes")
         declared = next((v for k, v in headers if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        chunked = any(k == b"transfer-encoding" for k, _ in headers)
+        if error is None and chunked:
+            # A body without a declared length could only be limited after the app has started
+            # answering; refuse it up front (the server enforces a declared length itself).
+            error = LengthRequired("send the request body with a Content-Length header")
+        elif (
+            error is None
+            and declared is not None
+            and (not declared.isdigit() or int(declared) > MAX_BODY)
+        ):
             error = PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
         if error is not None:
             await self._refuse(scope, error, receive, send)
             return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > MAX_BODY:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLarge:
-            await self._refuse(
-                scope, PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes"), receive, send
-            )
+        await self.app(scope, receive, send)
 
     @staticmethod
     async def _refuse(scope: Scope, error: ApiError, receive: Receive, send: Send) -> None:

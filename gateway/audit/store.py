@@ -134,6 +134,7 @@ class SQLiteAuditLog:
         self._writer: threading.Thread | None = None
         self._closed = False
         self._halted: str | None = None
+        self._halt_saved = True
         self._tree = MerkleTree()
         try:
             self._conn = _connect(path, busy_timeout_ms)
@@ -247,12 +248,19 @@ class SQLiteAuditLog:
             for _, future in batch:
                 future.set_exception(error)
             return
-        except AuditUnavailable as exc:
+        except (
+            Exception
+        ) as exc:  # any failure (e.g. the rotated key cannot be loaded) fails the batch
             with contextlib.suppress(sqlite3.Error):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+            error = (
+                exc
+                if isinstance(exc, AuditUnavailable)
+                else AuditUnavailable(f"audit append failed: {exc}")
+            )
             for _, future in batch:
-                future.set_exception(exc)
+                future.set_exception(error)
             return
         for future, outcome in results:
             if isinstance(outcome, Exception):
@@ -277,14 +285,20 @@ class SQLiteAuditLog:
     def _halt(self, reason: str) -> None:
         """Stop appending, here and (if the database still accepts the note) everywhere."""
         self._halted = reason
+        self._halt_saved = False
         with self._conn_lock, contextlib.suppress(sqlite3.Error):
             self._conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('halted', ?)",
                 (f"{reason} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})",),
             )
+            self._halt_saved = True
 
     def _resumed(self) -> bool:
-        """True once an operator has cleared the halt (`gateway audit resume`)."""
+        """True once an operator has cleared the halt (`gateway audit resume`). A halt whose note
+        could not be written stays until this process restarts: never write after a failed write
+        without an operator."""
+        if not self._halt_saved:
+            return False
         with self._read_lock:
             try:
                 row = self._read.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()

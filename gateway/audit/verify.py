@@ -183,7 +183,7 @@ def _check_entry(
         return f"stored at index {stored.idx}, expected {expected} (missing or reordered entries)"
     try:
         entry = decode_entry(stored.line)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, TypeError, RecursionError) as exc:
         return f"not canonical JSON: {exc}"
     if entry.get("v") != VERSION:
         return f"unknown entry version {entry.get('v')!r}"

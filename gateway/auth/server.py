@@ -127,7 +127,9 @@ class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def resolve_client_public_key(self, client: _OAuthClient) -> KeySet:
         if not client.client.jwks:
-            raise JoseError("client has no registered JWKS")
+            from authlib.oauth2.rfc6749 import InvalidClientError
+
+            raise InvalidClientError(description="this client authenticates with a secret")
         return KeySet.import_key_set(client.client.jwks)  # type: ignore[arg-type]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:

@@ -137,7 +137,7 @@ class AccessTokenValidator:
         try:
             header, unverified = _peek(token)
             rules = self._rules(header, unverified)
-        except (JoseError, ValueError, TypeError, ConfigError) as exc:
+        except (JoseError, ValueError, TypeError, ConfigError, RecursionError) as exc:
             raise invalid from exc
         cached = self._verified.get(digest)
         if cached is not None and cached[3] is rules.keys:
@@ -146,7 +146,7 @@ class AccessTokenValidator:
             return self._admit(cached[0], cached[2], invalid, check_revoked, digest)
         try:
             decoded = jwt.decode(token, rules.keys, algorithms=list(rules.algorithms))
-        except (JoseError, ValueError, TypeError, ConfigError) as exc:
+        except (JoseError, ValueError, TypeError, ConfigError, RecursionError) as exc:
             raise invalid from exc
         if decoded.header.get("typ") != rules.typ:  # RFC 9068 4: reject other token types
             raise invalid

@@ -31,6 +31,15 @@ class SourceCache:
         self._cache: dict[Path, tuple[tuple[int, int], Source]] = {}
         self._checked: dict[Path, float] = {}
 
+    def peek(self, dataset: Dataset) -> Source | None:
+        """The loaded source if it was checked within the last second (no disk access)."""
+        with self._lock:
+            recent = self._checked.get(dataset.source)
+            cached = self._cache.get(dataset.source)
+        if recent is not None and cached is not None and time.monotonic() - recent < 1.0:
+            return cached[1]
+        return None
+
     def load(self, dataset: Dataset) -> Source:
         path = dataset.source
         with self._lock:

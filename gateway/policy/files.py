@@ -386,6 +386,7 @@ def _privacy(
         )
         return None
     hierarchies: list[tuple[str, Path]] = []
+    tables: dict[str, list[dict[str, str]]] = {}
     raw_h = spec.get("hierarchies") or {}
     if not isinstance(raw_h, dict):
         check.problem((*path, "hierarchies"), "must map quasi-identifiers to ARX hierarchy files")
@@ -397,7 +398,7 @@ def _privacy(
             continue
         resolved = (home / str(file)).resolve()
         try:
-            load_hierarchy(resolved)
+            tables[qi] = load_hierarchy(resolved)
         except (OSError, ValueError) as exc:
             check.problem(
                 hpath,
@@ -407,7 +408,13 @@ def _privacy(
             continue
         hierarchies.append((qi, resolved))
     return PrivacyModel(
-        k, tuple(qis), l_value, sensitive if l_value else None, float(limit), tuple(hierarchies)
+        k,
+        tuple(qis),
+        l_value,
+        sensitive if l_value else None,
+        float(limit),
+        tuple(hierarchies),
+        tables,
     )
 
 

@@ -125,6 +125,11 @@ class PrivacyModel:
     sensitive: str | None = None
     max_suppression: float = 0.0  # share of rows that may be suppressed to reach k (and l)
     hierarchies: tuple[tuple[str, Path], ...] = ()  # QI -> ARX hierarchy file: generalize first
+    # The hierarchies as read when the policy set was loaded (and hashed): a later edit of a file
+    # never changes an active set; it becomes a new candidate set like any policy edit.
+    tables: Mapping[str, list[dict[str, str]]] = field(
+        default_factory=dict, compare=False, hash=False
+    )
 
 
 @dataclass(frozen=True)

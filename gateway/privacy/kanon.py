@@ -9,13 +9,11 @@ Generalizing quasi-identifiers first (the `generalize` transforms) makes classes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import pandas as pd
 
 from gateway.policy.model import PrivacyModel
-from gateway.privacy.lattice import Unreachable, anonymize, load_hierarchy
+from gateway.privacy.lattice import Unreachable, anonymize
 
 
 class PrivacyUnreachable(Exception):
@@ -65,14 +63,9 @@ def enforce(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, Pri
     return released, PrivacyReport(k_achieved, l_achieved, suppressed, int(final.ngroups))
 
 
-@lru_cache(maxsize=64)
-def _hierarchy(path: Path, mtime_ns: int) -> list[dict[str, str]]:
-    return load_hierarchy(path)
-
-
 def _generalize(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, PrivacyReport]:
     """Full-domain generalization by lattice search, then suppression within the limit."""
-    hierarchies = {qi: _hierarchy(path, path.stat().st_mtime_ns) for qi, path in model.hierarchies}
+    hierarchies = dict(model.tables)
     try:
         released, solution = anonymize(
             frame,

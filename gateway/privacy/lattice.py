@@ -72,7 +72,7 @@ def anonymize(
     codes: list[list[npt.NDArray[np.int64]]] = []
     for qi in qis:
         base = frame[qi].astype("string")
-        per_level = [base]
+        per_level = [frame[qi]]  # level 0: the column as released, with its own type
         for mapping in hierarchies.get(qi, []):
             # A value the hierarchy does not list is generalized to "*" (never kept as is).
             per_level.append(base.map(mapping).fillna("*").astype("string"))

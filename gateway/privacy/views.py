@@ -80,6 +80,13 @@ def materialize(
     report = None
     if grant.privacy is not None:
         frame, report = enforce(frame, grant.privacy)
+        generalized = {
+            qi
+            for qi, level in zip(grant.privacy.quasi_identifiers, report.levels, strict=False)
+            if level
+        }
+        # A generalized quasi-identifier holds labels ("30-39", "*"): text, whatever it was.
+        columns = [replace(c, type="string") if c.name in generalized else c for c in columns]
     frame = frame.reset_index(drop=True)
     key = hashlib.sha256(
         "\x00".join([source_version, dataset.id, grant.id, policy, ctx.client_id]).encode()
@@ -109,6 +116,13 @@ class ViewCache:
         self._lock = threading.Lock()
         self._views: OrderedDict[tuple[str, ...], View] = OrderedDict()
         self._building: dict[tuple[str, ...], threading.Lock] = {}
+
+    def peek(
+        self, source_version: str, dataset: Dataset, grant: Grant, policy: str, client_id: str
+    ) -> View | None:
+        """The view if it is already materialized (never builds one)."""
+        with self._lock:
+            return self._views.get((source_version, dataset.id, grant.id, policy, client_id))
 
     def get(
         self,
