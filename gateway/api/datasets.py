@@ -249,10 +249,6 @@ def _page(
 async def rows(request: Request) -> Response:
     # The common case (a cached view) is cheap and runs on the event loop: thread hand-offs cost
     # more than the work. Building a view can take seconds: that happens in a worker thread.
-    return await _rows(request)
-
-
-async def _rows(request: Request) -> Response:
     svc, ctx, principal = caller(request, "/v1/datasets/{id}/rows")
     engine = svc.engine
     purpose = purpose_of(request)
