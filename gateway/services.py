@@ -29,6 +29,7 @@ from gateway.policy.model import Dataset, Grant, PolicySet
 from gateway.policy.testing import ViewOf
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import ViewCache
+from gateway.privacy.viewstore import ViewStore
 from gateway.query import Cursors
 from gateway.settings import Settings
 
@@ -159,7 +160,7 @@ def build_services(settings: Settings) -> Services:
         ),
         pseudonym_secret=secret,
         sources=SourceCache(),
-        views=ViewCache(),
+        views=ViewCache(store=ViewStore(ws.state / "views", secret)),
         cursors=Cursors(
             hmac.new(secret, b"public-data-gateway/cursor/v1", hashlib.sha256).digest()
         ),

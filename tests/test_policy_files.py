@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gateway.demo import POLICY_DIR
@@ -235,3 +236,36 @@ def test_policy_hash_changes_with_content(demo: Demo, tmp_path: Path) -> None:
     target = copy / "residents.yaml"
     target.write_text(target.read_text().replace("rows_per_request: 500", "rows_per_request: 400"))
     assert load_policies(copy, demo.home).hash != before
+
+
+def test_generalize_by_hierarchy_file(tmp_path: Path) -> None:
+    """A generalize transform may name an ARX hierarchy file and a level: the file is read at
+    load time, checked (level in range), part of the policy hash; unlisted values become *."""
+    from gateway.privacy.transforms import CATALOGUE, TransformContext
+
+    (tmp_path / "h.csv").write_text("北京市;华北;*\n上海市;华东;*\n", encoding="utf-8")
+    column = "      city: {transform: generalize, hierarchy: h.csv, hierarchy_level: LEVEL}\n"
+    policies = write(tmp_path, HEADER + GRANT + column.replace("LEVEL", "1"))
+    loaded = load_policies(policies, tmp_path)
+    spec = dict(loaded.grants[0].columns)["city"]
+    values = pd.Series(["北京市", "上海市", "深圳市", None], dtype="string")
+    ctx = TransformContext(b"s" * 32, "acme", "g1")
+    out = CATALOGUE["generalize"].apply(values, spec.options, ctx)
+    assert out.tolist()[:3] == ["华北", "华东", "*"]
+    assert out.isna().tolist() == [False, False, False, True]
+    # The hierarchy's content is part of the policy hash.
+    (tmp_path / "h.csv").write_text("北京市;华北地区;*\n上海市;华东;*\n", encoding="utf-8")
+    assert load_policies(policies, tmp_path).hash != loaded.hash
+    # Out-of-range levels, a missing file, or a level without a file are refused with the path.
+    for bad, message in [
+        (column.replace("LEVEL", "3"), "has levels 1 to 2, not 3"),
+        (column.replace("h.csv", "missing.csv").replace("LEVEL", "1"), "cannot read hierarchy"),
+        ("      city: {transform: generalize, hierarchy_level: 1}\n", "give both hierarchy"),
+        (
+            "      city: {transform: generalize, hierarchy: h.csv, hierarchy_level: 1, top: 3}\n",
+            "does not apply with a hierarchy file",
+        ),
+        ("      city: {transform: generalize, _hierarchy_table: []}\n", "unknown parameter"),
+    ]:
+        found = problems(tmp_path, HEADER + GRANT + bad)
+        assert any(message in p and "grants.0.columns.city" in p for p in found), found

@@ -75,6 +75,11 @@ def _privacy(report: PrivacyReport | None, grant: Grant) -> dict[str, object] | 
         "l": report.l,
         "quasi_identifiers": list(grant.privacy.quasi_identifiers),
         "suppressed_rows": report.suppressed,
+        "classes": report.classes,
+        "information_loss": {
+            "ncp": round(report.ncp, 4),
+            "discernibility": report.discernibility,
+        },
     }
     if report.levels:
         described["generalization_levels"] = list(report.levels)

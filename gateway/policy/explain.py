@@ -50,7 +50,11 @@ def explain(
     if grant is None:
         return result
     result["columns"] = [
-        {"column": name, "transform": spec.name, "params": spec.options}
+        {
+            "column": name,
+            "transform": spec.name,
+            "params": {k: v for k, v in spec.options.items() if not k.startswith("_")},
+        }
         for name, spec in grant.columns
     ]
     if grant.row_filter is not None:

@@ -170,7 +170,9 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
     )
 
 
-def _transform(check: _FileCheck, raw: Any, path: Path_, column: Column) -> TransformSpec | None:
+def _transform(
+    check: _FileCheck, raw: Any, path: Path_, column: Column, home: Path
+) -> TransformSpec | None:
     if isinstance(raw, str):
         name, params = raw, {}
     elif isinstance(raw, dict) and isinstance(raw.get("transform"), str):
@@ -191,7 +193,35 @@ def _transform(check: _FileCheck, raw: Any, path: Path_, column: Column) -> Tran
             f"{column.classification} column released raw without a justification",
             "add `justification: <why raw is necessary>` or choose mask/pseudonymize",
         )
+    if name == "generalize" and isinstance(params.get("hierarchy"), str):
+        table = _hierarchy_level(check, path, home, params)
+        if table is not None:
+            params[transforms.HIERARCHY_TABLE] = table
     return TransformSpec(name, tuple(sorted(params.items())))
+
+
+def _hierarchy_level(
+    check: _FileCheck, path: Path_, home: Path, params: dict[str, Any]
+) -> tuple[tuple[str, str], ...] | None:
+    """A generalize transform's hierarchy file, read now: the level's value -> label pairs."""
+    file = str(params["hierarchy"])
+    try:
+        levels = load_hierarchy((home / file).resolve())
+    except (OSError, ValueError) as exc:
+        check.problem(
+            (*path, "hierarchy"),
+            f"cannot read hierarchy {file!r}: {exc}",
+            "an ARX hierarchy file: value;level1;...;* per line, relative to the workspace",
+        )
+        return None
+    level = params.get("hierarchy_level")
+    if not isinstance(level, int) or not 1 <= level <= len(levels):
+        check.problem(
+            (*path, "hierarchy_level"),
+            f"{file} has levels 1 to {len(levels)}, not {level!r}",
+        )
+        return None
+    return tuple(sorted(levels[level - 1].items()))
 
 
 _PURPOSE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -478,7 +508,7 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                     cpath, f"no column {name!r} in dataset {dataset.id!r}", f"columns: {known}"
                 )
                 continue
-            tspec = _transform(check, traw, cpath, column)
+            tspec = _transform(check, traw, cpath, column, home)
             subject = tspec.options.get("subject") if tspec is not None else None
             if (
                 tspec is not None
@@ -565,7 +595,13 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         raise PolicyError(problems)
     # Hierarchy files shape released views too: they are part of the policy set and its hash.
     for grant in grants:
-        for _, hierarchy in grant.privacy.hierarchies if grant.privacy else ():
+        files = [h for _, h in grant.privacy.hierarchies] if grant.privacy else []
+        files += [
+            (home / str(spec.options["hierarchy"])).resolve()
+            for _, spec in grant.columns
+            if spec.name == "generalize" and "hierarchy" in spec.options
+        ]
+        for hierarchy in files:
             shown = hierarchy.relative_to(home) if hierarchy.is_relative_to(home) else hierarchy
             label = f"hierarchy:{shown}"
             contents[label] = hierarchy.read_bytes()

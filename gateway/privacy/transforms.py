@@ -39,6 +39,9 @@ class Param:
     maximum: int | None = None
 
 
+# Where the policy loader puts a generalize transform's hierarchy level (value -> label pairs).
+HIERARCHY_TABLE = "_hierarchy_table"
+
 Apply = Callable[[pd.Series, Mapping[str, Any], TransformContext], pd.Series]
 
 
@@ -242,6 +245,11 @@ def _suppress(series: pd.Series, params: Mapping[str, Any], ctx: TransformContex
 
 
 def _generalize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    if HIERARCHY_TABLE in params:  # filled in by the policy loader from the hierarchy file
+        mapping = dict(params[HIERARCHY_TABLE])
+        labels = series.astype("string").map(mapping)
+        # A value the hierarchy does not list becomes "*" (never released as is); nulls stay null.
+        return labels.fillna("*").astype("string").where(series.notna(), pd.NA)
     preset = params.get("preset")
     if preset == "id_card":
         return generalize.id_card(series, params)
@@ -322,6 +330,8 @@ CATALOGUE: dict[str, TransformDef] = {
                 "preset": Param(str, choices=("id_card", "address")),
                 "level": Param(str, choices=("province", "city", "district")),
                 "birth": Param(str, choices=("decade", "year", "none")),
+                "hierarchy": Param(str),
+                "hierarchy_level": Param(int, minimum=1, maximum=64),
             },
             _ANY,
             _generalize,
@@ -369,6 +379,12 @@ def _validate_generalize(
 ) -> list[tuple[str, str]]:
     numeric = {"width", "bins", "top", "bottom"} & params.keys()
     problems: list[tuple[str, str]] = []
+    if "hierarchy" in params or "hierarchy_level" in params:
+        if not {"hierarchy", "hierarchy_level"} <= params.keys():
+            problems.append(("hierarchy", "give both hierarchy (a file) and hierarchy_level"))
+        for key in (numeric | {"to", "preset", "level", "birth"}) & params.keys():
+            problems.append((key, "does not apply with a hierarchy file"))
+        return problems
     if column_type == ColumnType.INTEGER:
         if not ({"width", "bins"} & params.keys()):
             problems.append(("width", "generalize on an integer column needs width or bins"))

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -18,6 +18,7 @@ from gateway.policy.model import Dataset, Grant
 from gateway.privacy.filters import row_mask
 from gateway.privacy.kanon import PrivacyReport, enforce
 from gateway.privacy.transforms import CATALOGUE, TransformContext
+from gateway.privacy.viewstore import ViewStore
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,7 @@ def materialize(
         # A generalized quasi-identifier holds labels ("30-39", "*"): text, whatever it was.
         columns = [replace(c, type="string") if c.name in generalized else c for c in columns]
     frame = frame.reset_index(drop=True)
-    key = hashlib.sha256(
-        "\x00".join([source_version, dataset.id, grant.id, policy, ctx.client_id]).encode()
-    ).hexdigest()[:24]
-    seed = hmac.new(
-        ctx.secret, b"public-data-gateway/view-order/v1\x00" + key.encode(), hashlib.sha256
-    )
-    order = np.random.default_rng(int.from_bytes(seed.digest()[:8], "big")).permutation(len(frame))
+    key = view_key(source_version, dataset.id, grant.id, policy, ctx.client_id)
     return View(
         dataset.id,
         grant.id,
@@ -103,16 +98,32 @@ def materialize(
         tuple(columns),
         frame,
         report,
-        order.astype(np.int64),
+        keyed_order(ctx.secret, key, len(frame)),
         key,
     )
 
 
-class ViewCache:
-    """A small LRU of materialized views, shared by the threads of one worker process."""
+def view_key(source_version: str, dataset: str, grant: str, policy: str, client_id: str) -> str:
+    """Identifies a view: the data's content hash, the grant, the policy set, the client."""
+    return hashlib.sha256(
+        "\x00".join([source_version, dataset, grant, policy, client_id]).encode()
+    ).hexdigest()[:24]
 
-    def __init__(self, capacity: int = 32) -> None:
+
+def keyed_order(secret: bytes, key: str, rows: int) -> npt.NDArray[np.int64]:
+    """The permutation callers see the view in, keyed by the workspace secret."""
+    seed = hmac.new(secret, b"public-data-gateway/view-order/v1\x00" + key.encode(), hashlib.sha256)
+    order = np.random.default_rng(int.from_bytes(seed.digest()[:8], "big")).permutation(rows)
+    return order.astype(np.int64)
+
+
+class ViewCache:
+    """A small LRU of materialized views, shared by the threads of one worker process, in front
+    of an optional on-disk store shared by processes and restarts."""
+
+    def __init__(self, capacity: int = 32, store: ViewStore | None = None) -> None:
         self._capacity = capacity
+        self._store = store
         self._lock = threading.Lock()
         self._views: OrderedDict[tuple[str, ...], View] = OrderedDict()
         self._building: dict[tuple[str, ...], threading.Lock] = {}
@@ -145,7 +156,16 @@ class ViewCache:
             with self._lock:
                 view = self._views.get(key)
             if view is None:
+                view = self._load(source_version, dataset, grant, policy, ctx)
+            if view is None:
                 view = materialize(source, source_version, dataset, grant, policy, ctx)
+                if self._store is not None:
+                    self._store.save(
+                        view.key,
+                        view.frame,
+                        [asdict(c) for c in view.columns],
+                        view.privacy,
+                    )
                 with self._lock:
                     self._views[key] = view
                     while len(self._views) > self._capacity:
@@ -153,3 +173,29 @@ class ViewCache:
         with self._lock:
             self._building.pop(key, None)
         return view
+
+    def _load(
+        self,
+        source_version: str,
+        dataset: Dataset,
+        grant: Grant,
+        policy: str,
+        ctx: TransformContext,
+    ) -> View | None:
+        if self._store is None:
+            return None
+        key = view_key(source_version, dataset.id, grant.id, policy, ctx.client_id)
+        stored = self._store.load(key)
+        if stored is None:
+            return None
+        return View(
+            dataset.id,
+            grant.id,
+            policy,
+            source_version,
+            tuple(ReleasedColumn(**c) for c in stored.columns),
+            stored.frame,
+            stored.privacy,
+            keyed_order(ctx.secret, key, len(stored.frame)),
+            key,
+        )
