@@ -4,10 +4,16 @@ a search of the generalization lattice for the least-loss node, in the spirit of
 Each quasi-identifier has a hierarchy (ARX CSV: `value;level1;...;*`); a lattice node chooses one
 level per quasi-identifier. A node is acceptable when the rows in classes smaller than k (or with
 fewer than l distinct sensitive values) are at most the allowed share, which are then
-suppressed. Acceptability is monotone (generalizing more only merges classes), so the search
-walks the lattice by height and never evaluates a node above an acceptable one: only minimal
-acceptable nodes compete, and the winner has the least generalization loss (mean of level/height
-over the quasi-identifiers; suppressed share and then discernibility break ties).
+suppressed. Acceptability is monotone (generalizing more only merges classes), and so is the
+generalization loss (mean of level/height over the quasi-identifiers): every node above another
+has a strictly higher loss. So the search evaluates nodes in order of increasing loss and stops
+after the first acceptable one and the nodes of equal loss (suppressed share breaks ties, then
+the lattice order by height); it never evaluates a node that costs more than the answer. The top
+node is evaluated first: when even it is not acceptable, nothing is, and the search ends at once.
+
+Hierarchy levels are computed once per distinct value (not per row), and the evaluation runs on
+the distinct combinations of quasi-identifier values (plus the sensitive value for l), each
+weighted by how many rows share it.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import numpy.typing as npt
 import pandas as pd
 
 MAX_NODES = 100_000
+
+Codes = npt.NDArray[np.int64]
 
 
 class Unreachable(Exception):
@@ -50,9 +58,52 @@ class Solution:
     evaluated: int  # lattice nodes evaluated
 
 
-def _codes(values: pd.Series) -> npt.NDArray[np.int64]:
-    codes, _ = pd.factorize(values.astype("string"), use_na_sentinel=False)
-    return codes.astype(np.int64)
+@dataclass(frozen=True)
+class _Column:
+    """One quasi-identifier: the level-0 code of each row, and per level 1..H the generalized
+    label of each distinct level-0 value with its integer code (codes in order of appearance)."""
+
+    rows: Codes
+    labels: list[pd.Series]  # per level 1..H: label per distinct level-0 value
+    codes: list[Codes]  # per level 0..H: code per distinct level-0 value
+
+
+def _column(values: pd.Series, hierarchy: list[dict[str, str]]) -> _Column:
+    rows, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
+    distinct = pd.Series(uniques).astype("string")
+    # A value the hierarchy does not list is generalized to "*" (never kept as is).
+    labels = [distinct.map(mapping).fillna("*").astype("string") for mapping in hierarchy]
+    if not hierarchy:
+        labels = [pd.Series("*", index=distinct.index, dtype="string")]
+    codes = [np.arange(len(distinct), dtype=np.int64)]
+    codes += [pd.factorize(lab, use_na_sentinel=False)[0].astype(np.int64) for lab in labels]
+    return _Column(rows.astype(np.int64), labels, codes)
+
+
+def _combine(parts: Sequence[Codes]) -> Codes:
+    """One integer per distinct combination of the parts (radix packing, refactorized before
+    the packed key could overflow)."""
+    key = np.zeros(len(parts[0]), dtype=np.int64)
+    space = 1
+    for part in parts:
+        width = int(part.max()) + 1 if len(part) else 1
+        if space * width >= 2**62:
+            key, uniques = pd.factorize(key)
+            space = max(len(uniques), 1)
+        key = key * width + part
+        space *= width
+    return key
+
+
+def _distinct(classes: Codes, values: Codes, count: int) -> Codes:
+    """Per class (0..count-1): how many distinct values its members hold."""
+    width = int(values.max()) + 1 if len(values) else 1
+    pairs = classes * width + values
+    if count * width <= 4 * len(pairs) + 1024:
+        present = np.bincount(pairs, minlength=count * width) > 0  # small space: mark directly
+        per_class: Codes = present.reshape(count, width).sum(axis=1, dtype=np.int64)
+        return per_class
+    return np.bincount(pd.unique(pairs) // width, minlength=count).astype(np.int64)
 
 
 def anonymize(
@@ -67,101 +118,96 @@ def anonymize(
     n = len(frame)
     if n == 0:
         return frame, Solution(tuple(0 for _ in qis), 0, 0, None, 0.0, 0, 0)
-    # Per QI and level: the generalized column and its integer codes (level 0: as released).
-    columns: list[list[pd.Series]] = []
-    codes: list[list[npt.NDArray[np.int64]]] = []
-    for qi in qis:
-        base = frame[qi].astype("string")
-        per_level = [frame[qi]]  # level 0: the column as released, with its own type
-        for mapping in hierarchies.get(qi, []):
-            # A value the hierarchy does not list is generalized to "*" (never kept as is).
-            per_level.append(base.map(mapping).fillna("*").astype("string"))
-        if not hierarchies.get(qi):
-            per_level.append(pd.Series("*", index=frame.index, dtype="string"))
-        columns.append(per_level)
-        codes.append([_codes(c) for c in per_level])
-    heights = [len(c) - 1 for c in codes]
-    sens = _codes(frame[sensitive]) if l is not None and sensitive is not None else None
+    columns = [_column(frame[qi], hierarchies.get(qi, [])) for qi in qis]
+    heights = [len(c.codes) - 1 for c in columns]
+    sens: Codes | None = None
+    if l is not None and sensitive is not None:
+        sens = pd.factorize(frame[sensitive].astype("string"), use_na_sentinel=False)[0]
+        sens = sens.astype(np.int64)
     allowed = int(np.floor(max_suppression * n + 1e-9))
 
     # Evaluate on distinct tuples (QI codes at level 0, plus the sensitive value for l), each
     # weighted by how many rows share it: identical rows always fall in the same class.
-    parts = [codes[i][0] for i in range(len(qis))] + ([sens] if sens is not None else [])
-    row_key = np.zeros(n, dtype=np.int64)
-    for part in parts:
-        row_key = row_key * (int(part.max()) + 1) + part
-    row_tuple, _ = pd.factorize(row_key)
+    parts = [c.rows for c in columns] + ([sens] if sens is not None else [])
+    row_tuple, _ = pd.factorize(_combine(parts))
+    row_tuple = row_tuple.astype(np.int64)
     first = np.zeros(int(row_tuple.max()) + 1, dtype=np.int64)
     first[row_tuple[::-1]] = np.arange(n - 1, -1, -1)  # one representative row per tuple
     weights = np.bincount(row_tuple).astype(np.int64)
-    tuple_codes = [[c[first] for c in per_qi] for per_qi in codes]
+    tuple_codes = [[lv[c.rows[first]] for lv in c.codes] for c in columns]
     tuple_sens = sens[first] if sens is not None else None
-    radix = [[int(c.max()) + 1 for c in per_qi] for per_qi in codes]
+    radix = [[int(lv.max()) + 1 for lv in c.codes] for c in columns]
 
-    def evaluate(node: tuple[int, ...]) -> tuple[npt.NDArray[np.bool_], int]:
-        """Per distinct tuple: whether its class misses k (or l); and the rows suppressed."""
+    def evaluate(node: tuple[int, ...]) -> tuple[npt.NDArray[np.bool_], int, Codes]:
+        """Per distinct tuple: whether its class misses k (or l), and its class; the rows
+        suppressed."""
         key = tuple_codes[0][node[0]].copy()
         space = radix[0][node[0]]
         for i in range(1, len(node)):
             key *= radix[i][node[i]]
             key += tuple_codes[i][node[i]]
             space *= radix[i][node[i]]
-        if space <= 4 * len(key) + 1024:
-            inverse = key  # the key space is small: count directly
-        else:
-            inverse, _ = pd.factorize(key)  # hashing: cheaper than sorting
+        # A small key space is counted directly; otherwise hashing (cheaper than sorting).
+        inverse = key if space <= 4 * len(key) + 1024 else pd.factorize(key)[0].astype(np.int64)
         counts = np.bincount(inverse, weights=weights)
         small = counts[inverse] < k
         if tuple_sens is not None and l is not None:
-            width = int(tuple_sens.max()) + 1
-            pairs = np.unique(inverse.astype(np.int64) * width + tuple_sens)
-            distinct = np.bincount(pairs // width, minlength=len(counts))
-            small |= distinct[inverse] < l
-        return small, int(weights[small].sum())
+            small |= _distinct(inverse, tuple_sens, len(counts))[inverse] < l
+        return small, int(weights[small].sum()), inverse
 
-    minimal_nodes = np.zeros((0, len(qis)), dtype=np.int64)
-    minimal: list[tuple[tuple[int, ...], int, npt.NDArray[np.bool_]]] = []
-    evaluated = 0
     nodes = sorted(itertools.product(*(range(h + 1) for h in heights)), key=sum)
     if len(nodes) > MAX_NODES:
         raise Unreachable(
             f"the generalization lattice has {len(nodes)} nodes; use shorter hierarchies"
         )
-    for node in nodes:
-        if len(minimal) and bool(np.any(np.all(minimal_nodes <= np.asarray(node), axis=1))):
-            continue  # above an acceptable node: acceptable, but never minimal
-        evaluated += 1
-        small, suppressed = evaluate(node)
-        if suppressed <= allowed:
-            minimal.append((node, suppressed, small))
-            minimal_nodes = np.vstack([minimal_nodes, np.asarray(node)])
-    if not minimal:
+    # Loss per node, vectorized (the same floats as `loss` below computes one node at a time).
+    losses = np.mean(
+        np.asarray(nodes, dtype=np.float64) / np.asarray(heights, dtype=np.float64), axis=1
+    )
+    top = evaluate(nodes[-1])
+    evaluated = 1
+    if top[1] > allowed:
         target = f"k={k}" + (f", l={l}" if l else "")
         raise Unreachable(
             f"{target} on {', '.join(qis)} cannot be reached within {max_suppression:.1%} "
             "suppression even with every quasi-identifier at the top of its hierarchy"
         )
 
+    # By increasing loss, then by position in the height order (the tie-break of the lattice
+    # walk by height): the first acceptable node fixes the least loss; nodes of the same loss
+    # compete on suppression.
+    best = (len(nodes) - 1, *top)  # position, its suppressed tuples, rows suppressed, classes
+    least: float | None = None  # the least loss of an acceptable node, once one is found
+    for position in np.lexsort((np.arange(len(nodes)), losses)).tolist():
+        if least is not None and losses[position] > least:
+            break
+        if position == len(nodes) - 1:
+            result = top
+        else:
+            result = evaluate(nodes[position])
+            evaluated += 1
+        if result[1] <= allowed and (least is None or result[1] < best[2]):
+            least = float(losses[position])
+            best = (position, *result)
+    position, small_tuples, suppressed, inverse = best
+    node = nodes[position]
+
     def loss(node: tuple[int, ...]) -> float:
         return float(np.mean([lv / h if h else 0.0 for lv, h in zip(node, heights, strict=True)]))
 
-    node, suppressed, small_tuples = min(minimal, key=lambda m: (loss(m[0]), m[1]))
-    small = small_tuples[row_tuple]  # back from distinct tuples to rows
-    out = frame.copy()
+    keep_rows = ~small_tuples[row_tuple]  # back from distinct tuples to rows
+    out = frame[keep_rows]
     for i, qi in enumerate(qis):
-        out[qi] = columns[i][node[i]]
-    out = out[~small]
-    keys = out[list(qis)].astype("string").fillna("\x00")
-    sizes = (
-        keys.groupby(list(qis), sort=False, dropna=False).size()
-        if len(out)
-        else pd.Series(dtype="int64")
-    )
+        if node[i]:
+            out[qi] = columns[i].labels[node[i] - 1].array.take(columns[i].rows[keep_rows])
+    kept = ~small_tuples
+    sizes_all = np.bincount(inverse[kept], weights=weights[kept]).astype(np.int64)
+    sizes = sizes_all[sizes_all > 0]
     k_achieved = int(sizes.min()) if len(sizes) else 0
     l_achieved = None
-    if sens is not None and sensitive is not None and len(out):
-        grouped = out.groupby(list(qis), sort=False, dropna=False)[sensitive]
-        l_achieved = int(grouped.nunique(dropna=False).min())
+    if tuple_sens is not None and len(out):
+        distinct = _distinct(inverse[kept], tuple_sens[kept], len(sizes_all))
+        l_achieved = int(distinct[sizes_all > 0].min())
     return out, Solution(
         node,
         suppressed,
