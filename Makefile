@@ -40,8 +40,14 @@ unit: $(VENV)/.installed-dev
 e2e: $(VENV)/.installed-dev
 	$(BIN)/pytest -q -m e2e
 
+## bench: install the benchmark extras and run the benchmarks (throughput.py, which needs wrk, is
+## separate: see benchmarks/README.md). pycanon (for tests/test_pycanon.py) pins old versions of
+## numpy, pandas and typing-extensions, so it is installed without its dependencies.
 bench: $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --no-deps pycanon
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/desensitize.py --parts transforms,synthesize,scale
 
 ## clean-workspace: remove the generated demo workspace in the repository root (keys included!)
 clean-workspace:

@@ -19,14 +19,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.canonical import JsonValue
 from gateway.audit.entry import leaf_hash
 from gateway.audit.merkle import root_of
 from gateway.audit.signing import Signer, key_id
-from gateway.audit.store import SQLiteAuditLog, read_log
+from gateway.audit.store import AuditLog, read_log
 from gateway.audit.verify import verify_log
 from gateway.data import demo
 from gateway.privacy.transforms import CATALOGUE, TransformContext, scope_key
@@ -102,34 +101,12 @@ def main() -> None:
 
 
 def adult_benchmarks() -> None:
-    """k-anonymity on the Adult benchmark (8 quasi-identifiers, ARX hierarchies), if present."""
-    from gateway.privacy.lattice import anonymize, load_hierarchy
+    """k-anonymity on the Adult benchmark (8 quasi-identifiers, ARX hierarchies), if present:
+    our lattice search against anonypyx's Mondrian, k = 2, 5, 10, 20, time, suppression and the
+    same information-loss measures for both (benchmarks/desensitize.py, `--parts adult`)."""
+    from desensitize import adult
 
-    base = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "adult"
-    if not base.is_dir():
-        print("adult: ../shared/benchmarks/adult not present, skipped")
-        return
-    qis = [
-        "sex",
-        "age",
-        "race",
-        "marital-status",
-        "education",
-        "native-country",
-        "workclass",
-        "occupation",
-    ]
-    frame = pd.read_csv(base / "adult.csv", sep=";", dtype=str)
-    hierarchies = {q: load_hierarchy(base / f"adult_hierarchy_{q}.csv") for q in qis}
-    for k in (2, 5, 10, 20):
-        start = time.perf_counter()
-        _, solution = anonymize(frame, qis, hierarchies, k, 0.05)
-        seconds = time.perf_counter() - start
-        print(
-            f"adult k={k:<3} lattice search {seconds:6.2f} s   nodes {solution.evaluated:5d}   "
-            f"suppressed {solution.suppressed / len(frame):5.1%}   loss {solution.loss:.3f}   "
-            f"levels {solution.levels}"
-        )
+    adult((2, 5, 10, 20), repeat=3)
 
 
 def decision_benchmarks() -> None:
@@ -202,7 +179,7 @@ def audit_benchmarks(appends: int, writers: int = 16) -> None:
     per_writer = max(1, appends // writers)
     total = per_writer * writers
     with tempfile.TemporaryDirectory() as tmp:
-        log = SQLiteAuditLog(Path(tmp) / "log.sqlite3", signer)
+        log = AuditLog(Path(tmp) / "log.sqlite3", signer)
         line = log.append(event)  # warm-up; also gives the byte size of one entry
         sample = log.entries(0, 1)[0].line
         plain_path = Path(tmp) / "plain.sqlite3"
