@@ -13,7 +13,7 @@ from typing import Any
 
 from gateway.audit.bundle import export_bundle
 from gateway.audit.signing import generate_keypair, load_signer
-from gateway.audit.store import SQLiteAuditLog, resume
+from gateway.audit.store import AuditLog, resume
 from gateway.audit.verify import print_report, verify_path
 from gateway.auth.keys import rotate as rotate_token_key
 from gateway.auth.registry import ClientRegistry
@@ -29,6 +29,8 @@ from gateway.policy.testing import ViewOf, load_cases, run_cases
 from gateway.privacy.views import ViewCache
 from gateway.services import view_maker
 from gateway.settings import Settings
+from gateway.store.db import Database
+from gateway.store.migrate import migrate
 from gateway.workspace import actor as _actor
 from gateway.workspace import admin_event, init_workspace
 
@@ -43,6 +45,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", None),
         workers=getattr(args, "workers", None),
         insecure_http=getattr(args, "insecure_http", None) or None,
+        store=getattr(args, "store", None),
     )
 
 
@@ -123,7 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_clients(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = ClientRegistry(settings.workspace.registry_db)
+    registry = ClientRegistry(settings.registry_database)
     try:
         if args.action == "add":
             scopes = tuple(args.scope or ["datasets:read"])
@@ -261,7 +264,13 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     if args.target and args.log:
         _err("give a bundle directory or --log, not both")
         return 2
-    target = Path(args.target) if args.target else Path(args.log) if args.log else ws.audit_db
+    target: Path | Database = (
+        Path(args.target)
+        if args.target
+        else Path(args.log)
+        if args.log
+        else settings.audit_database
+    )
     if args.key:
         key_files = [Path(k) for k in args.key]
     elif args.target:
@@ -291,7 +300,7 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     if out.exists():
         _err(f"error: {out} exists; choose a new directory")
         return 2
-    count = export_bundle(settings.workspace.audit_db, out, args.from_idx, args.to_idx)
+    count = export_bundle(settings.audit_database, out, args.from_idx, args.to_idx)
     _out(f"exported {count} entries to {out}")
     _out(f"verify with: python -m gateway.audit.verify {out} --key <audit public key>")
     return 0
@@ -301,13 +310,13 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ws = settings.workspace
     origin, report = verify_path(
-        ws.audit_db, [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
+        settings.audit_database, [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
     )
     if not report.ok:
         print_report(origin, report)
         _err("the log does not verify; not resuming. Investigate before appending more entries.")
         return 1
-    reason = resume(ws.audit_db)
+    reason = resume(settings.audit_database)
     _out(f"resumed (was halted: {reason})" if reason else "the audit log was not halted")
     return 0
 
@@ -345,7 +354,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
         staged.rename(ws.audit_key)
         staged_pub.rename(ws.audit_pub)
 
-    log = SQLiteAuditLog(ws.audit_db, old)
+    log = AuditLog(settings.audit_database, old)
     try:
         idx = log.rotate(new, _actor(), install)
     finally:
@@ -356,6 +365,49 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- store -----------------------------------------------------------------------------------
+
+
+def cmd_store_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ws = settings.workspace
+    target = settings.with_overrides(store=args.to)
+    keys = [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
+    origin, before = verify_path(settings.audit_database, keys)
+    if not before.ok:
+        print_report(origin, before)
+        _err("the current log does not verify; not migrating. Investigate it first.")
+        return 1
+
+    def check(database: Database) -> str | None:
+        _, after = verify_path(database, keys)
+        if not after.ok:
+            return "; ".join(str(p) for p in after.problems[:3])
+        if (after.entries, after.head) != (before.entries, before.head):
+            return f"{after.entries} entries with head {after.head}, expected {before.entries}"
+        return None
+
+    copied = migrate(
+        settings.audit_database,
+        settings.registry_database,
+        target.audit_database,
+        target.registry_database,
+        check,
+    )
+    for item in copied:
+        _out(f"copied {item.rows:>8} rows of {item.table}")
+    _out(
+        f"verified: {before.entries} entries, head {before.head}, origin {origin}, "
+        f"in {target.audit_database.display}"
+    )
+    _out(
+        "Stop every gateway on the old store before switching; then serve with "
+        f"--store {target.audit_database.display} (or GATEWAY_STORE). The old store is "
+        "unchanged: keep it until the new one has served for a while."
+    )
+    return 0
+
+
 # --- parser ----------------------------------------------------------------------------------
 
 
@@ -363,6 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument(
         "--home", help="workspace directory (default: $GATEWAY_HOME or the current directory)"
+    )
+    home.add_argument(
+        "--store",
+        help="where the audit log and registry live: postgresql://USER@HOST/DB or "
+        "sqlite:///DIR (default: $GATEWAY_STORE, else SQLite files in the workspace)",
     )
     parser = argparse.ArgumentParser(
         prog="gateway", description="Public-data authorized-operation gateway"
@@ -418,6 +475,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scope", action="append", help="token scopes (default: datasets:read)")
     c.add_argument("--json", action="store_true", help="print JSON instead of text")
     c.set_defaults(func=cmd_policy_explain)
+
+    p = sub.add_parser("store", help="the database holding the audit log and registry")
+    ssub = p.add_subparsers(dest="action", required=True)
+    c = ssub.add_parser(
+        "migrate", parents=[home], help="copy the log and registry to another store and verify"
+    )
+    c.add_argument("--to", required=True, help="target store, e.g. postgresql://USER@HOST/DB")
+    c.set_defaults(func=cmd_store_migrate)
 
     p = sub.add_parser("audit", help="audit log")
     asub = p.add_subparsers(dest="action", required=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from gateway.api.limits import InFlight
 from gateway.api.metrics import Metrics
 from gateway.audit.signing import Signer, load_signer
-from gateway.audit.store import SQLiteAuditLog
+from gateway.audit.store import AuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
 from gateway.auth.keys import TokenKeyring
 from gateway.auth.limits import Limiter
@@ -43,7 +43,7 @@ class Services:
     token_server: TokenServer
     tokens: AccessTokenValidator
     limiter: Limiter
-    audit_log: SQLiteAuditLog
+    audit_log: AuditLog
     pseudonym_secret: bytes
     sources: SourceCache
     views: ViewCache
@@ -124,7 +124,7 @@ def build_services(settings: Settings) -> Services:
     """Load and check everything at start-up; raise ConfigError with a helpful message."""
     ws = settings.workspace
     policy = load_policies(ws.policies, ws.home)
-    registry = ClientRegistry(ws.registry_db)
+    registry = ClientRegistry(settings.registry_database)
     keyring = TokenKeyring(ws.keys, ttl=settings.token_ttl, leeway=settings.token_leeway)
     external = [IssuerKeys(config) for config in load_issuers(ws.issuers, ws.home)]
     validator = AccessTokenValidator(
@@ -152,8 +152,8 @@ def build_services(settings: Settings) -> Services:
         ),
         tokens=validator,
         limiter=Limiter(registry, settings.rate_per_minute),
-        audit_log=SQLiteAuditLog(
-            ws.audit_db,
+        audit_log=AuditLog(
+            settings.audit_database,
             signer,
             busy_timeout_ms=settings.audit_busy_timeout_ms,
             signer_for=lambda kid: _rotated_signer(settings, kid),

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.store.config import databases
+from gateway.store.db import Database
 
 _PREFIX = "GATEWAY_"
 
@@ -106,10 +108,29 @@ class Settings:
     checkpoint_seconds: int = 10  # ... or this many seconds after the newest entry
     rate_per_minute: int = 600  # default per-client request rate (a client may set its own)
     max_inflight: int = 16  # concurrent requests per client and worker
+    store: str = ""  # "" (workspace SQLite files), sqlite:///DIR, or postgresql://...
 
     @property
     def workspace(self) -> Workspace:
         return Workspace(self.home)
+
+    @property
+    def audit_database(self) -> Database:
+        return databases(
+            self.store,
+            self.workspace.audit_db,
+            self.workspace.registry_db,
+            self.audit_busy_timeout_ms,
+        )[0]
+
+    @property
+    def registry_database(self) -> Database:
+        return databases(
+            self.store,
+            self.workspace.audit_db,
+            self.workspace.registry_db,
+            self.audit_busy_timeout_ms,
+        )[1]
 
     @property
     def base_url(self) -> str:
@@ -152,6 +173,7 @@ class Settings:
             "CHECKPOINT_SECONDS": str(self.checkpoint_seconds),
             "RATE_PER_MINUTE": str(self.rate_per_minute),
             "MAX_INFLIGHT": str(self.max_inflight),
+            "STORE": self.store,
         }
         if self.public_url:
             env["PUBLIC_URL"] = self.public_url
@@ -193,4 +215,5 @@ class Settings:
             checkpoint_seconds=integer("CHECKPOINT_SECONDS", cls.checkpoint_seconds),
             rate_per_minute=integer("RATE_PER_MINUTE", cls.rate_per_minute),
             max_inflight=integer("MAX_INFLIGHT", cls.max_inflight),
+            store=get("STORE") or "",
         )

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from gateway.audit.signing import generate_keypair, load_signer
-from gateway.audit.store import SQLiteAuditLog
+from gateway.audit.store import AuditLog
 from gateway.auth.keys import generate_token_key
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED, write_demo_data
@@ -42,7 +42,7 @@ def actor() -> str:
 def admin_event(settings: Settings, action: str, subject: str) -> int:
     """Append an admin event (who did what to which client) to the audit log; returns its index."""
     ws = settings.workspace
-    log = SQLiteAuditLog(ws.audit_db, load_signer(ws.audit_key))
+    log = AuditLog(settings.audit_database, load_signer(ws.audit_key))
     try:
         event = {"kind": "admin", "action": action, "subject": subject, "actor": actor()}
         appended = log.append(event)
@@ -74,7 +74,7 @@ def init_workspace(
         ensure_server_cert(ws.server_cert, ws.server_key, ws.ca_cert, ws.ca_key),
         "server certificate (127.0.0.1, ::1, localhost)",
     )
-    SQLiteAuditLog(ws.audit_db, load_signer(ws.audit_key)).close()  # fixes the log's origin
+    AuditLog(settings.audit_database, load_signer(ws.audit_key)).close()  # fixes the origin
     if not demo:
         return report
 
@@ -89,7 +89,7 @@ def init_workspace(
     else:
         track(False, "policies")
 
-    registry = ClientRegistry(ws.registry_db)
+    registry = ClientRegistry(settings.registry_database)
     try:
         if registry.get(DEMO_CLIENT) is None:
             _client, secret = registry.add(DEMO_CLIENT)

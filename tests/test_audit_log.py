@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from gateway.audit.entry import decode_entry, leaf_hash, signed_message
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, key_id, load_signer
-from gateway.audit.store import SQLiteAuditLog, read_entries
+from gateway.audit.store import AuditLog, read_entries
 from gateway.audit.verify import VerifyReport, verify_log
 from gateway.errors import AuditUnavailable
 
@@ -31,7 +31,7 @@ def keys_of(signer: Signer) -> dict[str, Ed25519PublicKey]:
 
 
 def build_log(path: Path, signer: Signer, n: int) -> None:
-    log = SQLiteAuditLog(path, signer)
+    log = AuditLog(path, signer)
     for i in range(n):
         log.append({"kind": "test", "n": i, "note": f"事件 {i}"})
     log.close()
@@ -143,7 +143,7 @@ def test_empty_trust_set_is_refused(log_template: Path) -> None:
 
 def test_entry_cannot_override_log_fields(tmp_path: Path) -> None:
     """An event cannot set idx, prev, ts, origin or v itself."""
-    log = SQLiteAuditLog(tmp_path / "log.sqlite3", make_signer())
+    log = AuditLog(tmp_path / "log.sqlite3", make_signer())
     with pytest.raises(ValueError, match="log-assigned"):
         log.append({"idx": 0, "kind": "forged"})
     log.close()
@@ -153,7 +153,7 @@ def test_locked_log_fails_closed(tmp_path: Path) -> None:
     """When the log cannot be written (another writer holds the lock), append raises
     AuditUnavailable instead of silently dropping the entry."""
     path = tmp_path / "log.sqlite3"
-    log = SQLiteAuditLog(path, make_signer(), busy_timeout_ms=100)
+    log = AuditLog(path, make_signer(), busy_timeout_ms=100)
     log.append({"kind": "test"})
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
@@ -168,7 +168,7 @@ def test_locked_log_fails_closed(tmp_path: Path) -> None:
 
 
 def _worker(path: str, key_pem_path: str, count: int) -> None:
-    log = SQLiteAuditLog(Path(path), load_signer(Path(key_pem_path)))
+    log = AuditLog(Path(path), load_signer(Path(key_pem_path)))
     for i in range(count):
         log.append({"kind": "test", "n": i})
     log.close()
@@ -181,7 +181,7 @@ def test_processes_appending_concurrently_share_one_chain(tmp_path: Path) -> Non
     key, pub = tmp_path / "k.key", tmp_path / "k.pub"
     generate_keypair(key, pub)
     path = tmp_path / "log.sqlite3"
-    SQLiteAuditLog(path, load_signer(key)).close()
+    AuditLog(path, load_signer(key)).close()
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_worker, args=(str(path), str(key), 40)) for _ in range(4)]
     for proc in procs:
@@ -200,7 +200,7 @@ def test_receipt_verifies_and_detects_changes(tmp_path: Path) -> None:
     from gateway.audit.receipt import make_receipt, verify_receipt
 
     signer = make_signer()
-    log = SQLiteAuditLog(tmp_path / "log.sqlite3", signer)
+    log = AuditLog(tmp_path / "log.sqlite3", signer)
     appended = log.append({"kind": "test"})
     log.close()
     header = make_receipt(appended)

@@ -20,7 +20,7 @@ from gateway.audit.bundle import export_bundle, read_bundle
 from gateway.audit.checkpoint import parse_checkpoint, sign_checkpoint
 from gateway.audit.entry import signed_message
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, generate_keypair, key_id, load_signer
-from gateway.audit.store import SQLiteAuditLog, resume
+from gateway.audit.store import AuditLog, resume
 from gateway.audit.verify import VerifyReport, verify_log
 from gateway.errors import AuditUnavailable
 
@@ -43,7 +43,7 @@ def signer() -> Signer:
 def log_db(tmp_path_factory: pytest.TempPathFactory, signer: Signer) -> Path:
     """A 20-entry log with checkpoints at 8, 16 and 20."""
     path = tmp_path_factory.mktemp("tlog") / "log.sqlite3"
-    log = SQLiteAuditLog(path, signer)
+    log = AuditLog(path, signer)
     for i in range(20):
         log.append({"kind": "test", "n": i})
         if i + 1 in (8, 16, 20):
@@ -274,7 +274,7 @@ def test_key_rotation_windows(tmp_path: Path) -> None:
     generate_keypair(new_path, tmp_path / "new.pub")
     old, new = load_signer(old_path), load_signer(new_path)
     db = tmp_path / "log.sqlite3"
-    log = SQLiteAuditLog(db, old, signer_for=lambda kid: new if kid == new.kid else None)
+    log = AuditLog(db, old, signer_for=lambda kid: new if kid == new.kid else None)
     for i in range(3):
         log.append({"kind": "test", "n": i})
     rotation = log.rotate(new, "tester", lambda: None)
@@ -310,7 +310,8 @@ def test_failed_write_halts_until_resumed(tmp_path: Path) -> None:
     """Promise 6: a real write failure (database full) fails the call, halts the log for every
     process, and appends stay refused until an operator resumes."""
     db = tmp_path / "log.sqlite3"
-    log = SQLiteAuditLog(db, new_signer())
+    signer = new_signer()
+    log = AuditLog(db, signer)
     log.append({"kind": "test"})
     pages = log._conn.execute("PRAGMA page_count").fetchone()[0]
     log._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is "full" now
@@ -319,9 +320,9 @@ def test_failed_write_halts_until_resumed(tmp_path: Path) -> None:
     log._conn.execute("PRAGMA max_page_count = 1000000")  # space is back ...
     with pytest.raises(AuditUnavailable, match="halted"):
         log.append({"kind": "test"})  # ... but the log stays halted
-    other = SQLiteAuditLog(db, new_signer())
+    other = AuditLog(db, signer)  # another process of the same gateway (same keys)
     with pytest.raises(AuditUnavailable, match="halted"):
-        other.append({"kind": "test"})  # another process sees the halt too
+        other.append({"kind": "test"})  # sees the halt too
     assert resume(db) is not None
     assert log.append({"kind": "test"}).idx == 1
     log.close()
@@ -331,7 +332,7 @@ def test_failed_write_halts_until_resumed(tmp_path: Path) -> None:
 def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
     """16 threads appending at once: every append gets a distinct index in one valid chain."""
     signer = new_signer()
-    log = SQLiteAuditLog(tmp_path / "log.sqlite3", signer)
+    log = AuditLog(tmp_path / "log.sqlite3", signer)
     results: list[int] = []
     lock = threading.Lock()
 
@@ -406,7 +407,7 @@ def test_checkpoints_while_appending_never_break_the_log(tmp_path: Path) -> None
     """Checkpoints signed while 8 threads append (found by load testing: they once shared the
     write connection without a lock and halted the log)."""
     signer = new_signer()
-    log = SQLiteAuditLog(tmp_path / "log.sqlite3", signer)
+    log = AuditLog(tmp_path / "log.sqlite3", signer)
     stop = threading.Event()
     errors: list[Exception] = []
 

@@ -18,7 +18,7 @@ from gateway.api.context import AuditContext
 from gateway.api.metrics import Metrics
 from gateway.api.problems import problem_response
 from gateway.audit.receipt import make_receipt
-from gateway.audit.store import SQLiteAuditLog
+from gateway.audit.store import AuditLog
 from gateway.errors import ApiError, AuditUnavailable, ServiceUnavailable
 
 log = logging.getLogger("gateway.audit")
@@ -26,7 +26,7 @@ log = logging.getLogger("gateway.audit")
 
 class AuditMiddleware:
     def __init__(
-        self, app: ASGIApp, audit_log: SQLiteAuditLog, metrics: Metrics, hash_key: bytes
+        self, app: ASGIApp, audit_log: AuditLog, metrics: Metrics, hash_key: bytes
     ) -> None:
         self.app = app
         self.audit_log = audit_log

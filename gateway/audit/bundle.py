@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.entry import StoredEntry, leaf_hash
 from gateway.audit.store import KeyWindow, read_log
+from gateway.store.db import Database
 
 FORMAT = "public-data-gateway/audit-bundle/v1"
 
@@ -43,7 +44,7 @@ class Bundle:
     torn: bytes | None  # a final entry line without its newline, quarantined
 
 
-def export_bundle(db: Path, out: Path, first: int = 0, last: int | None = None) -> int:
+def export_bundle(db: Path | Database, out: Path, first: int = 0, last: int | None = None) -> int:
     """Write entries first..last-1 (default: to the end) and what verifies them; returns count."""
     contents = read_log(db)
     out.mkdir(parents=True, exist_ok=False)

@@ -1,9 +1,15 @@
-"""The embedded audit log: SQLite in WAL mode, one total order across worker processes.
+"""The audit log: one total order across worker processes and hosts, on SQLite (the embedded
+default, WAL mode) or PostgreSQL (several gateway hosts sharing one log).
 
 Appends are group-committed: callers hand their event to this process's writer thread, which
-writes everything waiting in one `BEGIN IMMEDIATE` transaction (SQLite's single write lock, so
-processes still produce one chain), signs each entry, and commits with `synchronous=FULL` (the WAL
-is fsynced before COMMIT returns). Only then do the callers get their receipts.
+writes everything waiting in one transaction holding the log's sequencer lock (SQLite's single
+write lock, `BEGIN IMMEDIATE`; on PostgreSQL a transaction-level advisory lock, so every host
+appends after the head it reads), signs each entry, and commits durably (SQLite
+`synchronous=FULL`; PostgreSQL `synchronous_commit=on`). Only then do the callers get receipts.
+
+Checkpoints: on SQLite any worker may sign one (a size is stored once); on PostgreSQL exactly one
+host at a time signs, the holder of a session advisory lock (its lease; it passes to another host
+when the holder's connection ends), and the others serve the latest.
 
 A failed write halts the log: this process refuses appends at once, and the halt is recorded in
 the database so every other worker refuses too, until an operator runs `gateway audit resume`.
@@ -38,31 +44,33 @@ from gateway.audit.entry import (
 from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, Signer
 from gateway.errors import AuditUnavailable, ConfigError
+from gateway.store.db import Connection, Database, Shared, StoreError, lock_id
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS entries (
-    idx  INTEGER PRIMARY KEY,
-    line TEXT    NOT NULL,
-    leaf BLOB    NOT NULL,
-    ts   INTEGER NOT NULL,
-    kid  TEXT    NOT NULL,
-    sig  BLOB    NOT NULL
+    idx  {int}  PRIMARY KEY,
+    line TEXT   NOT NULL,
+    leaf {blob} NOT NULL,
+    ts   {int}  NOT NULL,
+    kid  TEXT   NOT NULL,
+    sig  {blob} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB    NOT NULL,
-    note TEXT    NOT NULL,
-    ts   INTEGER NOT NULL
+    size {int}  PRIMARY KEY,
+    root {blob} NOT NULL,
+    note TEXT   NOT NULL,
+    ts   {int}  NOT NULL
 );
 CREATE TABLE IF NOT EXISTS keys (
-    kid        TEXT PRIMARY KEY,
-    public_key BLOB    NOT NULL,
-    from_idx   INTEGER NOT NULL
+    kid        TEXT   PRIMARY KEY,
+    public_key {blob} NOT NULL,
+    from_idx   {int}  NOT NULL
 );
 """
 _BATCH_MAX = 512
-_SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED: transient, not a failed write
+SEQUENCER = "public-data-gateway/audit-sequencer"  # serializes appends across hosts
+_CHECKPOINT_LEASE = lock_id("public-data-gateway/checkpoint-signer")
 
 
 @dataclass(frozen=True)
@@ -80,21 +88,7 @@ class CheckpointRow:
     ts: int
 
 
-def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        path,
-        timeout=busy_timeout_ms / 1000,
-        isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-        check_same_thread=False,  # each connection is guarded by its own lock
-    )
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    return conn
-
-
-def _next_position(conn: sqlite3.Connection) -> tuple[int, str, int]:
+def _next_position(conn: Connection) -> tuple[int, str, int]:
     """(next index, hex leaf hash of the head entry, its ts), inside a write transaction."""
     head = conn.execute("SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1").fetchone()
     if head is None:
@@ -109,18 +103,20 @@ def _now_ms() -> int:
 SignerSource = Callable[[str], Signer | None]
 
 
-class SQLiteAuditLog:
-    """Append-only, signed, Merkle-checkpointed audit log in one SQLite file."""
+class AuditLog:
+    """Append-only, signed, Merkle-checkpointed audit log in one database."""
 
     def __init__(
         self,
-        path: Path,
+        database: Database | Path,
         signer: Signer,
         *,
         busy_timeout_ms: int = 10_000,
         signer_for: SignerSource | None = None,
     ) -> None:
-        self.path = path
+        if isinstance(database, Path):
+            database = Database.sqlite(database, busy_timeout_ms)
+        self.database = database
         self._signer = signer
         self._signers: dict[str, Signer] = {signer.kid: signer}  # every key this process used
         self._signer_for = signer_for  # finds the private key of a kid after a rotation
@@ -136,22 +132,30 @@ class SQLiteAuditLog:
         self._halted: str | None = None
         self._halt_saved = True
         self._tree = MerkleTree()
+        self._reader = Shared(database)
+        self._lease: Connection | None = None  # PostgreSQL: holds the checkpoint signer's lease
         try:
-            self._conn = _connect(path, busy_timeout_ms)
-            self._read = _connect(path, busy_timeout_ms)
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)",
-                (f"public-data-gateway/{secrets.token_hex(6)}",),
-            )
-            self._conn.execute(
-                "INSERT OR IGNORE INTO keys (kid, public_key, from_idx)"
-                " SELECT ?, ?, 0 WHERE NOT EXISTS (SELECT 1 FROM keys)",
-                (signer.kid, raw_public(signer.private_key.public_key())),
-            )
+            self._conn = database.connect()
+            self._conn.executescript(SCHEMA)
+            with self._conn.transaction(SEQUENCER):
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('origin', ?) ON CONFLICT DO NOTHING",
+                    (f"public-data-gateway/{secrets.token_hex(6)}",),
+                )
+                if self._conn.execute("SELECT 1 FROM keys").fetchone() is None:
+                    self._conn.execute(
+                        "INSERT INTO keys (kid, public_key, from_idx) VALUES (?, ?, 0)",
+                        (signer.kid, raw_public(signer.private_key.public_key())),
+                    )
             self.origin = read_origin(self._conn)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the audit log {path}: {exc}") from exc
+            self._active_signer(self._conn)
+        except StoreError as exc:
+            raise ConfigError(f"cannot open the audit log {database.display}: {exc}") from exc
+        except AuditUnavailable as exc:
+            raise ConfigError(
+                f"{exc}. Every gateway sharing a store needs the same audit keys: copy "
+                "keys/audit-ed25519.* from the workspace that created the log"
+            ) from exc
 
     # --- appends ---------------------------------------------------------------------------
 
@@ -199,12 +203,12 @@ class SQLiteAuditLog:
                 self._commit(batch)
 
     def _commit(self, batch: list[tuple[Mapping[str, JsonValue], Future[Appended]]]) -> None:
-        conn = self._conn
+        conn = self._connection()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.begin(SEQUENCER)
             halted = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
             if halted is not None:
-                conn.execute("ROLLBACK")
+                conn.rollback()
                 self._halted = str(halted[0])
                 error = AuditUnavailable(f"the audit log is halted: {self._halted}")
                 for _, future in batch:
@@ -235,12 +239,10 @@ class SQLiteAuditLog:
                 )
                 results.append((future, Appended(self.origin, idx, ts, leaf, signer.kid, sig)))
                 idx, prev, last_ts = idx + 1, leaf.hex(), ts
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            if getattr(exc, "sqlite_errorcode", None) in _SQLITE_BUSY:
+            conn.commit()
+        except StoreError as exc:
+            conn.rollback()
+            if exc.busy:
                 error = AuditUnavailable(f"the audit log is busy: {exc}")
             else:
                 self._halt(f"write failed: {exc}")
@@ -251,9 +253,7 @@ class SQLiteAuditLog:
         except (
             Exception
         ) as exc:  # any failure (e.g. the rotated key cannot be loaded) fails the batch
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+            conn.rollback()
             error = (
                 exc
                 if isinstance(exc, AuditUnavailable)
@@ -268,7 +268,14 @@ class SQLiteAuditLog:
             else:
                 future.set_result(outcome)
 
-    def _active_signer(self, conn: sqlite3.Connection) -> Signer:
+    def _connection(self) -> Connection:
+        """The write connection (reconnected if the server dropped it); hold _conn_lock."""
+        if self._conn.broken:
+            self._conn.close()
+            self._conn = self.database.connect()
+        return self._conn
+
+    def _active_signer(self, conn: Connection) -> Signer:
         """The signer of the newest key window (it changes when a key is rotated)."""
         row = conn.execute("SELECT kid FROM keys ORDER BY from_idx DESC LIMIT 1").fetchone()
         if row is None or row[0] == self._signer.kid:
@@ -286,9 +293,10 @@ class SQLiteAuditLog:
         """Stop appending, here and (if the database still accepts the note) everywhere."""
         self._halted = reason
         self._halt_saved = False
-        with self._conn_lock, contextlib.suppress(sqlite3.Error):
-            self._conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('halted', ?)",
+        with self._conn_lock, contextlib.suppress(StoreError):
+            self._connection().execute(
+                "INSERT INTO meta (key, value) VALUES ('halted', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (f"{reason} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})",),
             )
             self._halt_saved = True
@@ -299,11 +307,11 @@ class SQLiteAuditLog:
         without an operator."""
         if not self._halt_saved:
             return False
-        with self._read_lock:
-            try:
-                row = self._read.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
-            except sqlite3.Error:
-                return False
+        try:
+            with self._reader.use() as read:
+                row = read.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+        except StoreError:
+            return False
         if row is None:
             self._halted = None
             return True
@@ -316,13 +324,13 @@ class SQLiteAuditLog:
     def writable(self) -> str | None:
         """None if the log can take its write lock now; otherwise why not (for /readyz)."""
         with self._conn_lock:
+            conn = self._conn
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute("ROLLBACK")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                conn = self._connection()
+                conn.begin(SEQUENCER)
+                conn.rollback()
+            except StoreError as exc:
+                conn.rollback()
                 return str(exc)
         return None
 
@@ -338,8 +346,8 @@ class SQLiteAuditLog:
 
     def tree(self) -> MerkleTree:
         """This process's Merkle tree, caught up with every committed entry."""
-        with self._read_lock:
-            rows = self._read.execute(
+        with self._read_lock, self._reader.use() as read:
+            rows = read.execute(
                 "SELECT leaf FROM entries WHERE idx >= ? ORDER BY idx", (self._tree.size,)
             ).fetchall()
             for (leaf,) in rows:
@@ -348,24 +356,25 @@ class SQLiteAuditLog:
 
     def entries(self, first: int, last: int) -> list[StoredEntry]:
         """Entries first..last-1 (bytes exactly as stored)."""
-        with self._read_lock:
-            rows = self._read.execute(
-                "SELECT idx, CAST(line AS BLOB), kid, sig FROM entries WHERE idx >= ? AND idx < ?"
+        with self._reader.use() as read:
+            line = "line" if self.database.postgres else "CAST(line AS BLOB)"  # tampered: not UTF-8
+            rows = read.execute(
+                f"SELECT idx, {line}, kid, sig FROM entries WHERE idx >= ? AND idx < ?"  # noqa: S608 - constant
                 " ORDER BY idx",
                 (first, last),
             ).fetchall()
         return [
-            StoredEntry(int(i), bytes(line), str(kid), bytes(sig)) for i, line, kid, sig in rows
+            StoredEntry(int(i), _bytes(line), str(kid), bytes(sig)) for i, line, kid, sig in rows
         ]
 
     def size(self) -> int:
-        with self._read_lock:
-            row = self._read.execute("SELECT MAX(idx) FROM entries").fetchone()
+        with self._reader.use() as read:
+            row = read.execute("SELECT MAX(idx) FROM entries").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
     def latest_checkpoint(self) -> CheckpointRow | None:
-        with self._read_lock:
-            row = self._read.execute(
+        with self._reader.use() as read:
+            row = read.execute(
                 "SELECT size, root, note, ts FROM checkpoints ORDER BY size DESC LIMIT 1"
             ).fetchone()
         return (
@@ -378,7 +387,10 @@ class SQLiteAuditLog:
 
     def checkpoint(self, extra_signers: Sequence[Signer] = ()) -> CheckpointRow | None:
         """Sign a checkpoint of the current tree unless one of this size exists. The new tree is
-        checked consistent with the previous checkpoint first; if it is not, the log halts."""
+        checked consistent with the previous checkpoint first; if it is not, the log halts.
+        On PostgreSQL only the holder of the signer's lease signs; other hosts serve the latest."""
+        if not self.signs_checkpoints():
+            return self.latest_checkpoint()
         tree = self.tree()
         size = tree.size
         latest = self.latest_checkpoint()
@@ -395,21 +407,46 @@ class SQLiteAuditLog:
         with self._conn_lock:
             signers = [self._signer, *extra_signers]
             note = sign_checkpoint(self.origin, size, root, signers)
+            conn = self._conn
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                newest = self._conn.execute("SELECT MAX(size) FROM checkpoints").fetchone()[0]
+                conn = self._connection()
+                conn.begin(SEQUENCER)
+                newest = conn.execute("SELECT MAX(size) FROM checkpoints").fetchone()[0]
                 if newest is None or newest < size:
-                    self._conn.execute(
+                    conn.execute(
                         "INSERT INTO checkpoints (size, root, note, ts) VALUES (?, ?, ?, ?)",
                         (size, root, note, _now_ms()),
                     )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
+                conn.commit()
+            except StoreError as exc:
+                conn.rollback()
                 raise AuditUnavailable(f"cannot store a checkpoint: {exc}") from exc
         return self.latest_checkpoint()
+
+    def signs_checkpoints(self) -> bool:
+        """Whether this process signs checkpoints now. SQLite: always (a size is stored once).
+        PostgreSQL: while it holds the lease, a session advisory lock that passes to another
+        host when this one's connection ends."""
+        if not self.database.postgres:
+            return True
+        with self._conn_lock:
+            try:
+                if self._lease is not None and not self._lease.broken:
+                    return True
+                if self._lease is not None:
+                    self._lease.close()
+                    self._lease = None
+                lease = self.database.connect()
+                held = lease.execute(
+                    "SELECT pg_try_advisory_lock(?)", (_CHECKPOINT_LEASE,)
+                ).fetchone()[0]
+            except StoreError:
+                return False
+            if held:
+                self._lease = lease
+                return True
+            lease.close()
+            return False
 
     # --- key rotation ----------------------------------------------------------------------
 
@@ -421,7 +458,8 @@ class SQLiteAuditLog:
             conn = self._conn
             old = self._signer
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                conn = self._connection()
+                conn.begin(SEQUENCER)
                 old = self._active_signer(conn)
                 idx, prev, last_ts = _next_position(conn)
                 ts = max(_now_ms(), last_ts)
@@ -450,11 +488,9 @@ class SQLiteAuditLog:
                     (new.kid, raw_public(new.private_key.public_key()), idx + 1),
                 )
                 install()
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                conn.commit()
+            except StoreError as exc:
+                conn.rollback()
                 raise ConfigError(f"key rotation failed, nothing changed: {exc}") from exc
             self._signer = new
             self._signers[new.kid] = new
@@ -470,13 +506,18 @@ class SQLiteAuditLog:
             self._queue.put(None)
         if writer is not None:
             writer.join()
-        with self._read_lock:
-            self._read.close()
+        self._reader.close()
         with self._conn_lock:
             self._conn.close()
+            if self._lease is not None:
+                self._lease.close()
 
 
-def read_origin(conn: sqlite3.Connection) -> str:
+def _bytes(value: object) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
+
+
+def read_origin(conn: Connection | sqlite3.Connection) -> str:
     row = conn.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
     if row is None:
         raise ConfigError("the audit log has no origin; is this an audit log file?")
@@ -495,8 +536,11 @@ class LogContents:
     halted: str | None
 
 
-def read_log(path: Path) -> LogContents:
+def read_log(source: Path | Database) -> LogContents:
     """Open a log read-only (entries are streamed in index order)."""
+    if isinstance(source, Database) and source.postgres:
+        return _read_pg_log(source)
+    path = Path(source.url) if isinstance(source, Database) else source
     if not path.exists():
         raise ConfigError(f"no audit log at {path}; has the gateway run in this workspace?")
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -534,18 +578,60 @@ def read_log(path: Path) -> LogContents:
     return LogContents(origin, rows(), notes, keys, halted)
 
 
-def read_entries(path: Path) -> tuple[str, Iterator[StoredEntry]]:
-    """Origin and entries of a log file (read-only)."""
-    contents = read_log(path)
+def _read_pg_log(database: Database) -> LogContents:
+    try:
+        conn = database.connect()
+        origin = read_origin(conn)
+        notes = [
+            str(n) for (n,) in conn.execute("SELECT note FROM checkpoints ORDER BY size").fetchall()
+        ]
+        keys = [
+            KeyWindow(str(k), bytes(p), int(f))
+            for k, p, f in conn.execute(
+                "SELECT kid, public_key, from_idx FROM keys ORDER BY from_idx"
+            ).fetchall()
+        ]
+        halted_row = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+    except StoreError as exc:
+        raise ConfigError(f"cannot read the audit log {database.display}: {exc}") from exc
+
+    def rows() -> Iterator[StoredEntry]:
+        start = 0
+        try:
+            while True:  # in pages: a log of millions of entries is never held at once
+                page = conn.execute(
+                    "SELECT idx, line, kid, sig FROM entries WHERE idx >= ?"
+                    " ORDER BY idx LIMIT 10000",
+                    (start,),
+                ).fetchall()
+                for idx, line, kid, sig in page:
+                    yield StoredEntry(int(idx), _bytes(line), str(kid), bytes(sig))
+                if len(page) < 10000:
+                    return
+                start = int(page[-1][0]) + 1
+        finally:
+            conn.close()
+
+    return LogContents(
+        origin, rows(), notes, keys, None if halted_row is None else str(halted_row[0])
+    )
+
+
+def read_entries(source: Path | Database) -> tuple[str, Iterator[StoredEntry]]:
+    """Origin and entries of a log (read-only)."""
+    contents = read_log(source)
     return contents.origin, contents.entries
 
 
-def resume(path: Path) -> str | None:
+def resume(source: Path | Database) -> str | None:
     """Clear a halt (after the operator fixed its cause). Returns the reason it had."""
-    conn = sqlite3.connect(path, isolation_level=None)
+    database = Database.sqlite(source) if isinstance(source, Path) else source
+    conn = database.connect()
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
         conn.execute("DELETE FROM meta WHERE key = 'halted'")
+    except StoreError as exc:
+        raise ConfigError(f"cannot resume the audit log {database.display}: {exc}") from exc
     finally:
         conn.close()
     return None if row is None else str(row[0])

@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -47,6 +47,9 @@ from gateway.audit.entry import (
 from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, key_id, load_public_key, verify_signature
 from gateway.errors import ConfigError
+
+if TYPE_CHECKING:  # the verifier itself needs only the standard library and cryptography
+    from gateway.store.db import Database
 
 
 @dataclass(frozen=True)
@@ -280,15 +283,16 @@ def load_keys(paths: Iterable[Path | str]) -> dict[str, Ed25519PublicKey]:
 
 
 def verify_path(
-    target: Path, key_files: Sequence[Path], kept: Sequence[Path] = ()
+    target: Path | Database, key_files: Sequence[Path], kept: Sequence[Path] = ()
 ) -> tuple[str, VerifyReport]:
-    """Verify a bundle directory or a log database; returns (origin, report)."""
+    """Verify a bundle directory or a log database (a SQLite file, or a PostgreSQL store);
+    returns (origin, report)."""
     from gateway.audit.bundle import read_bundle
     from gateway.audit.store import read_log
 
     keys = load_keys(key_files)
     kept_notes = [p.read_text() for p in kept]
-    if target.is_dir():
+    if isinstance(target, Path) and target.is_dir():
         bundle = read_bundle(target)
         report = verify_log(
             bundle.origin,

@@ -1,24 +1,28 @@
-"""The client registry and the shared authentication state, in one SQLite file that every
-worker process uses: clients (secrets only as salted scrypt hashes, or a public JWKS for
-private_key_jwt), revoked token ids, the client-assertion replay cache, and rate counters."""
+"""The client registry and the shared authentication state, in the store every worker process
+and host uses (a SQLite file by default, or PostgreSQL): clients (secrets only as salted scrypt
+hashes, or a public JWKS for private_key_jwt), revoked token ids, the client-assertion replay
+cache, rate and quota counters, and small shared status values. Every read goes to the store,
+so a revocation or a disabled client is seen by every host on its next call."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import re
 import secrets
-import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.scopes import DATASETS_READ, SCOPES
+from gateway.store.db import Connection, Database, DuplicateKey, Shared, StoreError
 
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 DEFAULT_SCOPES = (DATASETS_READ,)
@@ -27,13 +31,13 @@ JWT_METHOD = "private_key_jwt"
 # scrypt cost (RFC 7914): N=2^14, r=8, p=1 is the interactive-login recommendation (~16 MiB).
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS clients (
     client_id      TEXT PRIMARY KEY,
     secret_hash    TEXT NOT NULL,
     scopes         TEXT NOT NULL,
     disabled       INTEGER NOT NULL DEFAULT 0,
-    created_ms     INTEGER NOT NULL,
+    created_ms     {int} NOT NULL,
     jwks           TEXT,
     rate_per_min   INTEGER,
     rows_per_day   INTEGER
@@ -41,12 +45,12 @@ CREATE TABLE IF NOT EXISTS clients (
 CREATE TABLE IF NOT EXISTS revoked (
     jti        TEXT PRIMARY KEY,
     client_id  TEXT NOT NULL,
-    expires    INTEGER NOT NULL
+    expires    {int} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS assertions (
     client_id  TEXT NOT NULL,
     jti        TEXT NOT NULL,
-    expires    INTEGER NOT NULL,
+    expires    {int} NOT NULL,
     PRIMARY KEY (client_id, jti)
 );
 CREATE TABLE IF NOT EXISTS shared_state (
@@ -55,10 +59,11 @@ CREATE TABLE IF NOT EXISTS shared_state (
 );
 CREATE TABLE IF NOT EXISTS counters (
     name   TEXT PRIMARY KEY,
-    value  INTEGER NOT NULL,
-    expires INTEGER NOT NULL
+    value  {int} NOT NULL,
+    expires {int} NOT NULL
 );
 """
+TABLES = ("clients", "revoked", "assertions", "shared_state", "counters")
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -130,20 +135,36 @@ def _now() -> int:
 
 
 class ClientRegistry:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._path = path
-        self._lock = threading.Lock()  # the write connection
-        self._local = threading.local()  # one read connection per thread: reads never queue
-        try:
-            self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA busy_timeout = 5000")
+    def __init__(self, database: Database | Path) -> None:
+        if isinstance(database, Path):
             # Committed state survives a crash of the process (WAL); counters need no fsync each.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
-            raise ConfigError(f"cannot open the client registry {path}: {exc}") from exc
+            database = Database.sqlite(database, 5000, "NORMAL")
+        self.database = database
+        self._writer = Shared(database)
+        self._local = threading.local()  # SQLite: one read connection per thread
+        self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
+        try:
+            with self._writer.use() as conn:
+                conn.executescript(SCHEMA)
+        except StoreError as exc:
+            raise ConfigError(f"cannot open the client registry {database.display}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._writer.use() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        if self.database.postgres:
+            with self._shared_reader.use() as shared:
+                yield shared
+            return
+        local: Connection | None = getattr(self._local, "conn", None)
+        if local is None:
+            local = self.database.connect()
+            self._local.conn = local
+        yield local
 
     # --- clients ---------------------------------------------------------------------------
 
@@ -179,9 +200,9 @@ class ClientRegistry:
             rate_per_min,
             rows_per_day,
         )
-        with self._lock:
+        with self._write() as conn:
             try:
-                self._conn.execute(
+                conn.execute(
                     f"INSERT INTO clients ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column list
                     (
                         client_id,
@@ -193,7 +214,7 @@ class ClientRegistry:
                         rows_per_day,
                     ),
                 )
-            except sqlite3.IntegrityError:
+            except DuplicateKey:
                 raise ConfigError(f"a client named {client_id!r} already exists") from None
         return client, secret
 
@@ -207,41 +228,30 @@ class ClientRegistry:
                 f"client {client_id!r} authenticates with private_key_jwt; it has no secret"
             )
         secret = secrets.token_urlsafe(32)
-        with self._lock:
-            self._conn.execute(
+        with self._write() as conn:
+            conn.execute(
                 "UPDATE clients SET secret_hash = ? WHERE client_id = ?",
                 (hash_secret(secret), client_id),
             )
         return secret
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 5000")
-            self._local.conn = conn
-        return conn
-
     def get(self, client_id: str) -> Client | None:
-        row = (
-            self._reader()
-            .execute(
+        with self._read() as conn:
+            row = conn.execute(
                 f"SELECT {_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608 - constant columns
                 (client_id,),
-            )
-            .fetchone()
-        )
+            ).fetchone()
         return None if row is None else _client(row)
 
     def all(self) -> list[Client]:
-        with self._lock:
+        with self._write() as conn:
             query = f"SELECT {_COLUMNS} FROM clients ORDER BY client_id"  # noqa: S608 - constant
-            rows = self._conn.execute(query).fetchall()
+            rows = conn.execute(query).fetchall()
         return [_client(row) for row in rows]
 
     def set_disabled(self, client_id: str, disabled: bool) -> None:
-        with self._lock:
-            cursor = self._conn.execute(
+        with self._write() as conn:
+            cursor = conn.execute(
                 "UPDATE clients SET disabled = ? WHERE client_id = ?", (int(disabled), client_id)
             )
         if cursor.rowcount == 0:
@@ -260,91 +270,91 @@ class ClientRegistry:
     # --- revoked access tokens (RFC 7009) --------------------------------------------------
 
     def revoke(self, jti: str, client_id: str, expires: int) -> None:
-        with self._lock:
-            self._conn.execute(
-                "INSERT OR IGNORE INTO revoked (jti, client_id, expires) VALUES (?, ?, ?)",
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO revoked (jti, client_id, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
                 (jti, client_id, expires),
             )
             # Entries are needed only until the token would have expired anyway.
-            self._conn.execute("DELETE FROM revoked WHERE expires < ?", (_now() - 3600,))
+            conn.execute("DELETE FROM revoked WHERE expires < ?", (_now() - 3600,))
 
     def is_revoked(self, jti: str) -> bool:
-        row = self._reader().execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
+        with self._read() as conn:
+            row = conn.execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
         return row is not None
 
     # --- client assertion replay cache (RFC 7523 3, jti) ----------------------------------
 
     def remember_assertion(self, client_id: str, jti: str, expires: int) -> bool:
         """Record an assertion's jti until it expires; False if it was seen before (a replay)."""
-        with self._lock:
-            self._conn.execute("DELETE FROM assertions WHERE expires < ?", (_now() - 300,))
-            try:
-                self._conn.execute(
-                    "INSERT INTO assertions (client_id, jti, expires) VALUES (?, ?, ?)",
-                    (client_id, jti, expires),
-                )
-            except sqlite3.IntegrityError:
-                return False
-        return True
+        with self._write() as conn:
+            conn.execute("DELETE FROM assertions WHERE expires < ?", (_now() - 300,))
+            cursor = conn.execute(
+                "INSERT INTO assertions (client_id, jti, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (client_id, jti, expires),
+            )
+        return cursor.rowcount == 1
 
     # --- shared counters (rate limits, quotas) ---------------------------------------------
 
     def take(self, name: str, amount: int, limit: int, expires: int) -> tuple[bool, int]:
         """Atomically add `amount` to counter `name` unless that would pass `limit`.
-        Returns (allowed, value after the call). Counters vanish after `expires`."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT value, expires FROM counters WHERE name = ?", (name,)
-                ).fetchone()
-                current = row[0] if row is not None and row[1] > _now() else 0
-                if current + amount > limit:
-                    conn.execute("COMMIT")
-                    return False, current
-                conn.execute(
-                    "INSERT INTO counters (name, value, expires) VALUES (?, ?, ?) ON CONFLICT(name)"
-                    " DO UPDATE SET value = excluded.value, expires = excluded.expires",
-                    (name, current + amount, expires),
-                )
-                if secrets.randbelow(512) == 0:
-                    conn.execute("DELETE FROM counters WHERE expires < ?", (_now(),))
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                conn.execute("ROLLBACK")
-                raise
-        return True, current + amount
+        Returns (allowed, value after the call). Counters vanish after `expires`.
+
+        One statement does the check and the increment, so it is exact across processes and
+        hosts: the row is locked by the upsert, and the WHERE sees the latest committed value."""
+        now = _now()
+        if amount > limit:
+            return False, self._counter(name, now)
+        with self._write() as conn:
+            row = conn.execute(
+                "INSERT INTO counters (name, value, expires) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET"
+                "  value = CASE WHEN counters.expires > ? THEN counters.value + excluded.value"
+                "          ELSE excluded.value END,"
+                "  expires = excluded.expires"
+                " WHERE (CASE WHEN counters.expires > ? THEN counters.value ELSE 0 END)"
+                "       + excluded.value <= ?"
+                " RETURNING value",
+                (name, amount, expires, now, now, limit),
+            ).fetchone()
+            if secrets.randbelow(512) == 0:
+                conn.execute("DELETE FROM counters WHERE expires < ?", (now,))
+        if row is None:
+            return False, self._counter(name, now)
+        return True, int(row[0])
+
+    def _counter(self, name: str, now: int) -> int:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT value FROM counters WHERE name = ? AND expires > ?", (name, now)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
 
     # --- shared state between workers -------------------------------------------------------
 
     def claim(self, key: str, value: str) -> bool:
         """Set `key` to `value` if `key` does not hold `value` yet; True for the one caller (in
-        any worker) that made the change. Used so that one worker, not all, logs a shared event."""
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT value FROM shared_state WHERE key = ?", (key,)
-                ).fetchone()
-                if row is not None and row[0] == value:
-                    conn.execute("COMMIT")
-                    return False
-                conn.execute(
-                    "INSERT INTO shared_state (key, value) VALUES (?, ?)"
-                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
-                conn.execute("COMMIT")
-            except sqlite3.Error:
-                conn.execute("ROLLBACK")
-                raise
-        return True
+        any worker or host) that made the change. Used so that one process, not all, logs a
+        shared event."""
+        with self._write() as conn:
+            row = conn.execute(
+                "INSERT INTO shared_state (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                " WHERE shared_state.value <> excluded.value"
+                " RETURNING key",
+                (key, value),
+            ).fetchone()
+        return row is not None
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._writer.close()
+        self._shared_reader.close()
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
 
 
 def _check_jwks(jwks: dict[str, Any]) -> None:
