@@ -25,6 +25,8 @@ class AuditContext:
     policy: str | None = None
     transforms: list[str] = field(default_factory=list)
     rows: int = 0
+    view: str | None = None  # the view a rows response was cut from (its key)
+    row_ids: str | None = None  # which of its rows it released (gateway/trace/rowset.py)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
 
@@ -34,7 +36,7 @@ class AuditContext:
         """The call as an audit event. The raw path and query string may hold personal values
         (a 身份证号 in a filter), which a plain hash would not hide (the value space is small
         enough to enumerate): they are logged as HMACs under a workspace key instead."""
-        return {
+        event: dict[str, JsonValue] = {
             "kind": "http",
             "rid": self.rid,
             "method": method[:16],
@@ -53,6 +55,11 @@ class AuditContext:
             "rows": self.rows,
             "resp_sha256": _sha256(body),
         }
+        if self.view is not None and self.decision == "allow" and status == 200:
+            # Which rows left, so a leak can be followed to the calls that released it.
+            event["view"] = self.view
+            event["row_ids"] = self.row_ids
+        return event
 
 
 def _sha256(data: bytes) -> str:

@@ -21,6 +21,7 @@ from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.views import View
 from gateway.query import Query, after, apply, parse_query
 from gateway.services import Services
+from gateway.trace.rowset import encode_rows
 
 DEFAULT_PAGE = 100
 _NOT_FOUND = "no dataset with this id is available to you"
@@ -216,12 +217,13 @@ def _column_types(view: View) -> dict[str, str]:
 
 def _page(
     svc: Services, view: View, query: Query, fmt: str, purpose: str | None, grant: Grant
-) -> tuple[bytes, int]:
-    """Filter, order and cut one page of the view; render it. Cached per view and query."""
+) -> tuple[bytes, int, str]:
+    """Filter, order and cut one page of the view; render it, and record which rows it holds.
+    Cached per view and query (the row record under a key of its own)."""
     cache_key = (view.key, query, fmt, purpose)
-    cached = svc.pages.get(cache_key)
-    if cached is not None:
-        return cached
+    cached, cached_rows = svc.pages.get(cache_key), svc.pages.get(("row_ids", *cache_key))
+    if cached is not None and cached_rows is not None:
+        return cached[0], cached[1], cached_rows[0].decode("ascii")
     ordered = apply(view.ordered, query)
     matching = len(ordered)
     if query.cursor is not None:
@@ -246,9 +248,10 @@ def _page(
     if query.count:
         meta["count"] = matching
     body = render(page[list(query.columns)], fmt, meta, next_cursor)
-    result = (body, len(page))
-    svc.pages.put(cache_key, result)
-    return result
+    row_ids = encode_rows(page["_rid"].to_numpy())
+    svc.pages.put(("row_ids", *cache_key), (row_ids.encode("ascii"), len(page)))
+    svc.pages.put(cache_key, (body, len(page)))
+    return body, len(page), row_ids
 
 
 async def rows(request: Request) -> Response:
@@ -278,10 +281,11 @@ async def rows(request: Request) -> Response:
         max_size=grant.max_rows,
         default_size=min(DEFAULT_PAGE, grant.max_rows),
     )
-    body, count = _page(svc, view, query, fmt, purpose, grant)
+    body, count, row_ids = _page(svc, view, query, fmt, purpose, grant)
     svc.limiter.rows(principal, count, grant)
     ctx.transforms = view.transforms
     ctx.rows = count
+    ctx.view, ctx.row_ids = view.key, row_ids
     ctx.decision, ctx.reason = "allow", None
     headers = (
         {"Content-Disposition": f'attachment; filename="{dataset.id}.csv"'}

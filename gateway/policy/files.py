@@ -23,6 +23,7 @@ from gateway.policy.model import (
     ColumnType,
     Condition,
     Dataset,
+    Fingerprint,
     Grant,
     Limits,
     PolicySet,
@@ -49,6 +50,7 @@ _GRANT_KEYS = {
     "row_filter",
     "limits",
     "privacy",
+    "fingerprint",
 }
 _LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
 _PRIVACY_KEYS = {"k", "quasi_identifiers", "l", "sensitive", "max_suppression", "hierarchies"}
@@ -448,6 +450,47 @@ def _privacy(
     )
 
 
+def _fingerprint(
+    check: _FileCheck,
+    raw: Any,
+    path: Path_,
+    dataset: Dataset,
+    released: list[tuple[str, TransformSpec]],
+    privacy: PrivacyModel | None,
+) -> Fingerprint:
+    """`auto` (the default), `off`, or `{keep: [kept integer columns]}` (docs/policies.md)."""
+    if raw is None or raw is True or raw in ("auto", "on"):
+        return Fingerprint()
+    if raw is False or raw == "off":
+        return Fingerprint(enabled=False)
+    if not isinstance(raw, dict):
+        check.problem(path, "must be auto, off, or {keep: [columns]}")
+        return Fingerprint()
+    spec = check.mapping(raw, path, {"keep"})
+    keep = spec.get("keep", [])
+    if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
+        check.problem((*path, "keep"), "must be a list of released integer columns")
+        return Fingerprint()
+    transforms = dict(released)
+    protected: set[str | None] = set()
+    if privacy is not None:
+        protected = {*privacy.quasi_identifiers, privacy.sensitive}
+    for j, name in enumerate(keep):
+        column = dataset.column(name)
+        spec_of = transforms.get(name)
+        if column is None or spec_of is None or spec_of.name != "keep":
+            check.problem((*path, "keep", j), f"{name!r} is not a column this grant keeps")
+        elif column.type is not ColumnType.INTEGER:
+            check.problem((*path, "keep", j), f"{name!r} is not an integer column")
+        elif name in protected:
+            check.problem(
+                (*path, "keep", j),
+                f"{name!r} is a quasi-identifier or the sensitive column",
+                "a fingerprint never touches them, so k and l stay as computed",
+            )
+    return Fingerprint(keep=tuple(keep))
+
+
 def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[Grant]:
     if raw is None:
         return []
@@ -523,6 +566,10 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
             if tspec is not None and tspec.name != "drop":
                 released.append((name, tspec))
         names = [name for name, _ in released]
+        privacy = _privacy(check, spec.get("privacy"), (*path, "privacy"), names, home)
+        fingerprint = _fingerprint(
+            check, spec.get("fingerprint"), (*path, "fingerprint"), dataset, released, privacy
+        )
         grants.append(
             Grant(
                 id=grant_id,
@@ -539,7 +586,8 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                 row_filter=_row_filter(
                     check, spec.get("row_filter"), (*path, "row_filter"), dataset
                 ),
-                privacy=_privacy(check, spec.get("privacy"), (*path, "privacy"), names, home),
+                privacy=privacy,
+                fingerprint=fingerprint,
             )
         )
     return grants

@@ -133,6 +133,14 @@ class PrivacyModel:
 
 
 @dataclass(frozen=True)
+class Fingerprint:
+    """How a grant's views carry a per-client fingerprint (docs/transforms.md#fingerprints)."""
+
+    enabled: bool = True  # the default carriers: perturb, date_shift, address and email masks
+    keep: tuple[str, ...] = ()  # kept integer columns that may also change by 1 in the last unit
+
+
+@dataclass(frozen=True)
 class Grant:
     id: str
     dataset: str
@@ -147,6 +155,7 @@ class Grant:
     scopes: frozenset[str] = frozenset({"datasets:read"})
     row_filter: RowFilter | None = None
     privacy: PrivacyModel | None = None
+    fingerprint: Fingerprint = field(default_factory=Fingerprint)
 
     @property
     def max_rows(self) -> int:

@@ -16,6 +16,8 @@ import pandas as pd
 
 from gateway.policy.model import Dataset, Grant
 from gateway.privacy.filters import row_mask
+from gateway.privacy.fingerprint import VERSION as FINGERPRINT_VERSION
+from gateway.privacy.fingerprint import apply_fingerprint
 from gateway.privacy.kanon import PrivacyReport, enforce
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.viewstore import ViewStore
@@ -88,6 +90,8 @@ def materialize(
         }
         # A generalized quasi-identifier holds labels ("30-39", "*"): text, whatever it was.
         columns = [replace(c, type="string") if c.name in generalized else c for c in columns]
+    # Per-recipient marks, after the privacy model and never on its columns: k and l are kept.
+    frame = apply_fingerprint(frame, source, dataset, grant, ctx.secret, ctx.client_id)
     frame = frame.reset_index(drop=True)
     key = view_key(source_version, dataset.id, grant.id, policy, ctx.client_id)
     return View(
@@ -104,10 +108,10 @@ def materialize(
 
 
 def view_key(source_version: str, dataset: str, grant: str, policy: str, client_id: str) -> str:
-    """Identifies a view: the data's content hash, the grant, the policy set, the client."""
-    return hashlib.sha256(
-        "\x00".join([source_version, dataset, grant, policy, client_id]).encode()
-    ).hexdigest()[:24]
+    """Identifies a view: the data's content hash, the grant, the policy set, the client (and the
+    fingerprint version, so a view marked otherwise is never read back from disk)."""
+    parts = [source_version, dataset, grant, policy, client_id, FINGERPRINT_VERSION]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
 def keyed_order(secret: bytes, key: str, rows: int) -> npt.NDArray[np.int64]:
