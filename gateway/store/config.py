@@ -25,7 +25,7 @@ def databases(
     if store.startswith(("postgresql://", "postgres://")):
         return Database(store, True, busy_timeout_ms), Database(store, True, 5000)
     if store.startswith("sqlite:///"):
-        directory = Path(store.removeprefix("sqlite://"))
+        directory = Path("/" + store.removeprefix("sqlite://").lstrip("/"))
         return (
             Database.sqlite(directory / audit_default.name, busy_timeout_ms, "FULL"),
             Database.sqlite(directory / registry_default.name, 5000, "NORMAL"),
