@@ -31,6 +31,7 @@ from gateway.services import view_maker
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import migrate
+from gateway.trace.command import trace_command
 from gateway.workspace import actor as _actor
 from gateway.workspace import admin_event, init_workspace
 
@@ -411,6 +412,10 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 # --- parser ----------------------------------------------------------------------------------
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    return trace_command(_settings(args), Path(args.file), args.dataset, args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     home = argparse.ArgumentParser(add_help=False)
     home.add_argument(
@@ -501,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_audit_export)
     c = asub.add_parser("resume", parents=[home], help="clear a halt after verifying the log")
     c.set_defaults(func=cmd_audit_resume)
+
+    p = sub.add_parser(
+        "trace", parents=[home], help="name the recipient of a leaked extract (exit 0, else 3)"
+    )
+    p.add_argument("file", help="the extract: CSV, JSON, NDJSON or .xlsx")
+    p.add_argument("--dataset", action="append", help="only this dataset's grants (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("keys", help="key management")
     ksub = p.add_subparsers(dest="action", required=True)

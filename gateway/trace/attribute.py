@@ -1,0 +1,248 @@
+"""Attribution: which (client, grant) view a leaked extract was cut from.
+
+Every candidate view is recomputed from the workspace (same data, policies and secret, so the
+same pseudonyms, synthetic values and fingerprints). Columns are matched by content, never by
+name: a leaked column maps to the released column that contains most of its distinct values.
+A leaked row matches a candidate when its whole tuple (on the columns that map) is a row of the
+candidate's view. The candidate matching most rows is named only if the evidence separates it
+from every other candidate: enough rows it explains that the other does not, few the other
+explains that it does not, and a confidence (a closed-world posterior, below) of at least
+`CONFIDENCE`. Otherwise the answer is "no attribution": a false accusation costs more than a
+missed one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from gateway.trace.extract import hashes
+
+MIN_CONTAINMENT = 0.5  # share of a leaked column's distinct values a released column must hold
+MIN_SHARE = 0.5  # the named view must explain at least this share of the leaked rows
+MIN_DISTINGUISHING = 10  # rows it explains and each other candidate does not
+MAX_CONTRADICTING = 0.1  # rows another candidate explains and it does not, per distinguishing row
+CONFIDENCE = 0.999
+ERROR_RATE = 0.05  # per-row chance of a spurious match or a corrupted cell (the model's epsilon)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One recipient's view, as canonical-text hashes per released column, in the keyed order
+    the recipient paged through (row i is position i, as recorded in audit entries)."""
+
+    dataset: str
+    grant: str
+    client: str
+    view_key: str
+    columns: dict[str, npt.NDArray[np.uint64]]
+
+    @classmethod
+    def of(
+        cls, dataset: str, grant: str, client: str, view_key: str, ordered: pd.DataFrame
+    ) -> Candidate:
+        return cls(
+            dataset, grant, client, view_key, {c: hashes(ordered[c]) for c in ordered.columns}
+        )
+
+    @property
+    def rows(self) -> int:
+        return len(next(iter(self.columns.values()))) if self.columns else 0
+
+
+@dataclass(frozen=True)
+class Evidence:
+    dataset: str
+    grant: str
+    client: str
+    rows_matched: int  # leaked rows that are rows of this view (on the mapped columns)
+    cells_matched: int  # leaked cells whose value occurs in the mapped column of this view
+    distinguishing: int = 0  # rows it explains that the best other candidate does not
+    contradicting: int = 0  # rows the best other candidate explains that it does not
+
+
+@dataclass(frozen=True)
+class Attribution:
+    rows: int
+    mapping: dict[str, dict[str, str]]  # grant -> leaked column -> released column
+    ignored: tuple[str, ...]  # leaked columns no candidate explains (added or unrecognizable)
+    ranking: tuple[Evidence, ...]  # best first
+    named: Evidence | None  # the attributed candidate, or None: no attribution
+    confidence: float
+    reason: str
+    located: Located | None = None  # for the named candidate: where its matched rows are
+
+
+def _combine(columns: list[npt.NDArray[np.uint64]], rows: int) -> npt.NDArray[np.uint64]:
+    """One 64-bit key per row over several hashed columns (order-sensitive)."""
+    key = np.zeros(rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, column in enumerate(columns):
+            key = (key * _MIX) ^ (column + np.uint64(i + 1))
+            key ^= key >> np.uint64(29)
+    return key
+
+
+def _mapping(leak: dict[str, npt.NDArray[np.uint64]], group: Sequence[Candidate]) -> dict[str, str]:
+    """Leaked column -> released column of this grant, by containment of distinct values."""
+    names = list(group[0].columns)
+    unions = {c: np.unique(np.concatenate([cand.columns[c] for cand in group])) for c in names}
+    mapping: dict[str, str] = {}
+    for leaked, values in leak.items():
+        distinct = np.unique(values)
+        best, best_share = None, 0.0
+        for name in names:
+            share = float(np.isin(distinct, unions[name], assume_unique=True).mean())
+            tie_by_name = share == best_share and name.casefold() == leaked.casefold()
+            if share > best_share or tie_by_name:
+                best, best_share = name, share
+        if best is not None and best_share >= MIN_CONTAINMENT:
+            mapping[leaked] = best
+    return mapping
+
+
+def attribute(leaked: pd.DataFrame, candidates: Sequence[Candidate]) -> Attribution:
+    """Name the candidate the leaked rows came from, or explain why not."""
+    rows = len(leaked)
+    leak = {str(c): hashes(leaked[c]) for c in leaked.columns}
+    null_hash = hashes(pd.Series([None]))[0]
+    leak = {c: h for c, h in leak.items() if not (h == null_hash).all()}
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for cand in candidates:
+        groups.setdefault((cand.dataset, cand.grant), []).append(cand)
+    mappings = {key: _mapping(leak, group) for key, group in groups.items()}
+    explained = sorted({c for m in mappings.values() for c in m})
+    ignored = tuple(c for c in leak if c not in explained)
+    if not candidates or not explained or rows == 0:
+        return Attribution(
+            rows,
+            {g: m for (_, g), m in mappings.items()},
+            ignored,
+            (),
+            None,
+            0.0,
+            "no attribution: no column of the extract matches a released column",
+        )
+    leak_key = _combine([leak[c] for c in explained], rows)
+    matched: list[npt.NDArray[np.bool_]] = []
+    evidence: list[Evidence] = []
+    for cand in candidates:
+        mapping = mappings[(cand.dataset, cand.grant)]
+        cells = sum(
+            int(np.isin(leak[c], cand.columns[mapping[c]]).sum()) for c in explained if c in mapping
+        )
+        if all(c in mapping for c in explained):
+            view_key = _combine([cand.columns[mapping[c]] for c in explained], cand.rows)
+            hit = np.isin(leak_key, view_key)
+        else:  # a leaked column this grant does not release: its rows cannot come from here
+            hit = np.zeros(rows, dtype=bool)
+        matched.append(hit)
+        evidence.append(Evidence(cand.dataset, cand.grant, cand.client, int(hit.sum()), cells))
+    order = sorted(range(len(candidates)), key=lambda i: (-evidence[i].rows_matched, i))
+    best = order[0]
+    distinguishing = [int((matched[best] & ~matched[i]).sum()) for i in range(len(candidates))]
+    contradicting = [int((matched[i] & ~matched[best]).sum()) for i in range(len(candidates))]
+    others = [i for i in order if i != best]
+    weight = math.log((1 - ERROR_RATE) / ERROR_RATE)
+    odds = sum(math.exp(-weight * (distinguishing[i] - contradicting[i])) for i in others)
+    confidence = 1.0 / (1.0 + odds)
+    runner = others[0] if others else None
+    ranking = [evidence[best]]
+    if runner is not None:
+        ranking[0] = _with(evidence[best], distinguishing[runner], contradicting[runner])
+    ranking += [_with(evidence[i], contradicting[i], distinguishing[i]) for i in others]
+    reason = _verdict(rows, evidence[best], others, distinguishing, contradicting, confidence)
+    mapping_out = {g: m for (_, g), m in mappings.items()}
+    if reason:
+        return Attribution(rows, mapping_out, ignored, tuple(ranking), None, confidence, reason)
+    winner = candidates[best]
+    mapping = mappings[(winner.dataset, winner.grant)]
+    view_key = _combine([winner.columns[mapping[c]] for c in explained], winner.rows)
+    return Attribution(
+        rows,
+        mapping_out,
+        ignored,
+        tuple(ranking),
+        ranking[0],
+        confidence,
+        f"attributed: {evidence[best].rows_matched} of {rows} rows match this view",
+        Located.of(leak_key, view_key, matched[best]),
+    )
+
+
+def _with(ev: Evidence, distinguishing: int, contradicting: int) -> Evidence:
+    return Evidence(
+        ev.dataset,
+        ev.grant,
+        ev.client,
+        ev.rows_matched,
+        ev.cells_matched,
+        distinguishing,
+        contradicting,
+    )
+
+
+def _verdict(
+    rows: int,
+    best: Evidence,
+    others: list[int],
+    distinguishing: list[int],
+    contradicting: list[int],
+    confidence: float,
+) -> str:
+    """Empty when the evidence suffices; otherwise why there is no attribution."""
+    if best.rows_matched < max(1, MIN_SHARE * rows):
+        return (
+            f"no attribution: the best candidate explains {best.rows_matched} of {rows} rows "
+            "(the extract may come from another source, an older data or policy version, "
+            "or several recipients)"
+        )
+    if others:
+        weakest = min(distinguishing[i] for i in others)
+        if weakest < MIN_DISTINGUISHING:
+            return (
+                f"no attribution: only {weakest} rows tell the best candidate from another "
+                f"(at least {MIN_DISTINGUISHING} needed); the extract's columns carry too little "
+                "recipient-specific information"
+            )
+        mixed = [i for i in others if contradicting[i] > MAX_CONTRADICTING * distinguishing[i]]
+        if mixed:
+            return (
+                "no attribution: rows match several recipients' views (a combined extract?); "
+                "see the ranking"
+            )
+    if confidence < CONFIDENCE:
+        return f"no attribution: confidence {confidence:.4f} is below {CONFIDENCE}"
+    return ""
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where the attributed rows are in the named view: which view rows each could be."""
+
+    leaked: npt.NDArray[np.uint64]  # the row key of each matched leaked row
+    positions: npt.NDArray[np.int64]  # view rows equal to some matched leaked row ...
+    keys: npt.NDArray[np.uint64]  # ... and their row keys
+
+    @classmethod
+    def of(
+        cls,
+        leak_key: npt.NDArray[np.uint64],
+        view_key: npt.NDArray[np.uint64],
+        matched: npt.NDArray[np.bool_],
+    ) -> Located:
+        leaked = leak_key[matched]
+        positions = np.flatnonzero(np.isin(view_key, leaked)).astype(np.int64)
+        return cls(leaked, positions, view_key[positions])
+
+    def released_by(self, released: npt.NDArray[np.int64]) -> int:
+        """How many matched leaked rows a response releasing these view positions contained
+        (a leaked row equal to several view rows counts if any of them was released)."""
+        keys = np.unique(self.keys[np.isin(self.positions, released)])
+        return int(np.isin(self.leaked, keys).sum())

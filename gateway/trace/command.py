@@ -1,0 +1,68 @@
+"""The `gateway trace FILE` command (wired in gateway/cli.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from gateway.audit.store import read_entries
+from gateway.data.sources import SourceCache
+from gateway.errors import ConfigError
+from gateway.policy.files import load_policies
+from gateway.services import read_secret
+from gateway.settings import Settings
+from gateway.trace.extract import ExtractError, read_extract
+from gateway.trace.tracer import as_json, candidates_of, follow, render, run
+
+ATTRIBUTED, NOT_ATTRIBUTED, UNUSABLE = 0, 3, 2
+
+
+def trace_command(
+    settings: Settings, file: Path, datasets: list[str] | None, json_out: bool
+) -> int:
+    """Exit 0 when attributed, 3 when not (no attribution), 2 when the file cannot be read."""
+    try:
+        extract = read_extract(file)
+    except ExtractError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return UNUSABLE
+    policy = load_policies(settings.workspace.policies, settings.home)
+    unknown = sorted(set(datasets or ()) - set(policy.datasets))
+    if unknown:
+        sys.stderr.write(f"error: no dataset {unknown[0]!r} in the policy set\n")
+        return UNUSABLE
+    secret = read_secret(settings)
+    candidates, skipped = candidates_of(
+        policy, SourceCache(), secret, set(datasets) if datasets else None
+    )
+    trace = run(extract, candidates, skipped)
+    named, located = trace.attribution.named, trace.attribution.located
+    if named is not None and located is not None:
+        view_key = next(
+            c.view_key
+            for c in candidates
+            if (c.dataset, c.grant, c.client) == (named.dataset, named.grant, named.client)
+        )
+        try:
+            _, entries = read_entries(settings.audit_database)
+            hits, unchecked, not_found = follow(entries, named, view_key, located)
+            note = (
+                "entries are read from the log as stored: run `gateway audit verify` (or verify "
+                "an exported bundle) before relying on them"
+            )
+            trace = replace(
+                trace,
+                entries=tuple(hits),
+                unchecked=tuple(unchecked),
+                not_found=not_found,
+                log_note=note,
+            )
+        except ConfigError as exc:
+            trace = replace(trace, log_note=f"audit entries not listed: {exc}")
+    if json_out:
+        sys.stdout.write(json.dumps(as_json(trace), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(render(trace, str(file)) + "\n")
+    return ATTRIBUTED if named is not None else NOT_ATTRIBUTED
