@@ -16,7 +16,9 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.audit.signing import key_id, load_public_key
 from gateway.settings import Settings
+from gateway.store.migrate import migrate
 from gateway.workspace import init_workspace
+from tests.pgserver import create_database, drop_database
 
 TEST_ROWS = 2000
 BASE = "https://testserver"
@@ -41,12 +43,36 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def demo(template_home: Path, tmp_path: Path) -> Demo:
-    """A fresh copy of the demo workspace for one test (its own log, registry and keys)."""
+def demo(request: pytest.FixtureRequest, template_home: Path, tmp_path: Path) -> Iterator[Demo]:
+    """A fresh copy of the demo workspace for one test (its own log, registry and keys). On the
+    SQLite default store, or, where a module parametrizes `demo` with "postgresql", on a new
+    PostgreSQL database the workspace's state was migrated to (skipped without a server)."""
     home = tmp_path / "ws"
     shutil.copytree(template_home, home, symlinks=True)
     creds = json.loads((home / "demo-client.json").read_text())
-    return Demo(Settings(home=home, public_url=BASE), creds["client_id"], creds["client_secret"])
+    settings = Settings(home=home, public_url=BASE)
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield Demo(settings, creds["client_id"], creds["client_secret"])
+        return
+    url, name = create_database()
+    try:
+        target = settings.with_overrides(store=url)
+        migrate(
+            settings.audit_database,
+            settings.registry_database,
+            target.audit_database,
+            target.registry_database,
+            lambda database: None,
+        )
+        yield Demo(target, creds["client_id"], creds["client_secret"])
+    finally:
+        drop_database(name)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores."""
+    if getattr(metafunc.module, "BOTH_STORES", False) and "demo" in metafunc.fixturenames:
+        metafunc.parametrize("demo", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from tests.conftest import Demo, audit_keys, token_for
 
 
 def entries(demo: Demo) -> list[dict[str, object]]:
-    _, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    _, stored = read_entries(demo.settings.audit_database)
     return [decode_entry(e.line) for e in stored]
 
 
@@ -126,7 +126,7 @@ def test_disabled_client_token_stops_working_at_once(
 ) -> None:
     """Promise 9: disabling a client invalidates its live tokens immediately."""
     assert client.get("/v1/datasets", headers=bearer(token)).status_code == 200
-    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    registry = ClientRegistry(demo.settings.registry_database)
     registry.set_disabled(demo.client_id, True)
     registry.close()
     refused = client.get("/v1/datasets", headers=bearer(token))
@@ -212,7 +212,7 @@ def _without_request_id(body: dict[str, object]) -> dict[str, object]:
 
 def test_ungranted_dataset_answers_like_an_unknown_one(client: TestClient, demo: Demo) -> None:
     """Promise 1/10: without a grant, a dataset answers the same 404 as one that does not exist."""
-    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    registry = ClientRegistry(demo.settings.registry_database)
     _, secret = registry.add("outsider")
     assert secret is not None
     registry.close()
@@ -284,7 +284,7 @@ def test_every_call_gets_one_entry_and_a_valid_receipt(
         fields = verify_receipt(response.headers["audit-receipt"], keys)
         assert fields["idx"] == before
         assert log[-1]["status"] == response.status_code
-    origin, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    origin, stored = read_entries(demo.settings.audit_database)
     assert verify_log(origin, stored, keys).ok
 
 

@@ -13,6 +13,8 @@ from gateway.audit.receipt import verify_receipt
 from gateway.auth.registry import ClientRegistry
 from tests.conftest import Demo, audit_keys, services_of, token_for
 
+BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
+
 
 def b64(value: str) -> bytes:
     return base64.b64decode(value)
@@ -73,7 +75,7 @@ def test_entries_need_audit_scope(client: TestClient, demo: Demo, token: str) ->
         ).status_code
         == 403
     )
-    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    registry = ClientRegistry(demo.settings.registry_database)
     _, secret = registry.add("auditor", scopes=("audit:read",))
     assert secret is not None
     registry.close()

@@ -24,16 +24,18 @@ from gateway.auth.registry import ClientRegistry
 from gateway.auth.tokens import token_sha256
 from tests.conftest import BASE, Demo, token_for
 
+BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
+
 TOKEN_URL = f"{BASE}/oauth/token"
 
 
 def last_entry(demo: Demo) -> dict[str, Any]:
-    _, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    _, stored = read_entries(demo.settings.audit_database)
     return decode_entry(list(stored)[-1].line)
 
 
 def registry(demo: Demo) -> ClientRegistry:
-    return ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    return ClientRegistry(demo.settings.registry_database)
 
 
 def add_client(demo: Demo, name: str, **kwargs: Any) -> str | None:

@@ -21,6 +21,8 @@ from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
 from tests.conftest import BASE, Demo, token_for
 
+BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
+
 ROWS = "/v1/datasets/residents/rows"
 
 
@@ -29,12 +31,12 @@ def bearer(token: str, **extra: str) -> dict[str, str]:
 
 
 def entries(demo: Demo) -> list[dict[str, Any]]:
-    _, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    _, stored = read_entries(demo.settings.audit_database)
     return [decode_entry(e.line) for e in stored]
 
 
 def admin_token(client: TestClient, demo: Demo) -> str:
-    registry = ClientRegistry(demo.home / "state" / "registry.sqlite3")
+    registry = ClientRegistry(demo.settings.registry_database)
     _, secret = registry.add("admin", scopes=("admin",))
     registry.close()
     assert secret is not None

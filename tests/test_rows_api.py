@@ -16,6 +16,8 @@ from starlette.testclient import TestClient
 
 from tests.conftest import Demo
 
+BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
+
 ROWS = "/v1/datasets/residents/rows?purpose=statistics"
 ENTERPRISES = "/v1/datasets/enterprise_registry/rows?purpose=market-analysis"
 
@@ -227,7 +229,7 @@ def test_size_limits_are_4xx_and_audited(client: TestClient, demo: Demo, token: 
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert big_body.status_code == 413
-    _, stored = read_entries(demo.home / "audit" / "log.sqlite3")
+    _, stored = read_entries(demo.settings.audit_database)
     tail = [decode_entry(e.line) for e in stored][-3:]
     assert [e["status"] for e in tail] == [414, 431, 413]
     assert all(e["reason"] == "too_large" for e in tail)
