@@ -3,9 +3,11 @@ the whole table, checked by an independent count; the Adult benchmark when ../sh
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -74,3 +76,43 @@ def test_adult_k_anonymity_by_independent_count(k: int) -> None:
         for row in out[[*QIS, "salary-class"]].itertuples(index=False):
             salaries[tuple(row[:-1])].add(row[-1])
         assert min(len(v) for v in salaries.values()) >= 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_least_loss_node_matches_an_exhaustive_search(tmp_path: Path, seed: int) -> None:
+    """The search by increasing loss returns what checking every lattice node would: the
+    acceptable node of least loss, then least suppression, then first by height."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    frame = pd.DataFrame(
+        {
+            "a": rng.integers(0, 40, n).astype(str),
+            "b": rng.integers(0, 12, n).astype(str),
+            "c": rng.choice(["x", "y", "z"], n),
+        }
+    )
+    (tmp_path / "a.csv").write_text("".join(f"{v};{v // 5};{v // 20};*\n" for v in range(40)))
+    (tmp_path / "b.csv").write_text("".join(f"{v};{v // 4};*\n" for v in range(12)))
+    hierarchies = {q: load_hierarchy(tmp_path / f"{q}.csv") for q in ("a", "b")}
+    k, share = int(rng.integers(2, 8)), 0.05
+    _, solution = anonymize(frame, ["a", "b", "c"], hierarchies, k, share)
+
+    def generalized(qi: str, level: int) -> pd.Series:
+        if level == 0:
+            return frame[qi]
+        table = hierarchies.get(qi)
+        return frame[qi].map(table[level - 1]) if table else pd.Series("*", index=frame.index)
+
+    heights = (3, 2, 1)
+    nodes = sorted(itertools.product(*(range(h + 1) for h in heights)), key=sum)
+    candidates: list[tuple[float, int, int, tuple[int, ...]]] = []
+    for position, node in enumerate(nodes):
+        columns = [generalized(q, lv) for q, lv in zip("abc", node, strict=True)]
+        keys = list(zip(*columns, strict=True))
+        sizes = Counter(keys)
+        suppressed = sum(1 for key in keys if sizes[key] < k)
+        if suppressed <= share * n:
+            loss = float(np.mean([lv / h for lv, h in zip(node, heights, strict=True)]))
+            candidates.append((loss, suppressed, position, node))
+    assert solution.levels == min(candidates)[3]
+    assert solution.suppressed == min(candidates)[1]
