@@ -89,34 +89,62 @@ def _combine(columns: list[npt.NDArray[np.uint64]], rows: int) -> npt.NDArray[np
     return key
 
 
-def _mapping(leak: dict[str, npt.NDArray[np.uint64]], group: Sequence[Candidate]) -> dict[str, str]:
-    """Leaked column -> released column of this grant, by containment of distinct values."""
-    names = list(group[0].columns)
-    unions = {c: np.unique(np.concatenate([cand.columns[c] for cand in group])) for c in names}
-    mapping: dict[str, str] = {}
-    for leaked, values in leak.items():
-        distinct = np.unique(values)
-        best, best_share = None, 0.0
-        for name in names:
-            share = float(np.isin(distinct, unions[name], assume_unique=True).mean())
-            tie_by_name = share == best_share and name.casefold() == leaked.casefold()
-            if share > best_share or tie_by_name:
-                best, best_share = name, share
-        if best is not None and best_share >= MIN_CONTAINMENT:
-            mapping[leaked] = best
-    return mapping
+def _contains(
+    sorted_values: npt.NDArray[np.uint64], probe: npt.NDArray[np.uint64]
+) -> npt.NDArray[np.bool_]:
+    """Which of `probe` occur in `sorted_values` (sorted, unique), by binary search."""
+    if not len(sorted_values):
+        return np.zeros(len(probe), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, probe), len(sorted_values) - 1)
+    found: npt.NDArray[np.bool_] = sorted_values[at] == probe
+    return found
 
 
-def attribute(leaked: pd.DataFrame, candidates: Sequence[Candidate]) -> Attribution:
+class Pool:
+    """Candidates prepared once for many traces: value sets per column, per grant and per view."""
+
+    def __init__(self, candidates: Sequence[Candidate]) -> None:
+        self.candidates = list(candidates)
+        self.groups: dict[tuple[str, str], list[int]] = {}
+        for i, cand in enumerate(self.candidates):
+            self.groups.setdefault((cand.dataset, cand.grant), []).append(i)
+        self.unions = {
+            key: {
+                name: np.unique(np.concatenate([self.candidates[i].columns[name] for i in members]))
+                for name in self.candidates[members[0]].columns
+            }
+            for key, members in self.groups.items()
+        }
+        self.values = [{n: np.unique(h) for n, h in c.columns.items()} for c in self.candidates]
+
+    def mapping(
+        self, key: tuple[str, str], leak: dict[str, npt.NDArray[np.uint64]]
+    ) -> dict[str, str]:
+        """Leaked column -> released column of this grant, by containment of distinct values."""
+        unions = self.unions[key]
+        mapping: dict[str, str] = {}
+        for leaked, values in leak.items():
+            distinct = np.unique(values)
+            best, best_share = None, 0.0
+            for name, union in unions.items():
+                share = float(_contains(union, distinct).mean())
+                tie_by_name = share == best_share and name.casefold() == leaked.casefold()
+                if share > best_share or tie_by_name:
+                    best, best_share = name, share
+            if best is not None and best_share >= MIN_CONTAINMENT:
+                mapping[leaked] = best
+        return mapping
+
+
+def attribute(leaked: pd.DataFrame, pool: Pool | Sequence[Candidate]) -> Attribution:
     """Name the candidate the leaked rows came from, or explain why not."""
+    pool = pool if isinstance(pool, Pool) else Pool(pool)
+    candidates = pool.candidates
     rows = len(leaked)
     leak = {str(c): hashes(leaked[c]) for c in leaked.columns}
     null_hash = hashes(pd.Series([None]))[0]
     leak = {c: h for c, h in leak.items() if not (h == null_hash).all()}
-    groups: dict[tuple[str, str], list[Candidate]] = {}
-    for cand in candidates:
-        groups.setdefault((cand.dataset, cand.grant), []).append(cand)
-    mappings = {key: _mapping(leak, group) for key, group in groups.items()}
+    mappings = {key: pool.mapping(key, leak) for key in pool.groups}
     explained = sorted({c for m in mappings.values() for c in m})
     ignored = tuple(c for c in leak if c not in explained)
     if not candidates or not explained or rows == 0:
@@ -132,10 +160,12 @@ def attribute(leaked: pd.DataFrame, candidates: Sequence[Candidate]) -> Attribut
     leak_key = _combine([leak[c] for c in explained], rows)
     matched: list[npt.NDArray[np.bool_]] = []
     evidence: list[Evidence] = []
-    for cand in candidates:
+    for i, cand in enumerate(candidates):
         mapping = mappings[(cand.dataset, cand.grant)]
         cells = sum(
-            int(np.isin(leak[c], cand.columns[mapping[c]]).sum()) for c in explained if c in mapping
+            int(_contains(pool.values[i][mapping[c]], leak[c]).sum())
+            for c in explained
+            if c in mapping
         )
         if all(c in mapping for c in explained):
             view_key = _combine([cand.columns[mapping[c]] for c in explained], cand.rows)

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 NULL = "\x00"  # a null cell, in canonical text (the same on both sides of a comparison)
 _NULL_WORDS = ("", "null", "none", "nan", "<na>", "n/a", "na", "nat")
@@ -36,31 +38,43 @@ class Extract:
 
 
 def canonical(series: pd.Series) -> pd.Series:
-    """Canonical text of every cell, vectorized: NFKC, no whitespace, case-folded, numbers and
-    dates in one spelling, a CSV formula guard removed, nulls as NULL."""
-    text = series.astype("string").str.normalize("NFKC")
-    text = text.str.replace(r"\s+", "", regex=True).str.casefold()
-    text = text.str.replace(r"^'(?=[=+\-@])", "", regex=True)
-    null = text.isna() | text.isin(_NULL_WORDS)
-    numeric = text.str.fullmatch(_NUMBER).fillna(False).astype(bool)
+    """Canonical text of every cell, vectorized (once per distinct value): NFKC, no whitespace,
+    lower case, numbers and dates in one spelling, a CSV formula guard removed, nulls as NULL."""
+    codes, uniques = pd.factorize(series.astype("string"), use_na_sentinel=True)
+    distinct = _canonical_distinct(pd.Series(uniques, dtype="string"))
+    table = np.empty(len(distinct) + 1, dtype=object)  # (not np.append: NumPy drops "\x00")
+    table[:-1] = distinct.to_numpy(dtype=object)
+    table[-1] = NULL  # code -1 (a null cell)
+    return pd.Series(table[codes], index=series.index, dtype="string")
+
+
+def _canonical_distinct(values: pd.Series) -> pd.Series:
+    arr = pa.array(values.array).cast(pa.large_string())
+    arr = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
+    arr = pc.replace_substring_regex(arr, r"\s+", "")
+    arr = pc.replace_substring_regex(arr, r"^'([=+\-@])", r"\1")
+    text = pd.Series(pd.array(arr, dtype=pd.StringDtype("pyarrow")), index=values.index)
+    null = text.isin(_NULL_WORDS)
+    numeric = pd.Series(
+        pc.match_substring_regex(arr, rf"^{_NUMBER}$").to_numpy(zero_copy_only=False),
+        index=values.index,
+    )
     if numeric.any():
         plain = text[numeric].str.replace(",", "", regex=False)
         whole = plain.str.fullmatch(r"[+-]?\d+(?:\.0*)?").fillna(False).astype(bool)
         digits = plain[whole].str.replace(r"\.0*$", "", regex=True).str.lstrip("+")
         digits = digits.str.replace(r"^(-?)0+(?=\d)", r"\1", regex=True).replace("-0", "0")
-        values = pd.to_numeric(plain[~whole], errors="coerce")
-        integral = values.notna() & (values == np.round(values)) & (values.abs() < 2**53)
-        spelled = values.astype("string")
-        spelled[integral] = values[integral].astype("int64").astype("string")
+        numbers = pd.to_numeric(plain[~whole], errors="coerce")
+        integral = numbers.notna() & (numbers == np.round(numbers)) & (numbers.abs() < 2**53)
+        spelled = numbers.astype("string")
+        spelled[integral] = numbers[integral].astype("int64").astype("string")
         text[digits.index] = digits
         text[spelled.index] = spelled.fillna(plain[~whole])
-    dates = text.str.extract(rf"^{_DATE}$")
-    dated = dates[0].notna()
+    dated = pc.match_substring_regex(arr, rf"^{_DATE}$").to_numpy(zero_copy_only=False)
     if dated.any():
-        text[dated] = (
-            dates.loc[dated, 0] + "-" + dates.loc[dated, 1].str.zfill(2) + "-"
-        ) + dates.loc[dated, 2].str.zfill(2)
-    return text.mask(null, NULL).fillna(NULL)
+        dates = text[dated].str.extract(rf"^{_DATE}$")
+        text[dates.index] = (dates[0] + "-" + dates[1].str.zfill(2) + "-") + dates[2].str.zfill(2)
+    return text.mask(null, NULL)
 
 
 def hashes(series: pd.Series) -> npt.NDArray[np.uint64]:

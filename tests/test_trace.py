@@ -1,0 +1,406 @@
+"""Leak tracing (issue 9): per-client fingerprints, row records in audit entries, the command."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import re
+import zlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from gateway.audit.store import read_entries
+from gateway.cli import main
+from gateway.data.checksums import credit_code_valid, id_card_valid
+from gateway.data.sources import SourceCache
+from gateway.policy.files import PolicyError, load_policies
+from gateway.policy.model import (
+    Classification,
+    Column,
+    ColumnType,
+    Dataset,
+    Fingerprint,
+    Grant,
+    Limits,
+    PolicySet,
+    PrivacyModel,
+    TransformSpec,
+)
+from gateway.privacy.fingerprint import apply_fingerprint, carriers
+from gateway.privacy.transforms import TransformContext
+from gateway.privacy.views import materialize
+from gateway.trace.attribute import Candidate, attribute
+from gateway.trace.extract import ExtractError, canonical, read_extract
+from gateway.trace.rowset import decode_rows, encode_rows
+from tests.conftest import Demo
+
+SECRET = bytes(range(32))
+ROWS = "/v1/datasets/residents/rows?purpose=statistics"
+
+
+def _policy(home: Path) -> PolicySet:
+    return load_policies(home / "policies", home)
+
+
+def _view(home: Path, grant_id: str, client: str, secret: bytes = SECRET, **changes: Any) -> Any:
+    policy = _policy(home)
+    grant = next(g for g in policy.grants if g.id == grant_id)
+    grant = replace(grant, **changes)
+    dataset = policy.datasets[grant.dataset]
+    source = SourceCache().load(dataset)
+    ctx = TransformContext(secret, client, grant.id)
+    return materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
+
+
+# --- fingerprints: k and l never lowered --------------------------------------------------------
+
+_DATASET = Dataset(
+    "people",
+    "t",
+    "t",
+    "t",
+    Path("people.csv"),
+    (
+        Column("gender", ColumnType.STRING, Classification.PERSONAL),
+        Column("band", ColumnType.STRING, Classification.PERSONAL),
+        Column("age", ColumnType.INTEGER, Classification.PERSONAL),
+        Column("income", ColumnType.INTEGER, Classification.SENSITIVE),
+        Column("address", ColumnType.STRING, Classification.PERSONAL),
+    ),
+    "t.yaml",
+)
+
+
+def _grant(qis: tuple[str, ...], sensitive: str | None) -> Grant:
+    return Grant(
+        "g",
+        "people",
+        frozenset({"a"}),
+        frozenset({"p"}),
+        (
+            ("gender", TransformSpec("keep")),
+            ("band", TransformSpec("keep")),
+            ("age", TransformSpec("perturb", (("noise", "laplace"), ("scale", 3)))),
+            ("income", TransformSpec("perturb", (("noise", "laplace"), ("scale", 50)))),
+            ("address", TransformSpec("mask", (("preset", "address"),))),
+        ),
+        Limits(),
+        "t.yaml",
+        1,
+        privacy=PrivacyModel(2, qis, 2 if sensitive else None, sensitive),
+        fingerprint=Fingerprint(),
+    )
+
+
+def _k_and_l(frame: pd.DataFrame, qis: list[str], sensitive: str | None) -> tuple[int, int | None]:
+    groups = frame.groupby(qis, dropna=False)
+    k = int(groups.size().min())
+    return k, int(groups[sensitive].nunique(dropna=False).min()) if sensitive else None
+
+
+frames = st.integers(min_value=4, max_value=60).flatmap(
+    lambda n: st.fixed_dictionaries(
+        {
+            "gender": st.lists(st.sampled_from(["男", "女"]), min_size=n, max_size=n),
+            "band": st.lists(st.sampled_from(["20-29", "30-39", "*"]), min_size=n, max_size=n),
+            "age": st.lists(st.integers(0, 120), min_size=n, max_size=n),
+            "income": st.lists(st.one_of(st.none(), st.integers(0, 99999)), min_size=n, max_size=n),
+            "address": st.lists(
+                st.sampled_from(["北京市朝阳区****", "****", "杭州市****", "", "x*****"]),
+                min_size=n,
+                max_size=n,
+            ),
+        }
+    )
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=frames,
+    qis=st.sampled_from([("gender",), ("gender", "band"), ("band", "age"), ("age",)]),
+    sensitive=st.sampled_from([None, "income", "address"]),
+    client=st.text(min_size=1, max_size=8),
+)
+def test_fingerprint_never_lowers_k_or_l(
+    data: dict[str, list[Any]], qis: tuple[str, ...], sensitive: str | None, client: str
+) -> None:
+    """Promise 4: the fingerprint leaves every quasi-identifier and the sensitive column as the
+    privacy model released them, so the classes, k and l are exactly the same."""
+    if sensitive in qis:
+        sensitive = None
+    frame = pd.DataFrame(data).astype(
+        {"gender": "string", "band": "string", "age": "Int64", "income": "Int64"}
+    )
+    frame["address"] = frame["address"].astype("string")
+    grant = _grant(qis, sensitive)
+    marked = apply_fingerprint(frame, frame, _DATASET, grant, SECRET, client)
+    for name in (*qis, *([sensitive] if sensitive else [])):
+        pd.testing.assert_series_equal(marked[name], frame[name])
+    assert _k_and_l(marked, list(qis), sensitive) == _k_and_l(frame, list(qis), sensitive)
+    assert {c for c, _ in carriers(grant, _DATASET)}.isdisjoint({*qis, sensitive})
+    # Bounded: integers move by at most one unit; masks keep their head and only vary the run.
+    for name in ("age", "income"):
+        if name not in qis and name != sensitive:
+            moved = (marked[name] - frame[name]).abs().dropna()
+            assert (moved <= 1).all()
+    original, changed = frame["address"].fillna(""), marked["address"].fillna("")
+    assert (original.str.rstrip("*") == changed.str.rstrip("*")).all()
+
+
+@pytest.mark.parametrize("grant_id", ["demo-residents", "demo-residents-planning"])
+def test_fingerprint_keeps_the_demo_views_privacy(template_home: Path, grant_id: str) -> None:
+    """Promise 4 on the demo grants: the same k, l and classes with and without fingerprints."""
+    marked = _view(template_home, grant_id, "demo")
+    plain = _view(template_home, grant_id, "demo", fingerprint=Fingerprint(enabled=False))
+    assert marked.privacy == plain.privacy
+    policy = _policy(template_home)
+    grant = next(g for g in policy.grants if g.id == grant_id)
+    marked_columns = {c for c, _ in carriers(grant, policy.datasets[grant.dataset])}
+    assert marked_columns, "the demo grant should carry a fingerprint"
+    for name in marked.frame.columns:
+        if name not in marked_columns:
+            pd.testing.assert_series_equal(marked.frame[name], plain.frame[name])
+    assert any(not marked.frame[c].equals(plain.frame[c]) for c in marked_columns)
+
+
+def test_fingerprint_never_breaks_formats_or_checksums(template_home: Path) -> None:
+    """Formats and check characters survive: carriers are never checksummed columns, a masked
+    address keeps its head, dates stay dates, rounded values stay multiples."""
+    research = _view(template_home, "demo-enterprise-research", "demo").frame
+    assert research["credit_code"].map(credit_code_valid).all()
+    assert research["legal_rep_id_card"].map(id_card_valid).all()
+    assert (research["registered_capital"].dropna() % 100 == 0).all()
+    planning = _view(template_home, "demo-residents-planning", "demo").frame
+    assert planning["birth_date"].dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    assert pd.to_datetime(planning["birth_date"].dropna(), format="%Y-%m-%d").notna().all()
+    residents = _view(template_home, "demo-residents", "demo").frame
+    assert residents["address"].str.fullmatch(r".+?(区|县|旗)\*{3,5}").all()
+    assert residents["mobile"].str.fullmatch(r"1\d{2}\*{4}\d{4}").all()
+
+
+def test_fingerprint_is_deterministic_per_recipient_and_differs_across_clients(
+    template_home: Path,
+) -> None:
+    """Promise 5: the same (secret, grant, client) gives the same view; another client or
+    another secret a different one."""
+    first = _view(template_home, "demo-residents", "alpha").frame
+    again = _view(template_home, "demo-residents", "alpha").frame
+    other = _view(template_home, "demo-residents", "beta").frame
+    rekeyed = _view(template_home, "demo-residents", "alpha", secret=bytes(32)).frame
+    pd.testing.assert_frame_equal(first, again)
+    assert (first["address"] != other["address"]).mean() > 0.5
+    assert (first["address"] != rekeyed["address"]).mean() > 0.5
+    for name in ("gender", "age", "district", "name"):
+        pd.testing.assert_series_equal(first[name], other[name])
+
+
+def test_fingerprint_off_and_kept_integers(tmp_path: Path, template_home: Path) -> None:
+    """`fingerprint: off` releases unmarked views; `{keep: [...]}` opts a kept integer in; the
+    loader refuses columns a fingerprint must not touch."""
+    source = (template_home / "policies" / "enterprise_registry.yaml").read_text()
+    home = tmp_path / "ws"
+    (home / "policies").mkdir(parents=True)
+    (home / "data").symlink_to(template_home / "data")
+    (home / "policies" / "hierarchies").symlink_to(template_home / "policies" / "hierarchies")
+    opted = source.replace(
+        "  - id: demo-enterprise-registry\n",
+        "  - id: demo-enterprise-registry\n    fingerprint: {keep: [registered_capital]}\n",
+    )
+    (home / "policies" / "enterprise_registry.yaml").write_text(opted)
+    plain = _view(template_home, "demo-enterprise-registry", "demo").frame
+    marked = _view(home, "demo-enterprise-registry", "demo").frame
+    moved = (marked["registered_capital"] - plain["registered_capital"]).abs()
+    assert moved.max() == 1
+    assert (moved == 0).any()
+    off = source.replace(
+        "  - id: demo-enterprise-research\n",
+        "  - id: demo-enterprise-research\n    fingerprint: off\n",
+    )
+    (home / "policies" / "enterprise_registry.yaml").write_text(off)
+    grant = next(g for g in _policy(home).grants if g.id == "demo-enterprise-research")
+    assert grant.fingerprint.enabled is False
+    for bad in ("{keep: [industry]}", "{keep: [company_name]}", "[1]", "{keep: [x], also: 1}"):
+        text = source.replace(
+            "  - id: demo-enterprise-registry\n",
+            f"  - id: demo-enterprise-registry\n    fingerprint: {bad}\n",
+        )
+        (home / "policies" / "enterprise_registry.yaml").write_text(text)
+        with pytest.raises(PolicyError, match="fingerprint"):
+            _policy(home)
+
+
+# --- row records ------------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(0, 2**32 - 1), max_size=300))
+def test_row_record_round_trips(positions: list[int]) -> None:
+    """A row record decodes to exactly the distinct positions it was made of."""
+    assert decode_rows(encode_rows(positions)).tolist() == sorted(set(positions))
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "not base64!",
+        base64.b64encode(b"not zlib").decode(),
+        base64.b64encode(zlib.compress(b"\x00\x00\x00\x01\x00\x00\x00\x00")).decode(),  # repeat
+        base64.b64encode(zlib.compress(b"\x00\x00\x01")).decode(),  # not whole integers
+        base64.b64encode(zlib.compress(bytes(4 * (1 << 20) + 4))).decode(),  # a zip bomb
+        "ｆｕｌｌ",
+    ],
+)
+def test_hostile_row_records_are_refused(record: str) -> None:
+    """A malformed or oversized record is a ValueError, never a crash or a huge allocation."""
+    with pytest.raises(ValueError, match="row record"):
+        decode_rows(record)
+
+
+# --- reading extracts -------------------------------------------------------------------------
+
+
+def test_canonical_text_absorbs_reencodings() -> None:
+    """Whitespace, case, full-width digits, thousands separators, `.0`, date spellings and the
+    CSV formula guard do not change a cell's canonical text; nulls are one value."""
+    raw = pd.Series(
+        [" 1,234.0 ", "１２３４", "'-5", "2014/6/2", "2014年6月2日", " AbC ", None, "NULL"]
+    )
+    expected = ["1234", "1234", "-5", "2014-06-02", "2014-06-02", "abc", "\x00", "\x00"]
+    assert canonical(raw).tolist() == expected
+
+
+def test_extract_formats(tmp_path: Path) -> None:
+    """CSV (also GB 18030, tab-separated), an API JSON page, a JSON array and NDJSON read alike."""
+    frame = pd.DataFrame({"甲": ["北京市", "上海市"], "乙": [5615, -3]})
+    (tmp_path / "a.csv").write_bytes(frame.to_csv(index=False, sep="\t").encode("gb18030"))
+    page = {"rows": frame.to_dict(orient="records"), "view": {"grant": "g"}}
+    (tmp_path / "b.json").write_text(json.dumps(page, ensure_ascii=False))
+    (tmp_path / "c.json").write_text(json.dumps(page["rows"], ensure_ascii=False))
+    (tmp_path / "d.ndjson").write_text(frame.to_json(orient="records", lines=True))
+    for name in ("a.csv", "b.json", "c.json", "d.ndjson"):
+        extract = read_extract(tmp_path / name)
+        assert list(extract.frame.columns) == ["甲", "乙"], name
+        assert canonical(extract.frame["乙"]).tolist() == ["5615", "-3"], name
+    assert read_extract(tmp_path / "b.json").claimed == {"grant": "g"}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.json", b'{"a": 1}', "array of objects"),
+        ("x.json", b"[1, 2]", "JSON object"),
+        ("x.json", b"[{", "not a JSON document"),
+        ("x.ndjson", b'{"a": 1}\nnope\n', "line 2"),
+        ("x.csv", b"\xff\xfe\xfa\x80\x81" * 3, "UTF-8"),
+        ("x.xls", b"", ".xls"),
+    ],
+)
+def test_hostile_extracts_get_a_clear_error(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    """A file that is no extract is refused with a message, never a traceback."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ExtractError, match=re.escape(message)):
+        read_extract(tmp_path / name)
+
+
+def test_xlsx_needs_openpyxl_or_says_so(tmp_path: Path) -> None:
+    """Without openpyxl, a spreadsheet is refused with the fix; with it, the sheet is read."""
+    path = tmp_path / "leak.xlsx"
+    if importlib.util.find_spec("openpyxl") is None:
+        path.write_bytes(b"PK")
+        with pytest.raises(ExtractError, match="openpyxl"):
+            read_extract(path)
+        return
+    pd.DataFrame({"a": ["x", "y"]}).to_excel(path, index=False)
+    assert read_extract(path).frame["a"].tolist() == ["x", "y"]
+
+
+# --- attribution and the command ----------------------------------------------------------------
+
+
+def _candidates(home: Path, grant_id: str, clients: list[str]) -> list[Candidate]:
+    found = []
+    for client in clients:
+        view = _view(home, grant_id, client)
+        found.append(Candidate.of("residents", grant_id, client, view.key, view.ordered))
+    return found
+
+
+def test_no_false_attribution_for_foreign_or_uninformative_extracts(template_home: Path) -> None:
+    """Rows from a view computed with another secret, random values, or columns that are the
+    same for every recipient give "no attribution", never a name."""
+    clients = ["a", "b", "c"]
+    pool = _candidates(template_home, "demo-residents-planning", clients)
+    foreign = _view(template_home, "demo-residents-planning", "a", secret=bytes(32)).ordered
+    assert attribute(foreign.head(300), pool).named is None
+    plain = foreign[["gender", "age", "city", "id_card"]].head(300)
+    assert attribute(plain, pool).named is None
+    noise = pd.DataFrame({"x": np.arange(300).astype(str), "y": ["?"] * 300})
+    result = attribute(noise, pool)
+    assert result.named is None
+    assert "no column" in result.reason
+    mixed = pd.concat(
+        [
+            _view(template_home, "demo-residents-planning", "a").ordered.head(150),
+            _view(template_home, "demo-residents-planning", "b").ordered.tail(150),
+        ]
+    )
+    assert attribute(mixed, pool).named is None
+    own = _view(template_home, "demo-residents-planning", "b").ordered.sample(200, random_state=3)
+    named = attribute(own[["monthly_income", "gender", "city"]], pool).named
+    assert named is not None
+    assert named.client == "b"
+
+
+def test_trace_names_the_client_and_lists_the_audit_entries(
+    client: TestClient, demo: Demo, token: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A leaked CSV page, renamed and reordered, is traced to the demo client and its grant, and
+    to the audit entries whose responses held those rows; the log still verifies."""
+    auth = {"Authorization": f"Bearer {token}"}
+    first = client.get(f"{ROWS}&_size=300&_format=csv", headers=auth)
+    second = client.get(f"{ROWS}&_size=100&_sort=mobile", headers=auth)
+    assert first.status_code == 200
+    assert second.status_code == 200
+    _, stored = read_entries(demo.settings.audit_database)
+    entries = [json.loads(e.line) for e in stored]
+    rows_entries = [e for e in entries if e.get("route") == "/v1/datasets/{id}/rows"]
+    assert [len(decode_rows(e["row_ids"])) for e in rows_entries] == [300, 100]
+    assert all(e["view"] == rows_entries[0]["view"] for e in rows_entries)
+    leaked = pd.read_csv(io.StringIO(first.text), dtype=str).sample(frac=1, random_state=1)
+    leaked = leaked[["address", "gender", "district", "name"]]
+    leaked.columns = ["地址", "性别", "区县", "姓名"]
+    leaked.to_csv(tmp_path / "leak.csv", index=False)
+    home = str(demo.home)
+    assert main(["trace", str(tmp_path / "leak.csv"), "--home", home, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["client"], report["grant"]) == ("demo", "demo-residents")
+    assert report["confidence"] >= 0.999
+    assert report["mapping"]["demo-residents"]["地址"] == "address"
+    hits = {h["idx"]: h["leaked"] for h in report["entries"]}
+    assert rows_entries[0]["idx"] in hits
+    assert hits[rows_entries[0]["idx"]] >= 280
+    assert main(["audit", "verify", "--home", home]) == 0
+
+
+def test_trace_command_reports_no_attribution_and_bad_files(
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 3 and "NO ATTRIBUTION" for an extract nobody received; exit 2 for an unreadable one."""
+    pd.DataFrame({"a": ["x"] * 50}).to_csv(tmp_path / "leak.csv", index=False)
+    assert main(["trace", str(tmp_path / "leak.csv"), "--home", str(demo.home)]) == 3
+    assert "NO ATTRIBUTION" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["trace", str(tmp_path / "bad.json"), "--home", str(demo.home)]) == 2
+    assert "not a JSON document" in capsys.readouterr().err
