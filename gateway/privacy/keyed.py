@@ -12,12 +12,20 @@ import pandas as pd
 import pyarrow as pa
 
 
+def arrow_text(series: pd.Series) -> pa.Array:
+    """The column as one contiguous Arrow large_string array (zero-copy for pyarrow-backed
+    strings held in one chunk; several chunks, as large reads produce, are combined)."""
+    text = pa.array(series.astype(pd.StringDtype("pyarrow")).array)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return text.cast(pa.large_string())
+
+
 def keyed_words(
     series: pd.Series, key: bytes, words: int = 2
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
     """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows)."""
-    text = pa.array(series.astype(pd.StringDtype("pyarrow")).array).cast(pa.large_string())
-    encoded = text.dictionary_encode()
+    encoded = arrow_text(series).dictionary_encode()
     blob = b"".join(
         hmac.new(key, v.encode("utf-8"), hashlib.sha256).digest()[: 8 * words]
         for v in encoded.dictionary.to_pylist()

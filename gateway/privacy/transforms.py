@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from gateway.policy.model import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
-from gateway.privacy.keyed import keyed_words
+from gateway.privacy.keyed import arrow_text, keyed_words
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,8 @@ _EMAIL = r"^(?P<first>.)[^@]*@(?P<domain>.+)$"
 
 
 def _text(series: pd.Series) -> pa.Array:
-    """The column as an Arrow large_string array (zero-copy for pyarrow-backed strings)."""
-    text = series.astype(pd.StringDtype("pyarrow"))
-    return pa.array(text.array).cast(pa.large_string())
+    """The column as one Arrow large_string array."""
+    return arrow_text(series)
 
 
 def _series(values: pa.Array, index: pd.Index) -> pd.Series:
