@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from gateway.policy.model import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
-from gateway.privacy.keyed import arrow_text, keyed_words
+from gateway.privacy.keyed import arrow_text, hmac_sha256_many, keyed_words
 
 
 @dataclass(frozen=True)
@@ -230,10 +230,7 @@ def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCo
     encoded = _text(series).dictionary_encode()
     # One HMAC per distinct value (HMAC has no vectorized form); rows then take theirs by index.
     digests = pa.array(
-        [
-            hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:length]
-            for v in encoded.dictionary.to_pylist()
-        ],
+        [d.hex()[:length] for d in hmac_sha256_many(key, encoded.dictionary.to_pylist())],
         type=pa.large_string(),
     )
     return _series(pc.take(digests, encoded.indices), series.index)
