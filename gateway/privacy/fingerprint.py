@@ -3,7 +3,7 @@
 Keyed pseudonyms and synthetic values already differ per client. On top of them, every view gets
 small keyed changes where the grant's transforms leave room for them: one more or one less unit
 of a noisy (or opted-in kept) integer, the floor or the ceiling multiple of a rounded one, a day
-more or less on a shifted date, one more or one less mask character in a masked address or
+more or less on a shifted date, up to two more mask characters in a masked address or
 e-mail. The changes are keyed by (workspace secret, grant, client) and the raw row, so they are
 deterministic per recipient and look like noise to anyone without the secret; `gateway trace`
 recomputes them to name the recipient of a leaked extract.
@@ -124,17 +124,18 @@ def _days(released: pd.Series, subjects: pd.Series, key: bytes) -> pd.Series:
 def _mask_length(
     released: pd.Series, char: str, preset: str, steps: npt.NDArray[np.int64]
 ) -> pd.Series:
-    """Vary by one the run of mask characters that carries no information (address: the four
-    after the district; e-mail: the three after the first character); nothing else changes."""
+    """Lengthen by 0, 1 or 2 the run of mask characters that carries no information (address:
+    the four after the district; e-mail: the three after the first character). Never shorter,
+    so the run a reader expects is always there; nothing else changes."""
     text = released.astype("string")
     mark = re.escape(char)
-    if preset == "address":  # head + exactly four mask characters -> three to five
+    if preset == "address":  # head + exactly four mask characters -> four to six
         fits = text.str.fullmatch(rf"(?s)(?:.*[^{mark}])?{mark}{{4}}")
         head, tail, base = text.str.slice(0, -4), pd.Series("", index=text.index), 4
-    else:  # first character + three mask characters + "@domain" -> two to four
+    else:  # first character + three mask characters + "@domain" -> three to five
         fits = text.str.match(rf"(?s).{mark}{{3}}@")
         head, tail, base = text.str.slice(0, 1), text.str.slice(4), 3
-    runs = np.array([char * (base - 1), char * base, char * (base + 1)], dtype=object)
+    runs = np.array([char * base, char * (base + 1), char * (base + 2)], dtype=object)
     run = pd.Series(runs[steps + 1], index=text.index, dtype="string")
     changed = head + run + tail.astype("string")
     keep = ~fits.fillna(False).astype(bool).to_numpy()
