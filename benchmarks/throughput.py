@@ -58,8 +58,9 @@ def wait_ready(port: int) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def wrk(url: str, seconds: int, headers: list[str]) -> dict[str, float]:
-    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url]
+def wrk(url: str, seconds: int, headers: list[str], connections: int = 16) -> dict[str, float]:
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     for header in headers:
         command[1:1] = ["-H", header]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout

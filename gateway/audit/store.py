@@ -206,17 +206,27 @@ class AuditLog:
         conn = self._connection()
         try:
             conn.begin(SEQUENCER)
-            halted = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+            # One round trip for the halt flag, the active key and the head of the chain.
+            halted, active_kid, head_idx, head_leaf, head_ts = conn.execute(
+                "SELECT (SELECT value FROM meta WHERE key = 'halted'),"
+                " (SELECT kid FROM keys ORDER BY from_idx DESC LIMIT 1),"
+                " h.idx, h.leaf, h.ts FROM (SELECT 1 AS one) AS o LEFT JOIN"
+                " (SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1) AS h ON TRUE"
+            ).fetchone()
             if halted is not None:
                 conn.rollback()
-                self._halted = str(halted[0])
+                self._halted = str(halted)
                 error = AuditUnavailable(f"the audit log is halted: {self._halted}")
                 for _, future in batch:
                     future.set_exception(error)
                 return
-            signer = self._active_signer(conn)
-            idx, prev, last_ts = _next_position(conn)
+            signer = self._signer_of(active_kid)
+            if head_idx is None:
+                idx, prev, last_ts = 0, GENESIS_PREV, 0
+            else:
+                idx, prev, last_ts = int(head_idx) + 1, bytes(head_leaf).hex(), int(head_ts)
             results: list[tuple[Future[Appended], Appended | Exception]] = []
+            rows: list[tuple[int, str, bytes, int, str, bytes]] = []
             for event, future in batch:
                 try:
                     ts = max(_now_ms(), last_ts)  # never backwards along the chain
@@ -226,19 +236,14 @@ class AuditLog:
                     continue
                 leaf = leaf_hash(line)
                 sig = signer.sign(ENTRY_CONTEXT, statement(self.origin, idx, ts, leaf))
-                conn.execute(
-                    "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        idx,
-                        line.decode("utf-8"),
-                        leaf,
-                        ts,
-                        signer.kid,
-                        sig,
-                    ),
-                )
+                rows.append((idx, line.decode("utf-8"), leaf, ts, signer.kid, sig))
                 results.append((future, Appended(self.origin, idx, ts, leaf, signer.kid, sig)))
                 idx, prev, last_ts = idx + 1, leaf.hex(), ts
+            if rows:  # one statement for the batch (one round trip on PostgreSQL)
+                conn.executemany(
+                    "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
             conn.commit()
         except StoreError as exc:
             conn.rollback()
@@ -278,13 +283,14 @@ class AuditLog:
     def _active_signer(self, conn: Connection) -> Signer:
         """The signer of the newest key window (it changes when a key is rotated)."""
         row = conn.execute("SELECT kid FROM keys ORDER BY from_idx DESC LIMIT 1").fetchone()
-        if row is None or row[0] == self._signer.kid:
+        return self._signer_of(None if row is None else str(row[0]))
+
+    def _signer_of(self, kid: str | None) -> Signer:
+        if kid is None or kid == self._signer.kid:
             return self._signer
-        found = self._signer_for(str(row[0])) if self._signer_for else None
-        if found is None or found.kid != row[0]:
-            raise AuditUnavailable(
-                f"the active audit key {row[0]} is not available to this process"
-            )
+        found = self._signer_for(kid) if self._signer_for else None
+        if found is None or found.kid != kid:
+            raise AuditUnavailable(f"the active audit key {kid} is not available to this process")
         self._signer = found
         self._signers[found.kid] = found
         return found

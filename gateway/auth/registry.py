@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,9 @@ class ClientRegistry:
             database = Database.sqlite(database, 5000, "NORMAL")
         self.database = database
         self._writer = Shared(database)
+        # Counters and shared status change on every call: their commits need not wait for the
+        # disk (a gateway crash loses nothing; a database crash, at most the last moments).
+        self._counters = Shared(replace(database, durable=False, synchronous="NORMAL"))
         self._local = threading.local()  # SQLite: one read connection per thread
         self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
         try:
@@ -308,7 +311,7 @@ class ClientRegistry:
         now = _now()
         if amount > limit:
             return False, self._counter(name, now)
-        with self._write() as conn:
+        with self._counters.use() as conn:
             row = conn.execute(
                 "INSERT INTO counters (name, value, expires) VALUES (?, ?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET"
@@ -339,7 +342,7 @@ class ClientRegistry:
         """Set `key` to `value` if `key` does not hold `value` yet; True for the one caller (in
         any worker or host) that made the change. Used so that one process, not all, logs a
         shared event."""
-        with self._write() as conn:
+        with self._counters.use() as conn:
             row = conn.execute(
                 "INSERT INTO shared_state (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -351,6 +354,7 @@ class ClientRegistry:
 
     def close(self) -> None:
         self._writer.close()
+        self._counters.close()
         self._shared_reader.close()
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:

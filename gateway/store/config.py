@@ -24,6 +24,7 @@ def databases(
         )
     if store.startswith(("postgresql://", "postgres://")):
         return Database(store, True, busy_timeout_ms), Database(store, True, 5000)
+        # (the registry's counters use a non-durable connection of their own: see registry.py)
     if store.startswith("sqlite:///"):
         directory = Path("/" + store.removeprefix("sqlite://").lstrip("/"))
         return (

@@ -98,10 +98,10 @@ class Connection:
         """Start a write transaction; with `lock`, one that serializes with every other holder
         of that lock in any process or host."""
         if self.postgres:
-            self.execute("BEGIN")
+            # One round trip: the lock key is our own integer, never caller text.
+            locking = f"; SELECT pg_advisory_xact_lock({lock_id(lock)})" if lock else ""
+            self.execute(f"BEGIN{locking}")
             self._in_tx = True
-            if lock is not None:
-                self.execute("SELECT pg_advisory_xact_lock(?)", (lock_id(lock),))
         else:
             self.execute("BEGIN IMMEDIATE")
             self._in_tx = True
@@ -151,6 +151,9 @@ class Database:
     postgres: bool
     busy_timeout_ms: int = 10_000
     synchronous: str = "FULL"  # SQLite only: FULL for the audit log, NORMAL for the registry
+    # PostgreSQL: False sets synchronous_commit=off for this connection's commits (they survive
+    # a crash of the gateway, not of the database server: like SQLite's NORMAL). For counters.
+    durable: bool = True
 
     @classmethod
     def sqlite(
@@ -196,8 +199,8 @@ class Database:
             ) from exc
         try:
             raw = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
-            # Every commit is durable before it returns (the server's default, made explicit).
-            raw.execute("SET synchronous_commit = on")
+            # Durable connections: every commit is on disk before it returns (made explicit).
+            raw.execute(f"SET synchronous_commit = {'on' if self.durable else 'off'}")
             raw.execute(f"SET lock_timeout = {int(self.busy_timeout_ms)}")
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.display}: {exc}".strip()) from exc
