@@ -16,7 +16,7 @@ from gateway.audit.entry import decode_entry
 from gateway.audit.signing import Signer, key_id
 from gateway.audit.store import AuditLog, read_log, resume
 from gateway.audit.verify import verify_log
-from gateway.auth.registry import ClientRegistry
+from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.store.config import databases
 from gateway.store.db import Database
@@ -134,10 +134,13 @@ def test_registry_clients_revocations_replays(store: tuple[Database, Database]) 
     with pytest.raises(ConfigError, match="already exists"):
         two.add("acme")
     one.set_disabled("acme", True)
-    assert two.authenticate("acme", secret) is None
+    assert one.authenticate("acme", secret) is None  # at once where it was changed
     assert not two.is_revoked("jti-1")
     one.revoke("jti-1", "acme", int(time.time()) + 600)
     one.revoke("jti-1", "acme", int(time.time()) + 600)  # twice is fine
+    assert one.is_revoked("jti-1")
+    time.sleep(CACHE_SECONDS)  # another host: within its read cache's lifetime (< 1 s)
+    assert two.authenticate("acme", secret) is None
     assert two.is_revoked("jti-1")
     assert one.remember_assertion("acme", "a-1", int(time.time()) + 60)
     assert not two.remember_assertion("acme", "a-1", int(time.time()) + 60)  # a replay

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS counters (
     expires {int} NOT NULL
 );
 """
+CACHE_SECONDS = 0.5
 TABLES = ("clients", "revoked", "assertions", "shared_state", "counters")
 
 
@@ -146,6 +147,8 @@ class ClientRegistry:
         self._counters = Shared(replace(database, durable=False, synchronous="NORMAL"))
         self._local = threading.local()  # SQLite: one read connection per thread
         self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
+        self._cache: dict[tuple[str, str], tuple[float, object]] = {}
+        self._cache_lock = threading.Lock()
         try:
             with self._writer.use() as conn:
                 conn.executescript(SCHEMA)
@@ -154,8 +157,11 @@ class ClientRegistry:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._writer.use() as conn:
-            yield conn
+        try:
+            with self._writer.use() as conn:
+                yield conn
+        finally:
+            self._forget()  # this process sees its own changes at once
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -239,12 +245,17 @@ class ClientRegistry:
         return secret
 
     def get(self, client_id: str) -> Client | None:
+        found, cached = self._cached(("client", client_id))
+        if found:
+            return cached  # type: ignore[return-value]
         with self._read() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608 - constant columns
                 (client_id,),
             ).fetchone()
-        return None if row is None else _client(row)
+        client = None if row is None else _client(row)
+        self._remember(("client", client_id), client)
+        return client
 
     def all(self) -> list[Client]:
         with self._write() as conn:
@@ -283,9 +294,39 @@ class ClientRegistry:
             conn.execute("DELETE FROM revoked WHERE expires < ?", (_now() - 3600,))
 
     def is_revoked(self, jti: str) -> bool:
+        found, cached = self._cached(("revoked", jti))
+        if found:
+            return bool(cached)
         with self._read() as conn:
             row = conn.execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
+        self._remember(("revoked", jti), row is not None)
         return row is not None
+
+    # --- a short-lived read cache (PostgreSQL only) -----------------------------------------
+    # A remote store costs a network round trip per read on every call. Clients and revocation
+    # answers are kept for at most CACHE_SECONDS, so a change made on another host is seen
+    # within that time (the promise is one second); changes made here clear it at once.
+
+    def _cached(self, key: tuple[str, str]) -> tuple[bool, object]:
+        if not self.database.postgres:
+            return False, None
+        with self._cache_lock:
+            hit = self._cache.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, hit[1]
+
+    def _remember(self, key: tuple[str, str], value: object) -> None:
+        if not self.database.postgres:
+            return
+        with self._cache_lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic() + CACHE_SECONDS, value)
+
+    def _forget(self) -> None:
+        with self._cache_lock:
+            self._cache.clear()
 
     # --- client assertion replay cache (RFC 7523 3, jti) ----------------------------------
 
