@@ -101,7 +101,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 )
         certfile, keyfile = str(ws.server_cert), str(ws.server_key)
     _out(f"serving {settings.base_url} (workspace {settings.home}, {settings.workers} worker(s))")
-    _out(f"store: {settings.audit_database.display if settings.store else 'SQLite in the workspace'}")
+    store = settings.audit_database.display if settings.store else "SQLite in the workspace"
+    _out(f"store: {store}")
     if not settings.insecure_http:
         _out(f"clients trust the CA in {ws.ca_cert}")
     # No access log: request lines can carry personal values; the audit log is the record.
