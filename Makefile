@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# pycanon (tests/test_pycanon.py cross-checks k and l) pins exact old numpy/pandas/
+	# typing-extensions releases; it runs on ours, so it is installed without its pins.
+	$(BIN)/python -m pip install --quiet --no-deps 'pycanon>=1.3'
 	touch $(VENV)/.installed $@
 
 ## run: create .venv, install, create the demo workspace if it has no keys, serve HTTPS on :8443

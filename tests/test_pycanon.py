@@ -3,8 +3,8 @@ view and agrees with what the lattice search reports (and with the model asked f
 
 Skips when ../shared (the Adult benchmark) is absent or pycanon is not importable. pycanon pins
 exact, older versions of numpy, pandas and typing-extensions that conflict with anyio, so it is
-installed without its dependencies (`make bench` does: `pip install --no-deps pycanon`); it
-needs only numpy, pandas and scipy for the functions used here.
+installed without its dependencies (`make test` and `make bench` do: `pip install --no-deps
+pycanon`); the functions used here need only numpy and pandas.
 """
 
 from __future__ import annotations
