@@ -69,6 +69,16 @@ def demo(request: pytest.FixtureRequest, template_home: Path, tmp_path: Path) ->
         drop_database(name)
 
 
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test (skips without a server)."""
+    url, name = create_database()
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores."""
     if getattr(metafunc.module, "BOTH_STORES", False) and "demo" in metafunc.fixturenames:

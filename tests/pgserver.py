@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
 
 import pytest
 
@@ -47,12 +46,3 @@ def drop_database(name: str) -> None:
     )
     conn.execute(f'DROP DATABASE IF EXISTS "{name}"')  # type: ignore[attr-defined]
     conn.close()  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    url, name = create_database()
-    try:
-        yield url
-    finally:
-        drop_database(name)

@@ -201,3 +201,9 @@ def test_claim_goes_to_exactly_one_caller(store: tuple[Database, Database]) -> N
 def test_unknown_store_is_refused_with_a_hint(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="postgresql://"):
         databases("mysql://x", tmp_path / "a", tmp_path / "r", 100)
+
+
+def test_display_hides_only_the_password() -> None:
+    database = Database("postgresql://gw:s3cret@db.internal:5432/gateway", True)
+    assert database.display == "postgresql://gw:***@db.internal:5432/gateway"
+    assert Database("postgresql://gw@db/gateway", True).display == "postgresql://gw@db/gateway"

@@ -163,8 +163,8 @@ class Database:
 
     @property
     def display(self) -> str:
-        """The location without credentials (for messages and logs)."""
-        return re.sub(r"//[^@/]*@", "//", self.url)
+        """The location with any password hidden (for messages and logs)."""
+        return re.sub(r"(//[^:@/]*):[^@/]*@", r"\1:***@", self.url)
 
     def dialect(self, sql: str) -> str:
         if self.postgres:
