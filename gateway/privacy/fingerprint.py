@@ -4,7 +4,8 @@ Keyed pseudonyms and synthetic values already differ per client. On top of them,
 small keyed changes where the grant's transforms leave room for them: one more or one less unit
 of a noisy (or opted-in kept) integer, the floor or the ceiling multiple of a rounded one, a day
 more or less on a shifted date, up to two more mask characters in a masked address or
-e-mail. The changes are keyed by (workspace secret, grant, client) and the raw row, so they are
+e-mail (keyed by what the mask leaves visible). The changes are keyed by (workspace secret,
+grant, client) and the raw row or visible value, so they are
 deterministic per recipient and look like noise to anyone without the secret; `gateway trace`
 recomputes them to name the recipient of a leaked extract.
 
@@ -28,7 +29,7 @@ from gateway.policy.model import ColumnType, Dataset, Grant
 from gateway.privacy.keyed import keyed_words
 
 LABEL = b"public-data-gateway/fingerprint/v1"
-VERSION = "fp1"  # part of every view key: views from before (or another version) never mix
+VERSION = "fp2"  # part of every view key: views from before (or another version) never mix
 MAX_CARRIERS = 32  # one keyed byte per carrier column and row (one HMAC-SHA256 per row)
 _STEPS = np.array([-1, 0, 1], dtype=np.int64)
 
@@ -121,12 +122,15 @@ def _days(released: pd.Series, subjects: pd.Series, key: bytes) -> pd.Series:
     return shifted.where(moments.notna(), released.astype("string"))
 
 
-def _mask_length(
-    released: pd.Series, char: str, preset: str, steps: npt.NDArray[np.int64]
-) -> pd.Series:
+def _mask_length(released: pd.Series, char: str, preset: str, key: bytes) -> pd.Series:
     """Lengthen by 0, 1 or 2 the run of mask characters that carries no information (address:
     the four after the district; e-mail: the three after the first character). Never shorter,
-    so the run a reader expects is always there; nothing else changes."""
+    so the run a reader expects is always there; nothing else changes.
+
+    The length is keyed by the visible part (the district head; the first character and the
+    domain), not by the row: within one recipient's view every row showing the same head has the
+    same run, so the mark survives in extracts whose other columns cannot tell rows apart, and
+    it says nothing about the row itself."""
     text = released.astype("string")
     mark = re.escape(char)
     if preset == "address":  # head + exactly four mask characters -> four to six
@@ -135,6 +139,8 @@ def _mask_length(
     else:  # first character + three mask characters + "@domain" -> three to five
         fits = text.str.match(rf"(?s).{mark}{{3}}@")
         head, tail, base = text.str.slice(0, 1), text.str.slice(4), 3
+    words, _ = keyed_words(head.fillna("") + "\x1f" + tail.fillna(""), key, 1)
+    steps = _STEPS[(words[:, 0] % np.uint64(3)).astype(np.int64)]
     runs = np.array([char * base, char * (base + 1), char * (base + 2)], dtype=object)
     run = pd.Series(runs[steps + 1], index=text.index, dtype="string")
     changed = head + run + tail.astype("string")
@@ -172,7 +178,6 @@ def apply_fingerprint(
             out[name] = _days(frame[name], raw[str(params["subject"])], subject_key)
         else:
             preset = method.removeprefix("mask_")
-            out[name] = _mask_length(
-                frame[name], str(params.get("char", "*")), preset, _step(column_bytes)
-            )
+            mask_key = hmac.new(key, b"mask\x00" + name.encode(), hashlib.sha256).digest()
+            out[name] = _mask_length(frame[name], str(params.get("char", "*")), preset, mask_key)
     return out
