@@ -180,5 +180,18 @@ def test_three_hosts_one_log(hosts: list[Server], store_url: str) -> None:
         for client, server in zip(clients, hosts, strict=True)
     ]
     assert statuses == [401, 401, 401]
+
+    # --- disabling a client (an admin command on any machine) stops it on every host -------
+    fresh = token(clients[2], hosts[2].base, "quota", quota_secret)
+    gateway("clients", "disable", "quota", "--store", store_url, home=hosts[1].home)
+    disabled_at = time.monotonic()
+    time.sleep(max(0.0, disabled_at + 1.0 - time.monotonic()))
+    statuses = [
+        client.get(
+            f"{server.base}{VALID}", headers={"Authorization": f"Bearer {fresh}"}
+        ).status_code
+        for client, server in zip(clients, hosts, strict=True)
+    ]
+    assert statuses == [401, 401, 401]
     for client in clients:
         client.close()
