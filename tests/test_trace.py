@@ -391,6 +391,11 @@ def test_trace_names_the_client_and_lists_the_audit_entries(
     hits = {h["idx"]: h["leaked"] for h in report["entries"]}
     assert rows_entries[0]["idx"] in hits
     assert hits[rows_entries[0]["idx"]] >= 280
+    # The same leak as a spreadsheet export (an auditor's usual file) is traced the same way.
+    leaked.to_excel(tmp_path / "leak.xlsx", index=False)
+    assert main(["trace", str(tmp_path / "leak.xlsx"), "--home", home, "--json"]) == 0
+    from_sheet = json.loads(capsys.readouterr().out)
+    assert (from_sheet["client"], from_sheet["grant"]) == ("demo", "demo-residents")
     assert main(["audit", "verify", "--home", home]) == 0
 
 
