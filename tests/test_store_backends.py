@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.entry import decode_entry
 from gateway.audit.signing import Signer, key_id
-from gateway.audit.store import AuditLog, read_log, resume
+from gateway.audit.store import SEQUENCER, AuditLog, read_log, resume
 from gateway.audit.verify import verify_log
 from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError
@@ -97,6 +98,7 @@ def test_only_one_host_signs_checkpoints_at_a_time(store: tuple[Database, Databa
     assert a.signs_checkpoints()
     assert b.signs_checkpoints() is (not store[0].postgres)
     a.close()
+    time.sleep(1.1)  # a host without the lease asks again at most once a second
     assert b.signs_checkpoints()  # the lease passed on
     b.append({"kind": "test"})
     checkpoint = b.checkpoint()
@@ -207,3 +209,63 @@ def test_display_hides_only_the_password() -> None:
     database = Database("postgresql://gw:s3cret@db.internal:5432/gateway", True)
     assert database.display == "postgresql://gw:***@db.internal:5432/gateway"
     assert Database("postgresql://gw@db/gateway", True).display == "postgresql://gw@db/gateway"
+
+
+def test_a_lock_timeout_fails_only_that_batch(store: tuple[Database, Database]) -> None:
+    """Fail closed but not halted: while another writer holds the sequencer past the timeout,
+    appends fail as busy; once it lets go, appending continues on the same chain."""
+    database = replace(store[0], busy_timeout_ms=300)
+    log = AuditLog(database, make_signer())
+    log.append({"kind": "test"})
+    blocker = database.connect()
+    blocker.begin(SEQUENCER)
+    with pytest.raises(AuditUnavailable, match="busy"):
+        log.append({"kind": "test"})
+    assert log.writable() is not None  # /readyz says why
+    blocker.rollback()
+    blocker.close()
+    assert log.writable() is None
+    assert log.append({"kind": "test"}).idx == 1
+    assert log.halted is None
+    log.close()
+
+
+def test_a_lost_connection_is_not_a_failed_write(store: tuple[Database, Database]) -> None:
+    """PostgreSQL restarts, failovers and idle timeouts end connections: the log reconnects and
+    carries on (no halt, nothing lost from the chain)."""
+    if not store[0].postgres:
+        pytest.skip("a SQLite file has no connection to lose")
+    log = AuditLog(store[0], make_signer())
+    log.append({"kind": "test"})
+    killer = store[0].connect()
+    for _ in range(2):
+        pid = log._conn._raw.info.backend_pid
+        killer.execute("SELECT pg_terminate_backend(?)", (pid,))
+        log.append({"kind": "test"})  # reconnects and retries once: the call succeeds
+    assert log.halted is None
+    assert log.size() == 3
+    killer.close()
+    log.close()
+
+
+def test_many_processes_may_start_on_an_empty_store_at_once(
+    store: tuple[Database, Database],
+) -> None:
+    """`serve --workers N` or several hosts starting together on a new database: every one
+    opens the log and the registry (the schema is created once, under a lock)."""
+    signer = make_signer()
+    errors: list[Exception] = []
+
+    def start() -> None:
+        try:
+            AuditLog(store[0], signer).close()
+            ClientRegistry(store[1]).close()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

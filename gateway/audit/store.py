@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS keys (
 """
 _BATCH_MAX = 512
 SEQUENCER = "public-data-gateway/audit-sequencer"  # serializes appends across hosts
+LEASE_RETRY_SECONDS = 1.0
 _CHECKPOINT_LEASE = lock_id("public-data-gateway/checkpoint-signer")
 
 
@@ -134,6 +135,9 @@ class AuditLog:
         self._tree = MerkleTree()
         self._reader = Shared(database)
         self._lease: Connection | None = None  # PostgreSQL: holds the checkpoint signer's lease
+        self._lease_tried = -LEASE_RETRY_SECONDS  # monotonic time of the last try for the lease
+        self._lease_lock = threading.Lock()
+        self._dropped = False  # the write connection was closed after a lost link
         try:
             self._conn = database.connect()
             self._conn.executescript(SCHEMA)
@@ -203,8 +207,19 @@ class AuditLog:
                 self._commit(batch)
 
     def _commit(self, batch: list[tuple[Mapping[str, JsonValue], Future[Appended]]]) -> None:
-        conn = self._connection()
+        # A connection lost before COMMIT was sent wrote nothing: try once more on a new one.
+        if self._commit_once(batch, retry=True):
+            self._commit_once(batch, retry=False)
+
+    def _commit_once(
+        self, batch: list[tuple[Mapping[str, JsonValue], Future[Appended]]], *, retry: bool
+    ) -> bool:
+        """Write the batch in one transaction and resolve its futures. True (futures still
+        pending) when the connection was lost before COMMIT and `retry` allows another try."""
+        conn: Connection | None = None
+        committing = False
         try:
+            conn = self._connection()
             conn.begin(SEQUENCER)
             # One round trip for the halt flag, the active key and the head of the chain.
             halted, active_kid, head_idx, head_leaf, head_ts = conn.execute(
@@ -219,7 +234,7 @@ class AuditLog:
                 error = AuditUnavailable(f"the audit log is halted: {self._halted}")
                 for _, future in batch:
                     future.set_exception(error)
-                return
+                return False
             signer = self._signer_of(active_kid)
             if head_idx is None:
                 idx, prev, last_ts = 0, GENESIS_PREV, 0
@@ -244,21 +259,33 @@ class AuditLog:
                     "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
+            committing = True
             conn.commit()
         except StoreError as exc:
-            conn.rollback()
-            if exc.busy:
+            if conn is not None:
+                conn.rollback()
+            if exc.lost:
+                # Not a failed write: the store went away (restart, failover, idle timeout).
+                # Reconnect; never halt for it. Lost during COMMIT, the entries may be stored:
+                # the chain stays consistent either way (the next batch reads the real head).
+                self._drop_connection()
+                if retry and not committing:
+                    return True
+                state = "while committing" if committing else "before writing"
+                error = AuditUnavailable(f"the audit store connection was lost {state}: {exc}")
+            elif exc.busy:
                 error = AuditUnavailable(f"the audit log is busy: {exc}")
             else:
                 self._halt(f"write failed: {exc}")
                 error = AuditUnavailable(f"the audit log write failed and the log is halted: {exc}")
             for _, future in batch:
                 future.set_exception(error)
-            return
+            return False
         except (
             Exception
         ) as exc:  # any failure (e.g. the rotated key cannot be loaded) fails the batch
-            conn.rollback()
+            if conn is not None:
+                conn.rollback()
             error = (
                 exc
                 if isinstance(exc, AuditUnavailable)
@@ -266,18 +293,25 @@ class AuditLog:
             )
             for _, future in batch:
                 future.set_exception(error)
-            return
+            return False
         for future, outcome in results:
             if isinstance(outcome, Exception):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        return False
+
+    def _drop_connection(self) -> None:
+        """Close the write connection so that the next use opens a new one; hold _conn_lock."""
+        self._conn.close()
+        self._dropped = True
 
     def _connection(self) -> Connection:
         """The write connection (reconnected if the server dropped it); hold _conn_lock."""
-        if self._conn.broken:
+        if self._dropped or self._conn.broken:
             self._conn.close()
             self._conn = self.database.connect()
+            self._dropped = False
         return self._conn
 
     def _active_signer(self, conn: Connection) -> Signer:
@@ -431,22 +465,35 @@ class AuditLog:
 
     def signs_checkpoints(self) -> bool:
         """Whether this process signs checkpoints now. SQLite: always (a size is stored once).
-        PostgreSQL: while it holds the lease, a session advisory lock that passes to another
-        host when this one's connection ends."""
+        PostgreSQL: while it holds the lease, a session advisory lock on a connection of its own
+        that passes to another host when this one's connection ends. Checked with a round trip
+        each time (a server restart ends every lease); a host without it tries again at most
+        once a second. Never holds the append path's lock."""
         if not self.database.postgres:
             return True
-        with self._conn_lock:
-            try:
-                if self._lease is not None and not self._lease.broken:
+        with self._lease_lock:
+            if self._lease is not None:
+                try:
+                    self._lease.execute("SELECT 1")
                     return True
-                if self._lease is not None:
+                except StoreError:
                     self._lease.close()
                     self._lease = None
+            now = time.monotonic()
+            if now - self._lease_tried < LEASE_RETRY_SECONDS:
+                return False
+            self._lease_tried = now
+            lease: Connection | None = None
+            try:
                 lease = self.database.connect()
-                held = lease.execute(
-                    "SELECT pg_try_advisory_lock(?)", (_CHECKPOINT_LEASE,)
-                ).fetchone()[0]
+                held = bool(
+                    lease.execute(
+                        "SELECT pg_try_advisory_lock(?)", (_CHECKPOINT_LEASE,)
+                    ).fetchone()[0]
+                )
             except StoreError:
+                if lease is not None:
+                    lease.close()
                 return False
             if held:
                 self._lease = lease
@@ -515,6 +562,7 @@ class AuditLog:
         self._reader.close()
         with self._conn_lock:
             self._conn.close()
+        with self._lease_lock:
             if self._lease is not None:
                 self._lease.close()
 

@@ -24,11 +24,13 @@ _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
 class StoreError(Exception):
-    """A database operation failed. `busy` marks transient lock contention."""
+    """A database operation failed. `busy` marks transient lock contention; `lost` a connection
+    that went away (server restart, failover, idle timeout): transient too, not a failed write."""
 
-    def __init__(self, message: str, *, busy: bool = False) -> None:
+    def __init__(self, message: str, *, busy: bool = False, lost: bool = False) -> None:
         super().__init__(message)
         self.busy = busy
+        self.lost = lost
 
 
 class DuplicateKey(StoreError):
@@ -82,10 +84,13 @@ class Connection:
             raise self.database.translate(exc) from exc
 
     def executescript(self, script: str) -> None:
+        """Run a schema script. On PostgreSQL it holds an advisory lock: several workers or hosts
+        starting at once on an empty database would otherwise race in CREATE TABLE."""
         script = self.database.dialect(script)
         try:
             if self.postgres:
                 with self._raw.transaction():
+                    self._raw.execute(f"SELECT pg_advisory_xact_lock({lock_id('schema')})")
                     for statement in (s.strip() for s in script.split(";")):
                         if statement:
                             self._raw.execute(statement)
@@ -98,10 +103,11 @@ class Connection:
         """Start a write transaction; with `lock`, one that serializes with every other holder
         of that lock in any process or host."""
         if self.postgres:
-            # One round trip: the lock key is our own integer, never caller text.
+            # One round trip: the lock key is our own integer, never caller text. Marked open
+            # first: if the lock wait fails, BEGIN has run and rollback() must end it.
+            self._in_tx = True
             locking = f"; SELECT pg_advisory_xact_lock({lock_id(lock)})" if lock else ""
             self.execute(f"BEGIN{locking}")
-            self._in_tx = True
         else:
             self.execute("BEGIN IMMEDIATE")
             self._in_tx = True
@@ -120,7 +126,9 @@ class Connection:
     @property
     def in_transaction(self) -> bool:
         if self.postgres:
-            return self._in_tx
+            # The server's view (idle, in a transaction, or in a failed one), not only ours.
+            status = getattr(getattr(self._raw, "info", None), "transaction_status", 0)
+            return self._in_tx or int(status) != 0
         return bool(self._raw.in_transaction)
 
     @contextlib.contextmanager
@@ -220,7 +228,13 @@ class Database:
                 return DuplicateKey(str(exc))
             # lock_not_available, serialization_failure, deadlock_detected, query_canceled
             busy = state in ("55P03", "40001", "40P01", "57014")
-            return StoreError(str(exc).strip() or type(exc).__name__, busy=busy)
+            # connection exceptions (08xxx), admin/crash shutdown, or a driver-side closed link
+            lost = (
+                state.startswith("08")
+                or state in ("57P01", "57P02", "57P03")
+                or (not state and type(exc).__name__ in ("OperationalError", "InterfaceError"))
+            )
+            return StoreError(str(exc).strip() or type(exc).__name__, busy=busy, lost=lost)
         return exc
 
 
