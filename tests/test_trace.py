@@ -409,3 +409,24 @@ def test_trace_command_reports_no_attribution_and_bad_files(
     (tmp_path / "bad.json").write_text("{")
     assert main(["trace", str(tmp_path / "bad.json"), "--home", str(demo.home)]) == 2
     assert "not a JSON document" in capsys.readouterr().err
+
+
+def test_chance_matches_are_never_attributed(
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile or accidental input: rows made up from values every recipient sees (gender and
+    district drawn independently: every pair occurs in the view) match the only grant releasing
+    those columns as well as they match a recipient that does not exist: "no attribution",
+    never a name (exit 3)."""
+    rng = np.random.default_rng(5)
+    made_up = pd.DataFrame(
+        {
+            "性别": rng.choice(["男", "女"], 60),
+            "区县": rng.choice(["朝阳区", "海淀区", "天河区", "越秀区"], 60),
+        }
+    )
+    made_up.to_csv(tmp_path / "made-up.csv", index=False)
+    code = main(["trace", str(tmp_path / "made-up.csv"), "--home", str(demo.home), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3, report
+    assert report["client"] is None

@@ -32,6 +32,11 @@ ERROR_RATE = 0.05  # per-row chance of a spurious match or a corrupted cell (the
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
+# A recipient nobody is (not a valid client id): its views are the baseline every attribution
+# must beat, so a leak that any recipient's view would explain is never pinned on one.
+DECOY = "~no-recipient"
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One recipient's view, as canonical-text hashes per released column, in the keyed order
@@ -188,6 +193,11 @@ def attribute(leaked: pd.DataFrame, pool: Pool | Sequence[Candidate]) -> Attribu
         ranking[0] = _with(evidence[best], distinguishing[runner], contradicting[runner])
     ranking += [_with(evidence[i], contradicting[i], distinguishing[i]) for i in others]
     reason = _verdict(rows, evidence[best], others, distinguishing, contradicting, confidence)
+    if not reason and candidates[best].client == DECOY:
+        reason = (
+            "no attribution: a recipient that does not exist explains the extract best; its "
+            "columns carry nothing recipient-specific"
+        )
     mapping_out = {g: m for (_, g), m in mappings.items()}
     if reason:
         return Attribution(rows, mapping_out, ignored, tuple(ranking), None, confidence, reason)

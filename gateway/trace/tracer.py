@@ -17,7 +17,14 @@ from gateway.policy.model import PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import materialize
-from gateway.trace.attribute import Attribution, Candidate, Evidence, Located, attribute
+from gateway.trace.attribute import (
+    DECOY,
+    Attribution,
+    Candidate,
+    Evidence,
+    Located,
+    attribute,
+)
 from gateway.trace.extract import Extract
 from gateway.trace.rowset import decode_rows
 
@@ -46,7 +53,9 @@ def candidates_of(
     policy: PolicySet, sources: SourceCache, secret: bytes, datasets: set[str] | None = None
 ) -> tuple[list[Candidate], list[str]]:
     """Every (client, grant) view the workspace can release now, expired grants included (the
-    leak may be older than the grant's end)."""
+    leak may be older than the grant's end), plus for each grant the view of a recipient that
+    does not exist (DECOY): the chance baseline. A leak that matches a real recipient no better
+    than that decoy carries nothing recipient-specific and is never attributed."""
     found: list[Candidate] = []
     skipped: list[str] = []
     for grant in policy.grants:
@@ -54,7 +63,7 @@ def candidates_of(
             continue
         dataset = policy.datasets[grant.dataset]
         source = sources.load(dataset)
-        for client in sorted(grant.clients):
+        for client in [*sorted(grant.clients), DECOY]:
             ctx = TransformContext(secret, client, grant.id)
             try:
                 view = materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
