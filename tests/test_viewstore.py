@@ -126,3 +126,15 @@ def test_ncp_and_discernibility_by_hand() -> None:
     assert ncp(frame, frame.index[:0], ("age", "sex"), (0, 0), {}) == 1.0
     rng = np.random.default_rng(1)
     assert 0 <= ncp(frame, frame.index[rng.random(8) < 0.5], ("age",), (1,), {"age": table}) <= 1
+
+
+def test_new_code_never_reads_a_view_the_old_code_stored(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An upgrade that changes how views are computed (a transform, a privacy model) gets new
+    view keys: files written by the old code are not served."""
+    fetch_pages(demo)
+    before = set(stored_files(demo))
+    monkeypatch.setattr(views_module, "CODE_VERSION", "an-upgraded-release")
+    fetch_pages(demo)
+    assert before < set(stored_files(demo))

@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -107,10 +108,23 @@ def materialize(
     )
 
 
+def _code_version() -> str:
+    """A hash of the code that computes views (this package's modules): an upgrade that changes
+    a transform or a privacy model never serves a view computed by the old code from disk."""
+    digest = hashlib.sha256()
+    for module in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(module.name.encode() + b"\x00" + module.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+CODE_VERSION = _code_version()
+
+
 def view_key(source_version: str, dataset: str, grant: str, policy: str, client_id: str) -> str:
-    """Identifies a view: the data's content hash, the grant, the policy set, the client (and the
-    fingerprint version, so a view marked otherwise is never read back from disk)."""
-    parts = [source_version, dataset, grant, policy, client_id, FINGERPRINT_VERSION]
+    """Identifies a view: the data's content hash, the grant, the policy set, the client, and
+    the version of the code computing it (transforms, privacy models, fingerprint), so a view
+    computed otherwise is never read back from disk."""
+    parts = [source_version, dataset, grant, policy, client_id, FINGERPRINT_VERSION, CODE_VERSION]
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
