@@ -25,10 +25,18 @@ from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.limits import SizeLimits
 from gateway.api.problems import problem_response
-from gateway.errors import ApiError, AuditUnavailable, Denied, MethodNotAllowed, NotFound
+from gateway.errors import (
+    ApiError,
+    AuditUnavailable,
+    Denied,
+    MethodNotAllowed,
+    NotFound,
+    StoreUnavailable,
+)
 from gateway.reloader import PolicyReloader
 from gateway.services import Services, build_services
 from gateway.settings import Settings
+from gateway.store.db import StoreError
 
 log_ = logging.getLogger("gateway")
 
@@ -46,6 +54,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
     error: ApiError = MethodNotAllowed() if exc.status_code == 405 else NotFound("no such endpoint")
     return await _api_error(request, error)
+
+
+async def _store_error(request: Request, exc: Exception) -> Response:
+    """The registry's database could not answer (lost, locked, down): fail closed with a 503
+    the client may retry, not a 500."""
+    log_.error("store unavailable: %s", exc)
+    return await _api_error(
+        request, StoreUnavailable("the gateway's store is unavailable; retry in a few seconds")
+    )
 
 
 async def _crash(request: Request, exc: Exception) -> Response:
@@ -144,6 +161,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
+            StoreError: _store_error,
             Exception: _crash,
         },
         lifespan=lifespan,

@@ -162,3 +162,10 @@ class ServiceUnavailable(ApiError):
     slug = "audit-unavailable"
     title = "Service unavailable"
     reason = "audit_unavailable"
+
+
+class StoreUnavailable(ApiError):
+    status = 503
+    slug = "store-unavailable"
+    title = "Service unavailable"
+    reason = "store_unavailable"

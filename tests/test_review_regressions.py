@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import pandas as pd
+import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from starlette.testclient import TestClient
@@ -18,7 +19,7 @@ from gateway.audit.entry import decode_entry
 from gateway.audit.store import read_entries, read_log
 from gateway.audit.verify import verify_log
 from gateway.privacy.lattice import anonymize
-from tests.conftest import BASE, Demo, audit_keys
+from tests.conftest import BASE, Demo, audit_keys, services_of, token_for
 
 
 def test_deeply_nested_token_is_401(client: TestClient) -> None:
@@ -121,3 +122,28 @@ def test_generalization_keeps_level_zero_types() -> None:
     out, solution = anonymize(frame, ["age", "sex"], {}, 2, 0.0)
     assert solution.levels == (0, 0)
     assert str(out["age"].dtype) == "Int64"
+
+
+def test_an_unavailable_store_fails_closed_with_503(
+    client: TestClient, demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promise 7 (fail closed): when the registry's database cannot answer (PostgreSQL down,
+    SQLite locked), a call gets a retryable 503 with no data, still audited; not a 500."""
+    from gateway.store.db import StoreError
+
+    token = token_for(client, demo.client_id, demo.client_secret)
+    registry = services_of(client).registry
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise StoreError("connection refused", lost=True)
+
+    monkeypatch.setattr(registry, "get", down)
+    monkeypatch.setattr(registry, "is_revoked", down)
+    response = client.get(
+        "/v1/datasets/residents/rows?purpose=statistics",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 503
+    assert response.json()["type"].endswith("store-unavailable")
+    assert "rows" not in response.json()
+    assert response.headers["audit-receipt"]
