@@ -404,9 +404,9 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
         f"in {target.audit_database.display}"
     )
     _out(
-        "Stop every gateway on the old store before switching; then serve with "
-        f"--store {target.audit_database.display} (or GATEWAY_STORE). The old store is "
-        "unchanged: keep it until the new one has served for a while."
+        "Stop every gateway on the old store before switching; then serve with the new store "
+        "(--store or GATEWAY_STORE, the URL you gave to --to). The old store is unchanged: "
+        "keep it until the new one has served for a while."
     )
     return 0
 

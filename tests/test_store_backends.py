@@ -209,6 +209,10 @@ def test_display_hides_only_the_password() -> None:
     database = Database("postgresql://gw:s3cret@db.internal:5432/gateway", True)
     assert database.display == "postgresql://gw:***@db.internal:5432/gateway"
     assert Database("postgresql://gw@db/gateway", True).display == "postgresql://gw@db/gateway"
+    hidden = Database("postgresql://gw@db/gw?password=s3cret&sslmode=require", True)
+    assert "s3cret" not in hidden.display
+    assert "sslmode=require" in hidden.display
+    assert "s3cret" not in repr(database)
 
 
 def test_a_lock_timeout_fails_only_that_batch(store: tuple[Database, Database]) -> None:

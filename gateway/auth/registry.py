@@ -149,6 +149,7 @@ class ClientRegistry:
         self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         self._cache_lock = threading.Lock()
+        self._generation = 0  # bumped by every local write
         try:
             with self._writer.use() as conn:
                 conn.executescript(SCHEMA)
@@ -248,13 +249,14 @@ class ClientRegistry:
         found, cached = self._cached(("client", client_id))
         if found:
             return cached  # type: ignore[return-value]
+        stamp = self._stamp()
         with self._read() as conn:
             row = conn.execute(
                 f"SELECT {_COLUMNS} FROM clients WHERE client_id = ?",  # noqa: S608 - constant columns
                 (client_id,),
             ).fetchone()
         client = None if row is None else _client(row)
-        self._remember(("client", client_id), client)
+        self._remember(("client", client_id), client, stamp)
         return client
 
     def all(self) -> list[Client]:
@@ -297,9 +299,10 @@ class ClientRegistry:
         found, cached = self._cached(("revoked", jti))
         if found:
             return bool(cached)
+        stamp = self._stamp()
         with self._read() as conn:
             row = conn.execute("SELECT 1 FROM revoked WHERE jti = ?", (jti,)).fetchone()
-        self._remember(("revoked", jti), row is not None)
+        self._remember(("revoked", jti), row is not None, stamp)
         return row is not None
 
     # --- a short-lived read cache (PostgreSQL only) -----------------------------------------
@@ -316,17 +319,27 @@ class ClientRegistry:
             return False, None
         return True, hit[1]
 
-    def _remember(self, key: tuple[str, str], value: object) -> None:
+    def _stamp(self) -> tuple[float, int]:
+        """Taken before a read: when the answer expires (counted from before the query, so a
+        slow read never lives longer), and the generation it belongs to."""
+        with self._cache_lock:
+            return time.monotonic() + CACHE_SECONDS, self._generation
+
+    def _remember(self, key: tuple[str, str], value: object, stamp: tuple[float, int]) -> None:
         if not self.database.postgres:
             return
+        deadline, generation = stamp
         with self._cache_lock:
+            if generation != self._generation:
+                return  # a local write happened during the read: the answer may be stale
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[key] = (time.monotonic() + CACHE_SECONDS, value)
+            self._cache[key] = (deadline, value)
 
     def _forget(self) -> None:
         with self._cache_lock:
             self._cache.clear()
+            self._generation += 1
 
     # --- client assertion replay cache (RFC 7523 3, jti) ----------------------------------
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
@@ -155,7 +155,7 @@ class Connection:
 class Database:
     """How to reach one database: a SQLite file, or a PostgreSQL DSN."""
 
-    url: str  # postgresql://... or the SQLite file path
+    url: str = field(repr=False)  # postgresql://... or the SQLite file path (may hold a password)
     postgres: bool
     busy_timeout_ms: int = 10_000
     synchronous: str = "FULL"  # SQLite only: FULL for the audit log, NORMAL for the registry
@@ -172,7 +172,20 @@ class Database:
     @property
     def display(self) -> str:
         """The location with any password hidden (for messages and logs)."""
-        return re.sub(r"(//[^:@/]*):[^@/]*@", r"\1:***@", self.url)
+        parts = urlsplit(self.url)
+        if not self.postgres or not parts.netloc:
+            return self.url
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+        query = urlencode(
+            [
+                (k, "***" if k.lower() in ("password", "sslpassword") else v)
+                for k, v in parse_qsl(parts.query, keep_blank_values=True)
+            ],
+            safe="*",
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
     def dialect(self, sql: str) -> str:
         if self.postgres:
