@@ -75,3 +75,26 @@ def test_a_tampered_log_is_not_migrated(
     conn.close()
     assert cli("store", "migrate", "--home", str(demo.home), "--to", pg_url) == 1
     assert "does not verify; not migrating" in capsys.readouterr().err
+
+
+def test_a_copy_that_does_not_verify_is_removed(demo: Demo, pg_url: str) -> None:
+    """If the copied log fails verification, the target is emptied again, so the migration can
+    simply be run once more after the cause is fixed."""
+    from gateway.errors import ConfigError
+    from gateway.store.migrate import migrate
+
+    source = demo.settings
+    target = source.with_overrides(store=pg_url)
+    args = (
+        source.audit_database,
+        source.registry_database,
+        target.audit_database,
+        target.registry_database,
+    )
+    with pytest.raises(ConfigError, match="copy was removed"):
+        migrate(*args, lambda database: "forced failure")
+    conn = target.audit_database.connect()
+    assert conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 0
+    conn.close()
+    assert ClientRegistry(target.registry_database).all() == []
+    assert migrate(*args, lambda database: None)  # and again, now successfully

@@ -47,6 +47,8 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
+    def fetchmany(self, size: int = ...) -> list[Any]: ...
+
 
 def lock_id(name: str) -> int:
     """A stable signed 64-bit advisory-lock key for a lock name."""

@@ -33,11 +33,13 @@ def _copy(source: Connection, target: Connection, table: str, order: str) -> int
     columns = _columns(source, table)
     names = ", ".join(columns)
     marks = ", ".join("?" for _ in columns)
-    rows = source.execute(f"SELECT {names} FROM {table} ORDER BY {order}").fetchall()  # noqa: S608
+    cursor = source.execute(f"SELECT {names} FROM {table} ORDER BY {order}")  # noqa: S608
     insert = f"INSERT INTO {table} ({names}) VALUES ({marks})"  # noqa: S608 - fixed names
-    for start in range(0, len(rows), _BATCH):
-        target.executemany(insert, [_portable(r) for r in rows[start : start + _BATCH]])
-    return len(rows)
+    copied = 0
+    while rows := cursor.fetchmany(_BATCH):  # in batches: a long log is never held at once
+        target.executemany(insert, [_portable(r) for r in rows])
+        copied += len(rows)
+    return copied
 
 
 def _portable(row: tuple[object, ...]) -> tuple[object, ...]:
@@ -98,5 +100,17 @@ def migrate(
             target.close()
     problem = verify(audit_target)
     if problem is not None:
-        raise ConfigError(f"the copied log does not verify: {problem}")
+        _empty(audit_target, AUDIT_TABLES)  # leave the target as it was: empty, ready to retry
+        _empty(registry_target, REGISTRY_TABLES)
+        raise ConfigError(f"the copied log does not verify, the copy was removed: {problem}")
     return copied
+
+
+def _empty(database: Database, tables: tuple[str, ...]) -> None:
+    conn = database.connect()
+    try:
+        with conn.transaction(SEQUENCER):
+            for table in tables:
+                conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+    finally:
+        conn.close()
