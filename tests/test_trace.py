@@ -430,3 +430,21 @@ def test_chance_matches_are_never_attributed(
     report = json.loads(capsys.readouterr().out)
     assert code == 3, report
     assert report["client"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        ("fake.xlsx", b"this is not a workbook", "not a readable .xlsx"),
+        ("empty.xlsx", b"PK\x05\x06" + b"\x00" * 18, "not a readable .xlsx"),
+    ],
+)
+def test_more_hostile_extracts_get_a_clear_error(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    """Deeply nested JSON and files that only claim to be workbooks: an error, never a crash."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ExtractError, match=message):
+        read_extract(path)

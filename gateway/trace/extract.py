@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import io
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ _NULL_WORDS = ("", "null", "none", "nan", "<na>", "n/a", "na", "nat")
 _NUMBER = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[+-]?\d+)?"
 _DATE = r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[t ]0{1,2}:00(?::00(?:\.0+)?)?)?"
 _MAX_CELLS = 50_000_000
+MAX_BYTES = 1 << 30  # a leaked extract larger than 1 GiB: trace a sample of it
 
 
 class ExtractError(Exception):
@@ -85,14 +87,31 @@ def hashes(series: pd.Series) -> npt.NDArray[np.uint64]:
 
 
 def read_extract(path: Path) -> Extract:
-    """The extract in `path`, by suffix, else by content."""
+    """The extract in `path`, by suffix, else by content. Hostile files get an ExtractError:
+    too large, too many cells, too deeply nested, or not what they claim to be."""
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ExtractError(f"{path} is larger than {MAX_BYTES >> 20} MiB; trace a sample")
+        suffix = path.suffix.lower()
+        if suffix in (".xlsx", ".xlsm"):
+            return _limited(_xlsx(path))
         data = path.read_bytes()
     except OSError as exc:
         raise ExtractError(f"cannot read {path}: {exc.strerror or exc}") from None
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return _xlsx(path)
+    try:
+        return _limited(_by_content(data, suffix))
+    except RecursionError:
+        raise ExtractError("the JSON is nested too deeply to be a table") from None
+
+
+def _limited(extract: Extract) -> Extract:
+    if extract.frame.size > _MAX_CELLS:
+        raise ExtractError(f"more than {_MAX_CELLS} cells; trace a sample of the rows")
+    return extract
+
+
+def _by_content(data: bytes, suffix: str) -> Extract:
     if suffix == ".xls":
         raise ExtractError("old .xls workbooks are not read; save the sheet as .xlsx or CSV")
     text = _decode(data)
@@ -187,7 +206,7 @@ def _xlsx(path: Path) -> Extract:
         )
     try:
         frame = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise ExtractError(f"not a readable .xlsx workbook: {exc}") from None
     frame.columns = [str(c) for c in frame.columns]
     return Extract(frame.astype("string"), "xlsx", {})
