@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS counters (
 );
 """
 CACHE_SECONDS = 0.5
+CHANNEL = "gateway_registry"  # PostgreSQL NOTIFY channel: a client or revocation changed
 TABLES = ("clients", "revoked", "assertions", "shared_state", "counters")
 
 
@@ -150,6 +151,10 @@ class ClientRegistry:
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         self._cache_lock = threading.Lock()
         self._generation = 0  # bumped by every local write
+        # PostgreSQL: a thread LISTENing for changes made by any process or host clears the
+        # cache within milliseconds; the cache lifetime is only the bound if it cannot.
+        self._listener: threading.Thread | None = None
+        self._stopping = threading.Event()
         try:
             with self._writer.use() as conn:
                 conn.executescript(SCHEMA)
@@ -161,6 +166,8 @@ class ClientRegistry:
         try:
             with self._writer.use() as conn:
                 yield conn
+                if self.database.postgres:
+                    conn.execute(f"NOTIFY {CHANNEL}")  # every other process and host: at once
         finally:
             self._forget()  # this process sees its own changes at once
 
@@ -313,6 +320,8 @@ class ClientRegistry:
     def _cached(self, key: tuple[str, str]) -> tuple[bool, object]:
         if not self.database.postgres:
             return False, None
+        if self._listener is None:
+            self._start_listener()
         with self._cache_lock:
             hit = self._cache.get(key)
         if hit is None or hit[0] < time.monotonic():
@@ -340,6 +349,34 @@ class ClientRegistry:
         with self._cache_lock:
             self._cache.clear()
             self._generation += 1
+
+    def _start_listener(self) -> None:
+        with self._cache_lock:
+            if self._listener is not None:
+                return
+            self._listener = threading.Thread(
+                target=self._listen, name="registry-listener", daemon=True
+            )
+        self._listener.start()
+
+    def _listen(self) -> None:
+        conn: Connection | None = None
+        while not self._stopping.is_set():
+            try:
+                if conn is None:
+                    conn = self.database.connect()
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._forget()  # anything missed while not listening
+                for _channel in conn.notifications(timeout=0.5):
+                    self._forget()
+            except StoreError:
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._forget()
+                self._stopping.wait(1.0)
+        if conn is not None:
+            conn.close()
 
     # --- client assertion replay cache (RFC 7523 3, jti) ----------------------------------
 
@@ -407,6 +444,9 @@ class ClientRegistry:
         return row is not None
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.join(timeout=2)
         self._writer.close()
         self._counters.close()
         self._shared_reader.close()

@@ -143,6 +143,15 @@ class Connection:
             raise
         self.commit()
 
+    def notifications(self, timeout: float) -> Iterator[str]:
+        """PostgreSQL: the channels of notifications received (after LISTEN), waiting at most
+        `timeout` seconds for the first."""
+        try:
+            for notify in self._raw.notifies(timeout=timeout):
+                yield str(notify.channel)
+        except Exception as exc:
+            raise self.database.translate(exc) from exc
+
     @property
     def broken(self) -> bool:
         """True when the connection can no longer be used (PostgreSQL: closed or lost)."""
