@@ -10,25 +10,13 @@ pycanon`); the functions used here need only numpy and pandas.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 import pytest
 
 from gateway.privacy.lattice import anonymize, load_hierarchy
-
-ADULT = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "adult"
-QIS = [
-    "sex",
-    "age",
-    "race",
-    "marital-status",
-    "education",
-    "native-country",
-    "workclass",
-    "occupation",
-]
+from tests.test_lattice import ADULT, QIS
 
 
 def pycanon_anonymity() -> ModuleType:
