@@ -116,21 +116,15 @@ class Settings:
 
     @property
     def audit_database(self) -> Database:
-        return databases(
-            self.store,
-            self.workspace.audit_db,
-            self.workspace.registry_db,
-            self.audit_busy_timeout_ms,
-        )[0]
+        return self._databases()[0]
 
     @property
     def registry_database(self) -> Database:
-        return databases(
-            self.store,
-            self.workspace.audit_db,
-            self.workspace.registry_db,
-            self.audit_busy_timeout_ms,
-        )[1]
+        return self._databases()[1]
+
+    def _databases(self) -> tuple[Database, Database]:
+        ws = self.workspace
+        return databases(self.store, ws.audit_db, ws.registry_db, self.audit_busy_timeout_ms)
 
     @property
     def base_url(self) -> str:

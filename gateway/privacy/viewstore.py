@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -43,15 +43,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+@dataclass(frozen=True, eq=False)
 class StoredView:
     """What the disk holds for one view: the frame and its description."""
 
-    def __init__(
-        self, frame: pd.DataFrame, columns: list[dict[str, str]], privacy: PrivacyReport | None
-    ) -> None:
-        self.frame = frame
-        self.columns = columns
-        self.privacy = privacy
+    frame: pd.DataFrame
+    columns: list[dict[str, str]]
+    privacy: PrivacyReport | None
 
 
 class ViewStore:

@@ -23,8 +23,8 @@ def databases(
             Database.sqlite(registry_default, 5000, "NORMAL"),
         )
     if store.startswith(("postgresql://", "postgres://")):
-        return Database(store, True, busy_timeout_ms), Database(store, True, 5000)
         # (the registry's counters use a non-durable connection of their own: see registry.py)
+        return Database(store, True, busy_timeout_ms), Database(store, True, 5000)
     if store.startswith("sqlite:///"):
         directory = Path("/" + store.removeprefix("sqlite://").lstrip("/"))
         return (
