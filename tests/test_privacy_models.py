@@ -85,12 +85,14 @@ def test_l_diversity_holds(items: list[tuple[Any, ...]], l_value: int) -> None:
 
 
 def test_unreachable_model_releases_nothing_and_says_why() -> None:
-    """When k cannot be met within the limit, the error names k, the QIs and the shares."""
+    """When k cannot be met within the limit, even with every quasi-identifier generalized to
+    the top of its hierarchy, the error names k, the QIs and the limit."""
     frame = frame_of([("男", "东城区", 1), ("女", "西城区", 2), ("男", "东城区", 3)])
     with pytest.raises(
-        PrivacyUnreachable, match=r"k=2 on gender, district would suppress 1 of 3 rows"
+        PrivacyUnreachable,
+        match=r"k=4 on gender, district cannot be reached within 10.0% suppression",
     ):
-        enforce(frame, PrivacyModel(2, ("gender", "district"), max_suppression=0.1))
+        enforce(frame, PrivacyModel(4, ("gender", "district"), max_suppression=0.1))
 
 
 # --- row filters -----------------------------------------------------------------------------

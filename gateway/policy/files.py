@@ -15,9 +15,12 @@ from typing import Any
 import yaml
 
 from gateway.errors import ConfigError
+from gateway.policy.floors import floor_problem, has_words
 from gateway.policy.model import (
     FILTER_OPS,
     GRADES,
+    KINDS,
+    NOT_DERIVED,
     Classification,
     Column,
     ColumnType,
@@ -30,6 +33,7 @@ from gateway.policy.model import (
     PrivacyModel,
     RowFilter,
     TransformSpec,
+    derived_qis,
 )
 from gateway.policy.yamlsrc import Located, Path_, load_located
 from gateway.privacy import transforms
@@ -39,7 +43,7 @@ from gateway.scopes import DATASETS_READ, SCOPES
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _FILE_KEYS = {"dataset", "grants"}
 _DATASET_KEYS = {"id", "title", "description", "licence", "source", "columns"}
-_COLUMN_KEYS = {"type", "class", "grade", "description"}
+_COLUMN_KEYS = {"type", "class", "grade", "description", "kind"}
 _GRANT_KEYS = {
     "id",
     "clients",
@@ -53,7 +57,16 @@ _GRANT_KEYS = {
     "fingerprint",
 }
 _LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
-_PRIVACY_KEYS = {"k", "quasi_identifiers", "l", "sensitive", "max_suppression", "hierarchies"}
+_PRIVACY_KEYS = {
+    "k",
+    "quasi_identifiers",
+    "l",
+    "sensitive",
+    "max_suppression",
+    "hierarchies",
+    "recoding",
+}
+RECODINGS = ("full-domain", "local")
 DEFAULT_MAX_ROWS = 1000
 
 
@@ -160,7 +173,13 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
                 (*cpath, "grade"), f"unknown grade {col.get('grade')!r}", "一般, 重要 or 核心"
             )
             grade = "核心"
-        columns.append(Column(name, ctype, cls, grade, str(col.get("description", ""))))
+        kind = col.get("kind")
+        if kind is not None and kind not in KINDS:
+            check.problem((*cpath, "kind"), f"unknown kind {kind!r}", f"one of: {', '.join(KINDS)}")
+            kind = None
+        columns.append(
+            Column(name, ctype, cls, grade, str(col.get("description", "")), kind and str(kind))
+        )
     return Dataset(
         id=ds_id,
         title=check.text(spec.get("title"), (*path, "title")),
@@ -174,7 +193,8 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
 
 def _transform(
     check: _FileCheck, raw: Any, path: Path_, column: Column, home: Path
-) -> TransformSpec | None:
+) -> tuple[TransformSpec | None, str | None]:
+    """The column's transform, and its `not_identifying` justification when it has one."""
     if isinstance(raw, str):
         name, params = raw, {}
     elif isinstance(raw, dict) and isinstance(raw.get("transform"), str):
@@ -186,20 +206,44 @@ def _transform(
             "must be a transform name or a mapping with 'transform'",
             "e.g. `keep` or `{transform: mask, preset: mobile}`",
         )
-        return None
+        return None, None
+    # Two keys every transform takes: why a (nearly) raw release is necessary, and why the
+    # column does not identify anyone (which leaves it out of the quasi-identifiers).
+    justification = params.pop("justification", None)
+    not_identifying = params.pop("not_identifying", None)
     for key, message in transforms.validate(name, params, column.type):
         check.problem(path if key == "transform" else (*path, key), message)
-    if name == "keep" and column.classification.protected and not params.get("justification"):
-        check.problem(
-            path,
-            f"{column.classification} column released raw without a justification",
-            "add `justification: <why raw is necessary>` or choose mask/pseudonymize",
-        )
+    if justification is not None:
+        if not has_words(justification):
+            check.problem(
+                (*path, "justification"),
+                "a justification must carry words, not blanks or punctuation",
+                "say why the raw value is necessary for the purpose",
+            )
+        params["justification"] = justification
+    floor = floor_problem(name, params, column, justification)
+    if floor is not None:
+        check.problem(path, *floor)
+    if not_identifying is not None:
+        if not has_words(not_identifying):
+            check.problem(
+                (*path, "not_identifying"),
+                "not_identifying needs a written justification (words, not blanks)",
+                "say why this column cannot help single anyone out",
+            )
+            not_identifying = None
+        elif name in NOT_DERIVED:
+            check.problem(
+                (*path, "not_identifying"),
+                f"{name} releases no real attribute; not_identifying does not apply",
+            )
+            not_identifying = None
     if name == "generalize" and isinstance(params.get("hierarchy"), str):
         table = _hierarchy_level(check, path, home, params)
         if table is not None:
             params[transforms.HIERARCHY_TABLE] = table
-    return TransformSpec(name, tuple(sorted(params.items())))
+    spec = TransformSpec(name, tuple(sorted(params.items())))
+    return spec, None if not_identifying is None else str(not_identifying)
 
 
 def _hierarchy_level(
@@ -373,29 +417,27 @@ def _filter_item(
 
 
 def _privacy(
-    check: _FileCheck, raw: Any, path: Path_, released: list[str], home: Path
+    check: _FileCheck,
+    raw: Any,
+    path: Path_,
+    released: list[tuple[str, TransformSpec]],
+    not_identifying: list[tuple[str, str]],
+    home: Path,
 ) -> PrivacyModel | None:
     if raw is None:
         return None
     spec = check.mapping(raw, path, _PRIVACY_KEYS)
+    names = [name for name, _ in released]
     k = spec.get("k")
     if not isinstance(k, int) or isinstance(k, bool) or k < 2:
         check.problem((*path, "k"), "k must be an integer of at least 2")
         return None
-    qis = spec.get("quasi_identifiers")
-    if not isinstance(qis, list) or not qis:
+    recoding = spec.get("recoding", "full-domain")
+    if recoding not in RECODINGS:
         check.problem(
-            (*path, "quasi_identifiers"),
-            "k needs quasi_identifiers",
-            "list the released columns an attacker could link with other data",
-        )
-        return None
-    missing = [q for q in qis if q not in released]
-    if missing:
-        check.problem(
-            (*path, "quasi_identifiers"),
-            f"{missing} are not released by this grant",
-            "k-anonymity holds over the released view: name released columns",
+            (*path, "recoding"),
+            f"unknown recoding {recoding!r}",
+            "full-domain (one level per column, lattice search) or local (Mondrian)",
         )
         return None
     l_value, sensitive = spec.get("l"), spec.get("sensitive")
@@ -403,7 +445,7 @@ def _privacy(
         if not isinstance(l_value, int) or isinstance(l_value, bool) or l_value < 2:
             check.problem((*path, "l"), "l must be an integer of at least 2")
             return None
-        if sensitive not in released or sensitive in qis:
+        if sensitive not in names:
             check.problem(
                 (*path, "sensitive"),
                 "l needs a released sensitive column that is not a quasi-identifier",
@@ -411,6 +453,42 @@ def _privacy(
             return None
     elif sensitive is not None:
         check.problem((*path, "sensitive"), "sensitive is used only with l")
+    # Promise 4: every released column derived from a real value is a quasi-identifier,
+    # whatever the file lists; listing them is optional and may only add columns.
+    derived = derived_qis(
+        tuple(released), tuple(not_identifying), str(sensitive) if l_value is not None else None
+    )
+    listed = spec.get("quasi_identifiers")
+    qis = list(derived)
+    if listed is not None:
+        if not isinstance(listed, list) or not all(isinstance(q, str) for q in listed):
+            check.problem((*path, "quasi_identifiers"), "must be a list of released columns")
+            return None
+        missing = [q for q in listed if q not in names]
+        if missing:
+            check.problem(
+                (*path, "quasi_identifiers"),
+                f"{missing} are not released by this grant",
+                "k-anonymity holds over the released view: name released columns",
+            )
+            return None
+        if l_value is not None and sensitive in listed:
+            check.problem(
+                (*path, "sensitive"),
+                "l needs a released sensitive column that is not a quasi-identifier",
+            )
+            return None
+        left_out = [q for q in derived if q not in listed]
+        if left_out:
+            check.problem(
+                (*path, "quasi_identifiers"),
+                f"{left_out} are released from real values but not listed: every such column is "
+                "a quasi-identifier",
+                "list them, drop the key (all such columns are used), or mark a column "
+                "`not_identifying: <why>` in the grant's columns",
+            )
+            return None
+        qis += [q for q in listed if q not in qis]
     limit = spec.get("max_suppression", 0)
     if not isinstance(limit, int | float) or isinstance(limit, bool) or not 0 <= limit <= 0.5:
         check.problem(
@@ -447,6 +525,7 @@ def _privacy(
         float(limit),
         tuple(hierarchies),
         tables,
+        str(recoding),
     )
 
 
@@ -472,9 +551,6 @@ def _fingerprint(
         check.problem((*path, "keep"), "must be a list of released integer columns")
         return Fingerprint()
     transforms = dict(released)
-    protected: set[str | None] = set()
-    if privacy is not None:
-        protected = {*privacy.quasi_identifiers, privacy.sensitive}
     for j, name in enumerate(keep):
         column = dataset.column(name)
         spec_of = transforms.get(name)
@@ -482,12 +558,6 @@ def _fingerprint(
             check.problem((*path, "keep", j), f"{name!r} is not a column this grant keeps")
         elif column.type is not ColumnType.INTEGER:
             check.problem((*path, "keep", j), f"{name!r} is not an integer column")
-        elif name in protected:
-            check.problem(
-                (*path, "keep", j),
-                f"{name!r} is a quasi-identifier or the sensitive column",
-                "a fingerprint never touches them, so k and l stay as computed",
-            )
     return Fingerprint(keep=tuple(keep))
 
 
@@ -538,6 +608,7 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
             check.problem((*path, "scopes"), f"must be a list of known scopes: {', '.join(SCOPES)}")
             scopes = [DATASETS_READ]
         released: list[tuple[str, TransformSpec]] = []
+        not_identifying: list[tuple[str, str]] = []
         columns = spec.get("columns")
         if not isinstance(columns, dict) or not columns:
             check.problem((*path, "columns"), "must map released columns to one transform each")
@@ -551,7 +622,9 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                     cpath, f"no column {name!r} in dataset {dataset.id!r}", f"columns: {known}"
                 )
                 continue
-            tspec = _transform(check, traw, cpath, column, home)
+            tspec, why_not = _transform(check, traw, cpath, column, home)
+            if why_not is not None:
+                not_identifying.append((name, why_not))
             subject = tspec.options.get("subject") if tspec is not None else None
             if (
                 tspec is not None
@@ -565,8 +638,9 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                 )
             if tspec is not None and tspec.name != "drop":
                 released.append((name, tspec))
-        names = [name for name, _ in released]
-        privacy = _privacy(check, spec.get("privacy"), (*path, "privacy"), names, home)
+        privacy = _privacy(
+            check, spec.get("privacy"), (*path, "privacy"), released, not_identifying, home
+        )
         fingerprint = _fingerprint(
             check, spec.get("fingerprint"), (*path, "fingerprint"), dataset, released, privacy
         )
@@ -588,6 +662,7 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                 ),
                 privacy=privacy,
                 fingerprint=fingerprint,
+                not_identifying=tuple(not_identifying),
             )
         )
     return grants

@@ -21,6 +21,11 @@ class Classification(StrEnum):
         return self is not Classification.PUBLIC
 
 
+# What a column's values are, where it matters (synthetic and format-preserving values are kept
+# apart from every real value of the same kind in the workspace; masks know the value's length).
+KINDS = ("name", "id_card", "mobile", "address", "company", "credit_code", "email", "bank_card")
+
+
 class ColumnType(StrEnum):
     STRING = "string"
     INTEGER = "integer"
@@ -45,6 +50,7 @@ class Column:
     classification: Classification
     grade: str = "一般"
     description: str = ""
+    kind: str | None = None  # what the values are (id_card, mobile, name, ...): see KINDS
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,11 @@ class Dataset:
             if column.name == name:
                 return column
         return None
+
+
+# Transforms whose released values carry no real attribute of the row: per-person tokens and
+# suppressed cells. Every other transform releases something derived from the real value.
+NOT_DERIVED = frozenset({"pseudonymize", "synthesize", "suppress", "drop"})
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,9 @@ class PrivacyModel:
     tables: Mapping[str, list[dict[str, str]]] = field(
         default_factory=dict, compare=False, hash=False
     )
+    # "full-domain": one generalization level per column for the whole view (global recoding,
+    # lattice search); "local": multidimensional local recoding (Mondrian), more utility.
+    recoding: str = "full-domain"
 
 
 @dataclass(frozen=True)
@@ -156,6 +170,16 @@ class Grant:
     row_filter: RowFilter | None = None
     privacy: PrivacyModel | None = None
     fingerprint: Fingerprint = field(default_factory=Fingerprint)
+    # Released columns the admin declared not identifying, with the written justification: they
+    # are left out of the quasi-identifiers (and `policy check` lists them).
+    not_identifying: tuple[tuple[str, str], ...] = ()
+
+    def quasi_identifiers(self) -> tuple[str, ...]:
+        """The released columns that count as quasi-identifiers (see `derived_qis`)."""
+        sensitive = None
+        if self.privacy is not None and self.privacy.l is not None:
+            sensitive = self.privacy.sensitive
+        return derived_qis(self.columns, self.not_identifying, sensitive)
 
     @property
     def max_rows(self) -> int:
@@ -165,6 +189,20 @@ class Grant:
         if self.valid_from is not None and at < self.valid_from:
             return False
         return self.valid_until is None or at <= self.valid_until
+
+
+def derived_qis(
+    columns: tuple[tuple[str, TransformSpec], ...],
+    not_identifying: tuple[tuple[str, str], ...],
+    sensitive: str | None,
+) -> tuple[str, ...]:
+    """Every released column whose values derive from a real value, in release order: all but
+    per-person tokens (pseudonymize, synthesize), suppressed columns, the declared sensitive
+    attribute of an l-diversity model and columns declared not identifying (promise 4)."""
+    excluded = {name for name, _ in not_identifying} | ({sensitive} if sensitive else set())
+    return tuple(
+        name for name, spec in columns if spec.name not in NOT_DERIVED and name not in excluded
+    )
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ grant, client) and the raw row or visible value, so they are
 deterministic per recipient and look like noise to anyone without the secret; `gateway trace`
 recomputes them to name the recipient of a leaked extract.
 
-They are applied after the privacy model, and never to a quasi-identifier or the l-diversity
-sensitive column: equivalence classes and the sensitive values in each class are exactly those
-the model produced, so k and l cannot change. Formats and check characters are untouched: no
+They are applied before the privacy model, which is then computed over the marked values (the
+values that actually leave): k and l hold over them, and a mark on a quasi-identifier the model
+generalizes is simply coarsened away with it. Formats and check characters are untouched: no
 carrier is a checksummed, fixed-length or generalized column.
 """
 
@@ -29,7 +29,7 @@ from gateway.policy.model import ColumnType, Dataset, Grant
 from gateway.privacy.keyed import keyed_words
 
 LABEL = b"public-data-gateway/fingerprint/v1"
-VERSION = "fp2"  # part of every view key: views from before (or another version) never mix
+VERSION = "fp3"  # part of every view key: views from before (or another version) never mix
 MAX_CARRIERS = 32  # one keyed byte per carrier column and row (one HMAC-SHA256 per row)
 _STEPS = np.array([-1, 0, 1], dtype=np.int64)
 
@@ -44,14 +44,10 @@ def carriers(grant: Grant, dataset: Dataset) -> list[tuple[str, str]]:
     """(column, method) for every released column that carries the fingerprint, in grant order."""
     if not grant.fingerprint.enabled:
         return []
-    model = grant.privacy
-    untouchable: set[str | None] = set()
-    if model is not None:
-        untouchable = {*model.quasi_identifiers, model.sensitive}
     found: list[tuple[str, str]] = []
     for name, spec in grant.columns:
         column = dataset.column(name)
-        if name in untouchable or column is None:
+        if column is None:
             continue
         options = spec.options
         method = None

@@ -8,6 +8,7 @@ Generalizing quasi-identifiers first (the `generalize` transforms) makes classes
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -76,51 +77,77 @@ def ncp(
     return (cost + suppressed * len(qis)) / (total * len(qis))
 
 
-def enforce(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, PrivacyReport]:
-    if model.hierarchies:
-        return _generalize(frame, model)
-    if frame.empty:
-        return frame, PrivacyReport(0, None, 0, 0)
+def enforce(
+    frame: pd.DataFrame,
+    model: PrivacyModel,
+    ladders: Mapping[str, list[dict[str, str]]] | None = None,
+) -> tuple[pd.DataFrame, PrivacyReport]:
+    """Meet the model over the whole frame: generalize the quasi-identifiers along their
+    hierarchies (`ladders`: per QI, the levels above the released values; the model's own ARX
+    tables where none is given), then suppress within the limit. Raises PrivacyUnreachable."""
     qis = tuple(model.quasi_identifiers)
-    keys = list(model.quasi_identifiers)
-    # Nulls form their own class value (dropna=False): a null is a value an attacker sees too.
-    groups = frame.groupby(keys, dropna=False, sort=False)
-    size = groups[keys[0]].transform("size")
-    keep = size >= model.k
-    if model.l is not None and model.sensitive is not None:
-        diversity = groups[model.sensitive].transform(lambda s: s.nunique(dropna=False))
-        keep &= diversity >= model.l
-    suppressed = int((~keep).sum())
-    share = suppressed / len(frame)
-    if share > model.max_suppression:
-        target = f"k={model.k}" + (f", l={model.l}" if model.l else "")
-        raise PrivacyUnreachable(
-            f"{target} on {', '.join(keys)} would suppress {suppressed} of {len(frame)} rows "
-            f"({share:.1%}), more than the allowed {model.max_suppression:.1%}; generalize the "
-            "quasi-identifiers, choose fewer of them, or lower k"
+    if frame.empty:
+        return frame, PrivacyReport(0, None, 0, 0, tuple(0 for _ in qis))
+    if not qis:  # nothing released identifies: the whole view is one class
+        l_achieved = None
+        if model.l is not None and model.sensitive is not None:
+            l_achieved = int(frame[model.sensitive].nunique(dropna=False))
+            if l_achieved < model.l:
+                raise PrivacyUnreachable(
+                    f"l={model.l} cannot be met: the view holds {l_achieved} distinct "
+                    f"values of {model.sensitive}"
+                )
+        if len(frame) < model.k:
+            raise PrivacyUnreachable(f"k={model.k} cannot be met: the view has {len(frame)} rows")
+        return frame, PrivacyReport(len(frame), l_achieved, 0, 1, discernibility=len(frame) ** 2)
+    tables = {qi: list(levels) for qi, levels in (ladders or {}).items()}
+    for qi, table in model.tables.items():
+        tables.setdefault(qi, list(table))
+    if model.recoding == "local":
+        return _local(frame, model, tables)
+    return _generalize(frame, model, tables)
+
+
+def _local(
+    frame: pd.DataFrame, model: PrivacyModel, tables: dict[str, list[dict[str, str]]]
+) -> tuple[pd.DataFrame, PrivacyReport]:
+    """Multidimensional local recoding (Mondrian): each class gets its own labels."""
+    from gateway.privacy.mondrian import MondrianUnreachable, mondrian
+
+    qis = tuple(model.quasi_identifiers)
+    kinds = {
+        qi: "numeric" if pd.api.types.is_integer_dtype(frame[qi].dtype) else "categorical"
+        for qi in qis
+    }
+    try:
+        released, report = mondrian(
+            frame,
+            qis,
+            model.k,
+            kinds=kinds,
+            hierarchies={qi: t for qi, t in tables.items() if kinds[qi] == "categorical"},
+            l=model.l,
+            sensitive=model.sensitive,
+            max_suppression=model.max_suppression,
         )
-    released = frame[keep.to_numpy()]
-    if released.empty:
-        return released, PrivacyReport(0, None, suppressed, 0)
-    final = released.groupby(keys, dropna=False, sort=False)
-    sizes = final[keys[0]].size()
-    k_achieved = int(sizes.min())
-    l_achieved = None
-    if model.l is not None and model.sensitive is not None:
-        l_achieved = int(final[model.sensitive].nunique(dropna=False).min())
+    except MondrianUnreachable as exc:
+        raise PrivacyUnreachable(str(exc)) from exc
     return released, PrivacyReport(
-        k_achieved,
-        l_achieved,
-        suppressed,
-        int(final.ngroups),
-        ncp=ncp(frame, released.index, qis, (), {}),
-        discernibility=discernibility(sizes, suppressed, len(frame)),
+        report.k,
+        report.l,
+        report.suppressed,
+        report.classes,
+        tuple(1 for _ in qis),
+        None,
+        ncp=report.ncp,
+        discernibility=report.discernibility,
     )
 
 
-def _generalize(frame: pd.DataFrame, model: PrivacyModel) -> tuple[pd.DataFrame, PrivacyReport]:
+def _generalize(
+    frame: pd.DataFrame, model: PrivacyModel, hierarchies: dict[str, list[dict[str, str]]]
+) -> tuple[pd.DataFrame, PrivacyReport]:
     """Full-domain generalization by lattice search, then suppression within the limit."""
-    hierarchies = dict(model.tables)
     try:
         released, solution = anonymize(
             frame,

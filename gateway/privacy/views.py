@@ -15,13 +15,18 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gateway.policy.floors import has_words
 from gateway.policy.model import Dataset, Grant
 from gateway.privacy.filters import row_mask
 from gateway.privacy.fingerprint import VERSION as FINGERPRINT_VERSION
 from gateway.privacy.fingerprint import apply_fingerprint
-from gateway.privacy.kanon import PrivacyReport, enforce
+from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable, enforce
+from gateway.privacy.ladders import ladder
+from gateway.privacy.risk import Risk, class_sizes, measure
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.viewstore import ViewStore
+
+RAW_SHARE = 0.5  # above this share equal (or visible), a release counts as raw
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class View:
     privacy: PrivacyReport | None = None  # the privacy model achieved over the whole view
     order: npt.NDArray[np.int64] | None = None  # keyed permutation: the order callers see
     key: str = ""  # identifies this view (cursors are bound to it)
+    risk: Risk | None = None  # re-identification risk over the released quasi-identifiers
 
     @cached_property
     def ordered(self) -> pd.DataFrame:
@@ -65,8 +71,9 @@ def materialize(
     ctx: TransformContext,
 ) -> View:
     """The grant's view of the whole source: its row filter (on source values), its transforms
-    (columns not named are not released), then its privacy model over the released values.
-    Raises PrivacyUnreachable when the model cannot be met: nothing is released then."""
+    (columns not named are not released), the recipient's fingerprint, then its privacy model
+    over every released quasi-identifier, checked again on the final rows. Raises
+    PrivacyUnreachable when the model or a release floor cannot be met: nothing is released."""
     if grant.row_filter is not None:
         source = source[row_mask(source, grant.row_filter).to_numpy()]
     released: dict[str, pd.Series] = {}
@@ -81,9 +88,20 @@ def materialize(
         out_type = definition.output_type or column.type
         columns.append(ReleasedColumn(name, out_type.value, spec.name, definition.category))
     frame = pd.DataFrame(released, index=source.index)
+    # Per-recipient marks come before the privacy model: the model is computed over the values
+    # that actually leave, marks included (promise 4).
+    frame = apply_fingerprint(frame, source, dataset, grant, ctx.secret, ctx.client_id)
+    qis = grant.quasi_identifiers()
     report = None
     if grant.privacy is not None:
-        frame, report = enforce(frame, grant.privacy)
+        specs = dict(grant.columns)
+        files = dict(grant.privacy.tables)
+        steps = {}
+        for qi in qis:
+            column = dataset.column(qi)
+            assert column is not None  # noqa: S101 - checked above
+            steps[qi] = ladder(specs[qi], column, frame[qi], source[qi], files.get(qi))
+        frame, report = enforce(frame, grant.privacy, steps)
         generalized = {
             qi
             for qi, level in zip(grant.privacy.quasi_identifiers, report.levels, strict=False)
@@ -91,8 +109,9 @@ def materialize(
         }
         # A generalized quasi-identifier holds labels ("30-39", "*"): text, whatever it was.
         columns = [replace(c, type="string") if c.name in generalized else c for c in columns]
-    # Per-recipient marks, after the privacy model and never on its columns: k and l are kept.
-    frame = apply_fingerprint(frame, source, dataset, grant, ctx.secret, ctx.client_id)
+        _verify(frame, grant)
+    risk = measure(frame, source, qis, _masks(grant))
+    _check_floors(grant, dataset, risk)
     frame = frame.reset_index(drop=True)
     key = view_key(source_version, dataset.id, grant.id, policy, ctx.client_id)
     return View(
@@ -105,7 +124,62 @@ def materialize(
         report,
         keyed_order(ctx.secret, key, len(frame)),
         key,
+        risk,
     )
+
+
+def _verify(frame: pd.DataFrame, grant: Grant) -> None:
+    """The outsider's check on what actually leaves: group the whole released view by every
+    quasi-identifier and count. A model that does not hold is never released."""
+    model = grant.privacy
+    assert model is not None  # noqa: S101 - called only with a model
+    if frame.empty:
+        return
+    sizes = class_sizes(frame, model.quasi_identifiers)
+    if int(sizes.min()) < model.k:
+        raise PrivacyUnreachable(
+            f"the released view has a class of {int(sizes.min())} row(s) over "
+            f"{', '.join(model.quasi_identifiers)}, below k={model.k}"
+        )
+    if model.l is not None and model.sensitive is not None and model.quasi_identifiers:
+        keys = list(model.quasi_identifiers)
+        distinct = frame.groupby(keys, dropna=False, sort=False)[model.sensitive].nunique(
+            dropna=False
+        )
+        if int(distinct.min()) < model.l:
+            raise PrivacyUnreachable(
+                f"the released view has a class with {int(distinct.min())} distinct value(s) of "
+                f"{model.sensitive}, below l={model.l}"
+            )
+
+
+def _masks(grant: Grant) -> dict[str, str]:
+    return {
+        name: str(spec.options.get("char", "*"))
+        for name, spec in grant.columns
+        if spec.name == "mask"
+    }
+
+
+def _check_floors(grant: Grant, dataset: Dataset, risk: Risk) -> None:
+    """Measured release floors (promise 2): a personal or sensitive column whose released values
+    mostly equal the real ones, or whose mask leaves most characters visible, counts as raw and
+    needs a written justification (the loader refuses the declared cases up front)."""
+    specs = dict(grant.columns)
+    for shares, what in (
+        (risk.equal_share, "of its released values equal the source values"),
+        (risk.visible_share, "of its characters are left visible by the mask"),
+    ):
+        for name, share in shares:
+            column = dataset.column(name)
+            if column is None or not column.classification.protected or share <= RAW_SHARE:
+                continue
+            if specs[name].name == "keep" or has_words(specs[name].options.get("justification")):
+                continue
+            raise PrivacyUnreachable(
+                f"column {name!r} is released nearly raw: {share:.0%} {what}; give it a "
+                "justification, or choose a transform that changes more"
+            )
 
 
 def _code_version() -> str:
@@ -183,6 +257,7 @@ class ViewCache:
                         view.frame,
                         [asdict(c) for c in view.columns],
                         view.privacy,
+                        view.risk,
                     )
                 with self._lock:
                     self._views[key] = view
@@ -216,4 +291,5 @@ class ViewCache:
             stored.privacy,
             keyed_order(ctx.secret, key, len(stored.frame)),
             key,
+            stored.risk,
         )

@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from gateway.privacy.kanon import PrivacyReport
+from gateway.privacy.risk import Risk
 
 log = logging.getLogger("gateway.views")
 
@@ -50,6 +51,7 @@ class StoredView:
     frame: pd.DataFrame
     columns: list[dict[str, str]]
     privacy: PrivacyReport | None
+    risk: Risk | None = None
 
 
 class ViewStore:
@@ -96,12 +98,13 @@ class ViewStore:
             if privacy is not None:
                 privacy["levels"] = tuple(privacy["levels"])
                 report = PrivacyReport(**privacy)
+            risk = None if meta.get("risk") is None else Risk.from_dict(meta["risk"])
         except (ValueError, KeyError, TypeError, OSError) as exc:
             log.warning("view cache: ignoring %s (%s); computing the view again", name, exc)
             return None
         with contextlib.suppress(OSError):
             os.utime(data_path)  # most recently used: pruned last
-        return StoredView(frame, list(meta["columns"]), report)
+        return StoredView(frame, list(meta["columns"]), report, risk)
 
     def save(
         self,
@@ -109,6 +112,7 @@ class ViewStore:
         frame: pd.DataFrame,
         columns: list[dict[str, str]],
         privacy: PrivacyReport | None,
+        risk: Risk | None = None,
     ) -> None:
         """Best effort: a view that cannot be written is simply computed again next time."""
         try:
@@ -122,6 +126,7 @@ class ViewStore:
                 "data": hashlib.sha256(data).hexdigest(),
                 "columns": columns,
                 "privacy": None if privacy is None else asdict(privacy),
+                "risk": None if risk is None else asdict(risk),
             }
             body = json.dumps(meta, sort_keys=True).encode()
             sidecar = json.dumps({"meta": meta, "mac": self._mac(key, body)}).encode()

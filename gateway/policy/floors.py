@@ -1,0 +1,95 @@
+"""Release floors: what a column may leave as, by its grade (GB/T 43697 核心 / 重要 / 一般), and
+which transforms count as releasing the raw value (promise 2, docs/privacy.md#floors).
+
+- a 核心 (core) column never leaves at row level as anything derived from the real value: only
+  `suppress` or `synthesize` (or not at all);
+- a 重要 (important) column never leaves raw: not as `keep`, and not as a transform whose output
+  is (nearly) the raw value;
+- a personal or sensitive 一般 column leaves raw or nearly raw only with a written justification.
+
+"Nearly raw" is decided here from the declaration where it can be (a mask that shows more than
+half of a value of known length, `perturb round: 1`, a date shift of less than a week, bins one
+unit wide); the view builder also measures it on the data (the share of released values equal
+to the source, the share of characters a mask leaves visible) and refuses to release a view
+that crosses the line without a justification.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from gateway.policy.model import Column
+
+CORE, IMPORTANT = "核心", "重要"
+CORE_ALLOWED = frozenset({"suppress", "synthesize", "drop"})
+MIN_SHIFT_DAYS = 7  # a date shifted by less than a week still pins the day down
+MIN_WORDS = 4  # letters (any script) a justification must carry
+
+# Typical lengths of values of a kind, and what each mask preset shows (first, last).
+KIND_LENGTH = {"id_card": 18, "mobile": 11, "bank_card": 16, "credit_code": 18}
+PRESET_SHOWS = {"id_card": (6, 1), "mobile": (3, 4), "bank_card": (6, 4), "credit_code": (8, 0)}
+
+
+def has_words(text: object) -> bool:
+    """A justification must say something: at least MIN_WORDS letters, not blanks or marks."""
+    if not isinstance(text, str):
+        return False
+    letters = sum(1 for ch in text if unicodedata.category(ch).startswith("L"))
+    return letters >= MIN_WORDS
+
+
+def nearly_raw(name: str, params: Mapping[str, Any], column: Column) -> str | None:
+    """Why `name` with `params` releases (nearly) the raw value of `column`, or None."""
+    if name == "keep":
+        return "keep releases the raw value"
+    if name == "mask":
+        preset = params.get("preset")
+        if preset in PRESET_SHOWS:
+            first, last = PRESET_SHOWS[str(preset)]
+            length = KIND_LENGTH[str(preset)]
+        else:
+            first, last = int(params.get("first", 0)), int(params.get("last", 0))
+            length = KIND_LENGTH.get(column.kind or "", 0)
+        if length and 2 * (first + last) > length:
+            return f"the mask shows {first + last} of {length} characters, more than half"
+        return None
+    if name == "perturb" and params.get("round") == 1:
+        return "perturb with round: 1 leaves every value unchanged"
+    if name == "date_shift" and int(params.get("max_days", 30)) < MIN_SHIFT_DAYS:
+        return (
+            f"a date shift of at most {params.get('max_days')} day(s) leaves the date nearly as "
+            f"it was (use max_days: {MIN_SHIFT_DAYS} or more)"
+        )
+    if name == "generalize" and params.get("width") == 1:
+        return "bins one unit wide release the raw value"
+    return None
+
+
+def floor_problem(
+    name: str, params: Mapping[str, Any], column: Column, justification: object
+) -> tuple[str, str] | None:
+    """(message, hint) when releasing `column` with this transform breaks a floor."""
+    if column.grade == CORE and name not in CORE_ALLOWED:
+        return (
+            f"{CORE} column released as {name}: core data never leaves at row level as a value "
+            "derived from the real one",
+            "use suppress or synthesize, or leave the column out",
+        )
+    raw = nearly_raw(name, params, column)
+    if raw is None:
+        return None
+    if column.grade == IMPORTANT:
+        return (
+            f"{IMPORTANT} column released (nearly) raw: {raw}",
+            "mask, generalize, pseudonymize or suppress it",
+        )
+    if column.classification.protected and not has_words(justification):
+        given = "" if justification is None else " (the justification given says nothing)"
+        return (
+            f"{column.classification} column released (nearly) raw without a justification"
+            f"{given}: {raw}",
+            "add `justification: <why raw is necessary>` or choose mask/pseudonymize",
+        )
+    return None

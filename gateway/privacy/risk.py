@@ -1,0 +1,128 @@
+"""Re-identification risk of a released view, measured the way an outsider would: group the whole
+view by every released quasi-identifier and count (ARX's prosecutor-model figures).
+
+- `uniques`: rows alone in their class (an attacker who knows those values finds the person);
+- `highest`: the highest prosecutor risk, 1 / size of the smallest class;
+- `average`: the average prosecutor risk over rows, classes / rows.
+
+Next to it, per released column, how much of the real value is left: the share of released
+values equal to the source value, and for masks the share of characters left visible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Risk:
+    quasi_identifiers: tuple[str, ...]
+    rows: int
+    classes: int
+    uniques: int  # rows in classes of size 1
+    smallest: int  # the smallest class (0 for an empty view)
+    highest: float  # prosecutor risk of the most exposed row: 1 / smallest
+    average: float  # mean prosecutor risk over rows: classes / rows
+    equal_share: tuple[tuple[str, float], ...] = ()  # column -> share equal to the source
+    visible_share: tuple[tuple[str, float], ...] = ()  # masked column -> share of chars shown
+
+    def describe(self) -> dict[str, object]:
+        """The figures as the dataset description, `policy check` and the status show them."""
+        return {
+            "quasi_identifiers": list(self.quasi_identifiers),
+            "rows": self.rows,
+            "classes": self.classes,
+            "rows_in_unique_classes": self.uniques,
+            "smallest_class": self.smallest,
+            "highest_risk": round(self.highest, 4),
+            "average_risk": round(self.average, 4),
+            "equal_to_source": {name: round(share, 4) for name, share in self.equal_share},
+            "mask_visible": {name: round(share, 4) for name, share in self.visible_share},
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, object]) -> Risk:
+        """Inverse of `asdict` (the on-disk view sidecar)."""
+
+        def pairs(key: str) -> tuple[tuple[str, float], ...]:
+            items = raw.get(key) or []
+            assert isinstance(items, list)  # noqa: S101 - our own authenticated sidecar
+            return tuple((str(a), float(b)) for a, b in items)
+
+        qis = raw.get("quasi_identifiers") or []
+        assert isinstance(qis, list)  # noqa: S101 - our own authenticated sidecar
+        return cls(
+            tuple(str(q) for q in qis),
+            int(str(raw["rows"])),
+            int(str(raw["classes"])),
+            int(str(raw["uniques"])),
+            int(str(raw["smallest"])),
+            float(str(raw["highest"])),
+            float(str(raw["average"])),
+            pairs("equal_share"),
+            pairs("visible_share"),
+        )
+
+
+def class_sizes(frame: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
+    """Per row, the size of its equivalence class over `qis` (nulls are a value too)."""
+    if not len(frame):
+        return np.zeros(0, dtype=np.int64)
+    if not qis:
+        return np.full(len(frame), len(frame), dtype=np.int64)
+    key = np.zeros(len(frame), dtype=np.int64)
+    for qi in qis:
+        codes, uniques = pd.factorize(frame[qi].astype("string"), use_na_sentinel=False)
+        key, _ = pd.factorize(key * (len(uniques) + 1) + codes)
+        key = key.astype(np.int64)
+    counts = np.bincount(key)
+    sizes: np.ndarray = counts[key]
+    return sizes
+
+
+def measure(
+    frame: pd.DataFrame,
+    source: pd.DataFrame,
+    qis: Sequence[str],
+    masks: Mapping[str, str] | None = None,
+) -> Risk:
+    """The risk figures of `frame` (indexed like `source`) over `qis`; `masks` maps masked
+    columns to their mask character."""
+    sizes = class_sizes(frame, qis)
+    rows = len(frame)
+    classes = int((1.0 / sizes).sum().round()) if rows else 0
+    smallest = int(sizes.min()) if rows else 0
+    equal: list[tuple[str, float]] = []
+    visible: list[tuple[str, float]] = []
+    raw = source.loc[frame.index] if rows else source.iloc[:0]
+    for name in frame.columns:
+        if name not in source.columns:
+            continue
+        released = frame[name].astype("string")
+        present = released.notna() & raw[name].notna()
+        same = (released == raw[name].astype("string")).fillna(False) & present
+        equal.append((str(name), float(same.sum() / rows) if rows else 0.0))
+    for name, char in (masks or {}).items():
+        # Characters left visible, against the length of the real value (a mask that shows a
+        # district of a long address shows little of it, whatever the mask's own length).
+        text = frame[name].astype("string")
+        present = text.notna() & raw[name].notna()
+        shown = (text.str.len() - text.str.count(re.escape(char)))[present].clip(lower=0)
+        total = int(raw[name].astype("string").str.len()[present].sum())
+        visible.append((name, int(shown.sum()) / total if total else 0.0))
+    return Risk(
+        tuple(qis),
+        rows,
+        classes,
+        int((sizes == 1).sum()),
+        smallest,
+        1.0 / smallest if smallest else 0.0,
+        classes / rows if rows else 0.0,
+        tuple(equal),
+        tuple(visible),
+    )
