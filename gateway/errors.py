@@ -164,6 +164,16 @@ class ServiceUnavailable(ApiError):
     reason = "audit_unavailable"
 
 
+class PrivacyUnavailable(ApiError):
+    """The view's declared privacy model (or a release floor) cannot be met on the current data:
+    nothing is released until an admin changes the grant."""
+
+    status = 503
+    slug = "privacy-unreachable"
+    title = "View withheld: its privacy model cannot be met"
+    reason = "privacy_unreachable"
+
+
 class StoreUnavailable(ApiError):
     status = 503
     slug = "store-unavailable"

@@ -57,7 +57,7 @@ def check_policy_set(svc: Services, policy: PolicySet) -> list[str]:
     """Run the policy tests against a candidate set; the failures (empty when all pass)."""
     ws = svc.settings.workspace
     cases = load_cases(ws.policies / "tests")
-    view_of = view_maker(svc.settings, svc.sources, svc.views, policy.hash)
+    view_of = view_maker(svc.settings, svc.sources, svc.views, policy)
     return [
         f"{r.file}: {r.name}: {r.message}"
         for r in run_cases(Engine(policy), cases, view_of)

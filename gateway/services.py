@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -21,6 +22,7 @@ from gateway.auth.limits import Limiter
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.server import TokenServer
 from gateway.auth.tokens import AccessTokenValidator
+from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.policy.engine import Engine
@@ -51,6 +53,14 @@ class Services:
     pages: PageCache
     inflight: InFlight
     metrics: Metrics
+    real_values: RealValues
+
+    def context(self, client_id: str, grant_id: str) -> TransformContext:
+        """What the transforms of one (client, grant) view may depend on."""
+        policy = self.engine.policy
+        return TransformContext(
+            self.pseudonym_secret, client_id, grant_id, taken=partial(self.real_values.of, policy)
+        )
 
     @property
     def policy(self) -> PolicySet:
@@ -107,15 +117,16 @@ class PageCache:
 
 
 def view_maker(
-    settings: Settings, sources: SourceCache, views: ViewCache, policy_hash: str
+    settings: Settings, sources: SourceCache, views: ViewCache, policy: PolicySet
 ) -> ViewOf:
     """A function giving the released view of (dataset, grant, client): for explain and tests."""
     secret = read_secret(settings)
+    real = RealValues(sources)
 
     def view_of(dataset: Dataset, grant: Grant, client_id: str) -> pd.DataFrame:
         source = sources.load(dataset)
-        ctx = TransformContext(secret, client_id, grant.id)
-        return views.get(source.frame, source.version, dataset, grant, policy_hash, ctx).frame
+        ctx = TransformContext(secret, client_id, grant.id, taken=partial(real.of, policy))
+        return views.get(source.frame, source.version, dataset, grant, policy.hash, ctx).frame
 
     return view_of
 
@@ -137,6 +148,7 @@ def build_services(settings: Settings) -> Services:
     )
     signer = load_signer(ws.audit_key)
     secret = read_secret(settings)
+    sources = SourceCache()
     return Services(
         settings=settings,
         engine=Engine(policy),
@@ -159,7 +171,8 @@ def build_services(settings: Settings) -> Services:
             signer_for=lambda kid: _rotated_signer(settings, kid),
         ),
         pseudonym_secret=secret,
-        sources=SourceCache(),
+        sources=sources,
+        real_values=RealValues(sources),
         views=ViewCache(store=ViewStore(ws.state / "views", secret)),
         cursors=Cursors(
             hmac.new(secret, b"public-data-gateway/cursor/v1", hashlib.sha256).digest()

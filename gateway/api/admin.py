@@ -81,7 +81,7 @@ async def explain_decision(request: Request) -> Response:
         at = parsed
     engine = svc.engine
     scopes = params.getlist("scope") or ["datasets:read"]
-    view_of = view_maker(svc.settings, svc.sources, svc.views, engine.policy.hash)
+    view_of = view_maker(svc.settings, svc.sources, svc.views, engine.policy)
     result = await anyio.to_thread.run_sync(
         lambda: explain(
             engine, params["client"], params["dataset"], params.get("purpose"), at, scopes, view_of

@@ -13,11 +13,11 @@ from gateway.api.common import caller, json_response
 from gateway.api.context import AuditContext
 from gateway.api.render import FORMATS, choose_format, render
 from gateway.auth.tokens import Principal
-from gateway.errors import BadRequest, Denied, NotFound, ServiceUnavailable
+from gateway.errors import BadRequest, Denied, NotFound, PrivacyUnavailable
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
 from gateway.policy.model import Dataset, Grant
-from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable
-from gateway.privacy.transforms import CATALOGUE, TransformContext
+from gateway.privacy.kanon import PrivacyUnreachable
+from gateway.privacy.transforms import CATALOGUE
 from gateway.privacy.views import View
 from gateway.query import Query, after, apply, parse_query
 from gateway.services import Services
@@ -65,11 +65,17 @@ def decide(
     return dataset, decision.grant
 
 
-def _privacy(report: PrivacyReport | None, grant: Grant) -> dict[str, object] | None:
+def _privacy(view: View, grant: Grant) -> dict[str, object] | None:
+    """The privacy model achieved and the risk measured over every released quasi-identifier
+    (a view without a model still reports its risk)."""
+    report = view.privacy
+    risk = view.risk.describe() if view.risk is not None else None
     if grant.privacy is None or report is None:
-        return None
+        return None if risk is None else {"model": None, "risk": risk}
     described: dict[str, object] = {
         "model": "k-anonymity" + (" + l-diversity" if grant.privacy.l else ""),
+        "recoding": grant.privacy.recoding,
+        "risk": risk,
         "k_required": grant.privacy.k,
         "k": report.k,
         "l_required": grant.privacy.l,
@@ -113,6 +119,7 @@ def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
         "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
         "max_rows": grant.max_rows,
         "columns": released,
+        "not_identifying": dict(grant.not_identifying),
     }
 
 
@@ -165,7 +172,7 @@ def _cached_view(
 
 def _view(svc: Services, engine: Engine, dataset: Dataset, grant: Grant, client_id: str) -> View:
     source = svc.sources.load(dataset)
-    ctx = TransformContext(svc.pseudonym_secret, client_id, grant.id)
+    ctx = svc.context(client_id, grant.id)
     return svc.views.get(source.frame, source.version, dataset, grant, engine.policy.hash, ctx)
 
 
@@ -178,7 +185,7 @@ async def _load_view(
         )
     except PrivacyUnreachable as exc:
         # Nothing is released; the operator must fix the grant. The caller learns why.
-        raise ServiceUnavailable(
+        raise PrivacyUnavailable(
             f"this view cannot be released under its privacy model: {exc}"
         ) from exc
 
@@ -205,7 +212,7 @@ async def get_dataset(request: Request) -> Response:
             **_describe(dataset, grant),
             "rows": len(view.frame),
             "updated": _updated(dataset),
-            "privacy": _privacy(view.privacy, grant),
+            "privacy": _privacy(view, grant),
             "policy": engine.policy.hash,
         }
     )
@@ -243,7 +250,7 @@ def _page(
         "version": view.source_version,
         "total_rows": len(view.frame),
         "columns": list(query.columns),
-        "privacy": _privacy(view.privacy, grant),
+        "privacy": _privacy(view, grant),
     }
     if query.count:
         meta["count"] = matching
@@ -271,7 +278,7 @@ async def rows(request: Request) -> Response:
             )
     except PrivacyUnreachable as exc:
         # Nothing is released; the operator must fix the grant. The caller learns why.
-        raise ServiceUnavailable(
+        raise PrivacyUnavailable(
             f"this view cannot be released under its privacy model: {exc}"
         ) from exc
     params = {key: request.query_params.getlist(key) for key in request.query_params}

@@ -21,6 +21,12 @@ from gateway.data.checksums import (
 from gateway.data.demo import MOBILE_PREFIXES, REGIONS
 
 KINDS = ("name", "id_card", "mobile", "address", "company", "credit_code", "email")
+# Codes no real person can hold: GB/T 2260 assigns no region code starting with 00 (foreign
+# permanent residents' numbers start with 9, Hong Kong, Macao and Taiwan residents' with 8), and
+# no Chinese mobile number starts with 11 (subscriber numbers start with 13 to 19).
+UNASSIGNED = ("id_card", "mobile")
+_UNASSIGNED_REGION = "00"
+_UNASSIGNED_MOBILE = "11"
 
 _SURNAMES = np.array(list(PersonProvider.last_names.keys()))
 _GIVEN = np.array([g for g in PersonProvider.first_names if len(g) == 1])
@@ -49,10 +55,12 @@ def _join(digits: npt.NDArray[np.int64]) -> pd.Series:
     return pd.Series(text.view(f"S{digits.shape[1]}").ravel()).str.decode("ascii")
 
 
-def generate(kind: str, words: npt.NDArray[np.uint64]) -> pd.Series:
-    """Synthetic values of `kind` from an (n, 2) array of keyed words."""
+def generate(kind: str, words: npt.NDArray[np.uint64], codes: str = "valid") -> pd.Series:
+    """Synthetic values of `kind` from an (n, 2) array of keyed words; with `codes="unassigned"`,
+    身份证号 and mobile numbers use codes no real person holds (see UNASSIGNED)."""
     a, b = words[:, 0], words[:, 1]
     n = len(a)
+    fake = codes == "unassigned"
     if kind == "name":
         two = (b >> np.uint64(7)) % np.uint64(10) < np.uint64(6)
         second = _pick(_GIVEN, b >> np.uint64(17))
@@ -62,12 +70,15 @@ def generate(kind: str, words: npt.NDArray[np.uint64]) -> pd.Series:
             + second.where(pd.Series(two), "")
         )
     if kind == "mobile":
+        if fake:
+            return _UNASSIGNED_MOBILE + _join(_digits(b, 9))
         return _pick(_MOBILES, a) + _join(_digits(b, 8))
     if kind == "id_card":
         days = (a >> np.uint64(8)) % np.uint64(365 * 60)
         birth = np.datetime64("1950-01-01") + days.astype("timedelta64[D]")
         stamp = pd.Series(np.datetime_as_string(birth, unit="D")).str.replace("-", "", regex=False)
-        first17 = _pick(_CODES, a) + stamp + _join(_digits(b, 3))
+        region = _UNASSIGNED_REGION + _join(_digits(a, 4)) if fake else _pick(_CODES, a)
+        first17 = region + stamp + _join(_digits(b, 3))
         digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(
             n, 17
         ) - ord("0")

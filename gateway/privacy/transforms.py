@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -28,6 +29,8 @@ class TransformContext:
     client_id: str
     grant_id: str
     source: pd.DataFrame | None = field(default=None, compare=False)  # for date_shift subjects
+    # The workspace's real values of a kind: synthetic and format-preserving values avoid them.
+    taken: Callable[[str], frozenset[str]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,9 @@ def _mask(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -
 # --- pseudonymize ----------------------------------------------------------------------------
 
 PSEUDONYM_SCOPES = ("client", "grant", "shared")
+# "valid": values a real person could hold (valid region codes, live mobile prefixes);
+# "unassigned": codes no real person can hold (docs/privacy.md#synthetic-values).
+CODES = ("valid", "unassigned")
 
 
 def scope_key(secret: bytes, scope: str, ctx: TransformContext) -> bytes:
@@ -208,24 +214,72 @@ def scope_key(secret: bytes, scope: str, ctx: TransformContext) -> bytes:
     return hmac.new(secret, label, hashlib.sha256).digest()
 
 
-def _keyed_kind(series: pd.Series, kind: str, key: bytes) -> pd.Series:
-    """Values of `kind` keyed to each input value; never equal to the input."""
+MAX_REDRAWS = 32
+
+
+class SyntheticClash(ValueError):
+    """Synthetic values kept equalling real ones after every redraw (a tiny value space)."""
+
+
+def _remix(words: npt.NDArray[np.uint64], attempt: int) -> npt.NDArray[np.uint64]:
+    """Fresh keyed words for a redraw: a SplitMix64 step of each word and the attempt number
+    (the same input value always redraws the same way)."""
+    with np.errstate(over="ignore"):
+        z = words + np.uint64(0x9E3779B97F4A7C15) * np.uint64(attempt)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        mixed: npt.NDArray[np.uint64] = z ^ (z >> np.uint64(31))
+    return mixed
+
+
+def _keyed_kind(
+    series: pd.Series,
+    kind: str,
+    key: bytes,
+    taken: frozenset[str] = frozenset(),
+    codes: str = "valid",
+) -> pd.Series:
+    """Values of `kind` keyed to each input value; never equal to the input, to any value of the
+    column, or to any real value of that kind in the workspace (`taken`): such draws are redrawn
+    from fresh keyed words, deterministically."""
     words, nulls = keyed_words(series, key)
-    out = synthesize.generate(kind, words)
+    out = synthesize.generate(kind, words, codes)
     raw = series.astype("string").reset_index(drop=True)
-    clash = (out == raw).fillna(False).to_numpy()
-    if clash.any():  # astronomically rare; re-derive those from the second word
-        alt = synthesize.generate(kind, np.stack([words[:, 1], words[:, 0]], axis=1))
-        out = out.where(~clash, alt)
+    # Arrow's hash set: pandas' isin on Arrow strings walks the value set in Python.
+    forbidden = pa.concat_arrays(
+        [pa.array(list(taken), type=pa.large_string()), _text(raw).unique()]
+    )
+
+    def clashing(values: pd.Series) -> npt.NDArray[np.bool_]:
+        found = pc.is_in(_text(values), value_set=forbidden)
+        return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+    clash = (clashing(out) | (out == raw).fillna(False).to_numpy()) & ~nulls
+    for attempt in range(1, MAX_REDRAWS + 1):
+        if not clash.any():
+            break
+        redrawn = synthesize.generate(kind, _remix(words[clash], attempt), codes)
+        out[clash] = redrawn.to_numpy()
+        clash[clash] = clashing(redrawn)
+    if clash.any():
+        raise SyntheticClash(
+            f"synthetic {kind} values still equal real ones after {MAX_REDRAWS} redraws: the "
+            "value space is too small for this data"
+        )
     out.index = series.index
     return out.astype("string").where(~pd.Series(nulls, index=series.index), pd.NA)
+
+
+def _taken(ctx: TransformContext, kind: str) -> frozenset[str]:
+    return ctx.taken(kind) if ctx.taken is not None else frozenset()
 
 
 def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
     key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
     if params.get("format", "token") != "token":
         # Format-preserving: a valid-looking 身份证号 or mobile number that is not the real one.
-        return _keyed_kind(series, str(params["format"]), key)
+        kind = str(params["format"])
+        return _keyed_kind(series, kind, key, _taken(ctx, kind), params.get("codes", "valid"))
     length = params.get("length", 20)
     encoded = _text(series).dictionary_encode()
     # One HMAC per distinct value (HMAC has no vectorized form); rows then take theirs by index.
@@ -258,9 +312,9 @@ def _generalize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCont
 
 def _synthesize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
     key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
-    return _keyed_kind(
-        series, str(params["kind"]), hmac.new(key, b"synthesize", hashlib.sha256).digest()
-    )
+    kind = str(params["kind"])
+    subkey = hmac.new(key, b"synthesize", hashlib.sha256).digest()
+    return _keyed_kind(series, kind, subkey, _taken(ctx, kind), params.get("codes", "valid"))
 
 
 def _perturb(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
@@ -308,6 +362,7 @@ CATALOGUE: dict[str, TransformDef] = {
                 "scope": Param(str, choices=PSEUDONYM_SCOPES),
                 "length": Param(int, minimum=16, maximum=64),
                 "format": Param(str, choices=("token", "id_card", "mobile")),
+                "codes": Param(str, choices=CODES),
             },
             _ANY,
             _pseudonymize,
@@ -339,6 +394,7 @@ CATALOGUE: dict[str, TransformDef] = {
             {
                 "kind": Param(str, required=True, choices=synthesize.KINDS),
                 "scope": Param(str, choices=PSEUDONYM_SCOPES),
+                "codes": Param(str, choices=CODES),
             },
             _STRING,
             _synthesize,
@@ -451,4 +507,11 @@ def validate(
         problems += _validate_perturb(params)
     if name == "pseudonymize" and params.get("format", "token") != "token" and "length" in params:
         problems.append(("length", "length applies to format: token only"))
+    if name == "pseudonymize" and params.get("format", "token") == "token" and "codes" in params:
+        problems.append(("codes", "codes applies to format: id_card or mobile only"))
+    kind = params.get("kind", params.get("format"))
+    if params.get("codes") == "unassigned" and kind not in synthesize.UNASSIGNED:
+        problems.append(
+            ("codes", f"unassigned codes exist for {', '.join(synthesize.UNASSIGNED)} only")
+        )
     return problems

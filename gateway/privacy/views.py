@@ -23,7 +23,7 @@ from gateway.privacy.fingerprint import apply_fingerprint
 from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable, enforce
 from gateway.privacy.ladders import ladder
 from gateway.privacy.risk import Risk, class_sizes, measure
-from gateway.privacy.transforms import CATALOGUE, TransformContext
+from gateway.privacy.transforms import CATALOGUE, SyntheticClash, TransformContext
 from gateway.privacy.viewstore import ViewStore
 
 RAW_SHARE = 0.5  # above this share equal (or visible), a release counts as raw
@@ -84,7 +84,10 @@ def materialize(
         column = dataset.column(name)
         if column is None:  # the loader rejects this; keep the view builder total anyway
             raise KeyError(name)
-        released[name] = definition.apply(source[name], spec.options, ctx)
+        try:
+            released[name] = definition.apply(source[name], spec.options, ctx)
+        except SyntheticClash as exc:
+            raise PrivacyUnreachable(f"column {name!r}: {exc}") from exc
         out_type = definition.output_type or column.type
         columns.append(ReleasedColumn(name, out_type.value, spec.name, definition.category))
     frame = pd.DataFrame(released, index=source.index)

@@ -7,11 +7,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from gateway.audit.entry import StoredEntry
+from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
 from gateway.policy.model import PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
@@ -58,13 +60,14 @@ def candidates_of(
     than that decoy carries nothing recipient-specific and is never attributed."""
     found: list[Candidate] = []
     skipped: list[str] = []
+    taken = partial(RealValues(sources).of, policy)
     for grant in policy.grants:
         if datasets is not None and grant.dataset not in datasets:
             continue
         dataset = policy.datasets[grant.dataset]
         source = sources.load(dataset)
         for client in [*sorted(grant.clients), DECOY]:
-            ctx = TransformContext(secret, client, grant.id)
+            ctx = TransformContext(secret, client, grant.id, taken=taken)
             try:
                 view = materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
             except PrivacyUnreachable as exc:
