@@ -26,8 +26,10 @@ from gateway.policy.explain import explain, render
 from gateway.policy.files import PolicyError, load_policies, parse_moment
 from gateway.policy.model import PolicySet
 from gateway.policy.testing import ViewOf, load_cases, run_cases
+from gateway.privacy.assess import FiguresOf, assess
+from gateway.privacy.assess import render as render_assessment
 from gateway.privacy.views import ViewCache
-from gateway.services import view_maker
+from gateway.services import figures_maker, view_maker
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import migrate
@@ -207,7 +209,29 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
                     f"  note: grant {grant.id} releases {column.classification} column "
                     f"{dataset.id}.{name} raw: {spec.options.get('justification')}"
                 )
+        for name, why in grant.not_identifying:
+            _out(f"  note: grant {grant.id} declares {dataset.id}.{name} not identifying: {why}")
+    figures_of = _figures_of(settings, policy)
+    if figures_of is None:
+        _out("  privacy figures: not computed (no data or secret in this workspace)")
+        return 0
+    _out("privacy figures on the current data (every released quasi-identifier counted):")
+    withheld = 0
+    for assessment in assess(policy, figures_of):
+        for line in render_assessment(assessment):
+            _out(line)
+        withheld += assessment.error is not None
+    if withheld:
+        _err(f"{withheld} grant view(s) cannot be released under their privacy model")
+        return 1
     return 0
+
+
+def _figures_of(settings: Settings, policy: PolicySet) -> FiguresOf | None:
+    try:
+        return figures_maker(settings, SourceCache(), ViewCache(), policy)
+    except ConfigError:
+        return None
 
 
 def _view_of(settings: Settings, policy: PolicySet) -> ViewOf | None:
@@ -253,6 +277,7 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         at,
         args.scope or ["datasets:read"],
         _view_of(settings, policy),
+        _figures_of(settings, policy),
     )
     _out(json.dumps(result, ensure_ascii=False, indent=2) if args.json else render(result))
     return 0 if result["decision"] == "allow" else 3

@@ -6,11 +6,9 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import partial
-
-import pandas as pd
 
 from gateway.api.limits import InFlight
 from gateway.api.metrics import Metrics
@@ -29,8 +27,9 @@ from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
 from gateway.policy.model import Dataset, Grant, PolicySet
 from gateway.policy.testing import ViewOf
+from gateway.privacy.assess import FiguresOf, figures
 from gateway.privacy.transforms import TransformContext
-from gateway.privacy.views import ViewCache
+from gateway.privacy.views import View, ViewCache
 from gateway.privacy.viewstore import ViewStore
 from gateway.query import Cursors
 from gateway.settings import Settings
@@ -116,19 +115,36 @@ class PageCache:
                 self._pages.popitem(last=False)
 
 
-def view_maker(
+def released_view_maker(
     settings: Settings, sources: SourceCache, views: ViewCache, policy: PolicySet
-) -> ViewOf:
-    """A function giving the released view of (dataset, grant, client): for explain and tests."""
+) -> Callable[[Dataset, Grant, str], View]:
+    """A function giving the released View of (dataset, grant, client) under `policy`."""
     secret = read_secret(settings)
     real = RealValues(sources)
 
-    def view_of(dataset: Dataset, grant: Grant, client_id: str) -> pd.DataFrame:
+    def view_of(dataset: Dataset, grant: Grant, client_id: str) -> View:
         source = sources.load(dataset)
         ctx = TransformContext(secret, client_id, grant.id, taken=partial(real.of, policy))
-        return views.get(source.frame, source.version, dataset, grant, policy.hash, ctx).frame
+        return views.get(source.frame, source.version, dataset, grant, policy.hash, ctx)
 
     return view_of
+
+
+def view_maker(
+    settings: Settings, sources: SourceCache, views: ViewCache, policy: PolicySet
+) -> ViewOf:
+    """A function giving the released rows of (dataset, grant, client): for policy tests."""
+    view_of = released_view_maker(settings, sources, views, policy)
+    return lambda dataset, grant, client_id: view_of(dataset, grant, client_id).frame
+
+
+def figures_maker(
+    settings: Settings, sources: SourceCache, views: ViewCache, policy: PolicySet
+) -> FiguresOf:
+    """A function giving the privacy figures of (dataset, grant, client): for check, explain
+    and the admin status."""
+    view_of = released_view_maker(settings, sources, views, policy)
+    return lambda dataset, grant, client_id: figures(view_of(dataset, grant, client_id), grant)
 
 
 def build_services(settings: Settings) -> Services:

@@ -13,8 +13,9 @@ from gateway.api.common import ADMIN_SCOPE, caller, json_response
 from gateway.errors import BadRequest
 from gateway.policy.explain import explain
 from gateway.policy.files import parse_moment
+from gateway.privacy.assess import assess
 from gateway.reloader import PolicyReloader, PolicyStatus
-from gateway.services import Services, view_maker
+from gateway.services import Services, figures_maker, view_maker
 
 
 def _reloader(request: Request) -> PolicyReloader:
@@ -42,6 +43,12 @@ def _status(svc: Services, status: PolicyStatus) -> dict[str, object]:
             "reloads": status.reloads,
             "warnings": list(svc.policy.warnings),
         },
+        "views": [
+            a.describe()
+            for a in assess(
+                svc.policy, figures_maker(svc.settings, svc.sources, svc.views, svc.policy)
+            )
+        ],
         "audit": {
             "origin": svc.audit_log.origin,
             "size": svc.audit_log.size(),
@@ -82,9 +89,17 @@ async def explain_decision(request: Request) -> Response:
     engine = svc.engine
     scopes = params.getlist("scope") or ["datasets:read"]
     view_of = view_maker(svc.settings, svc.sources, svc.views, engine.policy)
+    figures_of = figures_maker(svc.settings, svc.sources, svc.views, engine.policy)
     result = await anyio.to_thread.run_sync(
         lambda: explain(
-            engine, params["client"], params["dataset"], params.get("purpose"), at, scopes, view_of
+            engine,
+            params["client"],
+            params["dataset"],
+            params.get("purpose"),
+            at,
+            scopes,
+            view_of,
+            figures_of,
         )
     )
     ctx.decision, ctx.reason = "allow", None

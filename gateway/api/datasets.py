@@ -16,6 +16,7 @@ from gateway.auth.tokens import Principal
 from gateway.errors import BadRequest, Denied, NotFound, PrivacyUnavailable
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
 from gateway.policy.model import Dataset, Grant
+from gateway.privacy.assess import figures
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE
 from gateway.privacy.views import View
@@ -65,33 +66,11 @@ def decide(
     return dataset, decision.grant
 
 
-def _privacy(view: View, grant: Grant) -> dict[str, object] | None:
+def _privacy(view: View, grant: Grant) -> dict[str, object]:
     """The privacy model achieved and the risk measured over every released quasi-identifier
     (a view without a model still reports its risk)."""
-    report = view.privacy
-    risk = view.risk.describe() if view.risk is not None else None
-    if grant.privacy is None or report is None:
-        return None if risk is None else {"model": None, "risk": risk}
-    described: dict[str, object] = {
-        "model": "k-anonymity" + (" + l-diversity" if grant.privacy.l else ""),
-        "recoding": grant.privacy.recoding,
-        "risk": risk,
-        "k_required": grant.privacy.k,
-        "k": report.k,
-        "l_required": grant.privacy.l,
-        "l": report.l,
-        "quasi_identifiers": list(grant.privacy.quasi_identifiers),
-        "suppressed_rows": report.suppressed,
-        "classes": report.classes,
-        "information_loss": {
-            "ncp": round(report.ncp, 4),
-            "discernibility": report.discernibility,
-        },
-    }
-    if report.levels:
-        described["generalization_levels"] = list(report.levels)
-        described["loss"] = round(report.loss or 0.0, 4)
-    return described
+    model, risk = figures(view, grant)
+    return {**(model or {"model": None}), "risk": risk}
 
 
 def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:

@@ -9,6 +9,8 @@ from typing import Any
 from gateway.policy.engine import Engine
 from gateway.policy.model import Condition, RowFilter
 from gateway.policy.testing import ViewOf
+from gateway.privacy.assess import FiguresOf
+from gateway.privacy.kanon import PrivacyUnreachable
 
 
 def explain(
@@ -19,6 +21,7 @@ def explain(
     at: datetime,
     scopes: list[str],
     view_of: ViewOf | None = None,
+    figures_of: FiguresOf | None = None,
     sample: int = 3,
 ) -> dict[str, Any]:
     decision = engine.decide(client, dataset, purpose, scopes, at)
@@ -59,13 +62,26 @@ def explain(
     ]
     if grant.row_filter is not None:
         result["row_filter"] = describe_filter(grant.row_filter)
+    result["quasi_identifiers"] = list(grant.quasi_identifiers())
+    if grant.not_identifying:
+        result["not_identifying"] = dict(grant.not_identifying)
     if grant.privacy is not None:
         result["privacy"] = {
             "k": grant.privacy.k,
             "quasi_identifiers": list(grant.privacy.quasi_identifiers),
             "l": grant.privacy.l,
+            "sensitive": grant.privacy.sensitive,
             "max_suppression": grant.privacy.max_suppression,
+            "recoding": grant.privacy.recoding,
         }
+    if figures_of is not None:
+        try:
+            achieved, risk = figures_of(engine.policy.datasets[dataset], grant, client)
+        except PrivacyUnreachable as exc:
+            result["withheld"] = str(exc)
+            return result
+        result["achieved"] = achieved
+        result["risk"] = risk
     if view_of is not None:
         frame = view_of(engine.policy.datasets[dataset], grant, client)
         result["released_rows"] = len(frame)
@@ -128,8 +144,7 @@ def render(result: dict[str, Any]) -> str:
             )
     if "row_filter" in result:
         lines.append(f"  row filter: {result['row_filter']}")
-    if "privacy" in result:
-        lines.append(f"  privacy model: {result['privacy']}")
+    lines += _privacy_lines(result)
     if "sample" in result:
         lines.append(
             f"  released view: {result['released_rows']} rows; first {len(result['sample'])}:"
@@ -137,3 +152,38 @@ def render(result: dict[str, Any]) -> str:
         for row in result["sample"]:
             lines.append("     " + " | ".join(f"{k}={v}" for k, v in row.items()))
     return "\n".join(lines)
+
+
+def _privacy_lines(result: dict[str, Any]) -> list[str]:
+    """The model, the quasi-identifiers and the measured risk, in words."""
+    lines: list[str] = []
+    if "quasi_identifiers" in result:
+        lines.append(f"  quasi-identifiers: {', '.join(result['quasi_identifiers']) or 'none'}")
+    for name, why in result.get("not_identifying", {}).items():
+        lines.append(f"     not identifying: {name}: {why}")
+    model = result.get("privacy")
+    if model is not None:
+        text = f"k={model['k']}"
+        if model.get("l"):
+            text += f", l={model['l']} on {model['sensitive']}"
+        lines.append(
+            f"  privacy model: {text}, {model['recoding']} recoding, at most "
+            f"{model['max_suppression']:.1%} suppressed"
+        )
+    if "withheld" in result:
+        lines.append(f"  WITHHELD: {result['withheld']}")
+    achieved = result.get("achieved")
+    if achieved:
+        lines.append(
+            f"  achieved: k={achieved['k']}"
+            + (f", l={achieved['l']}" if achieved.get("l") is not None else "")
+            + f", {achieved['suppressed_rows']} rows suppressed, {achieved['classes']} classes, "
+            f"NCP {achieved['information_loss']['ncp']}"
+        )
+    risk = result.get("risk")
+    if risk:
+        lines.append(
+            f"  risk: {risk['rows_in_unique_classes']} of {risk['rows']} rows unique; "
+            f"highest {risk['highest_risk']}, average {risk['average_risk']} (prosecutor)"
+        )
+    return lines
