@@ -14,6 +14,10 @@
         columns: [name, id_card]  # optional: exactly the released columns, in order
         values:                   # optional: released values of the first rows
           name: ["周*", "蔡**"]
+        privacy:                  # optional: claims checked on the whole released view,
+          k_at_least: 5           #   grouped by every released quasi-identifier
+          unique_rows: 0          #   rows alone in their class
+          l_at_least: 2           #   distinct values of the model's sensitive column
 """
 
 from __future__ import annotations
@@ -44,7 +48,9 @@ _CASE_KEYS = {
     "reason",
     "columns",
     "values",
+    "privacy",
 }
+_CLAIMS = {"k_at_least", "unique_rows", "l_at_least"}
 ViewOf = Callable[[Dataset, Grant, str], pd.DataFrame]
 
 
@@ -133,7 +139,41 @@ def _run(engine: Engine, case: dict[str, Any], view_of: ViewOf | None) -> tuple[
             actual = frame[str(column)].iloc[: len(expected)].tolist()
             if actual != list(expected):
                 return False, f"{column}: released {actual}, expected {list(expected)}"
+    if "privacy" in case:
+        if view_of is None:
+            return True, f"allow by {grant.id} (privacy not checked: no data here)"
+        dataset = engine.policy.datasets[grant.dataset]
+        failed = _privacy_claims(view_of(dataset, grant, str(case["client"])), grant, case)
+        if failed:
+            return False, failed
     return True, f"allow by {grant.id}"
+
+
+def _privacy_claims(frame: pd.DataFrame, grant: Grant, case: dict[str, Any]) -> str | None:
+    """Check claims the way an outsider would: group the whole released view by every released
+    quasi-identifier and count (promise 4). Only figures enter the message, never values."""
+    claims = case["privacy"]
+    if not isinstance(claims, dict) or set(claims) - _CLAIMS:
+        return f"privacy: expected a mapping of {sorted(_CLAIMS)}"
+    qis = list(grant.quasi_identifiers())
+    if frame.empty:
+        return "privacy: the view releases no rows"
+    sizes = frame.groupby(qis, dropna=False).size() if qis else pd.Series([len(frame)])
+    smallest, unique = int(sizes.min()), int((sizes == 1).sum())
+    if "k_at_least" in claims and smallest < int(claims["k_at_least"]):
+        return f"privacy: smallest class over {qis} has {smallest} rows, claimed >= " + str(
+            claims["k_at_least"]
+        )
+    if "unique_rows" in claims and unique != int(claims["unique_rows"]):
+        return f"privacy: {unique} rows are unique over {qis}, claimed {claims['unique_rows']}"
+    if "l_at_least" in claims:
+        model = grant.privacy
+        if model is None or model.sensitive is None:
+            return "privacy: l_at_least needs a grant with an l-diversity model"
+        distinct = frame.groupby(qis, dropna=False)[model.sensitive].nunique(dropna=False)
+        if int(distinct.min()) < int(claims["l_at_least"]):
+            return f"privacy: a class holds {int(distinct.min())} distinct {model.sensitive}"
+    return None
 
 
 __all__ = ["CST", "CaseResult", "load_cases", "run_cases"]
