@@ -1,0 +1,741 @@
+"""k-anonymity (and distinct l-diversity) by multidimensional local recoding: strict Mondrian
+(LeFevre, DeWitt and Ramakrishnan, ICDE 2006), the model ARX and anonypyx offer next to
+full-domain generalization.
+
+The table is cut into partitions, top-down: a partition is cut in two along one
+quasi-identifier, at the boundary between distinct values nearest its median row, and only if
+both halves keep at least k rows (and l distinct sensitive values). Among the quasi-identifiers
+that allow a cut, the one whose label is widest in the partition (highest normalized certainty
+penalty) is chosen, LeFevre's "widest dimension" rule. Each final partition releases, per
+quasi-identifier, the label that covers its values:
+
+- `numeric`: the interval `lo-hi` of its values (`[lo, hi]` in a column with negative values),
+  or the single value;
+- `date` (ISO dates, day resolution): the ISO 8601 interval `YYYY-MM-DD/YYYY-MM-DD`, or the
+  single date;
+- `ordered` / `categorical` with a hierarchy (ARX tables: level 1..H label per value): the
+  lowest hierarchy label covering all its values. Cuts follow the hierarchy: values are ordered
+  depth-first (the file's row order within a node) and a partition is cut only between children
+  of its lowest covering label, so each half moves down the tree. A value the hierarchy does not
+  list sits directly under the top `*`. With `set_labels`, a class whose values are fewer than
+  its covering label's (and at most `SET_LIMIT`) releases the set of its values instead;
+- `ordered` / `categorical` without a hierarchy: the set `{a,b,c}` of its values
+  (lexicographic), the single value, or `*` above `SET_LIMIT` values or when the set is the whole
+  column. Cuts follow the lexicographic order (`ordered`) or decreasing frequency
+  (`categorical`, so rare values end up together).
+
+A null is a value of its own: a partition holding only nulls releases null; one holding nulls
+and other values releases `*`.
+
+The cuts themselves suppress nothing. Rows are suppressed only when the whole table cannot meet
+the model (fewer than k rows or l distinct sensitive values), and, by a last check over the
+released labels (grouped by every quasi-identifier, as an outsider would count), any class below
+k or l. That check never fires on a correct search: partitions that release identical labels
+merge into one class, which only adds rows and sensitive values. If the suppressed share exceeds
+`max_suppression`, nothing is released.
+
+The search runs breadth-first on all open partitions at once, so a round is a fixed number of
+vectorized passes over the open rows: per quasi-identifier a gather and two segment reductions
+(lowest and highest rank per partition) to score it, then one sort of the open rows by
+(partition, rank of the chosen quasi-identifier), after which each cut leaves its two halves
+contiguous. There are about log2(rows / k) rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+KINDS = ("numeric", "date", "ordered", "categorical")
+SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
+TOP = "*"
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+Texts = npt.NDArray[np.object_]
+
+
+class MondrianUnreachable(Exception):
+    """The model cannot be met within the suppression limit; nothing is released."""
+
+
+@dataclass(frozen=True)
+class MondrianReport:
+    k: int  # the smallest class in the released frame (0 when nothing is released)
+    l: int | None  # noqa: E741 - fewest distinct sensitive values in a class (None without l)
+    suppressed: int  # rows suppressed
+    classes: int  # equivalence classes of the released frame (same labels on every QI)
+    ncp: float  # normalized certainty penalty over all source rows and QIs, 0..1
+    discernibility: int  # sum of class sizes squared, plus rows suppressed x source rows
+    partitions: int  # partitions the search ended with (several may form one class)
+
+
+@dataclass(frozen=True)
+class _Scalar:
+    """A numeric or date quasi-identifier: ranks 0..R-1 in value order (null last, if any),
+    with the value and its text per non-null rank."""
+
+    kind: str
+    ranks: Ints
+    size: int  # R: distinct values, null included
+    null: int  # the rank of null, or -1
+    values: Floats  # per non-null rank
+    shown: Texts  # per non-null rank
+    negative: bool  # numeric with negative values: intervals as [lo, hi]
+
+    @property
+    def spread(self) -> float:
+        return float(self.values[-1] - self.values[0]) if len(self.values) else 0.0
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """An ordered or categorical quasi-identifier: ranks 0..R-1 in the order cuts follow (null
+    last, if any) and a tree over them. `codes[L]` gives the node of each rank at level L (0:
+    the value itself; the last level: the top, one node), numbered so that nodes rise along the
+    rank order; `cost[L, node]` is the NCP of releasing that node, `text[L][node]` its label."""
+
+    kind: str
+    ranks: Ints
+    size: int
+    null: int
+    codes: Ints  # (levels, R)
+    cost: Floats  # (levels, R)
+    text: tuple[Texts, ...]
+    lexical: Ints  # lexicographic position per rank (null last)
+    sets: bool  # a class may release the set of its values
+
+    @property
+    def deep(self) -> bool:
+        """Whether there are levels between the values and the top."""
+        return bool(self.codes.shape[0] > 2)
+
+
+_Axis = _Scalar | _Tree
+
+
+def _distinct_values(column: pd.Series) -> tuple[npt.NDArray[np.intp], pd.Index]:
+    """Codes of the distinct non-null values (null: -1). Conversions then run once per
+    distinct value, not once per row."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    return codes, pd.Index(uniques)
+
+
+def _refactorize(
+    codes: npt.NDArray[np.intp], converted: pd.Index | npt.NDArray[np.generic]
+) -> tuple[npt.NDArray[np.intp], pd.Index]:
+    """Codes into the sorted distinct converted values (two values may convert to one)."""
+    inner, uniques = pd.factorize(converted, sort=True, use_na_sentinel=True)
+    inner = np.append(inner, -1)  # code -1 (null) stays null
+    return inner[codes], pd.Index(uniques)
+
+
+def _numeric_axis(qi: str, column: pd.Series) -> _Scalar:
+    if pd.api.types.is_bool_dtype(column.dtype):
+        column = column.astype("Int64")
+    codes, uniques = _distinct_values(column)
+    if not pd.api.types.is_numeric_dtype(uniques.dtype):
+        try:
+            uniques = pd.Index(pd.to_numeric(pd.Series(uniques.astype("string"))))
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"quasi-identifier {qi!r} is declared numeric but holds values that are not "
+                "numbers; declare it categorical or clean the column"
+            ) from None
+    codes, uniques = _refactorize(codes, uniques)
+    values = np.asarray(uniques, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"quasi-identifier {qi!r} holds infinite values; replace them before releasing"
+        )
+    integral = pd.api.types.is_integer_dtype(uniques.dtype)
+    if not integral and len(values) and (values == np.floor(values)).all():
+        integral = bool(np.abs(values).max() < 2**53)
+    if integral:
+        numbers = np.asarray(uniques).astype(np.int64).tolist()
+        shown = np.asarray([str(v) for v in numbers], dtype=object)
+    else:
+        shown = np.asarray([np.format_float_positional(v, trim="-") for v in values], object)
+    return _scalar_axis("numeric", codes, values, shown, bool((values < 0).any()))
+
+
+def _date_axis(qi: str, column: pd.Series) -> _Scalar:
+    codes, uniques = _distinct_values(column)
+    try:
+        if not pd.api.types.is_datetime64_any_dtype(uniques.dtype):
+            uniques = pd.Index(pd.to_datetime(uniques.astype("string"), format="ISO8601"))
+        if isinstance(uniques, pd.DatetimeIndex) and uniques.tz is not None:
+            uniques = uniques.tz_convert("UTC").tz_localize(None)
+        days = np.asarray(uniques.to_numpy()).astype("datetime64[D]")
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(
+            f"quasi-identifier {qi!r} is declared a date but holds values that are not ISO "
+            "dates (YYYY-MM-DD); declare it categorical or clean the column"
+        ) from None
+    codes, uniques = _refactorize(codes, days)
+    unique_days = np.asarray(uniques, dtype="datetime64[D]")
+    values = unique_days.astype(np.int64).astype(np.float64)
+    shown = np.asarray(np.datetime_as_string(unique_days, unit="D"), dtype=object)
+    return _scalar_axis("date", codes, values, shown, False)
+
+
+def _scalar_axis(
+    kind: str, codes: npt.NDArray[np.intp], values: Floats, shown: Texts, negative: bool
+) -> _Scalar:
+    ranks = codes.astype(np.int64)
+    size = len(values)
+    null = -1
+    if (ranks < 0).any():
+        null = size
+        ranks[ranks < 0] = size
+        size += 1
+    return _Scalar(kind, ranks, size, null, values, shown, negative)
+
+
+def _lookup(words: Texts, mapping: Mapping[str, str]) -> tuple[Texts, Bools]:
+    """Each word's label in `mapping`, and whether it has one."""
+    keys = pd.Index(list(mapping.keys()), dtype=object)
+    at = keys.get_indexer(pd.Index(words, dtype=object))
+    found = at >= 0
+    labels = np.asarray(list(mapping.values()), dtype=object)
+    result = np.full(len(words), "", dtype=object)
+    result[found] = labels[at[found]].astype(str)
+    return result, found
+
+
+def _string_axis(
+    kind: str, column: pd.Series, hierarchy: Sequence[Mapping[str, str]], sets: bool
+) -> _Tree:
+    """Ranks in depth-first order of the hierarchy tree (the file's row order within a node;
+    without a hierarchy, lexicographic or by decreasing frequency). A node is identified by its
+    path to the top, so even a hierarchy file that is not a tree yields one."""
+    codes, uniques = _distinct_values(column)
+    if not pd.api.types.is_string_dtype(uniques.dtype) or uniques.dtype == object:
+        # Numbers, or mixed objects: compared as text (as hierarchy files list them).
+        codes, uniques = _refactorize(codes, uniques.astype("string"))
+    codes = codes.astype(np.int64)
+    count = len(uniques)
+    words = np.asarray(uniques.astype(str).to_numpy(dtype=object), dtype=object)
+    lexical = np.empty(count, dtype=np.int64)
+    lexical[np.argsort(words.astype(str), kind="stable")] = np.arange(count)
+    height = len(hierarchy)
+    labels: list[Texts] = []
+    listed = np.ones(count, dtype=bool)
+    for mapping in hierarchy:
+        label, found = _lookup(words, mapping)
+        labels.append(label)
+        listed &= found
+    if height:
+        file_rows = pd.Index(list(hierarchy[0].keys()), dtype=object)
+        position = file_rows.get_indexer(pd.Index(words, dtype=object))
+        base = position.astype(np.float64)
+    elif kind == "ordered":
+        base = lexical.astype(np.float64)
+    else:  # categorical: most frequent first
+        frequency = np.bincount(codes[codes >= 0], minlength=count)
+        base = np.lexsort((lexical, -frequency)).argsort().astype(np.float64)
+    base = np.where(listed, base, 0.0)
+    # Path ids per level, top first, numbered in base order (first appearance).
+    first = np.argsort(base, kind="stable")
+    paths = np.zeros((height + 1, count), dtype=np.int64)
+    prefix = np.zeros(count, dtype=np.int64)
+    for level in range(height, 0, -1):
+        label_code = pd.factorize(labels[level - 1])[0].astype(np.int64)
+        numbered = np.empty(count, dtype=np.int64)
+        pair = prefix * (int(label_code.max()) + 1 if count else 1) + label_code
+        numbered[first] = pd.factorize(pair[first])[0]
+        prefix = numbered
+        paths[level] = numbered
+    # Listed values depth-first, then unlisted ones (lexicographic, each its own branch under
+    # the top); null last.
+    keys = [base, np.where(listed, 0, lexical).astype(np.float64)]
+    keys += [np.where(listed, paths[level], 0).astype(np.float64) for level in range(1, height + 1)]
+    keys.append(np.where(listed, 0.0, 1.0))
+    order = np.lexsort(keys)  # the last key is the most significant
+    rank_of = np.empty(count, dtype=np.int64)
+    rank_of[order] = np.arange(count)
+    ranks = np.where(codes >= 0, rank_of[np.maximum(codes, 0)], count)
+    null = count if (codes < 0).any() else -1
+    size = count + (1 if null >= 0 else 0)
+
+    def padded(array: npt.NDArray[np.generic], fill: object) -> npt.NDArray[np.generic]:
+        return np.append(array, np.asarray([fill], dtype=array.dtype)) if null >= 0 else array
+
+    shown = words[order]
+    ranked_listed = np.asarray(padded(listed[order], False), dtype=bool)
+    levels = height + 2
+    node = np.zeros((levels, size), dtype=np.int64)
+    node[0] = np.arange(size)
+    cost = np.zeros((levels, size), dtype=np.float64)
+    text_levels: list[Texts] = [np.asarray(padded(shown, pd.NA), dtype=object)]
+    denominator = max(size - 1, 1)
+    for level in range(1, height + 1):
+        path = padded(paths[level][order], -1)
+        heads = np.ones(size, dtype=bool)
+        heads[1:] = (path[1:] != path[:-1]) | ~ranked_listed[1:] | ~ranked_listed[:-1]
+        node[level] = np.cumsum(heads) - 1
+        label = np.where(listed[order], labels[level - 1][order], shown)
+        # A label covers every present value mapped to it at this level (as the full-domain
+        # NCP counts); an unlisted value or null is a node of its own.
+        label_code, label_unique = pd.factorize(label)
+        covered = np.bincount(label_code[listed[order]], minlength=len(label_unique))
+        first_of = np.flatnonzero(heads)
+        covering = np.ones(len(first_of), dtype=np.float64)
+        real = first_of < count
+        covering[real] = np.where(
+            listed[order][first_of[real]], covered[label_code[first_of[real]]], 1
+        )
+        cost[level, : len(first_of)] = (covering - 1) / denominator
+        text_levels.append(np.asarray(padded(label, pd.NA)[first_of], dtype=object))
+    cost[levels - 1, 0] = 1.0 if size > 1 else 0.0
+    text_levels.append(np.asarray([TOP], dtype=object))
+    return _Tree(
+        kind,
+        ranks,
+        size,
+        null,
+        codes=node,
+        cost=cost,
+        text=tuple(text_levels),
+        lexical=padded(lexical[order], count).astype(np.int64),
+        sets=sets or not height,
+    )
+
+
+def _axis(
+    qi: str,
+    column: pd.Series,
+    kind: str,
+    hierarchy: Sequence[Mapping[str, str]] | None,
+    sets: bool,
+) -> _Axis:
+    if kind == "numeric":
+        return _numeric_axis(qi, column)
+    if kind == "date":
+        return _date_axis(qi, column)
+    return _string_axis(kind, column, hierarchy or [], sets)
+
+
+def _distinct_per_segment(segment: Ints, values: Ints, segments: int, width: int) -> Ints:
+    """Per segment (0..segments-1): how many distinct values its members hold."""
+    pairs = segment * width + values
+    if segments * width <= 4 * len(pairs) + 1024:
+        present = np.bincount(pairs, minlength=segments * width) > 0
+        result: Ints = present.reshape(segments, width).sum(axis=1, dtype=np.int64)
+        return result
+    return np.bincount(pd.unique(pairs) // width, minlength=segments).astype(np.int64)
+
+
+def _lowest(axis: _Tree, lo: Ints, hi: Ints) -> Ints:
+    """The level of the lowest node covering ranks lo..hi."""
+    lowest: Ints = (axis.codes[:, lo] == axis.codes[:, hi]).argmax(axis=0).astype(np.int64)
+    return lowest
+
+
+def _costs(axis: _Axis, lo: Ints, hi: Ints, distinct: Ints | None) -> tuple[Floats, Bools]:
+    """Per partition: the NCP of the label its values get on this axis, and (string axes)
+    whether that label is the set of its values."""
+    mixed = (hi == axis.null) & (lo != axis.null)
+    if isinstance(axis, _Scalar):
+        spread = axis.spread
+        last = len(axis.values) - 1
+        if spread > 0:
+            top = axis.values[np.clip(hi, 0, last)]
+            cost = (top - axis.values[np.clip(lo, 0, last)]) / spread
+        else:
+            cost = np.zeros(len(lo))
+        return np.where(mixed, 1.0, cost), np.zeros(len(lo), dtype=bool)
+    lowest = _lowest(axis, lo, hi)
+    cost = axis.cost[lowest, axis.codes[lowest, lo]]
+    as_set = np.zeros(len(lo), dtype=bool)
+    if axis.sets and distinct is not None:
+        set_cost = (distinct - 1) / max(axis.size - 1, 1)
+        as_set = (distinct > 1) & (distinct <= SET_LIMIT) & ~mixed & (set_cost < cost)
+        cost = np.where(as_set, set_cost, cost)
+    return cost, as_set
+
+
+def _search(
+    axes: list[_Axis],
+    n: int,
+    k: int,
+    l: int | None,  # noqa: E741
+    sens: Ints | None,
+    sens_width: int,
+) -> tuple[Ints, int]:
+    """Strict Mondrian over all rows; returns the final partition of each row and how many.
+
+    `rows` holds the rows of the open partitions, grouped by partition. Each round scores every
+    axis per partition from its lowest and highest rank, sorts the rows of each partition by its
+    widest axis (one sort for all), and cuts at the boundary nearest the median row when both
+    halves meet k (and l); a partition whose widest axis cannot be cut tries the next widest.
+    After the sort the two halves of every cut are contiguous: the next round's grouping."""
+    part = np.full(n, -1, dtype=np.int64)
+    finished_count = 0
+    m = len(axes)
+    ranks_of = np.stack([axis.ranks for axis in axes])  # (m, n)
+    widest = max(axis.size for axis in axes)
+    rows = np.arange(n, dtype=np.int64)
+    sizes = np.asarray([n], dtype=np.int64)
+    least = max(k, l or 1)
+    while len(sizes):
+        # Partitions too small to cut in two are final at once.
+        small = sizes < 2 * least
+        if small.any():
+            segment = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+            at = small[segment]
+            part[rows[at]] = (np.cumsum(small) - 1 + finished_count)[segment[at]]
+            finished_count += int(small.sum())
+            rows = rows[~at]
+            sizes = sizes[~small]
+            if not len(sizes):
+                break
+        count = len(sizes)
+        starts = np.cumsum(sizes) - sizes
+        segment = np.repeat(np.arange(count, dtype=np.int64), sizes)
+        lows = np.empty((m, count), dtype=np.int64)
+        highs = np.empty((m, count), dtype=np.int64)
+        scores = np.empty((m, count), dtype=np.float64)
+        for j, axis in enumerate(axes):
+            ranks = axis.ranks[rows]
+            lows[j] = np.minimum.reduceat(ranks, starts)
+            highs[j] = np.maximum.reduceat(ranks, starts)
+            distinct = None
+            if isinstance(axis, _Tree) and axis.sets:
+                distinct = _distinct_per_segment(segment, ranks, count, axis.size)
+            scores[j] = _costs(axis, lows[j], highs[j], distinct)[0]
+        # Widest first (ties: the order of the quasi-identifiers); one value cannot be cut.
+        scores[lows == highs] = -1.0
+        preference = np.argsort(-scores, axis=0, kind="stable")
+        chosen = np.full(count, -1, dtype=np.int64)
+        cut = np.zeros(count, dtype=np.int64)
+        everyone = np.arange(count)
+        for attempt in range(m):
+            axis_of = preference[attempt]
+            trying = (chosen < 0) & (scores[axis_of, everyone] >= 0)
+            if not trying.any():
+                break
+            ok, at_cut, members = _try_cuts(
+                axes,
+                rows,
+                segment,
+                sizes,
+                trying,
+                axis_of,
+                lows,
+                highs,
+                ranks_of,
+                widest,
+                k,
+                l,
+                sens,
+                sens_width,
+            )
+            if not ok.any():
+                continue
+            tried = np.flatnonzero(trying)
+            settled = tried[ok]
+            chosen[settled] = axis_of[settled]
+            cut[settled] = at_cut[ok]
+            moved = np.zeros(count, dtype=bool)
+            moved[settled] = True
+            local = np.cumsum(trying) - 1
+            member_segment = np.repeat(tried, sizes[trying])
+            rows[moved[segment]] = members[ok[local[member_segment]]]
+        split = chosen >= 0
+        if not split.all():
+            stuck = ~split
+            at = stuck[segment]
+            part[rows[at]] = (np.cumsum(stuck) - 1 + finished_count)[segment[at]]
+            finished_count += int(stuck.sum())
+        rows = rows[split[segment]]
+        sizes = np.stack([cut[split], sizes[split] - cut[split]], axis=1).ravel()
+    return part, finished_count
+
+
+def _try_cuts(
+    axes: list[_Axis],
+    rows: Ints,
+    segment: Ints,
+    sizes: Ints,
+    trying: Bools,
+    axis_of: Ints,
+    lows: npt.NDArray[np.int64],
+    highs: npt.NDArray[np.int64],
+    ranks_of: npt.NDArray[np.int64],
+    widest: int,
+    k: int,
+    l: int | None,  # noqa: E741
+    sens: Ints | None,
+    sens_width: int,
+) -> tuple[Bools, Ints, Ints]:
+    """For the partitions `trying`, each along its axis `axis_of`: whether a cut meets the model,
+    where (rows into the partition), and their rows sorted by (partition, rank on that axis)."""
+    inside = trying[segment]
+    members = rows[inside]
+    member_segment = segment[inside]
+    member_axis = axis_of[member_segment]
+    ranks = ranks_of[member_axis, members]
+    order = np.argsort(member_segment * widest + ranks)
+    members = members[order]
+    ranks = ranks[order]
+    member_segment = member_segment[order]
+    member_axis = member_axis[order]
+    # Boundaries: where the value changes within a partition; with a hierarchy, where the child
+    # of the lowest common node changes.
+    key = ranks
+    for j, axis in enumerate(axes):
+        if not isinstance(axis, _Tree) or not axis.deep:
+            continue
+        at = member_axis == j
+        if not at.any():
+            continue
+        lowest = _lowest(axis, lows[j], highs[j])  # per partition
+        if key is ranks:
+            key = ranks.copy()
+        key[at] = axis.codes[np.maximum(lowest - 1, 0)[member_segment[at]], ranks[at]]
+    tried_sizes = sizes[trying]
+    starts = np.cumsum(tried_sizes) - tried_sizes
+    ends = starts + tried_sizes
+    middle = starts + tried_sizes // 2
+    change = np.empty(len(key), dtype=bool)
+    change[0] = False
+    np.not_equal(key[1:], key[:-1], out=change[1:])
+    change[starts] = False
+    cuts = np.flatnonzero(change)
+    if not len(cuts):
+        return np.zeros(len(tried_sizes), dtype=bool), starts, members
+    index = np.searchsorted(cuts, middle, side="right") - 1
+    left = cuts[np.maximum(index, 0)]
+    left_ok = (index >= 0) & (left > starts) & (left - starts >= k) & (ends - left >= k)
+    index = np.searchsorted(cuts, middle, side="left")
+    right = cuts[np.minimum(index, len(cuts) - 1)]
+    right_ok = (index < len(cuts)) & (right < ends) & (right - starts >= k) & (ends - right >= k)
+    if l is not None and sens is not None:
+        values = sens[members]
+        local = np.repeat(np.arange(len(tried_sizes), dtype=np.int64), tried_sizes)
+        position = np.arange(len(members), dtype=np.int64)
+        for at_cut, ok in ((left, left_ok), (right, right_ok)):
+            if not ok.any():
+                continue
+            halves = local * 2 + (position >= at_cut[local])
+            distinct = _distinct_per_segment(halves, values, 2 * len(at_cut), sens_width)
+            ok &= (distinct.reshape(-1, 2) >= l).all(axis=1)
+    use_right = right_ok & (~left_ok | (right - middle < middle - left))
+    return left_ok | right_ok, np.where(use_right, right, left) - starts, members
+
+
+def _interval(low: Texts, high: Texts, separator: str, bracket: bool) -> Texts:
+    lo = pd.Series(low, dtype=object).astype(str)
+    hi = pd.Series(high, dtype=object).astype(str)
+    joined = ("[" + lo + ", " + hi + "]") if bracket else (lo + separator + hi)
+    return np.asarray(joined.to_numpy(dtype=object), dtype=object)
+
+
+def _labels(axis: _Axis, part: Ints, count: int) -> tuple[Texts, Floats]:
+    """Per final partition (0..count-1): the released label and its NCP cost."""
+    order = np.argsort(part, kind="stable")
+    ranks = axis.ranks[order]
+    sizes = np.bincount(part, minlength=count)
+    starts = np.cumsum(sizes) - sizes
+    lo = np.minimum.reduceat(ranks, starts)
+    hi = np.maximum.reduceat(ranks, starts)
+    only_null = lo == axis.null
+    mixed = (hi == axis.null) & ~only_null
+    if isinstance(axis, _Scalar):
+        cost, _ = _costs(axis, lo, hi, None)
+        last = len(axis.shown) - 1
+        if last < 0:  # only nulls
+            return np.full(count, pd.NA, dtype=object), np.zeros(count)
+        low = axis.shown[np.clip(lo, 0, last)]
+        high = axis.shown[np.clip(hi, 0, last)]
+        separator = "/" if axis.kind == "date" else "-"
+        label = np.where(lo == hi, low, _interval(low, high, separator, axis.negative))
+        label = np.asarray(label, dtype=object)
+        label[mixed] = TOP
+        label[only_null] = pd.NA
+        return label, np.where(only_null, 0.0, cost)
+    lowest = _lowest(axis, lo, hi)
+    node = axis.codes[lowest, lo]
+    label = np.empty(count, dtype=object)
+    for level, names in enumerate(axis.text):
+        at = lowest == level
+        label[at] = names[node[at]]
+    distinct = None
+    if axis.sets:
+        distinct = _distinct_per_segment(
+            np.repeat(np.arange(count), sizes), ranks, count, axis.size
+        )
+    cost, as_set = _costs(axis, lo, hi, distinct)
+    if as_set.any():
+        # The distinct (partition, value) pairs of the partitions labelled by a set, each set
+        # listed lexicographically.
+        pairs = np.unique(part * axis.size + axis.lexical[axis.ranks])
+        owner = pairs // axis.size
+        chosen = as_set[owner]
+        by_lexical = np.empty(axis.size, dtype=np.int64)
+        by_lexical[axis.lexical] = np.arange(axis.size)
+        pieces = axis.text[0][by_lexical[pairs[chosen] % axis.size]].astype(str).astype(object)
+        owners = owner[chosen]
+        heads = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
+        commas = np.full(len(pieces), ",", dtype=object)
+        commas[heads] = ""
+        joined = pd.Series(np.add.reduceat(commas + pieces, heads), dtype=object)
+        label[owners[heads]] = ("{" + joined + "}").to_numpy(dtype=object)
+    return label, cost
+
+
+def _combine(parts: Sequence[Ints]) -> Ints:
+    """One integer per distinct combination of the parts (refactorized before overflow)."""
+    key = np.zeros(len(parts[0]), dtype=np.int64)
+    space = 1
+    for part in parts:
+        width = int(part.max()) + 1 if len(part) else 1
+        if space * width >= 2**62:
+            key = pd.factorize(key)[0].astype(np.int64)
+            space = int(key.max()) + 1 if len(key) else 1
+        key = key * width + part
+        space *= width
+    combined: Ints = pd.factorize(key)[0].astype(np.int64)
+    return combined
+
+
+def _check_arguments(
+    frame: pd.DataFrame,
+    qis: Sequence[str],
+    k: int,
+    kinds: Mapping[str, str],
+    l: int | None,  # noqa: E741
+    sensitive: str | None,
+    max_suppression: float,
+) -> None:
+    if not qis:
+        raise ValueError("name at least one quasi-identifier")
+    if len(set(qis)) != len(qis):
+        raise ValueError("each quasi-identifier may be named only once")
+    missing = [qi for qi in qis if qi not in frame.columns]
+    if missing:
+        raise ValueError(f"quasi-identifiers not in the data: {', '.join(map(repr, missing))}")
+    for qi in qis:
+        if kinds.get(qi) not in KINDS:
+            raise ValueError(f"quasi-identifier {qi!r} needs a kind, one of {', '.join(KINDS)}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError("k must be an integer of at least 1")
+    if l is not None:
+        if isinstance(l, bool) or not isinstance(l, int) or l < 1:
+            raise ValueError("l must be an integer of at least 1")
+        if sensitive is None:
+            raise ValueError("l-diversity needs the sensitive column")
+    if sensitive is not None:
+        if sensitive not in frame.columns:
+            raise ValueError(f"the sensitive column {sensitive!r} is not in the data")
+        if sensitive in qis:
+            raise ValueError(f"the sensitive column {sensitive!r} cannot be a quasi-identifier")
+    if not 0.0 <= max_suppression <= 1.0:
+        raise ValueError("max_suppression is a share of rows, between 0 and 1")
+
+
+def mondrian(
+    frame: pd.DataFrame,
+    qis: Sequence[str],
+    k: int,
+    *,
+    kinds: Mapping[str, str],
+    hierarchies: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
+    l: int | None = None,  # noqa: E741 - the model's standard name
+    sensitive: str | None = None,
+    max_suppression: float = 0.0,
+    set_labels: bool = False,
+) -> tuple[pd.DataFrame, MondrianReport]:
+    """Release `frame` k-anonymous (and distinct l-diverse on `sensitive`) over `qis` by strict
+    Mondrian local recoding.
+
+    Returns the released frame (the input's index and columns; suppressed rows left out; every
+    QI column replaced by its labels, dtype string) and a report. `kinds` gives each QI's kind
+    (`KINDS`); `hierarchies` (ARX tables, as `lattice.load_hierarchy` reads them) guide the
+    cuts and labels of `ordered` and `categorical` QIs and are ignored for the others;
+    `set_labels` lets a class of a hierarchical QI release the set of its values when that is
+    narrower than the covering hierarchy label. Raises `MondrianUnreachable` when more than
+    `max_suppression` of the rows would be suppressed and `ValueError` for arguments that do not
+    fit the data (messages name columns, never values). Never mutates `frame`."""
+    _check_arguments(frame, qis, k, kinds, l, sensitive, max_suppression)
+    tables = hierarchies or {}
+    n = len(frame)
+    m = len(qis)
+    if n == 0:
+        return frame.copy(), MondrianReport(0, None if l is None else 0, 0, 0, 0.0, 0, 0)
+    axes = [_axis(qi, frame[qi], kinds[qi], tables.get(qi), set_labels) for qi in qis]
+    sens: Ints | None = None
+    sens_width = 1
+    if l is not None and sensitive is not None:
+        sens = pd.factorize(frame[sensitive].astype("string"), use_na_sentinel=False)[0]
+        sens = sens.astype(np.int64)
+        sens_width = int(sens.max()) + 1
+
+    released = 0
+    keep = np.zeros(n, dtype=bool)
+    part = np.zeros(n, dtype=np.int64)
+    partitions = 0
+    codes: list[Ints] = []
+    uniques: list[pd.Index] = []
+    costs: list[Floats] = []
+    class_of = np.zeros(0, dtype=np.int64)
+    if n >= k and (l is None or sens_width >= l):
+        part, partitions = _search(axes, n, k, l, sens, sens_width)
+        for axis in axes:
+            label, cost = _labels(axis, part, partitions)
+            code, unique = pd.factorize(label, use_na_sentinel=False)
+            codes.append(code.astype(np.int64))
+            uniques.append(pd.Index(unique, dtype=object))
+            costs.append(cost)
+        # The outsider's check: classes are the rows with the same released label on every
+        # quasi-identifier (whichever partitions they came from).
+        class_of = _combine(codes)
+        row_class = class_of[part]
+        classes = int(class_of.max()) + 1
+        failing = np.bincount(row_class, minlength=classes) < k
+        if sens is not None and l is not None:
+            failing |= _distinct_per_segment(row_class, sens, classes, sens_width) < l
+        keep = ~failing[row_class]
+        released = int(keep.sum())
+    suppressed = n - released
+    if suppressed > max_suppression * n + 1e-9:
+        target = f"k={k}" + (f", l={l}" if l is not None else "")
+        raise MondrianUnreachable(
+            f"{target} on {', '.join(qis)} would suppress {suppressed} of {n} rows "
+            f"({suppressed / n:.1%}), more than the allowed {max_suppression:.1%}; lower k "
+            "(or l), choose fewer quasi-identifiers, or allow more suppression"
+        )
+    out = frame[keep].copy()
+    if not released:
+        return out, MondrianReport(0, None if l is None else 0, n, 0, 1.0, n * n, partitions)
+    kept_part = part[keep]
+    per_partition = np.bincount(kept_part, minlength=partitions)
+    loss = float(suppressed * m)
+    for j, qi in enumerate(qis):
+        labels = pd.array(uniques[j].to_numpy(dtype=object), dtype="string")
+        out[qi] = labels.take(codes[j][kept_part])
+        loss += float(per_partition @ costs[j])
+    row_class = class_of[kept_part]
+    class_sizes = np.bincount(row_class)
+    present = class_sizes > 0
+    l_achieved = None
+    if sens is not None and l is not None:
+        per_class = _distinct_per_segment(row_class, sens[keep], len(class_sizes), sens_width)
+        l_achieved = int(per_class[present].min())
+    class_sizes = class_sizes[present].astype(np.int64)
+    report = MondrianReport(
+        k=int(class_sizes.min()),
+        l=l_achieved,
+        suppressed=suppressed,
+        classes=len(class_sizes),
+        ncp=loss / (n * m),
+        discernibility=int((class_sizes**2).sum()) + suppressed * n,
+        partitions=partitions,
+    )
+    return out, report
