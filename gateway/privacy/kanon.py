@@ -15,6 +15,7 @@ import pandas as pd
 
 from gateway.policy.model import PrivacyModel
 from gateway.privacy.lattice import Unreachable, anonymize
+from gateway.privacy.mondrian import MondrianUnreachable, mondrian
 
 
 class PrivacyUnreachable(Exception):
@@ -112,13 +113,8 @@ def _local(
     frame: pd.DataFrame, model: PrivacyModel, tables: dict[str, list[dict[str, str]]]
 ) -> tuple[pd.DataFrame, PrivacyReport]:
     """Multidimensional local recoding (Mondrian): each class gets its own labels."""
-    from gateway.privacy.mondrian import MondrianUnreachable, mondrian
-
     qis = tuple(model.quasi_identifiers)
-    kinds = {
-        qi: "numeric" if pd.api.types.is_integer_dtype(frame[qi].dtype) else "categorical"
-        for qi in qis
-    }
+    kinds = {qi: _kind(frame[qi]) for qi in qis}
     try:
         released, report = mondrian(
             frame,
@@ -142,6 +138,17 @@ def _local(
         ncp=report.ncp,
         discernibility=report.discernibility,
     )
+
+
+def _kind(values: pd.Series) -> str:
+    """How Mondrian cuts a column: integers and ISO dates by value (interval labels), the rest
+    along its hierarchy (the hierarchy label covering the class)."""
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return "numeric"
+    text = values.dropna().astype("string")
+    if len(text) and bool(text.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()):
+        return "date"
+    return "categorical"
 
 
 def _generalize(
