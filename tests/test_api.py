@@ -159,14 +159,16 @@ def test_catalog_lists_granted_datasets(client: TestClient, token: str) -> None:
     ]  # the expired 2025 research grant is not listed
     residents = next(d for d in body["datasets"] if d["grant"] == "demo-residents")
     columns = {c["name"]: c for c in residents["columns"]}
-    assert "monthly_income" not in columns
-    assert "birth_date" not in columns
-    assert columns["id_card"]["transform"] == "mask"
-    assert columns["id_card"]["category"] == "suppression"
+    assert not set(columns) & {"name", "birth_date", "address", "mobile"}  # not named: withheld
+    assert columns["id_card"]["transform"] == "synthesize"
+    assert columns["id_card"]["category"] == "synthesis"
+    assert columns["employer_credit_code"]["transform"] == "mask"
+    assert columns["employer_credit_code"]["category"] == "suppression"
 
 
 def test_rows_are_masked_and_shaped(client: TestClient, demo: Demo, token: str) -> None:
-    """Promise 2: masked and pseudonymized values differ from the raw ones and keep their shape."""
+    """Promise 2: masked and synthetic values differ from the raw ones and keep their shape;
+    columns the grant does not name never appear."""
     response = client.get(
         "/v1/datasets/residents/rows?purpose=statistics&_size=50", headers=bearer(token)
     )
@@ -178,23 +180,31 @@ def test_rows_are_masked_and_shaped(client: TestClient, demo: Demo, token: str) 
     source = everyone[(ages >= 18) & (ages <= 65)]  # the grant's row filter
     assert len(released) == 50
     assert set(released.columns) == set(body["view"]["columns"])
-    assert not set(released.columns) & {"birth_date", "monthly_income"}
-    raw_ids, raw_mobiles = set(source["id_card"]), set(source["mobile"])
-    masked_mobiles = {m[:3] + "****" + m[7:] for m in raw_mobiles}
-    regions = {i[:6] for i in raw_ids}
-    for got in released["id_card"]:
-        assert got not in raw_ids
+    assert not set(released.columns) & {"name", "birth_date", "address", "mobile"}
+    every_id = set(everyone["id_card"])
+    for got in released["id_card"]:  # synthetic: a valid-looking number no resident holds
+        assert got not in every_id
         assert len(got) == 18
-        assert got[:6] in regions
-        assert got[6:17] == "*" * 11
-        assert not id_card_valid(got)
-    for got in released["mobile"]:
-        assert got not in raw_mobiles
-        assert got in masked_mobiles
-    for got in released["name"]:
-        assert set(got[1:]) <= {"*"}
-        assert got[0] != "*"
-    assert (released["address"].str.endswith("****")).all()
+        assert id_card_valid(got)
+    codes = set(source["employer_credit_code"])
+    for got in released["employer_credit_code"]:  # masked: a prefix of a real code, then *
+        shown = got.rstrip("*")
+        assert got not in codes
+        assert len(got) == 18
+        assert 2 <= len(shown) <= 8
+        assert any(code.startswith(shown) for code in codes)
+    registry = client.get(
+        "/v1/datasets/enterprise_registry/rows?purpose=market-analysis&_size=50",
+        headers=bearer(token),
+    ).json()["rows"]
+    mobiles = set(raw(demo, "enterprise_registry")["legal_rep_mobile"])
+    for row in registry:
+        assert row["legal_rep_mobile"] not in mobiles
+        assert row["legal_rep_mobile"][3:] == "*" * 8
+        assert any(m.startswith(row["legal_rep_mobile"][:3]) for m in mobiles)
+        name = row["legal_rep_name"]
+        assert set(name[1:]) <= {"*"}
+        assert name[0] != "*"
 
 
 def test_pseudonyms_differ_from_raw_and_are_stable(
