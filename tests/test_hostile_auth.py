@@ -238,8 +238,14 @@ def test_unknown_id_answers_exactly_like_a_wrong_secret(
             return response
 
         known = attempt(demo.client_id)
-        assert known.status_code in (400, 401)
         assert known.json()["error"] == "invalid_client"
+        # RFC 6749 5.2: 401 with a Basic challenge for header credentials, 400 for form ones.
+        if method == "client_secret_basic":
+            assert known.status_code == 401
+            assert known.headers["www-authenticate"].startswith("Basic ")
+        else:
+            assert known.status_code == 400
+            assert "www-authenticate" not in known.headers
         for other in ("no-such-client", "sleeper", "Not A Valid Id\x00"):
             assert comparable(attempt(other)) == comparable(known), other
 
