@@ -84,7 +84,10 @@ class TokenRequest(OAuth2Request):  # type: ignore[misc]
         super().__init__(method=method, uri=uri, headers=headers)
         self.payload = _Payload(form)
         self._form = dict(form)
-        self.presented: Presented = present(authorization or [], form)
+        if authorization is None:  # (the caller should pass every value: two are refused)
+            value = headers.get("Authorization")
+            authorization = [value] if value is not None else []
+        self.presented: Presented = present(authorization, form)
         self.address = address
         self.authenticated: str | None = None  # set once a client has authenticated
 
