@@ -16,7 +16,7 @@ from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
 from gateway.auth.keys import TokenKeyring
-from gateway.auth.limits import Limiter
+from gateway.auth.limits import AuthThrottle, Limiter
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.server import TokenServer
 from gateway.auth.tokens import AccessTokenValidator
@@ -177,6 +177,13 @@ def build_services(settings: Settings) -> Services:
             issuer=settings.issuer,
             audience=settings.audience,
             ttl=settings.token_ttl,
+            throttle=AuthThrottle(
+                registry,
+                per_client=settings.auth_fail_per_client,
+                per_address=settings.auth_fail_per_address,
+                window=settings.auth_fail_window,
+            ),
+            hash_threads=settings.auth_hash_threads,
         ),
         tokens=validator,
         limiter=Limiter(registry, settings.rate_per_minute),

@@ -109,6 +109,24 @@ class Settings:
     rate_per_minute: int = 600  # default per-client request rate (a client may set its own)
     max_inflight: int = 16  # concurrent requests per client and worker
     store: str = ""  # "" (workspace SQLite files), sqlite:///DIR, or postgresql://...
+    # Failed client authentications at the OAuth endpoints, counted in the shared store across
+    # workers and hosts: past either limit within a window, 429 with Retry-After (gateway/auth).
+    auth_fail_per_client: int = 10  # per presented client id (registered or not) and window
+    auth_fail_per_address: int = 50  # per source address (IPv6: per /64) and window
+    auth_fail_window: int = 300  # seconds (fixed windows)
+    auth_hash_threads: int = 2  # concurrent secret checks (scrypt) per worker process
+
+    def __post_init__(self) -> None:
+        for name in (
+            "auth_fail_per_client",
+            "auth_fail_per_address",
+            "auth_fail_window",
+            "auth_hash_threads",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(
+                    f"{_PREFIX}{name.upper()} must be at least 1 (it is {getattr(self, name)})"
+                )
 
     @property
     def workspace(self) -> Workspace:
@@ -168,6 +186,10 @@ class Settings:
             "RATE_PER_MINUTE": str(self.rate_per_minute),
             "MAX_INFLIGHT": str(self.max_inflight),
             "STORE": self.store,
+            "AUTH_FAIL_PER_CLIENT": str(self.auth_fail_per_client),
+            "AUTH_FAIL_PER_ADDRESS": str(self.auth_fail_per_address),
+            "AUTH_FAIL_WINDOW": str(self.auth_fail_window),
+            "AUTH_HASH_THREADS": str(self.auth_hash_threads),
         }
         if self.public_url:
             env["PUBLIC_URL"] = self.public_url
@@ -210,4 +232,8 @@ class Settings:
             rate_per_minute=integer("RATE_PER_MINUTE", cls.rate_per_minute),
             max_inflight=integer("MAX_INFLIGHT", cls.max_inflight),
             store=get("STORE") or "",
+            auth_fail_per_client=integer("AUTH_FAIL_PER_CLIENT", cls.auth_fail_per_client),
+            auth_fail_per_address=integer("AUTH_FAIL_PER_ADDRESS", cls.auth_fail_per_address),
+            auth_fail_window=integer("AUTH_FAIL_WINDOW", cls.auth_fail_window),
+            auth_hash_threads=integer("AUTH_HASH_THREADS", cls.auth_hash_threads),
         )

@@ -4,7 +4,6 @@ JWKS, and authorization server metadata (RFC 8414)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
@@ -13,13 +12,12 @@ from starlette.responses import Response
 
 from gateway.api.common import json_response, services
 from gateway.api.context import audit_context
-from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, TokenRequest
+from gateway.auth.limits import address_key
+from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, Outcome, TokenRequest
 from gateway.errors import BadRequest
 from gateway.scopes import SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
-
-Outcome = tuple[int, dict[str, Any], list[tuple[str, str]], str | None]
 
 
 async def _form_request(request: Request, route: str) -> TokenRequest:
@@ -41,7 +39,14 @@ async def _form_request(request: Request, route: str) -> TokenRequest:
     except UnicodeDecodeError:
         ctx.reason = "invalid_request"
         raise BadRequest("the request body is not UTF-8") from None
-    return TokenRequest(request.method, str(request.url), request.headers, form)
+    return TokenRequest(
+        request.method,
+        str(request.url),
+        request.headers,
+        form,
+        authorization=request.headers.getlist("authorization"),
+        address=address_key(request.client.host if request.client else None),
+    )
 
 
 async def _run(
@@ -49,14 +54,21 @@ async def _run(
 ) -> Response:
     oauth_request = await _form_request(request, route)
     ctx = audit_context(request)
-    # Client authentication may run scrypt (tens of ms): keep it off the event loop.
-    status, payload, headers, client_id = await anyio.to_thread.run_sync(call, oauth_request)
-    ctx.client = client_id
-    if status == 200:
+    server = services(request).token_server
+    # Throttled callers and malformed credentials are answered from store reads alone, without
+    # waiting for a hashing slot.
+    outcome = await anyio.to_thread.run_sync(server.screen, oauth_request)
+    if outcome is None:
+        # Client authentication runs scrypt (~0.1 s of CPU): off the event loop, in a bounded
+        # pool of its own, so that guessers queue among themselves and other requests (and the
+        # default thread pool the audit log and data calls use) are not starved.
+        outcome = await anyio.to_thread.run_sync(call, oauth_request, limiter=server.hash_limiter)
+    ctx.client = outcome.client_id
+    if outcome.status == 200:
         ctx.decision, ctx.reason = "allow", done
     else:
-        ctx.reason = str(payload.get("error", "invalid_request"))
-    return json_response(payload, status, dict(headers))
+        ctx.reason = outcome.reason
+    return json_response(outcome.body, outcome.status, dict(outcome.headers))
 
 
 async def token(request: Request) -> Response:

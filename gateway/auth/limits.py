@@ -1,9 +1,14 @@
 """Per-client request rate (fixed one-minute windows) and daily row quota, counted in the shared
 registry database so every worker sees the same numbers. Answers 429 with `Retry-After` and the
-`RateLimit-*` headers of draft-ietf-httpapi-ratelimit-headers."""
+`RateLimit-*` headers of draft-ietf-httpapi-ratelimit-headers.
+
+Also the throttle on failed client authentication at the OAuth endpoints (`AuthThrottle`), counted
+in the same store: per presented client id and per source address."""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -108,3 +113,81 @@ class Limiter:
                         "RateLimit-Reset": str(reset),
                     },
                 )
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """Too many failed client authentications: refuse without checking anything."""
+
+    retry_after: int  # seconds until the window in which the limit was reached ends
+    scope: str  # "client id" or "address": which limit was reached
+
+
+def address_key(host: str | None) -> str:
+    """The unit a source address is counted in: an IPv4 address, an IPv6 /64 (one subscriber's
+    usual allocation: counting single IPv6 addresses would give an attacker 2^64 budgets), or
+    the transport's own name for the peer (e.g. a Unix socket)."""
+    if not host:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return f"peer:{host}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _digest(kind: str, value: str) -> str:
+    """Counter names hold a digest, never the caller's bytes (ids may be anything) or a raw
+    address. (A plain digest of an IPv4 address can be reversed by trying all 2^32: it keeps
+    the names short and uniform, it is not an anonymization.)"""
+    raw = f"{kind}:{value}".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+class AuthThrottle:
+    """Failed client authentications at the OAuth endpoints, counted per presented client id
+    (known or not: the answer must not tell them apart) and per source address, in fixed
+    windows of `window` seconds, in the shared store (exact across workers and hosts).
+
+    A caller is refused once either count of the current window has reached its limit, before
+    any secret is hashed. Successful authentications are not counted. Checks happen inside the
+    bounded hashing slot, so concurrent guessers overshoot a limit by at most the number of
+    hashing slots of all workers."""
+
+    def __init__(
+        self, registry: ClientRegistry, *, per_client: int, per_address: int, window: int
+    ) -> None:
+        self._registry = registry
+        self.per_client = per_client
+        self.per_address = per_address
+        self.window = window
+
+    def _names(self, client_id: str | None, address: str, now: float) -> list[tuple[str, int, str]]:
+        index = int(now // self.window)
+        names = [(f"authfail:a:{_digest('a', address)}:{index}", self.per_address, "address")]
+        if client_id:
+            names.insert(
+                0, (f"authfail:c:{_digest('c', client_id)}:{index}", self.per_client, "client id")
+            )
+        return names
+
+    def check(
+        self, client_id: str | None, address: str, now: float | None = None
+    ) -> Throttled | None:
+        """Throttled if this client id or address has used up its failures for this window."""
+        now = time.time() if now is None else now
+        for name, limit, scope in self._names(client_id, address, now):
+            if self._registry.counter(name) >= limit:
+                return Throttled(max(1, self.window - int(now % self.window)), scope)
+        return None
+
+    def failed(self, client_id: str | None, address: str, now: float | None = None) -> None:
+        """Count one failed authentication against the client id (if any) and the address."""
+        now = time.time() if now is None else now
+        expires = (int(now // self.window) + 2) * self.window
+        for name, _, _ in self._names(client_id, address, now):
+            self._registry.bump(name, 1, expires)

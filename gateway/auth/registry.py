@@ -68,9 +68,17 @@ CHANNEL = "gateway_registry"  # PostgreSQL NOTIFY channel: a client or revocatio
 TABLES = ("clients", "revoked", "assertions", "shared_state", "counters")
 
 
+def derive(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    """scrypt (RFC 7914): the one place a secret is hashed, so that every check costs the same
+    and tests can count the calls. Releases the GIL; run it off the event loop."""
+    return hashlib.scrypt(
+        secret.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, dklen=dklen
+    )
+
+
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
     salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
+    digest = derive(secret, salt, _N, _R, _P, _DKLEN)
     b64 = base64.b64encode
     return f"scrypt$n={_N},r={_R},p={_P}${b64(salt).decode()}${b64(digest).decode()}"
 
@@ -85,12 +93,14 @@ def check_secret(secret: str, stored: str) -> bool:
         return False
     if scheme != "scrypt":
         return False
-    actual = hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, dklen=len(expected))
+    actual = derive(secret, salt, n, r, p, len(expected))
     return hmac.compare_digest(actual, expected)
 
 
-# Checked against unknown client ids so that a wrong id costs as long as a wrong secret.
-_DUMMY_HASH = hash_secret("not-a-client", salt=b"\x00" * 16)
+# Checked against unknown client ids so that a wrong id costs as long as a wrong secret: the same
+# scrypt parameters as every stored secret. (Its salt is fixed; no secret matches it but this
+# string, and a client that is not registered is refused even then.)
+DUMMY_HASH = hash_secret("not-a-client", salt=b"\x00" * 16)
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,7 @@ class Client:
 
     def check_secret(self, secret: str) -> bool:
         if self.jwks or not self.secret_hash:
-            check_secret(secret, _DUMMY_HASH)  # same cost, always False
+            check_secret(secret, DUMMY_HASH)  # same cost, always False
             return False
         return check_secret(secret, self.secret_hash)
 
@@ -284,7 +294,7 @@ class ClientRegistry:
         """The enabled client with this id and secret, or None (in constant-ish time)."""
         client = self.get(client_id)
         if client is None:
-            check_secret(secret, _DUMMY_HASH)
+            check_secret(secret, DUMMY_HASH)
             return None
         if not client.check_secret(secret) or client.disabled:
             return None
@@ -419,6 +429,14 @@ class ClientRegistry:
         if row is None:
             return False, self._counter(name, now)
         return True, int(row[0])
+
+    def counter(self, name: str) -> int:
+        """The current value of counter `name` (0 when it does not exist or has expired)."""
+        return self._counter(name, _now())
+
+    def bump(self, name: str, amount: int, expires: int) -> int:
+        """Add `amount` to counter `name` (no limit); returns the new value."""
+        return self.take(name, amount, 2**62, expires)[1]
 
     def _counter(self, name: str, now: int) -> int:
         with self._read() as conn:
