@@ -212,7 +212,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 def _view_of(settings: Settings, policy: PolicySet) -> ViewOf | None:
     try:
-        return view_maker(settings, SourceCache(), ViewCache(), policy.hash)
+        return view_maker(settings, SourceCache(settings.workspace), ViewCache(), policy.hash)
     except ConfigError:
         return None  # no data or secret here: value checks are skipped (and say so)
 

@@ -159,7 +159,7 @@ def build_services(settings: Settings) -> Services:
             signer_for=lambda kid: _rotated_signer(settings, kid),
         ),
         pseudonym_secret=secret,
-        sources=SourceCache(),
+        sources=SourceCache(ws),
         views=ViewCache(store=ViewStore(ws.state / "views", secret)),
         cursors=Cursors(
             hmac.new(secret, b"public-data-gateway/cursor/v1", hashlib.sha256).digest()

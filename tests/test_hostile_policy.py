@@ -1,0 +1,205 @@
+"""Hostile policy edits (issue 14, items 1, 2 and 4). Promise 8: a policy edit is input like any
+other: it reads data only from the workspace's data directory, parses in bounded time and
+memory, and cannot make the gateway serve its keys or state. Promise 2: no cell value ever
+enters an error message, a log line or an audit entry."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from gateway.data.sources import SourceCache
+from gateway.errors import ConfigError
+from gateway.policy.files import PolicyError, load_policies
+from tests.conftest import Demo, token_for
+from tests.test_policy_engine import admin_token, bearer
+
+PEM = "-----BEGIN PRIVATE KEY-----"
+
+# A dataset whose one column is named after the PEM header of the token-signing key, released
+# raw: exactly the edit that once served the key through `rows`.
+LEAK = """\
+dataset:
+  id: leak
+  title: Leak
+  source: {source}
+  columns:
+    "{pem}": {{type: string, class: public}}
+grants:
+  - id: leak-all
+    clients: [demo]
+    purposes: [statistics]
+    columns:
+      "{pem}": keep
+"""
+SOURCE_LINE = 4  # the line of `source:` in LEAK
+
+
+def leak_problems(home: Path, source: str) -> list[str]:
+    """Load the demo policies plus LEAK naming `source`; the problems (PolicyError expected)."""
+    (home / "policies" / "leak.yaml").write_text(LEAK.format(source=source, pem=PEM))
+    with pytest.raises(PolicyError) as info:
+        load_policies(home / "policies", home)
+    return [str(p) for p in info.value.problems]
+
+
+def hostile_sources(home: Path) -> dict[str, str]:
+    """Each way a source once could, or might, name a file outside data/ (set up on disk)."""
+    data, keys = home / "data", home / "keys"
+    (data / "key-link.csv").symlink_to(keys / "token-es256.key")
+    (data / "keys-dir").symlink_to(keys)
+    (data / "zero.csv").symlink_to("/dev/zero")
+    os.mkfifo(data / "pipe.csv")
+    (data / "a-directory.csv").mkdir()
+    outside = home.parent / "outside.csv"
+    outside.write_text(f"{PEM}\nsecret\n")
+    (data / "outside-link.csv").symlink_to(outside)
+    (data / "loop.csv").symlink_to(data / "loop.csv")
+    return {
+        "keys/token-es256.key": "leads into keys/",
+        str(keys / "token-es256.key"): "absolute path",
+        "../keys/token-es256.key": "contains '..'",
+        "data/../keys/token-es256.key": "contains '..'",
+        "data/key-link.csv": "leads into keys/",
+        "data/keys-dir/token-es256.key": "leads into keys/",
+        "data/outside-link.csv": "leads outside data/",
+        "state/registry.sqlite3": "leads into state/",
+        "audit/log.sqlite3": "leads into audit/",
+        "/dev/zero": "absolute path",
+        "data/zero.csv": "leads outside data/",
+        "data/pipe.csv": "not a regular file",
+        "data/a-directory.csv": "not a regular file",
+        "data": "leads outside data/",
+        "policies/residents.yaml": "leads outside data/",
+        "data/loop.csv": "cannot be resolved",
+        "data/missing.csv": "does not exist",
+    }
+
+
+def test_sources_outside_data_are_refused_at_load_with_file_line(demo: Demo) -> None:
+    """Promise 8: a dataset source is a regular file inside data/ after following links: an
+    absolute path, '..', a link (file or directory) leading out, keys/, state/, audit/, a FIFO
+    or a device are each refused at load, at leak.yaml:4 (dataset.source)."""
+    for source, why in hostile_sources(demo.home).items():
+        found = leak_problems(demo.home, source)
+        mine = [p for p in found if p.startswith(f"leak.yaml:{SOURCE_LINE}: dataset.source: ")]
+        assert mine, (source, found)
+        assert why in mine[0], (source, mine)
+        assert all("BEGIN" not in p.replace(PEM, "") for p in found)
+
+
+def test_hierarchy_files_outside_policies_and_data_are_refused(demo: Demo) -> None:
+    """Promise 8: a hierarchy file (generalize `hierarchy:` or privacy `hierarchies:`) must be a
+    regular file under policies/ or data/; keys/, '..', links leading out are refused with
+    file:line, and the file is never read."""
+    home = demo.home
+    policy = home / "policies" / "enterprise_registry.yaml"
+    good = policy.read_text()
+    assert "hierarchy: policies/hierarchies/industry.csv" in good
+    line = good.splitlines().index(
+        next(x for x in good.splitlines() if "hierarchy: policies/hierarchies/industry.csv" in x)
+    )
+    (home / "policies" / "hierarchies" / "evil.csv").symlink_to(home / "keys" / "ca.key")
+    os.mkfifo(home / "policies" / "hierarchies" / "pipe.csv")
+    for written, why in {
+        "keys/ca.key": "leads into keys/",
+        "policies/../keys/ca.key": "contains '..'",
+        str(home / "keys" / "ca.key"): "absolute path",
+        "policies/hierarchies/evil.csv": "leads into keys/",
+        "policies/hierarchies/pipe.csv": "not a regular file",
+        "/dev/zero": "absolute path",
+    }.items():
+        policy.write_text(good.replace("policies/hierarchies/industry.csv", written))
+        with pytest.raises(PolicyError) as info:
+            load_policies(home / "policies", home)
+        found = [str(p) for p in info.value.problems]
+        assert any(
+            p.startswith(f"enterprise_registry.yaml:{line + 1}: ") and why in p for p in found
+        ), (written, found)
+    policy.write_text(good)
+    residents = home / "policies" / "residents.yaml"
+    text = residents.read_text()
+    assert "hierarchies: {city: policies/hierarchies/city.csv}" in text
+    residents.write_text(text.replace("policies/hierarchies/city.csv", "keys/ca.key"))
+    with pytest.raises(PolicyError) as info:
+        load_policies(home / "policies", home)
+    assert any(
+        "privacy.hierarchies.city" in str(p) and "leads into keys/" in str(p)
+        for p in info.value.problems
+    )
+
+
+def test_the_running_gateway_never_serves_its_key(client: TestClient, demo: Demo) -> None:
+    """Promise 8: the edit that once served the token-signing key is rejected at reload (the
+    status names leak.yaml:4), the last good set stays active and `rows` answers 404."""
+    admin = admin_token(client, demo)
+    token = token_for(client, demo.client_id, demo.client_secret)
+    key = (demo.home / "keys" / "token-es256.key").read_text()
+    for source in ("keys/token-es256.key", "data/key-link.csv", "data/../keys/token-es256.key"):
+        if source == "data/key-link.csv":
+            (demo.home / "data" / "key-link.csv").symlink_to(demo.home / "keys" / "token-es256.key")
+        (demo.home / "policies" / "leak.yaml").write_text(LEAK.format(source=source, pem=PEM))
+        response = client.post("/v1/admin/reload", headers=bearer(admin))
+        assert response.status_code == 422
+        assert f"leak.yaml:{SOURCE_LINE}: dataset.source" in response.json()["policy"]["last_error"]
+        rows = client.get("/v1/datasets/leak/rows?purpose=statistics", headers=bearer(token))
+        assert rows.status_code == 404
+        body = rows.text
+        assert "PRIVATE" not in body
+        assert key.splitlines()[1] not in body
+
+
+def test_a_source_swapped_for_a_link_after_load_is_not_read(demo: Demo) -> None:
+    """Promise 8, defence in depth: a source (or a directory on its way) replaced by a link into
+    keys/ after the policy loaded is refused when read; the key never reaches a frame."""
+    home = demo.home
+    (home / "data" / "sub").mkdir()
+    (home / "data" / "sub" / "token-es256.key").write_text(f"{PEM}\nharmless\n")
+    (home / "policies" / "leak.yaml").write_text(
+        LEAK.format(source="data/sub/token-es256.key", pem=PEM)
+    )
+    policy = load_policies(home / "policies", home)
+    dataset = policy.datasets["leak"]
+    assert SourceCache(demo.settings.workspace).load(dataset).frame.shape == (1, 1)
+    # The directory on the way becomes a link to keys/ (which holds a file of that name).
+    shutil.rmtree(home / "data" / "sub")
+    (home / "data" / "sub").symlink_to(home / "keys")
+    with pytest.raises(ConfigError, match="without following a link") as info:
+        SourceCache(demo.settings.workspace).load(dataset)
+    assert "BEGIN" not in str(info.value).replace(PEM, "")
+    # The file itself becomes a link.
+    (home / "data" / "sub").unlink()
+    (home / "data" / "sub").mkdir()
+    (home / "data" / "sub" / "token-es256.key").symlink_to(home / "keys" / "token-es256.key")
+    with pytest.raises(ConfigError, match="without following a link"):
+        SourceCache(demo.settings.workspace).load(dataset)
+    # And a FIFO in its place is refused without waiting for a writer.
+    (home / "data" / "sub" / "token-es256.key").unlink()
+    os.mkfifo(home / "data" / "sub" / "token-es256.key")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        SourceCache(demo.settings.workspace).load(dataset)
+
+
+def test_a_bad_cell_is_named_by_column_and_row_not_by_value(demo: Demo) -> None:
+    """Promise 2: a source cell that does not parse as its declared type is reported by column
+    and row position; the cell itself never appears in the message."""
+    home = demo.home
+    raw = "110101199001011234X"
+    (home / "data" / "people.csv").write_text(f"n\n1\n2\n{raw}\n")
+    (home / "policies" / "leak.yaml").write_text(
+        LEAK.replace('"{pem}": {{type: string', "n: {{type: integer")
+        .replace('"{pem}": keep', "n: keep")
+        .format(source="data/people.csv")
+    )
+    dataset = load_policies(home / "policies", home).datasets["leak"]
+    with pytest.raises(ConfigError) as info:
+        SourceCache(demo.settings.workspace).load(dataset)
+    message = str(info.value)
+    assert "'n'" in message
+    assert "row 2" in message
+    assert not re.search(r"1101011990", message)
