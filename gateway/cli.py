@@ -27,7 +27,7 @@ from gateway.policy.files import PolicyError, load_policies, parse_moment
 from gateway.policy.model import PolicySet
 from gateway.policy.testing import ViewOf, load_cases, run_cases
 from gateway.privacy.views import ViewCache
-from gateway.services import view_maker
+from gateway.services import read_secret, view_maker
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import migrate
@@ -225,7 +225,9 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     if not cases:
         _err(f"no policy tests in {directory / 'tests'} (*.yaml with a `cases:` list)")
         return 1
-    results = run_cases(Engine(policy), cases, _view_of(settings, policy))
+    view_of = _view_of(settings, policy)
+    secret = read_secret(settings) if view_of is not None else None  # keys hashes in messages
+    results = run_cases(Engine(policy), cases, view_of, secret=secret)
     for result in results:
         _out(
             f"{'PASS' if result.passed else 'FAIL'}  {result.file}: {result.name}: {result.message}"

@@ -5,6 +5,7 @@ enters an error message, a log line or an audit entry."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -203,3 +204,70 @@ def test_a_bad_cell_is_named_by_column_and_row_not_by_value(demo: Demo) -> None:
     assert "'n'" in message
     assert "row 2" in message
     assert not re.search(r"1101011990", message)
+
+
+# --- item 2: no cell value in any message ------------------------------------------------------
+
+RAW_RELEASE = {
+    "      name: {transform: mask, preset: chinese_name}\n": (
+        "      name: {transform: keep, justification: 核验身份需要原始姓名（测试）}\n"
+    ),
+    "      id_card: {transform: mask, preset: id_card}\n": (
+        "      id_card: {transform: keep, justification: 核验身份需要原始证件号（测试）}\n"
+    ),
+}
+
+
+def _everything_written(demo: Demo) -> bytes:
+    """The bytes of every audit-log file of the workspace (the database and its journal)."""
+    audit = demo.home / "audit"
+    return b"".join(p.read_bytes() for p in sorted(audit.iterdir()) if p.is_file())
+
+
+def test_a_failing_policy_test_never_quotes_a_cell(
+    client: TestClient,
+    demo: Demo,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Promise 2: an edit releasing 姓名 and 身份证号 raw fails the demo policy tests; the failure
+    names column, row and a keyed hash, and no source value of those columns appears in the
+    rejection text, the status body, the audit log's bytes, the log or `gateway policy test`."""
+    import pandas as pd
+
+    from gateway.cli import main
+
+    source = pd.read_csv(demo.home / "data" / "residents.csv", dtype="string")
+    secrets_ = {v for c in ("id_card", "name") for v in source[c].dropna().tolist() if len(v) > 1}
+    admin = admin_token(client, demo)
+    policy = demo.home / "policies" / "residents.yaml"
+    text = policy.read_text()
+    for old, new in RAW_RELEASE.items():
+        assert old in text
+        text = text.replace(old, new)
+    policy.write_text(text)
+    with caplog.at_level(logging.DEBUG):
+        response = client.post("/v1/admin/reload", headers=bearer(admin))
+        status = client.get("/v1/admin/status", headers=bearer(admin))
+    assert response.status_code == 422
+    error = response.json()["policy"]["last_error"]
+    assert "policy tests failed" in error
+    assert "name: 3 of 3 values differ (row 0: released #" in error
+    code = main(["policy", "test", "--home", str(demo.home)])
+    printed = capsys.readouterr()
+    assert code == 1
+    # The hashes are keyed by the workspace secret: the CLI and the server agree.
+    tag = re.search(r"row 0: released (#[0-9a-f]{12})", error)
+    assert tag is not None
+    assert tag.group(1) in printed.out
+    places = {
+        "rejection": error,
+        "status": status.text,
+        "log": caplog.text + "".join(str(r.exc_info) for r in caplog.records),
+        "cli": printed.out + printed.err,
+    }
+    audit = _everything_written(demo)
+    for value in secrets_:
+        for where, content in places.items():
+            assert value not in content, where
+        assert value.encode() not in audit
