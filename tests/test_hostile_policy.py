@@ -9,7 +9,9 @@ import logging
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -271,3 +273,132 @@ def test_a_failing_policy_test_never_quotes_a_cell(
         for where, content in places.items():
             assert value not in content, where
         assert value.encode() not in audit
+
+
+# --- item 4: YAML alias bombs, sizes, depth; serving never waits for a parse ---------------------
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """The classic: each level lists the previous one ten times (10**levels strings)."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_a_billion_laughs_policy_file_is_refused_before_expansion(demo: Demo) -> None:
+    """Promise 8: a policy file with anchors and aliases (10**9 strings once expanded) is refused
+    at its first anchor, with file:line, before anything is constructed: the call returns."""
+    (demo.home / "policies" / "bomb.yaml").write_text(billion_laughs())
+    with pytest.raises(PolicyError) as info:
+        load_policies(demo.home / "policies", demo.home)
+    assert [str(p) for p in info.value.problems] == [
+        "bomb.yaml:1: yaml: anchor &a0 is not allowed in policy files; write the value out"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("dataset: *nowhere\n", 1, "alias *nowhere is not allowed"),
+        ("dataset:\n  id: x\n  <<: {title: y}\n", 3, "merge key << is not allowed"),
+        ("dataset: &d {id: x}\n", 1, "anchor &d is not allowed"),
+        ("dataset:\n  title: " + "[" * 40 + "]" * 40 + "\n", 2, "nested deeper than 32 levels"),
+        ("grants: [" + "1," * 60_000 + "]\n", 1, "more than 50000 keys, values and items"),
+    ],
+)
+def test_yaml_features_policies_need_not_are_refused(
+    demo: Demo, text: str, line: int, message: str
+) -> None:
+    """Promise 8: aliases, anchors, merge keys, deep nesting and huge node counts are refused
+    with file:line before any value is built."""
+    (demo.home / "policies" / "odd.yaml").write_text(text)
+    with pytest.raises(PolicyError) as info:
+        load_policies(demo.home / "policies", demo.home)
+    found = [str(p) for p in info.value.problems]
+    assert any(p.startswith(f"odd.yaml:{line}: yaml: ") and message in p for p in found), found
+
+
+def test_oversized_and_unreadable_policy_files_are_refused(demo: Demo) -> None:
+    """Promise 8: a policy file over 1 MiB, a set over 8 MiB, a FIFO or a link to a device in
+    the policy directory is refused by name without being read to the end (or waited on)."""
+    policies = demo.home / "policies"
+    (policies / "huge.yaml").write_text("# " + "x" * (1 << 20) + "\n")
+    os.mkfifo(policies / "pipe.yaml")
+    (policies / "zero.yaml").symlink_to("/dev/zero")
+    with pytest.raises(PolicyError) as info:
+        load_policies(policies, demo.home)
+    found = [str(p) for p in info.value.problems]
+    assert any(
+        p.startswith("huge.yaml:1: (file): ") and "more than the 1048576 allowed" in p
+        for p in found
+    )
+    assert any(p.startswith("pipe.yaml:1: (file): ") and "not a regular file" in p for p in found)
+    assert any(p.startswith("zero.yaml:1: (file): ") and "outside" in p for p in found)
+    for name in ("huge.yaml", "pipe.yaml", "zero.yaml"):
+        (policies / name).unlink()
+    for i in range(9):  # nine legal files of just under 1 MiB each
+        (policies / f"pad{i}.yaml").write_text("# " + "x" * ((1 << 20) - 10) + "\n")
+    with pytest.raises(PolicyError) as info:
+        load_policies(policies, demo.home)
+    assert any("together exceed 8388608 bytes" in str(p) for p in info.value.problems)
+
+
+def test_a_billion_laughs_policy_test_file_is_refused(client: TestClient, demo: Demo) -> None:
+    """Promise 8: the same bomb in a policy-test file rejects the reload with file:line; the
+    gateway keeps answering with the last good set."""
+    admin = admin_token(client, demo)
+    (demo.home / "policies" / "tests" / "bomb.yaml").write_text(billion_laughs())
+    response = client.post("/v1/admin/reload", headers=bearer(admin))
+    assert response.status_code == 422
+    assert "bomb.yaml:1: anchor &a0 is not allowed" in response.json()["policy"]["last_error"]
+    (demo.home / "policies" / "tests" / "bomb.yaml").unlink()
+    (demo.home / "policies" / "bomb.yaml").write_text(billion_laughs())
+    response = client.post("/v1/admin/reload", headers=bearer(admin))
+    assert response.status_code == 422
+    assert "bomb.yaml:1: yaml: anchor &a0" in response.json()["policy"]["last_error"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_healthz_answers_while_a_large_set_is_parsed(
+    client: TestClient, demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promise 8: parsing a large but legal candidate set never blocks serving: /healthz answers
+    while the reload is still in progress (the parse is held until healthz has answered; were
+    the parse on the event loop, healthz would wait for it and the order would flip)."""
+    from gateway.policy import files
+
+    admin = admin_token(client, demo)
+    (demo.home / "data" / "big.csv").write_text("n\n1\n")
+    description = "\n".join("    " + "很长的说明" * 30 for _ in range(2000))
+    (demo.home / "policies" / "big.yaml").write_text(
+        "dataset:\n  id: big\n  title: Big\n  source: data/big.csv\n"
+        f"  description: |\n{description}\n  columns:\n    n: {{type: integer, class: public}}\n"
+    )
+    assert (demo.home / "policies" / "big.yaml").stat().st_size > 700_000
+    started, release = threading.Event(), threading.Event()
+    real = files.load_located
+    order: list[str] = []
+
+    def held(text: str, *, deadline: float | None = None) -> Any:
+        if not started.is_set():
+            started.set()
+            release.wait(60)
+        return real(text, deadline=deadline)
+
+    monkeypatch.setattr(files, "load_located", held)
+
+    def reload() -> None:
+        reloaded = client.post("/v1/admin/reload", headers=bearer(admin))
+        order.append(f"reload {reloaded.status_code}")
+
+    worker = threading.Thread(target=reload)
+    worker.start()
+    try:
+        assert started.wait(60)
+        health = client.get("/healthz")
+        order.append(f"healthz {health.status_code}")
+    finally:
+        release.set()
+        worker.join(120)
+    assert order == ["healthz 200", "reload 200"]

@@ -90,12 +90,17 @@ def check_inside(
 
 
 def read_confined(
-    real: Path, roots: Sequence[Path], forbidden: Sequence[Path], *, limit: int | None = None
+    real: Path,
+    roots: Sequence[Path],
+    forbidden: Sequence[Path],
+    *,
+    limit: int | None = None,
+    shown: str | None = None,
 ) -> bytes:
     """The bytes of the regular file `real`, opened from its root one component at a time
     without following any link (defence against a link swapped in after `resolve_confined`).
     Raises Unconfined when it is no longer confined, not regular, or larger than `limit`."""
-    shown = str(real)
+    shown = shown or str(real)
     root = check_inside(real, roots, forbidden, written=shown)
     parts = real.relative_to(root).parts
     try:

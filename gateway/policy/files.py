@@ -669,7 +669,7 @@ def read_policy_files(
         try:
             real = path.resolve(strict=True)
             check_inside(real, (directory,), (), written=path.name, allowed="the policy directory")
-            content = read_confined(real, (directory,), (), limit=MAX_FILE_BYTES)
+            content = read_confined(real, (directory,), (), limit=MAX_FILE_BYTES, shown=path.name)
         except (Unconfined, OSError, RuntimeError) as exc:
             message = (
                 str(exc)
