@@ -366,7 +366,7 @@ def test_healthz_answers_while_a_large_set_is_parsed(
     """Promise 8: parsing a large but legal candidate set never blocks serving: /healthz answers
     while the reload is still in progress (the parse is held until healthz has answered; were
     the parse on the event loop, healthz would wait for it and the order would flip)."""
-    from gateway.policy import files
+    from gateway.policy import files, yamlsrc
 
     admin = admin_token(client, demo)
     (demo.home / "data" / "big.csv").write_text("n\n1\n")
@@ -377,7 +377,7 @@ def test_healthz_answers_while_a_large_set_is_parsed(
     )
     assert (demo.home / "policies" / "big.yaml").stat().st_size > 700_000
     started, release = threading.Event(), threading.Event()
-    real = files.load_located
+    real = yamlsrc.load_located
     order: list[str] = []
 
     def held(text: str, *, deadline: float | None = None) -> Any:
