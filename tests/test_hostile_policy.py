@@ -279,7 +279,7 @@ def test_a_failing_policy_test_never_quotes_a_cell(
 
 
 def billion_laughs(levels: int = 9) -> str:
-    """The classic: each level lists the previous one ten times (10**levels strings)."""
+    """The classic: each level lists the previous one ten times (10**(levels+1) strings)."""
     lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i in range(1, levels + 1):
         lines.append(f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 10)}]")
