@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from gateway.data.confine import Unconfined, private_dirs, read_confined, resolve_confined
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.policy.files import PolicyError, load_policies
+from gateway.settings import Workspace
 from tests.conftest import Demo, token_for
 from tests.test_policy_engine import admin_token, bearer
 
@@ -402,3 +406,44 @@ def test_healthz_answers_while_a_large_set_is_parsed(
         release.set()
         worker.join(120)
     assert order == ["healthz 200", "reload 200"]
+
+
+COMPONENTS = ["data", "keys", "state", "audit", "policies", "..", ".", "x.csv", "sub", "out", "in"]
+
+
+@settings(max_examples=300, deadline=None)
+@example(parts=["data", "in", "x.csv"], absolute=False)  # accepted: a link within data/
+@example(parts=["data", "sub", "in"], absolute=False)  # accepted
+@example(parts=["data", "out", "x.csv"], absolute=False)  # refused: a linked directory into keys/
+@given(parts=st.lists(st.sampled_from(COMPONENTS), min_size=1, max_size=6), absolute=st.booleans())
+def test_any_accepted_source_is_a_regular_file_inside_data(
+    maze: Path, parts: list[str], absolute: bool
+) -> None:
+    """Promise 8 (property): whatever path a policy writes, an accepted source is a regular
+    file inside data/ after following links, and never inside keys/, state/ or audit/."""
+    written = ("/" if absolute else "") + "/".join(parts)
+    ws = Workspace(maze)
+    try:
+        real = resolve_confined(maze, written, (ws.data,), private_dirs(ws))
+    except Unconfined:
+        return
+    assert real.is_file()
+    assert real.is_relative_to(ws.data.resolve())
+    assert not any(real.is_relative_to(d.resolve()) for d in private_dirs(ws))
+    assert read_confined(real, (ws.data,), private_dirs(ws)) == real.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def maze(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace whose data/ holds files, subdirectories and links in and out."""
+    home = tmp_path_factory.mktemp("maze")
+    for name in ("data/sub", "keys", "state", "audit", "policies"):
+        (home / name).mkdir(parents=True)
+    for name in ("data/x.csv", "data/sub/x.csv", "keys/x.csv", "state/x.csv", "audit/x.csv"):
+        (home / name).write_text("a\n1\n")
+    (home / "policies" / "x.csv").write_text("a\n1\n")
+    (home / "data" / "out").symlink_to(home / "keys")
+    (home / "data" / "in").symlink_to(home / "data" / "sub")
+    (home / "data" / "sub" / "out").symlink_to(home / "keys" / "x.csv")
+    (home / "data" / "sub" / "in").symlink_to(home / "data" / "x.csv")
+    return home
