@@ -447,3 +447,28 @@ def maze(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (home / "data" / "sub" / "out").symlink_to(home / "keys" / "x.csv")
     (home / "data" / "sub" / "in").symlink_to(home / "data" / "x.csv")
     return home
+
+
+def test_a_logged_library_error_never_quotes_its_message() -> None:
+    """Promise 2: the server's log formatter shows a library exception's type and frames, never
+    its message (pandas quotes the offending cell); the gateway's own errors keep theirs."""
+    import json as json_
+    import sys
+
+    from gateway.logs import JsonFormatter
+
+    raw = "110101199001011234"
+    for error, shown in (
+        (ValueError(f"Unable to parse string {raw!r}"), False),
+        (ConfigError("data/x.csv is missing"), True),
+    ):
+        try:
+            raise error
+        except Exception:
+            record = logging.LogRecord(
+                "gateway", logging.ERROR, __file__, 1, "boom", (), sys.exc_info()
+            )
+        line = json_.loads(JsonFormatter().format(record))
+        assert type(error).__name__ in line["error"]
+        assert raw not in line["error"]
+        assert ("data/x.csv is missing" in line["error"]) is shown
