@@ -33,6 +33,7 @@ from gateway.data.sources import SourceCache
 from gateway.policy.files import load_policies
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import materialize
+from gateway.settings import Workspace
 from gateway.trace.attribute import Candidate, Pool, attribute
 from gateway.trace.extract import read_extract
 
@@ -235,7 +236,7 @@ def fleet_views(home: Path, rows: int, clients: int) -> tuple[Fleet, dict[str, p
     secret = secrets.token_bytes(32)
     grant = policy.grants[0]
     dataset = policy.datasets[grant.dataset]
-    source = SourceCache().load(dataset)
+    source = SourceCache(Workspace(home)).load(dataset)
     views, candidates = {}, []
     for name in names:
         ctx = TransformContext(secret, name, grant.id)

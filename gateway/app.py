@@ -98,7 +98,7 @@ async def _policy_watch(reloader: PolicyReloader) -> None:
     """Pick up edited policy files within a couple of seconds (every worker for itself)."""
     while True:
         await anyio.sleep(POLICY_POLL_SECONDS)
-        if reloader.changed():
+        if await anyio.to_thread.run_sync(reloader.changed):  # a directory scan: off the loop
             try:
                 await anyio.to_thread.run_sync(reloader.reload, "file change")
             except Exception:  # the reloader rejects bad sets itself; never stop watching

@@ -29,7 +29,7 @@ from gateway.policy.testing import ViewOf, load_cases, run_cases
 from gateway.privacy.assess import FiguresOf, assess
 from gateway.privacy.assess import render as render_assessment
 from gateway.privacy.views import ViewCache
-from gateway.services import figures_maker, view_maker
+from gateway.services import figures_maker, read_secret, view_maker
 from gateway.settings import Settings
 from gateway.store.db import Database
 from gateway.store.migrate import migrate
@@ -229,14 +229,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 def _figures_of(settings: Settings, policy: PolicySet) -> FiguresOf | None:
     try:
-        return figures_maker(settings, SourceCache(), ViewCache(), policy)
+        return figures_maker(settings, SourceCache(settings.workspace), ViewCache(), policy)
     except ConfigError:
         return None
 
 
 def _view_of(settings: Settings, policy: PolicySet) -> ViewOf | None:
     try:
-        return view_maker(settings, SourceCache(), ViewCache(), policy)
+        return view_maker(settings, SourceCache(settings.workspace), ViewCache(), policy)
     except ConfigError:
         return None  # no data or secret here: value checks are skipped (and say so)
 
@@ -249,7 +249,9 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     if not cases:
         _err(f"no policy tests in {directory / 'tests'} (*.yaml with a `cases:` list)")
         return 1
-    results = run_cases(Engine(policy), cases, _view_of(settings, policy))
+    view_of = _view_of(settings, policy)
+    secret = read_secret(settings) if view_of is not None else None  # keys hashes in messages
+    results = run_cases(Engine(policy), cases, view_of, secret=secret)
     for result in results:
         _out(
             f"{'PASS' if result.passed else 'FAIL'}  {result.file}: {result.name}: {result.message}"

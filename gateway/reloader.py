@@ -2,14 +2,22 @@
 tests run before the new set replaces the active one in one reference swap. A bad edit leaves
 the last good set active, and is reported in `GET /v1/admin/status` and in the audit log; a good
 one is logged with the old and new hash and the files changed. Each worker reloads itself; the
-shared registry makes sure one of them, not all, writes each audit event."""
+shared registry makes sure one of them, not all, writes each audit event.
+
+A reload blocks (it parses, validates and materializes views), so it always runs in a worker
+thread, never on the event loop: `reload` refuses to run there. Parsing a candidate set is
+bounded in size and time (gateway/policy/yamlsrc.py). A rejection message never quotes data:
+policy-test failures name values by keyed hash, and an unexpected exception is reported by its
+type and place only (its text may quote a cell)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,9 +68,30 @@ def check_policy_set(svc: Services, policy: PolicySet) -> list[str]:
     view_of = view_maker(svc.settings, svc.sources, svc.views, policy)
     return [
         f"{r.file}: {r.name}: {r.message}"
-        for r in run_cases(Engine(policy), cases, view_of)
+        for r in run_cases(Engine(policy), cases, view_of, secret=svc.pseudonym_secret)
         if not r.passed
     ]
+
+
+def describe_rejection(exc: BaseException) -> str:
+    """What the status, the log and the audit entry say about a rejected candidate. A
+    ConfigError's message is written for people and quotes no data; any other exception's text
+    might (pandas quotes the cell it choked on), so only its type and place are shown."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{where} (message withheld: it may quote data)"
+
+
+def _off_the_event_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # a worker thread (or a command): fine
+    raise RuntimeError(
+        "PolicyReloader.reload blocks; run it in a worker thread (anyio.to_thread.run_sync)"
+    )
 
 
 class PolicyReloader:
@@ -79,6 +108,7 @@ class PolicyReloader:
         return fingerprint(self._directory) != self._seen
 
     def reload(self, trigger: str) -> PolicyStatus:
+        _off_the_event_loop()
         with self._lock:
             self._seen = fingerprint(self._directory)
             self.status.last_attempt = time.time()
@@ -89,14 +119,13 @@ class PolicyReloader:
                 if failures:
                     raise ConfigError("policy tests failed:\n" + "\n".join(failures))
             except Exception as exc:  # any failure rejects the candidate; the watcher lives on
-                self.status.last_error = (
-                    str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
-                )
+                error = describe_rejection(exc)
+                self.status.last_error = error
                 log.error(
-                    "policy reload (%s) rejected; keeping %s: %s", trigger, old.hash[:12], exc
+                    "policy reload (%s) rejected; keeping %s: %s", trigger, old.hash[:12], error
                 )
                 if self._svc.registry.claim("policy.rejected", self._seen):
-                    self._event("policy.rejected", {"active": old.hash, "error": _short(str(exc))})
+                    self._event("policy.rejected", {"active": old.hash, "error": _short(error)})
                 return self.status
             self.status.last_error = None
             if new.hash == old.hash:

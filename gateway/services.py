@@ -164,7 +164,7 @@ def build_services(settings: Settings) -> Services:
     )
     signer = load_signer(ws.audit_key)
     secret = read_secret(settings)
-    sources = SourceCache()
+    sources = SourceCache(ws)
     return Services(
         settings=settings,
         engine=Engine(policy),

@@ -243,8 +243,11 @@ def test_generalize_by_hierarchy_file(tmp_path: Path) -> None:
     load time, checked (level in range), part of the policy hash; unlisted values become *."""
     from gateway.privacy.transforms import CATALOGUE, TransformContext
 
-    (tmp_path / "h.csv").write_text("北京市;华北;*\n上海市;华东;*\n", encoding="utf-8")
-    column = "      city: {transform: generalize, hierarchy: h.csv, hierarchy_level: LEVEL}\n"
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "h.csv").write_text("北京市;华北;*\n上海市;华东;*\n", encoding="utf-8")
+    column = (
+        "      city: {transform: generalize, hierarchy: policies/h.csv, hierarchy_level: LEVEL}\n"
+    )
     policies = write(tmp_path, HEADER + GRANT + column.replace("LEVEL", "1"))
     loaded = load_policies(policies, tmp_path)
     spec = dict(loaded.grants[0].columns)["city"]
@@ -254,7 +257,9 @@ def test_generalize_by_hierarchy_file(tmp_path: Path) -> None:
     assert out.tolist()[:3] == ["华北", "华东", "*"]
     assert out.isna().tolist() == [False, False, False, True]
     # The hierarchy's content is part of the policy hash.
-    (tmp_path / "h.csv").write_text("北京市;华北地区;*\n上海市;华东;*\n", encoding="utf-8")
+    (tmp_path / "policies" / "h.csv").write_text(
+        "北京市;华北地区;*\n上海市;华东;*\n", encoding="utf-8"
+    )
     assert load_policies(policies, tmp_path).hash != loaded.hash
     # Out-of-range levels, a missing file, or a level without a file are refused with the path.
     for bad, message in [
@@ -262,7 +267,8 @@ def test_generalize_by_hierarchy_file(tmp_path: Path) -> None:
         (column.replace("h.csv", "missing.csv").replace("LEVEL", "1"), "cannot read hierarchy"),
         ("      city: {transform: generalize, hierarchy_level: 1}\n", "give both hierarchy"),
         (
-            "      city: {transform: generalize, hierarchy: h.csv, hierarchy_level: 1, top: 3}\n",
+            "      city: {transform: generalize, hierarchy: policies/h.csv, hierarchy_level: 1,"
+            " top: 3}\n",
             "does not apply with a hierarchy file",
         ),
         ("      city: {transform: generalize, _hierarchy_table: []}\n", "unknown parameter"),

@@ -41,7 +41,7 @@ def outsider_columns(grant: Grant, view: View) -> list[str]:
 def demo_views(demo: Demo) -> tuple[PolicySet, list[tuple[Grant, View]]]:
     ws = demo.settings.workspace
     policy = load_policies(ws.policies, demo.home)
-    view_of = released_view_maker(demo.settings, SourceCache(), ViewCache(), policy)
+    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
     views = []
     for grant in policy.grants:
         dataset = policy.datasets[grant.dataset]
@@ -98,7 +98,7 @@ def test_no_synthetic_or_pseudonymized_value_equals_any_real_value(demo: Demo) -
     """Promise 2: over the demo data, no synthetic or format-preserving value equals any value of
     any text column of any dataset in the workspace (not just its own row's)."""
     policy, views = demo_views(demo)
-    sources = SourceCache()
+    sources = SourceCache(demo.settings.workspace)
     real: set[str] = set()
     for dataset in policy.datasets.values():
         frame = sources.load(dataset).frame
@@ -145,7 +145,7 @@ def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
     )
     policy = load_policies(directory, demo.home)
     (grant,) = policy.grants
-    view_of = released_view_maker(demo.settings, SourceCache(), ViewCache(), policy)
+    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
     big = view_of(policy.datasets["residents"], grant, "demo")
     # With `*` available the model holds by generalizing the code away entirely:
     assert set(big.frame["employer_credit_code"].unique()) == {"*"}
@@ -158,7 +158,7 @@ def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
     )
     policy = load_policies(directory, demo.home)
     (grant,) = policy.grants
-    view_of = released_view_maker(demo.settings, SourceCache(), ViewCache(), policy)
+    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
     with pytest.raises(PrivacyUnreachable):
         view_of(policy.datasets["residents"], grant, "demo")
 
@@ -179,7 +179,7 @@ def test_a_mask_that_shows_most_of_a_value_is_withheld_at_build_time(demo: Demo)
     )
     policy = load_policies(directory, demo.home)
     (grant,) = policy.grants
-    view_of = released_view_maker(demo.settings, SourceCache(), ViewCache(), policy)
+    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
     with pytest.raises(PrivacyUnreachable, match="nearly raw"):
         view_of(policy.datasets["residents"], grant, "demo")
 

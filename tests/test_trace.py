@@ -7,6 +7,7 @@ import importlib.util
 import io
 import json
 import re
+import shutil
 import zlib
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +40,7 @@ from gateway.policy.model import (
 from gateway.privacy.fingerprint import apply_fingerprint, carriers
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import materialize
+from gateway.settings import Workspace
 from gateway.trace.attribute import Candidate, attribute
 from gateway.trace.extract import ExtractError, canonical, read_extract
 from gateway.trace.rowset import decode_rows, encode_rows
@@ -57,7 +59,7 @@ def _view(home: Path, grant_id: str, client: str, secret: bytes = SECRET, **chan
     grant = next(g for g in policy.grants if g.id == grant_id)
     grant = replace(grant, **changes)
     dataset = policy.datasets[grant.dataset]
-    source = SourceCache().load(dataset)
+    source = SourceCache(Workspace(home)).load(dataset)
     ctx = TransformContext(secret, client, grant.id)
     return materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
 
@@ -212,7 +214,7 @@ def test_fingerprint_off_and_kept_integers(tmp_path: Path, template_home: Path) 
     home = tmp_path / "ws"
     (home / "policies").mkdir(parents=True)
     (home / "data").symlink_to(template_home / "data")
-    (home / "policies" / "hierarchies").symlink_to(template_home / "policies" / "hierarchies")
+    shutil.copytree(template_home / "policies" / "hierarchies", home / "policies" / "hierarchies")
     opted = source.replace(
         "  - id: demo-enterprise-registry\n",
         "  - id: demo-enterprise-registry\n    fingerprint: {keep: [registered_capital]}\n",

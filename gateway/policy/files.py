@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -14,6 +15,13 @@ from typing import Any
 
 import yaml
 
+from gateway.data.confine import (
+    Unconfined,
+    check_inside,
+    private_dirs,
+    read_confined,
+    resolve_confined,
+)
 from gateway.errors import ConfigError
 from gateway.policy.floors import floor_problem, has_words
 from gateway.policy.model import (
@@ -35,10 +43,18 @@ from gateway.policy.model import (
     TransformSpec,
     derived_qis,
 )
-from gateway.policy.yamlsrc import Located, Path_, load_located
+from gateway.policy.yamlsrc import (
+    MAX_FILE_BYTES,
+    MAX_SET_BYTES,
+    PARSE_SECONDS,
+    Located,
+    Path_,
+    load_located,
+)
 from gateway.privacy import transforms
-from gateway.privacy.lattice import load_hierarchy
+from gateway.privacy.lattice import parse_hierarchy
 from gateway.scopes import DATASETS_READ, SCOPES
+from gateway.settings import Workspace
 
 _ID = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 _FILE_KEYS = {"dataset", "grants"}
@@ -136,11 +152,7 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
         return None
     ds_id = check.identifier(spec.get("id"), (*path, "id"))
     source_text = check.text(spec.get("source"), (*path, "source"))
-    source = (home / source_text).resolve() if source_text else home
-    if source_text and not source.is_file():
-        check.problem(
-            (*path, "source"), f"data file {source} does not exist", "run `gateway init --demo`"
-        )
+    source = _source(check, (*path, "source"), home, source_text) if source_text else None
     columns: list[Column] = []
     raw_columns = spec.get("columns")
     if not isinstance(raw_columns, dict) or not raw_columns:
@@ -185,7 +197,7 @@ def _dataset(check: _FileCheck, raw: Any, home: Path) -> Dataset | None:
         title=check.text(spec.get("title"), (*path, "title")),
         description=check.text(spec.get("description"), (*path, "description"), required=False),
         licence=check.text(spec.get("licence"), (*path, "licence"), required=False),
-        source=source,
+        source=source or Workspace(home).data,
         columns=tuple(columns),
         file=check.name,
     )
@@ -251,15 +263,10 @@ def _hierarchy_level(
 ) -> tuple[tuple[str, str], ...] | None:
     """A generalize transform's hierarchy file, read now: the level's value -> label pairs."""
     file = str(params["hierarchy"])
-    try:
-        levels = load_hierarchy((home / file).resolve())
-    except (OSError, ValueError) as exc:
-        check.problem(
-            (*path, "hierarchy"),
-            f"cannot read hierarchy {file!r}: {exc}",
-            "an ARX hierarchy file: value;level1;...;* per line, relative to the workspace",
-        )
+    found = _hierarchy(check, (*path, "hierarchy"), home, file)
+    if found is None:
         return None
+    _, levels = found
     level = params.get("hierarchy_level")
     if not isinstance(level, int) or not 1 <= level <= len(levels):
         check.problem(
@@ -268,6 +275,61 @@ def _hierarchy_level(
         )
         return None
     return tuple(sorted(levels[level - 1].items()))
+
+
+# --- files a policy names: dataset sources and hierarchy files --------------------------------
+
+MAX_HIERARCHY_BYTES = 16 << 20  # one ARX hierarchy file
+_SOURCE_HINT = (
+    "a dataset source is a regular file under the workspace's data/ directory, named relative "
+    "to the workspace (e.g. data/people.csv): no absolute path, no '..', no link leading out"
+)
+_HIERARCHY_HINT = (
+    "an ARX hierarchy file (value;level1;...;* per line) under the workspace's policies/ or "
+    "data/ directory, named relative to the workspace (e.g. policies/hierarchies/city.csv)"
+)
+
+
+def _hierarchy_roots(home: Path) -> tuple[Path, Path]:
+    ws = Workspace(home)
+    return (ws.policies, ws.data)
+
+
+def _source(check: _FileCheck, path: Path_, home: Path, written: str) -> Path | None:
+    """The real path of a dataset source, if it is confined to data/ (else a problem)."""
+    ws = Workspace(home)
+    try:
+        return resolve_confined(home, written, (ws.data,), private_dirs(ws))
+    except Unconfined as exc:
+        hint = "run `gateway init --demo`" if "does not exist" in str(exc) else _SOURCE_HINT
+        check.problem(path, f"data file {exc}", hint)
+        return None
+
+
+def _hierarchy(
+    check: _FileCheck, path: Path_, home: Path, written: str
+) -> tuple[Path, list[dict[str, str]]] | None:
+    """A hierarchy file confined to policies/ or data/, and its levels (else a problem)."""
+    try:
+        real = resolve_confined(
+            home, written, _hierarchy_roots(home), private_dirs(Workspace(home))
+        )
+        levels = parse_hierarchy(_hierarchy_bytes(home, real).decode("utf-8"), written)
+    except Unconfined as exc:
+        message = str(exc)
+    except UnicodeDecodeError:
+        message = f"{written!r}: not UTF-8"
+    except ValueError as exc:  # not a hierarchy (its message names the file, never a line)
+        message = str(exc)
+    else:
+        return real, levels
+    check.problem(path, f"cannot read hierarchy {message}", _HIERARCHY_HINT)
+    return None
+
+
+def _hierarchy_bytes(home: Path, real: Path) -> bytes:
+    ws = Workspace(home)
+    return read_confined(real, _hierarchy_roots(home), private_dirs(ws), limit=MAX_HIERARCHY_BYTES)
 
 
 _PURPOSE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -506,16 +568,10 @@ def _privacy(
         if qi not in qis:
             check.problem(hpath, f"{qi!r} is not one of the quasi_identifiers")
             continue
-        resolved = (home / str(file)).resolve()
-        try:
-            tables[qi] = load_hierarchy(resolved)
-        except (OSError, ValueError) as exc:
-            check.problem(
-                hpath,
-                f"cannot read hierarchy {file!r}: {exc}",
-                "an ARX hierarchy file: value;level1;...;* per line, relative to the workspace",
-            )
+        found = _hierarchy(check, hpath, home, str(file))
+        if found is None:
             continue
+        resolved, tables[qi] = found
         hierarchies.append((qi, resolved))
     return PrivacyModel(
         k,
@@ -676,6 +732,51 @@ def policy_hash(files: Mapping[str, bytes]) -> str:
     return digest.hexdigest()
 
 
+def read_policy_files(
+    paths: list[Path], directory: Path, problems: list[Problem]
+) -> dict[str, bytes]:
+    """The bytes of each policy (or policy-test) file, by name. A file is read only if it is a
+    regular file inside `directory` (after following links) within MAX_FILE_BYTES, and while the
+    set stays within MAX_SET_BYTES; anything else becomes a problem at line 1 of that file."""
+    contents: dict[str, bytes] = {}
+    total = 0
+    for path in paths:
+        try:
+            real = path.resolve(strict=True)
+            check_inside(real, (directory,), (), written=path.name, allowed="the policy directory")
+            content = read_confined(real, (directory,), (), limit=MAX_FILE_BYTES, shown=path.name)
+        except (Unconfined, OSError, RuntimeError) as exc:
+            message = (
+                str(exc)
+                if isinstance(exc, Unconfined)
+                else f"cannot be read ({type(exc).__name__})"
+            )
+            problems.append(
+                Problem(
+                    path.name,
+                    1,
+                    "(file)",
+                    message,
+                    f"at most {MAX_FILE_BYTES} bytes, a regular file in {directory.name}/",
+                )
+            )
+            continue
+        total += len(content)
+        if total > MAX_SET_BYTES:
+            problems.append(
+                Problem(
+                    path.name,
+                    1,
+                    "(file)",
+                    f"the files together exceed {MAX_SET_BYTES} bytes",
+                    "split the data out of the policies, or remove unused files",
+                )
+            )
+            break
+        contents[path.name] = content
+    return contents
+
+
 def load_policies(directory: Path, home: Path) -> PolicySet:
     """Load every *.yaml / *.yml file in `directory`; raise PolicyError listing every problem."""
     if not directory.is_dir():
@@ -686,13 +787,14 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
     if not paths:
         # An empty policy set would deny everything silently; say so instead.
         raise ConfigError(f"no policy files (*.yaml) in {directory}")
-    contents = {p.name: p.read_bytes() for p in paths}
     problems: list[Problem] = []
+    contents = read_policy_files(paths, directory, problems)
     datasets: dict[str, Dataset] = {}
     grants: list[Grant] = []
+    deadline = time.monotonic() + PARSE_SECONDS
     for name, content in contents.items():
         try:
-            doc = load_located(content.decode("utf-8"))
+            doc = load_located(content.decode("utf-8"), deadline=deadline)
         except UnicodeDecodeError as exc:
             problems.append(Problem(name, 1, "(file)", f"not UTF-8: {exc}"))
             continue
@@ -727,7 +829,12 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         for hierarchy in files:
             shown = hierarchy.relative_to(home) if hierarchy.is_relative_to(home) else hierarchy
             label = f"hierarchy:{shown}"
-            contents[label] = hierarchy.read_bytes()
+            try:
+                contents[label] = _hierarchy_bytes(home, hierarchy)
+            except Unconfined as exc:  # changed since it was checked a moment ago
+                raise PolicyError(
+                    [Problem(grant.file, grant.line, "hierarchy", str(exc))]
+                ) from None
     file_hashes = {name: hashlib.sha256(content).hexdigest() for name, content in contents.items()}
     return PolicySet(
         datasets,

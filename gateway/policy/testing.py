@@ -18,23 +18,37 @@
           k_at_least: 5           #   grouped by every released quasi-identifier
           unique_rows: 0          #   rows alone in their class
           l_at_least: 2           #   distinct values of the model's sensitive column
+
+A failure never quotes a value, released or expected (a grant that releases a column raw would
+otherwise put raw personal data into the status, the log and the audit entry of the rejected
+reload): it names the column and row position, and shows each value as a keyed hash (HMAC-SHA256
+under a key derived from the workspace secret, 12 hex digits). Test files are parsed like policy
+files (no anchors or aliases, bounded size, depth and node count).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from gateway.errors import ConfigError
 from gateway.policy.engine import Engine
-from gateway.policy.files import CST, parse_moment
+from gateway.policy.files import CST, Problem, parse_moment, read_policy_files
 from gateway.policy.model import Dataset, Grant
+from gateway.policy.yamlsrc import PARSE_SECONDS, load_located
+from gateway.privacy.kanon import PrivacyUnreachable
 
 _CASE_KEYS = {
     "name",
@@ -64,11 +78,26 @@ class CaseResult:
 
 def load_cases(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     cases: list[tuple[str, dict[str, Any]]] = []
-    for path in sorted(directory.glob("*.yaml")) if directory.is_dir() else []:
+    paths = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    problems: list[Problem] = []
+    contents = read_policy_files(paths, directory, problems)
+    if problems:
+        raise ConfigError("\n".join(f"tests/{p}" for p in problems))
+    deadline = time.monotonic() + PARSE_SECONDS
+    for name, content in contents.items():
+        path = directory / name
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
+            located = load_located(content.decode("utf-8"), deadline=deadline)
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else 1
+            raise ConfigError(f"{path}:{line}: {getattr(exc, 'problem', None) or exc}") from None
+        if located.problems:
+            line, message = located.problems[0]
+            raise ConfigError(f"{path}:{line}: {message}")
+        doc = located.value or {}
         items = doc.get("cases") if isinstance(doc, dict) else None
         if not isinstance(items, list):
             raise ConfigError(f"{path}: expected a top-level `cases:` list")
@@ -88,20 +117,79 @@ def load_cases(directory: Path) -> list[tuple[str, dict[str, Any]]]:
 
 
 def run_cases(
-    engine: Engine, cases: list[tuple[str, dict[str, Any]]], view_of: ViewOf | None = None
+    engine: Engine,
+    cases: list[tuple[str, dict[str, Any]]],
+    view_of: ViewOf | None = None,
+    *,
+    secret: bytes | None = None,
 ) -> list[CaseResult]:
     """Run each case; `view_of(dataset, grant, client)` materializes released rows for
-    `columns`/`values` checks (without it, those checks are skipped and say so)."""
+    `columns`/`values` checks (without it, those checks are skipped and say so). `secret` (the
+    workspace's pseudonymization secret) keys the hashes that stand for values in failure
+    messages; without it a random key is used and the hashes compare only within this run."""
+    key = hmac.new(
+        secret if secret is not None else secrets.token_bytes(32), _TAG_CONTEXT, hashlib.sha256
+    ).digest()
     results = []
     for file, case in cases:
         name = str(
             case.get("name") or f"{case['client']} / {case['dataset']} / {case.get('purpose')}"
         )
-        results.append(CaseResult(file, name, *_run(engine, case, view_of)))
+        results.append(CaseResult(file, name, *_run(engine, case, view_of, key)))
     return results
 
 
-def _run(engine: Engine, case: dict[str, Any], view_of: ViewOf | None) -> tuple[bool, str]:
+_TAG_CONTEXT = b"public-data-gateway/policy-test-value/v1"
+_SHOWN_DIFFERENCES = 3
+
+
+def value_tag(key: bytes, value: Any) -> str:
+    """A released or expected value as it may appear in a message: `#` and 12 hex digits of
+    HMAC-SHA256 over its JSON form, or `null`. Equal values give equal tags under one key."""
+    plain = _plain(value)
+    if plain is None:
+        return "null"
+    body = json.dumps(plain, ensure_ascii=False, sort_keys=True, default=str)
+    return "#" + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+def _plain(value: Any) -> Any:
+    """One comparable Python value: NA/NaN/None -> None, numpy scalars -> Python, dates -> ISO."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
+def _differences(column: str, actual: list[Any], expected: list[Any], key: bytes) -> str | None:
+    """None when the released values are the expected ones; else where they differ, by row
+    position and keyed hash only (never a value: it may be raw personal data)."""
+    if len(actual) < len(expected):
+        return f"{column}: {len(actual)} rows released, {len(expected)} values expected"
+    rows = [
+        i for i, (a, e) in enumerate(zip(actual, expected, strict=True)) if _plain(a) != _plain(e)
+    ]
+    if not rows:
+        return None
+    shown = "; ".join(
+        f"row {i}: released {value_tag(key, actual[i])}, expected {value_tag(key, expected[i])}"
+        for i in rows[:_SHOWN_DIFFERENCES]
+    )
+    more = f"; and {len(rows) - _SHOWN_DIFFERENCES} more" if len(rows) > _SHOWN_DIFFERENCES else ""
+    return (
+        f"{column}: {len(rows)} of {len(expected)} values differ ({shown}{more}); values are "
+        "shown as keyed hashes, never as themselves"
+    )
+
+
+def _run(
+    engine: Engine, case: dict[str, Any], view_of: ViewOf | None, key: bytes
+) -> tuple[bool, str]:
     at = parse_moment(case.get("at")) if case.get("at") is not None else datetime.now(UTC)
     if at is None:
         return False, f"`at` {case.get('at')!r} is not a date or date-time"
@@ -132,18 +220,36 @@ def _run(engine: Engine, case: dict[str, Any], view_of: ViewOf | None) -> tuple[
         if view_of is None:
             return True, f"allow by {grant.id} (values not checked: no data here)"
         dataset = engine.policy.datasets[grant.dataset]
-        frame = view_of(dataset, grant, str(case["client"]))
-        for column, expected in dict(case["values"]).items():
+        try:
+            frame = view_of(dataset, grant, str(case["client"]))
+        except (PrivacyUnreachable, ConfigError) as exc:  # counts and names only, no values
+            return False, f"the view of grant {grant.id!r} cannot be built: {exc}"
+        except Exception as exc:  # reported, never raised: its text may quote data
+            return False, (
+                f"building the view of grant {grant.id!r} failed ({type(exc).__name__}; its "
+                "message is withheld because it may quote data)"
+            )
+        values = case["values"]
+        if not isinstance(values, dict):
+            return False, "`values` must map column names to lists of expected values"
+        for column, expected in values.items():
             if column not in frame.columns:
                 return False, f"column {column!r} is not released"
+            if not isinstance(expected, list):
+                return False, f"values of {column!r} must be a list"
             actual = frame[str(column)].iloc[: len(expected)].tolist()
-            if actual != list(expected):
-                return False, f"{column}: released {actual}, expected {list(expected)}"
+            different = _differences(str(column), actual, expected, key)
+            if different:
+                return False, different
     if "privacy" in case:
         if view_of is None:
             return True, f"allow by {grant.id} (privacy not checked: no data here)"
         dataset = engine.policy.datasets[grant.dataset]
-        failed = _privacy_claims(view_of(dataset, grant, str(case["client"])), grant, case)
+        try:
+            frame = view_of(dataset, grant, str(case["client"]))
+        except (PrivacyUnreachable, ConfigError) as exc:  # counts and names only, no values
+            return False, f"the view of grant {grant.id!r} cannot be built: {exc}"
+        failed = _privacy_claims(frame, grant, case)
         if failed:
             return False, failed
     return True, f"allow by {grant.id}"
@@ -176,4 +282,4 @@ def _privacy_claims(frame: pd.DataFrame, grant: Grant, case: dict[str, Any]) -> 
     return None
 
 
-__all__ = ["CST", "CaseResult", "load_cases", "run_cases"]
+__all__ = ["CST", "CaseResult", "load_cases", "run_cases", "value_tag"]

@@ -2,14 +2,28 @@
 
 PyYAML silently keeps the last of duplicated keys; a policy typo must not pass that way, so
 duplicates are reported here.
+
+A policy file is input like any other (promise 8), so it parses in bounded time and memory.
+Anchors, aliases and merge keys (`<<`) are refused while the document is composed, before a
+single value is constructed: an alias shares a node, and expanding shared nodes is how a
+few hundred bytes become gigabytes ("billion laughs"). Policy files need none of them. File
+size, depth and the number of nodes are limited too, and parsing a set stops at a deadline.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
+
+MAX_FILE_BYTES = 1 << 20  # one policy or policy-test file
+MAX_SET_BYTES = 8 << 20  # all policy files together (and, separately, all policy-test files)
+MAX_DEPTH = 32  # nested mappings and lists
+MAX_NODES = 50_000  # keys, values and items in one file
+PARSE_SECONDS = 20.0  # parsing one whole set (its files share one deadline)
 
 Path_ = tuple[str | int, ...]
 
@@ -31,9 +45,66 @@ class Located:
         return self.lines.get((), 1)
 
 
-def load_located(text: str) -> Located:
-    """Parse one YAML document. Raises yaml.YAMLError on syntax errors (it carries the line)."""
-    loader = yaml.SafeLoader(text)
+class Refused(yaml.MarkedYAMLError):
+    """The document uses something policy files may not (anchors, aliases, merge keys) or
+    exceeds a limit; `problem_mark` holds the line."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors, aliases and merge keys and bounds depth, node count and
+    time while composing (composition shares alias nodes; nothing is expanded yet)."""
+
+    def __init__(self, text: str, deadline: float | None) -> None:
+        super().__init__(text)
+        self._deadline = deadline
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, AliasEvent):
+            raise Refused(
+                f"alias *{event.anchor} is not allowed in policy files; write the value out",
+                event.start_mark,
+            )
+        if isinstance(event, NodeEvent) and event.anchor is not None:
+            raise Refused(
+                f"anchor &{event.anchor} is not allowed in policy files; write the value out",
+                event.start_mark,
+            )
+        if isinstance(event, ScalarEvent) and event.value == "<<" and event.style is None:
+            raise Refused(
+                "merge key << is not allowed in policy files; write the keys out",
+                event.start_mark,
+            )
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise Refused(f"more than {MAX_NODES} keys, values and items", event.start_mark)
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise Refused(
+                f"parsing the policy set took longer than {PARSE_SECONDS:.0f} s", event.start_mark
+            )
+        if isinstance(event, CollectionStartEvent):
+            if self._depth >= MAX_DEPTH:
+                raise Refused(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+            self._depth += 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+            return node
+        return super().compose_node(parent, index)
+
+
+def load_located(text: str, *, deadline: float | None = None) -> Located:
+    """Parse one YAML document. Raises yaml.YAMLError on syntax errors and Refused (a
+    yaml.MarkedYAMLError) on anything policy files may not hold; both carry the line."""
+    if len(text) > MAX_FILE_BYTES:
+        raise Refused(f"the file is larger than {MAX_FILE_BYTES} bytes", None)
+    loader = _PolicyLoader(text, deadline)
     try:
         node = loader.get_single_node()
         located = Located(None)

@@ -19,6 +19,7 @@ weighted by how many rows share it.
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,10 +40,14 @@ class Unreachable(Exception):
 
 def load_hierarchy(path: Path) -> list[dict[str, str]]:
     """Per level (1..H), a mapping value -> generalized label, from an ARX hierarchy file."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.reader(handle, delimiter=";") if row]
+    return parse_hierarchy(path.read_text(encoding="utf-8"), str(path))
+
+
+def parse_hierarchy(text: str, name: str) -> list[dict[str, str]]:
+    """`load_hierarchy` on a file's text (`name` is used in the error only)."""
+    rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=";") if row]
     if not rows:
-        raise ValueError(f"{path} is an empty hierarchy")
+        raise ValueError(f"{name} is an empty hierarchy")
     height = min(len(row) for row in rows) - 1
     return [{row[0]: row[level] for row in rows} for level in range(1, height + 1)]
 

@@ -35,7 +35,7 @@ def trace_command(
         return UNUSABLE
     secret = read_secret(settings)
     candidates, skipped = candidates_of(
-        policy, SourceCache(), secret, set(datasets) if datasets else None
+        policy, SourceCache(settings.workspace), secret, set(datasets) if datasets else None
     )
     trace = run(extract, candidates, skipped)
     named, located = trace.attribution.named, trace.attribution.located
