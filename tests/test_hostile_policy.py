@@ -214,14 +214,34 @@ def test_a_bad_cell_is_named_by_column_and_row_not_by_value(demo: Demo) -> None:
 
 # --- item 2: no cell value in any message ------------------------------------------------------
 
+# An admin lowers two columns of the register to grade 一般 (the floors would refuse a raw 重要
+# column at load) and releases them raw with a justification: the edit loads, and the policy
+# test below, which expects masked names, fails on the raw values.
 RAW_RELEASE = {
-    "      name: {transform: mask, preset: chinese_name}\n": (
-        "      name: {transform: keep, justification: 核验身份需要原始姓名（测试）}\n"
+    "class: personal,  grade: 重要, description: 法定代表人姓名": (
+        "class: personal,  grade: 一般, description: 法定代表人姓名"
     ),
-    "      id_card: {transform: mask, preset: id_card}\n": (
-        "      id_card: {transform: keep, justification: 核验身份需要原始证件号（测试）}\n"
+    "class: sensitive, grade: 重要, description: 法定代表人身份证号": (
+        "class: sensitive, grade: 一般, description: 法定代表人身份证号"
+    ),
+    "      legal_rep_name: {transform: mask, preset: chinese_name}\n": (
+        "      legal_rep_name: {transform: keep, justification: 核验身份需要原始姓名（测试）}\n"
+    ),
+    "      legal_rep_id_card: {transform: pseudonymize}": (
+        "      legal_rep_id_card: {transform: keep, justification: 核验身份需要原始证件号（测试）}"
     ),
 }
+MASKED_NAMES_CASE = """\
+cases:
+  - name: legal representatives' names are masked
+    client: demo
+    dataset: enterprise_registry
+    purpose: credit-assessment
+    at: 2026-06-01
+    expect: allow
+    values:
+      legal_rep_name: ["詹*", "郑*", "赵**"]
+"""
 
 
 def _everything_written(demo: Demo) -> bytes:
@@ -236,17 +256,19 @@ def test_a_failing_policy_test_never_quotes_a_cell(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Promise 2: an edit releasing 姓名 and 身份证号 raw fails the demo policy tests; the failure
+    """Promise 2: an edit releasing 姓名 and 身份证号 raw fails a policy test; the failure
     names column, row and a keyed hash, and no source value of those columns appears in the
     rejection text, the status body, the audit log's bytes, the log or `gateway policy test`."""
     import pandas as pd
 
     from gateway.cli import main
 
-    source = pd.read_csv(demo.home / "data" / "residents.csv", dtype="string")
-    secrets_ = {v for c in ("id_card", "name") for v in source[c].dropna().tolist() if len(v) > 1}
+    source = pd.read_csv(demo.home / "data" / "enterprise_registry.csv", dtype="string")
+    columns = ("legal_rep_id_card", "legal_rep_name")
+    secrets_ = {v for c in columns for v in source[c].dropna().tolist() if len(v) > 1}
     admin = admin_token(client, demo)
-    policy = demo.home / "policies" / "residents.yaml"
+    (demo.home / "policies" / "tests" / "masked.yaml").write_text(MASKED_NAMES_CASE)
+    policy = demo.home / "policies" / "enterprise_registry.yaml"
     text = policy.read_text()
     for old, new in RAW_RELEASE.items():
         assert old in text
@@ -258,7 +280,7 @@ def test_a_failing_policy_test_never_quotes_a_cell(
     assert response.status_code == 422
     error = response.json()["policy"]["last_error"]
     assert "policy tests failed" in error
-    assert "name: 3 of 3 values differ (row 0: released #" in error
+    assert "legal_rep_name: 3 of 3 values differ (row 0: released #" in error
     code = main(["policy", "test", "--home", str(demo.home)])
     printed = capsys.readouterr()
     assert code == 1

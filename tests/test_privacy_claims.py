@@ -41,7 +41,9 @@ def outsider_columns(grant: Grant, view: View) -> list[str]:
 def demo_views(demo: Demo) -> tuple[PolicySet, list[tuple[Grant, View]]]:
     ws = demo.settings.workspace
     policy = load_policies(ws.policies, demo.home)
-    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
+    view_of = released_view_maker(
+        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
+    )
     views = []
     for grant in policy.grants:
         dataset = policy.datasets[grant.dataset]
@@ -145,7 +147,9 @@ def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
     )
     policy = load_policies(directory, demo.home)
     (grant,) = policy.grants
-    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
+    view_of = released_view_maker(
+        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
+    )
     big = view_of(policy.datasets["residents"], grant, "demo")
     # With `*` available the model holds by generalizing the code away entirely:
     assert set(big.frame["employer_credit_code"].unique()) == {"*"}
@@ -158,7 +162,9 @@ def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
     )
     policy = load_policies(directory, demo.home)
     (grant,) = policy.grants
-    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
+    view_of = released_view_maker(
+        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
+    )
     with pytest.raises(PrivacyUnreachable):
         view_of(policy.datasets["residents"], grant, "demo")
 
@@ -179,7 +185,9 @@ def test_a_mask_that_shows_most_of_a_value_is_withheld_at_build_time(demo: Demo)
     )
     policy = load_policies(directory, demo.home)
     (grant,) = policy.grants
-    view_of = released_view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
+    view_of = released_view_maker(
+        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
+    )
     with pytest.raises(PrivacyUnreachable, match="nearly raw"):
         view_of(policy.datasets["residents"], grant, "demo")
 
