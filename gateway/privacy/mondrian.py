@@ -259,7 +259,8 @@ def _string_axis(
     order = np.lexsort(keys)  # the last key is the most significant
     rank_of = np.empty(count, dtype=np.int64)
     rank_of[order] = np.arange(count)
-    ranks = np.where(codes >= 0, rank_of[np.maximum(codes, 0)], count)
+    ranks = np.full(len(codes), count, dtype=np.int64)
+    ranks[codes >= 0] = rank_of[codes[codes >= 0]]
     null = count if (codes < 0).any() else -1
     size = count + (1 if null >= 0 else 0)
 
