@@ -49,6 +49,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 KINDS = ("numeric", "date", "ordered", "categorical")
 SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
@@ -332,6 +334,18 @@ def _distinct_per_segment(segment: Ints, values: Ints, segments: int, width: int
     return np.bincount(pd.unique(pairs) // width, minlength=segments).astype(np.int64)
 
 
+def _few_distinct(
+    ranks: npt.NDArray[np.integer], segment: Ints, starts: Ints, lo: Ints, hi: Ints
+) -> Ints:
+    """Per segment: how many distinct ranks it holds, counted exactly where they span at most
+    62 ranks (one bit each in a 64-bit mask, OR-ed over the segment); elsewhere SET_LIMIT + 1,
+    which scores the segment as if it had too many values for a set."""
+    offset = np.minimum(ranks - lo[segment], 62)
+    masks = np.bitwise_or.reduceat(np.left_shift(np.int64(1), offset), starts)
+    counted = np.bitwise_count(masks).astype(np.int64)
+    return np.where(hi - lo <= 61, counted, SET_LIMIT + 1)
+
+
 def _lowest(axis: _Tree, lo: Ints, hi: Ints) -> Ints:
     """The level of the lowest node covering ranks lo..hi."""
     lowest: Ints = (axis.codes[:, lo] == axis.codes[:, hi]).argmax(axis=0).astype(np.int64)
@@ -367,20 +381,21 @@ def _search(
     k: int,
     l: int | None,  # noqa: E741
     sens: Ints | None,
-    sens_width: int,
 ) -> tuple[Ints, int]:
     """Strict Mondrian over all rows; returns the final partition of each row and how many.
 
-    `rows` holds the rows of the open partitions, grouped by partition. Each round scores every
-    axis per partition from its lowest and highest rank, sorts the rows of each partition by its
-    widest axis (one sort for all), and cuts at the boundary nearest the median row when both
-    halves meet k (and l); a partition whose widest axis cannot be cut tries the next widest.
-    After the sort the two halves of every cut are contiguous: the next round's grouping."""
+    `rows` holds the rows of the open partitions, grouped by partition, and `data` their ranks
+    on every axis (one row of int32 per row, the sensitive code last), kept in the same order so
+    that no round gathers an axis by row number. Each round scores every axis per partition
+    from its lowest and highest rank, sorts the rows of each partition by its widest axis (one
+    sort for all), and cuts at the boundary nearest the median row when both halves meet k (and
+    l); a partition whose widest axis cannot be cut tries the next widest. After the sort the
+    two halves of every cut are contiguous: the next round's grouping."""
     part = np.full(n, -1, dtype=np.int64)
-    finished_count = 0
+    finished = 0
     m = len(axes)
-    ranks_of = np.stack([axis.ranks for axis in axes])  # (m, n)
-    widest = max(axis.size for axis in axes)
+    columns = [axis.ranks for axis in axes] + ([sens] if sens is not None else [])
+    data = np.ascontiguousarray(np.stack(columns, axis=1).astype(np.int32))  # (n, m [+1])
     rows = np.arange(n, dtype=np.int64)
     sizes = np.asarray([n], dtype=np.int64)
     least = max(k, l or 1)
@@ -390,10 +405,9 @@ def _search(
         if small.any():
             segment = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
             at = small[segment]
-            part[rows[at]] = (np.cumsum(small) - 1 + finished_count)[segment[at]]
-            finished_count += int(small.sum())
-            rows = rows[~at]
-            sizes = sizes[~small]
+            part[rows[at]] = (np.cumsum(small) - 1 + finished)[segment[at]]
+            finished += int(small.sum())
+            rows, data, sizes = rows[~at], np.compress(~at, data, axis=0), sizes[~small]
             if not len(sizes):
                 break
         count = len(sizes)
@@ -403,12 +417,12 @@ def _search(
         highs = np.empty((m, count), dtype=np.int64)
         scores = np.empty((m, count), dtype=np.float64)
         for j, axis in enumerate(axes):
-            ranks = axis.ranks[rows]
+            ranks = data[:, j]
             lows[j] = np.minimum.reduceat(ranks, starts)
             highs[j] = np.maximum.reduceat(ranks, starts)
             distinct = None
-            if isinstance(axis, _Tree) and axis.sets:
-                distinct = _distinct_per_segment(segment, ranks, count, axis.size)
+            if isinstance(axis, _Tree) and axis.sets and axis.size > 2:
+                distinct = _few_distinct(ranks, segment, starts, lows[j], highs[j])
             scores[j] = _costs(axis, lows[j], highs[j], distinct)[0]
         # Widest first (ties: the order of the quasi-identifiers); one value cannot be cut.
         scores[lows == highs] = -1.0
@@ -421,131 +435,152 @@ def _search(
             trying = (chosen < 0) & (scores[axis_of, everyone] >= 0)
             if not trying.any():
                 break
-            ok, at_cut, members = _try_cuts(
-                axes,
-                rows,
-                segment,
-                sizes,
-                trying,
-                axis_of,
-                lows,
-                highs,
-                ranks_of,
-                widest,
-                k,
-                l,
-                sens,
-                sens_width,
-            )
-            if not ok.any():
+            cuts = _Cuts(axes, data, segment, sizes, trying, axis_of, lows, highs, k, l)
+            if not cuts.ok.any():
                 continue
-            tried = np.flatnonzero(trying)
-            settled = tried[ok]
+            settled = np.flatnonzero(trying)[cuts.ok]
             chosen[settled] = axis_of[settled]
-            cut[settled] = at_cut[ok]
-            moved = np.zeros(count, dtype=bool)
-            moved[settled] = True
-            local = np.cumsum(trying) - 1
-            member_segment = np.repeat(tried, sizes[trying])
-            rows[moved[segment]] = members[ok[local[member_segment]]]
+            cut[settled] = cuts.at[cuts.ok]
+            # The rows of the partitions cut now take their sorted order (halves contiguous).
+            source = cuts.positions[cuts.ok[cuts.local]]
+            if len(source) < len(rows):
+                moved = np.zeros(count, dtype=bool)
+                moved[settled] = True
+                permutation = np.arange(len(rows))
+                permutation[moved[segment]] = source
+                source = permutation
+            rows = rows[source]
+            data = np.take(data, source, axis=0)  # much faster than fancy indexing of rows
         split = chosen >= 0
         if not split.all():
             stuck = ~split
             at = stuck[segment]
-            part[rows[at]] = (np.cumsum(stuck) - 1 + finished_count)[segment[at]]
-            finished_count += int(stuck.sum())
-        rows = rows[split[segment]]
+            part[rows[at]] = (np.cumsum(stuck) - 1 + finished)[segment[at]]
+            finished += int(stuck.sum())
+            rows, data = rows[~at], np.compress(~at, data, axis=0)
         sizes = np.stack([cut[split], sizes[split] - cut[split]], axis=1).ravel()
-    return part, finished_count
+    return part, finished
 
 
-def _try_cuts(
-    axes: list[_Axis],
-    rows: Ints,
-    segment: Ints,
-    sizes: Ints,
-    trying: Bools,
-    axis_of: Ints,
-    lows: npt.NDArray[np.int64],
-    highs: npt.NDArray[np.int64],
-    ranks_of: npt.NDArray[np.int64],
-    widest: int,
-    k: int,
-    l: int | None,  # noqa: E741
-    sens: Ints | None,
-    sens_width: int,
-) -> tuple[Bools, Ints, Ints]:
-    """For the partitions `trying`, each along its axis `axis_of`: whether a cut meets the model,
-    where (rows into the partition), and their rows sorted by (partition, rank on that axis)."""
-    inside = trying[segment]
-    members = rows[inside]
-    member_segment = segment[inside]
-    member_axis = axis_of[member_segment]
-    ranks = ranks_of[member_axis, members]
-    order = np.argsort(member_segment * widest + ranks)
-    members = members[order]
-    ranks = ranks[order]
-    member_segment = member_segment[order]
-    member_axis = member_axis[order]
-    # Boundaries: where the value changes within a partition; with a hierarchy, where the child
-    # of the lowest common node changes.
-    key = ranks
-    for j, axis in enumerate(axes):
-        if not isinstance(axis, _Tree) or not axis.deep:
-            continue
-        at = member_axis == j
-        if not at.any():
-            continue
-        lowest = _lowest(axis, lows[j], highs[j])  # per partition
-        if key is ranks:
-            key = ranks.copy()
-        key[at] = axis.codes[np.maximum(lowest - 1, 0)[member_segment[at]], ranks[at]]
-    tried_sizes = sizes[trying]
-    starts = np.cumsum(tried_sizes) - tried_sizes
-    ends = starts + tried_sizes
-    middle = starts + tried_sizes // 2
-    change = np.empty(len(key), dtype=bool)
-    change[0] = False
-    np.not_equal(key[1:], key[:-1], out=change[1:])
-    change[starts] = False
-    cuts = np.flatnonzero(change)
-    if not len(cuts):
-        return np.zeros(len(tried_sizes), dtype=bool), starts, members
-    index = np.searchsorted(cuts, middle, side="right") - 1
-    left = cuts[np.maximum(index, 0)]
-    left_ok = (index >= 0) & (left > starts) & (left - starts >= k) & (ends - left >= k)
-    index = np.searchsorted(cuts, middle, side="left")
-    right = cuts[np.minimum(index, len(cuts) - 1)]
-    right_ok = (index < len(cuts)) & (right < ends) & (right - starts >= k) & (ends - right >= k)
-    if l is not None and sens is not None:
-        values = sens[members]
-        local = np.repeat(np.arange(len(tried_sizes), dtype=np.int64), tried_sizes)
-        position = np.arange(len(members), dtype=np.int64)
-        for at_cut, ok in ((left, left_ok), (right, right_ok)):
-            if not ok.any():
+class _Cuts:
+    """For the partitions `trying`, each along its axis `axis_of`: whether a cut meets the
+    model (`ok`) and where (`at`, rows into the partition), with the positions of their rows
+    sorted by (partition, rank on that axis) and each sorted row's partition among them."""
+
+    def __init__(
+        self,
+        axes: list[_Axis],
+        data: npt.NDArray[np.int32],
+        segment: Ints,
+        sizes: Ints,
+        trying: Bools,
+        axis_of: Ints,
+        lows: Ints,
+        highs: Ints,
+        k: int,
+        l: int | None,  # noqa: E741
+    ) -> None:
+        widest = max(axis.size for axis in axes)
+        inside = np.flatnonzero(trying[segment])
+        member_segment = segment[inside]
+        member_axis = axis_of[member_segment]
+        ranks = data[inside, member_axis].astype(np.int64)
+        # Stable: timsort runs on the partitions, which are already in order.
+        order = np.argsort(member_segment * widest + ranks, kind="stable")
+        self.positions = inside[order]
+        ranks = ranks[order]
+        member_segment = member_segment[order]
+        member_axis = member_axis[order]
+        # Boundaries: where the value changes within a partition; with a hierarchy, where the
+        # child of the lowest common node changes.
+        key = ranks
+        for j, axis in enumerate(axes):
+            if not isinstance(axis, _Tree) or not axis.deep:
                 continue
-            halves = local * 2 + (position >= at_cut[local])
-            distinct = _distinct_per_segment(halves, values, 2 * len(at_cut), sens_width)
-            ok &= (distinct.reshape(-1, 2) >= l).all(axis=1)
-    use_right = right_ok & (~left_ok | (right - middle < middle - left))
-    return left_ok | right_ok, np.where(use_right, right, left) - starts, members
+            at = member_axis == j
+            if not at.any():
+                continue
+            lowest = _lowest(axis, lows[j], highs[j])  # per partition
+            if key is ranks:
+                key = ranks.copy()
+            key[at] = axis.codes[np.maximum(lowest - 1, 0)[member_segment[at]], ranks[at]]
+        tried_sizes = sizes[trying]
+        self.local = np.repeat(np.arange(len(tried_sizes), dtype=np.int64), tried_sizes)
+        starts = np.cumsum(tried_sizes) - tried_sizes
+        ends = starts + tried_sizes
+        middle = starts + tried_sizes // 2
+        change = np.empty(len(key), dtype=bool)
+        change[0] = False
+        np.not_equal(key[1:], key[:-1], out=change[1:])
+        change[starts] = False
+        boundaries = np.flatnonzero(change)
+        self.ok = np.zeros(len(tried_sizes), dtype=bool)
+        self.at = np.zeros(len(tried_sizes), dtype=np.int64)
+        if not len(boundaries):
+            return
+        index = np.searchsorted(boundaries, middle, side="right") - 1
+        left = boundaries[np.maximum(index, 0)]
+        left_ok = (index >= 0) & (left > starts) & (left - starts >= k) & (ends - left >= k)
+        index = np.searchsorted(boundaries, middle, side="left")
+        right = boundaries[np.minimum(index, len(boundaries) - 1)]
+        right_ok = (index < len(boundaries)) & (right < ends)
+        right_ok &= (right - starts >= k) & (ends - right >= k)
+        if l is not None:
+            values = data[self.positions, len(axes)].astype(np.int64)
+            width = int(values.max()) + 1
+            position = np.arange(len(values), dtype=np.int64)
+            for at_cut, ok in ((left, left_ok), (right, right_ok)):
+                if not ok.any():
+                    continue
+                halves = self.local * 2 + (position >= at_cut[self.local])
+                distinct = _distinct_per_segment(halves, values, 2 * len(at_cut), width)
+                ok &= (distinct.reshape(-1, 2) >= l).all(axis=1)
+        use_right = right_ok & (~left_ok | (right - middle < middle - left))
+        self.ok = left_ok | right_ok
+        self.at = np.where(use_right, right, left) - starts
 
 
 def _interval(low: Texts, high: Texts, separator: str, bracket: bool) -> Texts:
-    lo = pd.Series(low, dtype=object).astype(str)
-    hi = pd.Series(high, dtype=object).astype(str)
-    joined = ("[" + lo + ", " + hi + "]") if bracket else (lo + separator + hi)
-    return np.asarray(joined.to_numpy(dtype=object), dtype=object)
+    lo = pa.array(low, type=pa.string())
+    hi = pa.array(high, type=pa.string())
+    if bracket:
+        joined = pc.binary_join_element_wise("[", lo, ", ", hi, "]", "")
+    else:
+        joined = pc.binary_join_element_wise(lo, hi, separator)
+    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _labels(axis: _Axis, part: Ints, count: int) -> tuple[Texts, Floats]:
-    """Per final partition (0..count-1): the released label and its NCP cost."""
-    order = np.argsort(part, kind="stable")
-    ranks = axis.ranks[order]
-    sizes = np.bincount(part, minlength=count)
-    starts = np.cumsum(sizes) - sizes
-    lo = np.minimum.reduceat(ranks, starts)
-    hi = np.maximum.reduceat(ranks, starts)
+def _joined_sets(pieces: Texts, heads: Ints) -> Texts:
+    """`{a,b,c}` per group of pieces (groups start at `heads`)."""
+    offsets = pa.array(np.append(heads, len(pieces)), type=pa.int64())
+    lists = pa.LargeListArray.from_arrays(offsets, pa.array(pieces, type=pa.string()))
+    joined = pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
+    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+
+
+@dataclass(frozen=True)
+class _Partitions:
+    """The final partitions: rows sorted by partition, with each partition's size and start."""
+
+    part: Ints  # per row
+    order: Ints  # rows sorted by partition
+    sizes: Ints
+    starts: Ints
+    owner: Ints  # per sorted row: its partition
+
+    @classmethod
+    def of(cls, part: Ints, count: int) -> _Partitions:
+        sizes = np.bincount(part, minlength=count).astype(np.int64)
+        owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
+        return cls(part, np.argsort(part, kind="stable"), sizes, np.cumsum(sizes) - sizes, owner)
+
+
+def _labels(axis: _Axis, final: _Partitions) -> tuple[Texts, Floats]:
+    """Per final partition: the released label and its NCP cost."""
+    count = len(final.sizes)
+    ranks = axis.ranks[final.order]
+    lo = np.minimum.reduceat(ranks, final.starts)
+    hi = np.maximum.reduceat(ranks, final.starts)
     only_null = lo == axis.null
     mixed = (hi == axis.null) & ~only_null
     if isinstance(axis, _Scalar):
@@ -567,27 +602,21 @@ def _labels(axis: _Axis, part: Ints, count: int) -> tuple[Texts, Floats]:
     for level, names in enumerate(axis.text):
         at = lowest == level
         label[at] = names[node[at]]
-    distinct = None
-    if axis.sets:
-        distinct = _distinct_per_segment(
-            np.repeat(np.arange(count), sizes), ranks, count, axis.size
-        )
+    if not axis.sets:
+        return label, _costs(axis, lo, hi, None)[0]
+    # Sets: the distinct (partition, value) pairs, each partition's lexicographic.
+    pairs = np.sort(pd.unique(final.owner * axis.size + axis.lexical[ranks]))
+    owner = pairs // axis.size
+    distinct = np.bincount(owner, minlength=count).astype(np.int64)
     cost, as_set = _costs(axis, lo, hi, distinct)
     if as_set.any():
-        # The distinct (partition, value) pairs of the partitions labelled by a set, each set
-        # listed lexicographically.
-        pairs = np.unique(part * axis.size + axis.lexical[axis.ranks])
-        owner = pairs // axis.size
         chosen = as_set[owner]
         by_lexical = np.empty(axis.size, dtype=np.int64)
         by_lexical[axis.lexical] = np.arange(axis.size)
-        pieces = axis.text[0][by_lexical[pairs[chosen] % axis.size]].astype(str).astype(object)
+        pieces = axis.text[0][by_lexical[pairs[chosen] % axis.size]]
         owners = owner[chosen]
         heads = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        commas = np.full(len(pieces), ",", dtype=object)
-        commas[heads] = ""
-        joined = pd.Series(np.add.reduceat(commas + pieces, heads), dtype=object)
-        label[owners[heads]] = ("{" + joined + "}").to_numpy(dtype=object)
+        label[owners[heads]] = _joined_sets(pieces, heads)
     return label, cost
 
 
@@ -687,9 +716,10 @@ def mondrian(
     costs: list[Floats] = []
     class_of = np.zeros(0, dtype=np.int64)
     if n >= k and (l is None or sens_width >= l):
-        part, partitions = _search(axes, n, k, l, sens, sens_width)
+        part, partitions = _search(axes, n, k, l, sens)
+        final = _Partitions.of(part, partitions)
         for axis in axes:
-            label, cost = _labels(axis, part, partitions)
+            label, cost = _labels(axis, final)
             code, unique = pd.factorize(label, use_na_sentinel=False)
             codes.append(code.astype(np.int64))
             uniques.append(pd.Index(unique, dtype=object))
