@@ -45,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -89,6 +90,7 @@ class _Scalar:
     values: Floats  # per non-null rank
     shown: Texts  # per non-null rank
     negative: bool  # numeric with negative values: intervals as [lo, hi]
+    arrow: Any  # pa.StringArray: `shown` for Arrow kernels
 
     @property
     def spread(self) -> float:
@@ -111,6 +113,8 @@ class _Tree:
     text: tuple[Texts, ...]
     lexical: Ints  # lexicographic position per rank (null last)
     sets: bool  # a class may release the set of its values
+    arrow: Any  # pa.StringArray: every level's `text`, one after the other
+    offsets: Ints  # where each level starts in `arrow`
 
     @property
     def deep(self) -> bool:
@@ -196,7 +200,8 @@ def _scalar_axis(
         null = size
         ranks[ranks < 0] = size
         size += 1
-    return _Scalar(kind, ranks, size, null, values, shown, negative)
+    arrow = pa.array(shown, type=pa.string())
+    return _Scalar(kind, ranks, size, null, values, shown, negative, arrow)
 
 
 def _lookup(words: Texts, mapping: Mapping[str, str]) -> tuple[Texts, Bools]:
@@ -307,6 +312,8 @@ def _string_axis(
         text=tuple(text_levels),
         lexical=padded(lexical[order], count).astype(np.int64),
         sets=sets or not height,
+        arrow=pa.array(np.concatenate(text_levels), type=pa.string(), from_pandas=True),
+        offsets=np.cumsum([0] + [len(t) for t in text_levels[:-1]]).astype(np.int64),
     )
 
 
@@ -540,22 +547,15 @@ class _Cuts:
         self.at = np.where(use_right, right, left) - starts
 
 
-def _interval(low: Texts, high: Texts, separator: str, bracket: bool) -> Texts:
-    lo = pa.array(low, type=pa.string())
-    hi = pa.array(high, type=pa.string())
-    if bracket:
-        joined = pc.binary_join_element_wise("[", lo, ", ", hi, "]", "")
-    else:
-        joined = pc.binary_join_element_wise(lo, hi, separator)
-    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
-
-
-def _joined_sets(pieces: Texts, heads: Ints) -> Texts:
-    """`{a,b,c}` per group of pieces (groups start at `heads`)."""
+def _joined_sets(pieces: Any, heads: Ints) -> Any:
+    """`{a,b,c}` per group of pieces (groups start at `heads`), as Arrow strings."""
     offsets = pa.array(np.append(heads, len(pieces)), type=pa.int64())
-    lists = pa.LargeListArray.from_arrays(offsets, pa.array(pieces, type=pa.string()))
-    joined = pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
-    return np.asarray(joined.to_numpy(zero_copy_only=False), dtype=object)
+    lists = pa.LargeListArray.from_arrays(offsets, pieces)
+    return pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
+
+
+def _mask(values: Bools) -> Any:
+    return pa.array(values, type=pa.bool_())
 
 
 @dataclass(frozen=True)
@@ -575,8 +575,8 @@ class _Partitions:
         return cls(part, np.argsort(part, kind="stable"), sizes, np.cumsum(sizes) - sizes, owner)
 
 
-def _labels(axis: _Axis, final: _Partitions) -> tuple[Texts, Floats]:
-    """Per final partition: the released label and its NCP cost."""
+def _labels(axis: _Axis, final: _Partitions) -> tuple[Any, Floats]:
+    """Per final partition: the released label (an Arrow string array) and its NCP cost."""
     count = len(final.sizes)
     ranks = axis.ranks[final.order]
     lo = np.minimum.reduceat(ranks, final.starts)
@@ -587,21 +587,19 @@ def _labels(axis: _Axis, final: _Partitions) -> tuple[Texts, Floats]:
         cost, _ = _costs(axis, lo, hi, None)
         last = len(axis.shown) - 1
         if last < 0:  # only nulls
-            return np.full(count, pd.NA, dtype=object), np.zeros(count)
-        low = axis.shown[np.clip(lo, 0, last)]
-        high = axis.shown[np.clip(hi, 0, last)]
-        separator = "/" if axis.kind == "date" else "-"
-        label = np.where(lo == hi, low, _interval(low, high, separator, axis.negative))
-        label = np.asarray(label, dtype=object)
-        label[mixed] = TOP
-        label[only_null] = pd.NA
+            return pa.nulls(count, pa.string()), np.zeros(count)
+        low = axis.arrow.take(pa.array(np.clip(lo, 0, last)))
+        high = axis.arrow.take(pa.array(np.clip(hi, 0, last)))
+        if axis.negative:
+            interval = pc.binary_join_element_wise("[", low, ", ", high, "]", "")
+        else:
+            interval = pc.binary_join_element_wise(low, high, "/" if axis.kind == "date" else "-")
+        label = pc.if_else(_mask(lo == hi), low, interval)
+        label = pc.if_else(_mask(mixed), pa.scalar(TOP), label)
+        label = pc.if_else(_mask(only_null), pa.scalar(None, pa.string()), label)
         return label, np.where(only_null, 0.0, cost)
     lowest = _lowest(axis, lo, hi)
-    node = axis.codes[lowest, lo]
-    label = np.empty(count, dtype=object)
-    for level, names in enumerate(axis.text):
-        at = lowest == level
-        label[at] = names[node[at]]
+    label = axis.arrow.take(pa.array(axis.offsets[lowest] + axis.codes[lowest, lo]))
     if not axis.sets:
         return label, _costs(axis, lo, hi, None)[0]
     # Sets: the distinct (partition, value) pairs, each partition's lexicographic.
@@ -613,10 +611,10 @@ def _labels(axis: _Axis, final: _Partitions) -> tuple[Texts, Floats]:
         chosen = as_set[owner]
         by_lexical = np.empty(axis.size, dtype=np.int64)
         by_lexical[axis.lexical] = np.arange(axis.size)
-        pieces = axis.text[0][by_lexical[pairs[chosen] % axis.size]]
+        pieces = axis.arrow.take(pa.array(by_lexical[pairs[chosen] % axis.size]))
         owners = owner[chosen]
         heads = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        label[owners[heads]] = _joined_sets(pieces, heads)
+        label = pc.replace_with_mask(label, _mask(as_set), _joined_sets(pieces, heads))
     return label, cost
 
 
@@ -712,7 +710,7 @@ def mondrian(
     part = np.zeros(n, dtype=np.int64)
     partitions = 0
     codes: list[Ints] = []
-    uniques: list[pd.Index] = []
+    uniques: list[Any] = []  # per QI: its distinct labels (pa.StringArray)
     costs: list[Floats] = []
     class_of = np.zeros(0, dtype=np.int64)
     if n >= k and (l is None or sens_width >= l):
@@ -720,9 +718,9 @@ def mondrian(
         final = _Partitions.of(part, partitions)
         for axis in axes:
             label, cost = _labels(axis, final)
-            code, unique = pd.factorize(label, use_na_sentinel=False)
-            codes.append(code.astype(np.int64))
-            uniques.append(pd.Index(unique, dtype=object))
+            encoded = pc.dictionary_encode(label, null_encoding="encode")
+            codes.append(encoded.indices.to_numpy().astype(np.int64))
+            uniques.append(encoded.dictionary)
             costs.append(cost)
         # The outsider's check: classes are the rows with the same released label on every
         # quasi-identifier (whichever partitions they came from).
@@ -749,8 +747,7 @@ def mondrian(
     per_partition = np.bincount(kept_part, minlength=partitions)
     loss = float(suppressed * m)
     for j, qi in enumerate(qis):
-        labels = pd.array(uniques[j].to_numpy(dtype=object), dtype="string")
-        out[qi] = labels.take(codes[j][kept_part])
+        out[qi] = pd.array(uniques[j].take(pa.array(codes[j][kept_part])), dtype="string")
         loss += float(per_partition @ costs[j])
     row_class = class_of[kept_part]
     class_sizes = np.bincount(row_class)
