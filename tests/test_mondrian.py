@@ -407,3 +407,15 @@ def test_adult_l_diversity_by_independent_count() -> None:
     assert min(outsider_classes(out, QIS).values()) >= 5
     assert min(outsider_diversity(out, QIS, "salary-class").values()) == report.l == 2
     assert report.suppressed == 0
+
+
+def test_one_very_long_value_costs_its_own_size_only() -> None:
+    """Hostile input: one 4 MB value among many short ones is sorted and labelled without
+    widening every value to its length (a NumPy string array of 10,000 such values would
+    need 160 GB)."""
+    long_value = "长" * 4_000_000
+    frame = pd.DataFrame({"c": [long_value] * 5 + [f"v{i}" for i in range(10_000)]})
+    out, report = mondrian(frame, ["c"], 5, kinds={"c": "ordered"})
+    assert report.k >= 5
+    assert out["c"].iloc[0] == long_value  # its own class of five
+    assert all(covers("ordered", None, a, b) for a, b in zip(out["c"], frame["c"], strict=True))

@@ -163,8 +163,8 @@ def _numeric_axis(qi: str, column: pd.Series) -> _Scalar:
     if not integral and len(values) and (values == np.floor(values)).all():
         integral = bool(np.abs(values).max() < 2**53)
     if integral:
-        numbers = np.asarray(uniques).astype(np.int64).tolist()
-        shown = np.asarray([str(v) for v in numbers], dtype=object)
+        numbers = pa.array(np.asarray(uniques).astype(np.int64)).cast(pa.string())
+        shown = np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=object)
     else:
         shown = np.asarray([np.format_float_positional(v, trim="-") for v in values], object)
     return _scalar_axis("numeric", codes, values, shown, bool((values < 0).any()))
@@ -211,7 +211,7 @@ def _lookup(words: Texts, mapping: Mapping[str, str]) -> tuple[Texts, Bools]:
     found = at >= 0
     labels = np.asarray(list(mapping.values()), dtype=object)
     result = np.full(len(words), "", dtype=object)
-    result[found] = labels[at[found]].astype(str)
+    result[found] = labels[at[found]]
     return result, found
 
 
@@ -227,9 +227,12 @@ def _string_axis(
         codes, uniques = _refactorize(codes, uniques.astype("string"))
     codes = codes.astype(np.int64)
     count = len(uniques)
-    words = np.asarray(uniques.astype(str).to_numpy(dtype=object), dtype=object)
+    words = np.asarray(uniques.to_numpy(dtype=object), dtype=object)
     lexical = np.empty(count, dtype=np.int64)
-    lexical[np.argsort(words.astype(str), kind="stable")] = np.arange(count)
+    # Sorted in Arrow (UTF-8 byte order is code point order): a NumPy string array would be
+    # as wide as the longest value for every value.
+    by_text = pc.array_sort_indices(pa.array(words, type=pa.string())).to_numpy()
+    lexical[by_text] = np.arange(count)
     height = len(hierarchy)
     labels: list[Texts] = []
     listed = np.ones(count, dtype=bool)
