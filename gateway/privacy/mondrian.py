@@ -35,10 +35,11 @@ merge into one class, which only adds rows and sensitive values. If the suppress
 `max_suppression`, nothing is released.
 
 The search runs breadth-first on all open partitions at once, so a round is a fixed number of
-vectorized passes over the open rows: per quasi-identifier a gather and two segment reductions
-(lowest and highest rank per partition) to score it, then one sort of the open rows by
-(partition, rank of the chosen quasi-identifier), after which each cut leaves its two halves
-contiguous. There are about log2(rows / k) rounds.
+vectorized passes over the open rows (no Python loop over rows or partitions): per
+quasi-identifier two segment reductions (lowest and highest rank per partition) to score it,
+then one stable sort of the open rows by (partition, rank on the chosen quasi-identifier), after
+which each cut leaves its two halves contiguous, and one `take` that carries every row's ranks
+into that order. There are about log2(rows / k) rounds. Labels are built and encoded in Arrow.
 """
 
 from __future__ import annotations
@@ -102,7 +103,8 @@ class _Tree:
     """An ordered or categorical quasi-identifier: ranks 0..R-1 in the order cuts follow (null
     last, if any) and a tree over them. `codes[L]` gives the node of each rank at level L (0:
     the value itself; the last level: the top, one node), numbered so that nodes rise along the
-    rank order; `cost[L, node]` is the NCP of releasing that node, `text[L][node]` its label."""
+    rank order; `cost[L, node]` is the NCP of releasing that node, and its label is
+    `arrow[offsets[L] + node]`."""
 
     kind: str
     ranks: Ints
@@ -110,10 +112,9 @@ class _Tree:
     null: int
     codes: Ints  # (levels, R)
     cost: Floats  # (levels, R)
-    text: tuple[Texts, ...]
     lexical: Ints  # lexicographic position per rank (null last)
     sets: bool  # a class may release the set of its values
-    arrow: Any  # pa.StringArray: every level's `text`, one after the other
+    arrow: Any  # pa.StringArray: every level's node labels, one level after the other
     offsets: Ints  # where each level starts in `arrow`
 
     @property
@@ -312,7 +313,6 @@ def _string_axis(
         null,
         codes=node,
         cost=cost,
-        text=tuple(text_levels),
         lexical=padded(lexical[order], count).astype(np.int64),
         sets=sets or not height,
         arrow=pa.array(np.concatenate(text_levels), type=pa.string(), from_pandas=True),
@@ -524,30 +524,46 @@ class _Cuts:
         np.not_equal(key[1:], key[:-1], out=change[1:])
         change[starts] = False
         boundaries = np.flatnonzero(change)
-        self.ok = np.zeros(len(tried_sizes), dtype=bool)
-        self.at = np.zeros(len(tried_sizes), dtype=np.int64)
-        if not len(boundaries):
-            return
-        index = np.searchsorted(boundaries, middle, side="right") - 1
-        left = boundaries[np.maximum(index, 0)]
-        left_ok = (index >= 0) & (left > starts) & (left - starts >= k) & (ends - left >= k)
-        index = np.searchsorted(boundaries, middle, side="left")
-        right = boundaries[np.minimum(index, len(boundaries) - 1)]
-        right_ok = (index < len(boundaries)) & (right < ends)
-        right_ok &= (right - starts >= k) & (ends - right >= k)
+        # A boundary is feasible when both halves keep k rows (and l sensitive values); the
+        # feasible boundary nearest the median row wins (ties: the left one).
+        owner = self.local[boundaries]
+        feasible = (boundaries - starts[owner] >= k) & (ends[owner] - boundaries >= k)
         if l is not None:
-            values = data[self.positions, len(axes)].astype(np.int64)
-            width = int(values.max()) + 1
-            position = np.arange(len(values), dtype=np.int64)
-            for at_cut, ok in ((left, left_ok), (right, right_ok)):
-                if not ok.any():
-                    continue
-                halves = self.local * 2 + (position >= at_cut[self.local])
-                distinct = _distinct_per_segment(halves, values, 2 * len(at_cut), width)
-                ok &= (distinct.reshape(-1, 2) >= l).all(axis=1)
+            before, after = _diversity(data[self.positions, len(axes)], self.local, starts, ends)
+            feasible &= (before[boundaries] >= l) & (after[boundaries] >= l)
+        chosen = boundaries[feasible]
+        index = np.searchsorted(chosen, middle, side="right")
+        left = chosen[np.maximum(index - 1, 0)] if len(chosen) else starts
+        right = chosen[np.minimum(index, len(chosen) - 1)] if len(chosen) else ends
+        left_ok = (index > 0) & (left > starts) & (left < ends)
+        right_ok = (index < len(chosen)) & (right > starts) & (right < ends)
         use_right = right_ok & (~left_ok | (right - middle < middle - left))
         self.ok = left_ok | right_ok
         self.at = np.where(use_right, right, left) - starts
+
+
+def _diversity(
+    values: npt.NDArray[np.int32], local: Ints, starts: Ints, ends: Ints
+) -> tuple[Ints, Ints]:
+    """Per position p of sorted partitions: how many distinct values its partition holds
+    before p, and from p on (first and last occurrences counted by one stable sort)."""
+    count = len(values)
+    width = int(values.max()) + 1 if count else 1
+    order = np.argsort(local * width + values, kind="stable")  # by (partition, value, position)
+    group = local[order] * width + values[order]
+    heads = np.r_[True, group[1:] != group[:-1]]
+    tails = np.r_[group[1:] != group[:-1], True]
+    first = np.zeros(count + 1, dtype=np.int64)
+    last = np.zeros(count + 1, dtype=np.int64)
+    first[1:][order[heads]] = 1
+    last[1:][order[tails]] = 1
+    firsts = np.cumsum(first)  # firsts[p]: first occurrences at positions < p
+    lasts = np.cumsum(last)
+    positions = np.arange(count + 1)
+    partition = np.r_[local, local[-1] if count else 0]
+    before = firsts - firsts[starts[partition]]
+    after = lasts[ends[partition]] - lasts[positions]
+    return before, after
 
 
 def _joined_sets(pieces: Any, heads: Ints) -> Any:
