@@ -419,3 +419,10 @@ def test_one_very_long_value_costs_its_own_size_only() -> None:
     assert report.k >= 5
     assert out["c"].iloc[0] == long_value  # its own class of five
     assert all(covers("ordered", None, a, b) for a, b in zip(out["c"], frame["c"], strict=True))
+
+
+def test_timezone_aware_dates_keep_their_calendar_day() -> None:
+    """A date recorded at midnight in Beijing is released as that day, not the UTC one."""
+    born = pd.to_datetime(["2020-01-05", "2020-01-05"]).tz_localize("Asia/Shanghai")
+    out, _ = mondrian(pd.DataFrame({"d": born}), ["d"], 2, kinds={"d": "date"})
+    assert out["d"].tolist() == ["2020-01-05", "2020-01-05"]

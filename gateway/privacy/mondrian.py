@@ -177,7 +177,7 @@ def _date_axis(qi: str, column: pd.Series) -> _Scalar:
         if not pd.api.types.is_datetime64_any_dtype(uniques.dtype):
             uniques = pd.Index(pd.to_datetime(uniques.astype("string"), format="ISO8601"))
         if isinstance(uniques, pd.DatetimeIndex) and uniques.tz is not None:
-            uniques = uniques.tz_convert("UTC").tz_localize(None)
+            uniques = uniques.tz_localize(None)  # the calendar day where it was recorded
         days = np.asarray(uniques.to_numpy()).astype("datetime64[D]")
     except (ValueError, TypeError, OverflowError):
         raise ValueError(
