@@ -60,6 +60,13 @@ BIN = Path(sys.executable).parent
 
 
 def uvicorn(loop: str, http: str) -> Callable[[str, int, int, bool], list[str]]:
+    """The floor runs uvicorn's own protocol; ours the gateway's subclass of it, as `gateway
+    serve` does (the same parser; only its 400 answer differs)."""
+    ours = {
+        "h11": "gateway.httpserver:ProblemH11Protocol",
+        "httptools": "gateway.httpserver:ProblemHttpToolsProtocol",
+    }
+
     def command(target: str, port: int, workers: int, factory: bool) -> list[str]:
         return [
             sys.executable,
@@ -75,7 +82,7 @@ def uvicorn(loop: str, http: str) -> Callable[[str, int, int, bool], list[str]]:
             "--loop",
             loop,
             "--http",
-            http,
+            ours[http] if factory else http,
             "--no-access-log",
             "--log-level",
             "warning",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
@@ -57,3 +58,62 @@ def test_query_that_is_not_utf8_answers_problem_json() -> None:
     assert start["status"] == 400
     assert (b"content-type", b"application/problem+json") in start["headers"]
     assert json.loads(sent[1]["body"])["status"] == 400
+
+
+def _serve_once(http: str, raw_target: bytes) -> tuple[bytes, bytes]:
+    """Start uvicorn with one of the gateway's protocols, send one raw request line, return the
+    status line and the rest of the response."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.responses import PlainTextResponse
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=http, log_level="error")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"GET " + raw_target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    status, _, rest = data.partition(b"\r\n")
+    return status, rest
+
+
+@pytest.mark.parametrize(
+    "http",
+    ["gateway.httpserver:ProblemH11Protocol", "gateway.httpserver:ProblemHttpToolsProtocol"],
+)
+def test_raw_utf8_refused_by_the_http_parser_answers_problem_json(http: str) -> None:
+    """uvicorn's parsers refuse raw UTF-8 in the request line; the gateway's protocols answer
+    that with problem+json (not uvicorn's text/plain), and serve a valid request as usual."""
+    if "HttpTools" in http:
+        pytest.importorskip("httptools")
+    status, rest = _serve_once(http, "/rows?gender=女".encode())
+    assert status == b"HTTP/1.1 400 Bad Request"
+    head, _, body = rest.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(body)
+    assert problem["status"] == 400
+    assert "percent-encode" in problem["detail"]
+    status, _ = _serve_once(http, b"/rows?gender=%E5%A5%B3")
+    assert status == b"HTTP/1.1 200 OK"
