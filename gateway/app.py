@@ -124,6 +124,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Read the log's Merkle tree before serving: built later (at the first checkpoint) it
+        # would take the GIL from requests for as long as the log is long.
+        await anyio.to_thread.run_sync(svc.audit_log.tree)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
             tasks.start_soon(_policy_watch, reloader)

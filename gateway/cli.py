@@ -84,6 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.httpserver import AUTO
 
     settings = _settings(args)
     ws = settings.workspace
@@ -116,6 +117,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
+        "http": AUTO,  # a request the HTTP parser refuses gets problem+json, not text/plain
     }
     if settings.workers > 1:
         # Worker processes rebuild the same settings from the environment.

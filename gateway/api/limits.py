@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api.problems import problem_response
 from gateway.errors import (
     ApiError,
+    BadRequest,
     HeadersTooLarge,
     LengthRequired,
     PayloadTooLarge,
@@ -34,8 +35,18 @@ class SizeLimits:
             await self.app(scope, receive, send)
             return
         error: ApiError | None = None
-        if len(scope.get("query_string", b"")) > MAX_QUERY:
+        query = scope.get("query_string", b"")
+        if len(query) > MAX_QUERY:
             error = UriTooLong(f"the query string is longer than {MAX_QUERY} bytes")
+        elif not query.isascii():
+            # Typed unencoded (`?gender=女` in curl) and passed on by a server that allows it:
+            # parsed as Latin-1 it would silently match nothing. UTF-8 is percent-encoded as
+            # the client should have done; anything else is refused.
+            try:
+                query.decode("utf-8")
+                scope = {**scope, "query_string": _percent_encode(query)}
+            except UnicodeDecodeError:
+                error = BadRequest("the query string is not UTF-8; percent-encode its values")
         headers = scope.get("headers", [])
         if any(len(k) + len(v) > MAX_HEADER for k, v in headers):
             error = HeadersTooLarge(f"a header field is longer than {MAX_HEADER} bytes")
@@ -65,6 +76,11 @@ class SizeLimits:
             ctx.decision, ctx.reason = "deny", error.reason
         response = problem_response(error, getattr(ctx, "rid", None))
         await response(scope, receive, send)
+
+
+def _percent_encode(query: bytes) -> bytes:
+    """Percent-encode the bytes of a query string outside ASCII (RFC 3986 2.1)."""
+    return b"".join(b"%%%02X" % byte if byte > 0x7F else bytes((byte,)) for byte in query)
 
 
 class InFlight:

@@ -390,8 +390,7 @@ class AuditLog:
             rows = read.execute(
                 "SELECT leaf FROM entries WHERE idx >= ? ORDER BY idx", (self._tree.size,)
             ).fetchall()
-            for (leaf,) in rows:
-                self._tree.append(bytes(leaf))
+            self._tree.extend(bytes(leaf) for (leaf,) in rows)
             return self._tree
 
     def entries(self, first: int, last: int) -> list[StoredEntry]:
