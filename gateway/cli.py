@@ -320,7 +320,14 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
         _err("the log does not verify; not resuming. Investigate before appending more entries.")
         return 1
     reason = resume(settings.audit_database)
-    _out(f"resumed (was halted: {reason})" if reason else "the audit log was not halted")
+    if reason:
+        _out(f"resumed (was halted: {reason})")
+    else:
+        # A process whose halt note could not be written (a full disk) resumes all the same.
+        _out(
+            "resumed: no halt was recorded in the log; any gateway process halted by a write "
+            "it could not record (e.g. a full disk) accepts calls again"
+        )
     return 0
 
 

@@ -41,7 +41,7 @@ class AuditContext:
             "rid": self.rid,
             "method": method[:16],
             "route": self.route,
-            "path_hmac": _hmac(key, path.encode("utf-8", "surrogateescape")),
+            "path_hmac": _hmac(key, _path_bytes(path)),
             "query_hmac": _hmac(key, query.encode("latin-1", "replace")) if query else None,
             "status": status,
             "client": self.client,
@@ -60,6 +60,14 @@ class AuditContext:
             event["view"] = self.view
             event["row_ids"] = self.row_ids
         return event
+
+
+def _path_bytes(path: str) -> bytes:
+    """The path as bytes, whatever the server put in it (any lone surrogate included)."""
+    try:
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogatepass")
 
 
 def _sha256(data: bytes) -> str:
