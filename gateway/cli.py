@@ -81,6 +81,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.api.protocol import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, GatewayH11Protocol
     from gateway.app import create_app
 
     settings = _settings(args)
@@ -114,6 +115,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
+        # Hostile connections (docs/security.md): requests the parser refuses are audited, a
+        # request must arrive whole within REQUEST_SECONDS, idle connections close.
+        "http": GatewayH11Protocol,
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
     }
     if settings.workers > 1:
         # Worker processes rebuild the same settings from the environment.

@@ -500,3 +500,157 @@ def test_unrecorded_halt_is_recorded_once_writes_work_again(tmp_path: Any) -> No
     assert resume(db) is not None
     assert log.append({"kind": "test"}).idx == 1
     log.close()
+
+
+# --- item 7 and 10: a real `gateway serve` over TLS, raw sockets ------------------------------
+
+REFUSED_BY_THE_PARSER = [
+    # (what, raw request, expected status, expected defect)
+    ("NUL in a header", b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", 400, "header"),
+    (
+        "conflicting Content-Length",
+        b"POST /oauth/token HTTP/1.1\r\nHost: a\r\n"
+        b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        400,
+        "content_length",
+    ),
+    (
+        "negative Content-Length",
+        b"POST /oauth/token HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        400,
+        "content_length",
+    ),
+    ("missing Host", b"GET /healthz HTTP/1.1\r\n\r\n", 400, "host"),
+    ("two Host headers", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "host"),
+    ("raw bytes in the path", b"GET /v1/datasets/\xff\xfe HTTP/1.1\r\nHost: a\r\n\r\n", 400, None),
+    ("NUL in the path", b"GET /healthz\x00 HTTP/1.1\r\nHost: a\r\n\r\n", 400, None),
+    (
+        "unfinished headers past the limit",
+        b"GET /healthz HTTP/1.1\r\nHost: a\r\n" + b"X-A: " + b"a" * 60_000,
+        431,
+        "too_large",
+    ),
+]
+
+
+def _tls(server: Any) -> Any:
+    """A TLS connection to the server, trusting the workspace's CA."""
+    import socket
+
+    port = int(server.base.rsplit(":", 1)[1])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    return server.ca.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _read_all(sock: Any) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return bytes(received)
+
+
+def _entries(home: Any) -> list[dict[str, Any]]:
+    from gateway.audit.store import read_entries
+
+    _, entries = read_entries(home / "audit" / "log.sqlite3")
+    return [json.loads(e.line) for e in entries]
+
+
+@pytest.mark.e2e
+def test_requests_the_parser_refuses_are_audited(tmp_path: Any) -> None:
+    """Promise 6 and 10: requests the HTTP parser refuses (NUL in a header, bad or conflicting
+    Content-Length, missing or repeated Host, raw bytes in the path, huge headers) get a
+    problem+json answer with an Audit-Receipt and exactly one audit entry naming the peer and
+    the defect, and no byte of the request."""
+    from tests.test_e2e import gateway, start_server
+
+    home = tmp_path / "ws"
+    gateway("init", "--demo", "--rows", "200", home=home)
+    server = start_server(home)
+    try:
+        for what, request, status, defect in REFUSED_BY_THE_PARSER:
+            before = len(_entries(home))
+            with _tls(server) as sock:
+                sock.sendall(request)
+                answer = _read_all(sock)
+            head, _, body = answer.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            assert lines[0].startswith(b"HTTP/1.1 %d " % status), (what, lines[0])
+            headers = {k.lower(): v.strip() for k, _, v in (x.partition(b":") for x in lines[1:])}
+            assert headers[b"content-type"] == PROBLEM.encode(), what
+            assert b"audit-receipt" in headers, what
+            assert json.loads(body)["status"] == status
+            entries = _entries(home)
+            assert len(entries) == before + 1, what
+            entry = entries[-1]
+            assert (entry["status"], entry["decision"], entry["peer"]) == (
+                status,
+                "deny",
+                "127.0.0.1",
+            )
+            assert entry["rejected"] == (defect or entry["rejected"]), what
+            assert (entry["method"], entry["route"], entry["query_hmac"]) == ("", None, None)
+            assert entry["rid"] == headers[b"x-request-id"].decode()
+    finally:
+        server.stop()
+
+
+@pytest.mark.e2e
+def test_half_open_and_slowloris_connections_are_closed(tmp_path: Any) -> None:
+    """Promise 6 and availability: a connection that sends nothing is closed (no entry: no call
+    was made); one that trickles a request's headers is answered 408 (audited) and closed
+    within the request deadline, however often it sends a byte."""
+    import threading
+
+    from gateway.api.protocol import REQUEST_SECONDS
+    from tests.test_e2e import gateway, start_server
+
+    home = tmp_path / "ws"
+    gateway("init", "--demo", "--rows", "200", home=home)
+    server = start_server(home)
+    results: dict[str, bytes] = {}
+
+    def idle() -> None:
+        with _tls(server) as sock:
+            sock.settimeout(REQUEST_SECONDS * 6)
+            results["idle"] = _read_all(sock)
+
+    def slowloris() -> None:
+        with _tls(server) as sock:
+            sock.settimeout(1.0)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n")
+            received = b""
+            for _ in range(int(REQUEST_SECONDS * 6)):
+                try:
+                    chunk = sock.recv(65536)
+                except TimeoutError:
+                    try:
+                        sock.sendall(b"X-Slow: 1\r\n")  # one more header line each second
+                    except OSError:
+                        break
+                    continue
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                received += chunk
+            else:
+                received += b"<still open>"
+            results["slowloris"] = received
+
+    try:
+        before = len(_entries(home))
+        threads = [threading.Thread(target=idle), threading.Thread(target=slowloris)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert results["idle"] == b""  # closed without a word
+        assert results["slowloris"].startswith(b"HTTP/1.1 408 "), results["slowloris"][:80]
+        assert not results["slowloris"].endswith(b"<still open>")
+        entries = _entries(home)
+        assert len(entries) == before + 1  # the slowloris call; the idle connection made none
+        assert (entries[-1]["status"], entries[-1]["rejected"]) == (408, "timeout")
+    finally:
+        server.stop()

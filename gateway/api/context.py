@@ -27,6 +27,8 @@ class AuditContext:
     rows: int = 0
     view: str | None = None  # the view a rows response was cut from (its key)
     row_ids: str | None = None  # which of its rows it released (gateway/trace/rowset.py)
+    rejected: str | None = None  # the defect, when the HTTP parser refused the request
+    peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
 
@@ -55,6 +57,10 @@ class AuditContext:
             "rows": self.rows,
             "resp_sha256": _sha256(body),
         }
+        if self.rejected is not None:
+            # Nothing of the request was parsed (its bytes may hold anything): who and why.
+            event["rejected"] = self.rejected
+            event["peer"] = self.peer
         if self.view is not None and self.decision == "allow" and status == 200:
             # Which rows left, so a leak can be followed to the calls that released it.
             event["view"] = self.view
