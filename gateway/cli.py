@@ -118,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Hostile connections (docs/security.md): requests the parser refuses are audited, a
         # request must arrive whole within REQUEST_SECONDS, idle connections close.
         "http": GatewayH11Protocol,
+        "ws": "none",  # no WebSocket upgrades: a WebSocket scope would bypass the audit log
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
     }

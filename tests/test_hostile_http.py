@@ -592,6 +592,25 @@ def test_requests_the_parser_refuses_are_audited(tmp_path: Any) -> None:
             assert entry["rejected"] == (defect or entry["rejected"]), what
             assert (entry["method"], entry["route"], entry["query_hmac"]) == ("", None, None)
             assert entry["rid"] == headers[b"x-request-id"].decode()
+        # A peer that leaves in the middle of a request's head made a call too.
+        before = len(_entries(home))
+        with _tls(server) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-A: 1")
+        for _ in range(100):  # (the entry is written after the peer left: wait for it)
+            if len(_entries(home)) > before:
+                break
+            time.sleep(0.1)
+        entries = _entries(home)
+        assert len(entries) == before + 1
+        assert (entries[-1]["rejected"], entries[-1]["status"]) == ("incomplete", 400)
+        # ... and each refusal is counted in /metrics.
+        with _tls(server) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            metrics = _read_all(sock).decode()
+        # 7 refused by the parser with a 400 (one more was a 431) and the 1 incomplete head
+        assert re.search(
+            r'gateway_denials_total\{worker="\d+",reason="malformed_request"\} 8', metrics
+        )
     finally:
         server.stop()
 

@@ -11,7 +11,8 @@
    then gets a 408 (audited the same way) and is closed; one that sent nothing is closed
    silently (it made no call); one still sending its body is closed (the app sees the client
    leave, and its call is audited as usual). uvicorn alone never times out a connection that
-   has not completed a first request (slowloris).
+   has not completed a first request (slowloris). A peer that closes the connection in the
+   middle of a request's head is audited too (`incomplete`), with no answer to send.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class GatewayH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if not self._rejecting and self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
+            # The peer left in the middle of a request's head: still a call, still audited.
+            self._rejecting = True
+            self._answer_later("incomplete", http.HTTPStatus.BAD_REQUEST)
         super().connection_lost(exc)
 
     def on_response_complete(self) -> None:
@@ -130,6 +135,9 @@ class GatewayH11Protocol(H11Protocol):
         self._rejecting = True
         self._disarm()
         self.transport.pause_reading()
+        self._answer_later(reason, status)
+
+    def _answer_later(self, reason: str, status: int) -> None:
         task = self.loop.create_task(self._answer(reason, status))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
