@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -17,8 +18,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.store import AuditLog, read_log, resume
+from gateway.audit.verify import _size_of
 from gateway.cli import main as gateway_main
+from gateway.data.checksums import id_card_valid
 from gateway.errors import AuditUnavailable, BadRequest
 from gateway.integers import MAX_DIGITS, parse_int
 from tests.conftest import Demo, services_of, token_for
@@ -158,6 +162,29 @@ def test_content_length_is_parsed_strictly(client: TestClient, token: str) -> No
         )
         assert 400 <= status < 500
         assert_clean(status, content_type, before, log_size(client))
+
+
+def test_no_bare_isdigit_in_the_gateway() -> None:
+    """Promise 10, the whole class: no code trusts str.isdigit() alone (true for "²", which
+    int() rejects); integers go through gateway/integers.py or check isascii() as well."""
+    root = Path(__file__).resolve().parents[1] / "gateway"
+    bare = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "integers.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if ".isdigit()" in line and ".isascii()" not in line
+    ]
+    assert bare == []
+
+
+def test_other_digit_checks_refuse_unicode_digits() -> None:
+    """Promise 10: the ID-card checksum and the verifier's checkpoint reader refuse "²" instead
+    of raising ValueError from int()."""
+    assert id_card_valid("²" * 17 + "X") is False
+    assert _size_of("origin\n²\nroot") == -1
+    with pytest.raises(ValueError, match="not a decimal number"):
+        parse_checkpoint("origin\n²\nAAAA\n\n— sig\n", {})
 
 
 # --- item 5: fuzz every parameter of every endpoint -----------------------------------------
