@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -31,6 +31,7 @@ from gateway.errors import (
     Denied,
     MethodNotAllowed,
     NotFound,
+    RequestTimeout,
     StoreUnavailable,
 )
 from gateway.reloader import PolicyReloader
@@ -69,6 +70,14 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     log_.error("store unavailable: %s", exc)
     return await _api_error(
         request, StoreUnavailable("the gateway's store is unavailable; retry in a few seconds")
+    )
+
+
+async def _client_left(request: Request, exc: Exception) -> Response:
+    """The body did not arrive whole: the request deadline closed the connection, or the
+    client left. Nobody reads the answer, but the call is audited as what it was, not a 500."""
+    return await _api_error(
+        request, RequestTimeout("the request body did not arrive whole within the deadline")
     )
 
 
@@ -170,6 +179,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             ApiError: _api_error,
             HTTPException: _http_error,
             StoreError: _store_error,
+            ClientDisconnect: _client_left,
             Exception: _crash,
         },
         lifespan=lifespan,

@@ -646,7 +646,8 @@ def test_requests_the_parser_refuses_are_audited(tmp_path: Any) -> None:
 def test_half_open_and_slowloris_connections_are_closed(tmp_path: Any) -> None:
     """Promise 6 and availability: a connection that sends nothing is closed (no entry: no call
     was made); one that trickles a request's headers is answered 408 (audited) and closed
-    within the request deadline, however often it sends a byte."""
+    within the request deadline, however often it sends a byte; one that trickles a body is
+    closed too, and its call is audited as a 408, not a 500."""
     import threading
 
     from gateway.api.protocol import REQUEST_SECONDS
@@ -685,9 +686,34 @@ def test_half_open_and_slowloris_connections_are_closed(tmp_path: Any) -> None:
                 received += b"<still open>"
             results["slowloris"] = received
 
+    def slow_body() -> None:
+        with _tls(server) as sock:
+            sock.settimeout(1.0)
+            sock.sendall(
+                b"POST /oauth/token HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n\r\ngrant_type="
+            )
+            for _ in range(int(REQUEST_SECONDS * 6)):
+                try:
+                    if not sock.recv(65536):
+                        break
+                except TimeoutError:
+                    try:
+                        sock.sendall(b"a")  # one more byte of the body each second
+                    except OSError:
+                        break
+                except OSError:
+                    break
+            else:
+                results["slow body"] = b"<still open>"
+
     try:
         before = len(_entries(home))
-        threads = [threading.Thread(target=idle), threading.Thread(target=slowloris)]
+        threads = [
+            threading.Thread(target=idle),
+            threading.Thread(target=slowloris),
+            threading.Thread(target=slow_body),
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -695,8 +721,15 @@ def test_half_open_and_slowloris_connections_are_closed(tmp_path: Any) -> None:
         assert results["idle"] == b""  # closed without a word
         assert results["slowloris"].startswith(b"HTTP/1.1 408 "), results["slowloris"][:80]
         assert not results["slowloris"].endswith(b"<still open>")
+        assert "slow body" not in results  # closed too
+        for _ in range(100):  # (the slow body's entry is written after the connection closed)
+            if len(_entries(home)) >= before + 2:
+                break
+            time.sleep(0.1)
         entries = _entries(home)
-        assert len(entries) == before + 1  # the slowloris call; the idle connection made none
-        assert (entries[-1]["status"], entries[-1]["rejected"]) == (408, "timeout")
+        # The slowloris call and the slow body's call; the idle connection made none.
+        assert len(entries) == before + 2
+        statuses = sorted((e["status"], e.get("rejected", ""), e["reason"]) for e in entries[-2:])
+        assert statuses == [(408, "", "request_timeout"), (408, "timeout", "request_timeout")]
     finally:
         server.stop()
