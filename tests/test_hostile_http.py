@@ -523,6 +523,10 @@ def test_unrecorded_halt_is_recorded_once_writes_work_again(tmp_path: Any) -> No
     log._conn.execute("PRAGMA query_only = OFF")
     with pytest.raises(AuditUnavailable, match="halted"):
         log.append({"kind": "test"})  # still halted: no entry without an operator ...
+    for _ in range(100):  # (the note is written by a thread of its own)
+        if read_log(db).halted is not None:
+            break
+        time.sleep(0.1)
     assert read_log(db).halted is not None  # ... but now the halt is on record
     assert resume(db) is not None
     assert log.append({"kind": "test"}).idx == 1

@@ -139,6 +139,7 @@ class AuditLog:
         self._halt_saved = True
         self._resumes: str | None = None  # the resume counter as last read (meta `resumed`)
         self._halt_resumes: str | None = None  # ... as it was when this process halted
+        self._saving = threading.Lock()  # held while a halt note is being written
         self._tree = MerkleTree()
         self._reader = Shared(database)
         self._lease: Connection | None = None  # PostgreSQL: holds the checkpoint signer's lease
@@ -351,7 +352,7 @@ class AuditLog:
     def _save_halt(self) -> None:
         """Record this process's halt in the database (if it accepts the note now)."""
         note = f"{self._halted} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})"
-        with self._conn_lock, contextlib.suppress(StoreError):
+        with self._saving, self._conn_lock, contextlib.suppress(StoreError):
             conn = self._connection()
             with conn.transaction(SEQUENCER):
                 if _resume_count(conn) != self._halt_resumes:
@@ -380,8 +381,9 @@ class AuditLog:
         if resumes != self._halt_resumes or (halted is None and self._halt_saved):
             self._halted, self._halt_saved, self._resumes = None, True, resumes
             return True
-        if not self._halt_saved:
-            self._save_halt()
+        if not self._halt_saved and not self._saving.locked():
+            # Off the caller's thread (often the event loop): the write may wait for a lock.
+            threading.Thread(target=self._save_halt, name="audit-halt-note", daemon=True).start()
         return False
 
     @property
