@@ -83,9 +83,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.api.protocol import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, GatewayH11Protocol
     from gateway.app import create_app
-    from gateway.httpserver import AUTO
-
     settings = _settings(args)
     ws = settings.workspace
     load_policies(ws.policies, ws.home)  # fail fast, in the parent, with file:line messages
@@ -117,7 +116,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
-        "http": AUTO,  # a request the HTTP parser refuses gets problem+json, not text/plain
+        # Hostile connections (docs/security.md): requests the parser refuses are audited, a
+        # request must arrive whole within REQUEST_SECONDS, idle connections close.
+        "http": GatewayH11Protocol,
+        "ws": "none",  # no WebSocket upgrades: a WebSocket scope would bypass the audit log
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
     }
     if settings.workers > 1:
         # Worker processes rebuild the same settings from the environment.
@@ -349,7 +353,14 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
         _err("the log does not verify; not resuming. Investigate before appending more entries.")
         return 1
     reason = resume(settings.audit_database)
-    _out(f"resumed (was halted: {reason})" if reason else "the audit log was not halted")
+    if reason:
+        _out(f"resumed (was halted: {reason})")
+    else:
+        # A process whose halt note could not be written (a full disk) resumes all the same.
+        _out(
+            "resumed: no halt was recorded in the log; any gateway process halted by a write "
+            "it could not record (e.g. a full disk) accepts calls again"
+        )
     return 0
 
 

@@ -3,8 +3,10 @@ in the URL, `?gender=女` typed into curl; a malformed request line or header) w
 problem+json 400 like every other refusal, instead of uvicorn's text/plain one. Such a request
 never reaches the app, so it has no audit entry (it released nothing).
 
-`gateway serve` passes `AUTO` (httptools when installed, else h11) to uvicorn as an import
-string, so worker processes load the same class."""
+These classes are what `benchmarks/throughput.py` measures the server choice with. `gateway
+serve` ships `gateway.api.protocol.GatewayH11Protocol` instead: it also answers refusals with
+problem+json, and gives each one a signed audit entry (promise 6), which the httptools parser
+offers no hook for; see docs/performance.md for what that choice costs."""
 
 from __future__ import annotations
 
@@ -53,6 +55,5 @@ try:
             self.transport.write(problem_400())
             self.transport.close()
 
-    AUTO = "gateway.httpserver:ProblemHttpToolsProtocol"
-except ImportError:  # httptools not installed: the pure-Python parser
-    AUTO = "gateway.httpserver:ProblemH11Protocol"
+except ImportError:  # httptools not installed: only the pure-Python parser
+    pass
