@@ -415,7 +415,19 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    return trace_command(_settings(args), Path(args.file), args.dataset, args.json)
+    settings = _settings(args)
+    seconds = settings.trace_seconds if args.time_limit is None else args.time_limit
+    return trace_command(settings, Path(args.file), args.dataset, args.json, seconds)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -515,6 +527,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="the extract: CSV, JSON, NDJSON or .xlsx")
     p.add_argument("--dataset", action="append", help="only this dataset's grants (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        metavar="SECONDS",
+        help="refuse (exit 2) a trace running longer (default: $GATEWAY_TRACE_SECONDS or 300)",
+    )
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("keys", help="key management")
