@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -33,7 +35,7 @@ from gateway.store.db import Database
 from gateway.store.migrate import migrate
 from gateway.trace.command import trace_command
 from gateway.workspace import actor as _actor
-from gateway.workspace import admin_event, init_workspace
+from gateway.workspace import admin_event, exposure_warning, init_workspace
 
 GRACEFUL_SECONDS = 10  # in-flight calls finish (and are logged); idle keep-alives are dropped
 
@@ -86,6 +88,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ws = settings.workspace
     load_policies(ws.policies, ws.home)  # fail fast, in the parent, with file:line messages
+    exposure = exposure_warning(ws)
+    if exposure:
+        logging.config.dictConfig(LOG_CONFIG)  # the server's own log (stderr), set up early
+        logging.getLogger("gateway.workspace").warning(exposure)
     certfile: str | None = None
     keyfile: str | None = None
     if settings.insecure_http:
