@@ -112,6 +112,8 @@ def read_extract(path: Path, deadline: Deadline = UNLIMITED) -> Extract:
         data = path.read_bytes()
     except OSError as exc:
         raise ExtractError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ExtractError("the file does not fit in memory; trace a sample of it") from None
     try:
         return _limited(_by_content(data, suffix, deadline))
     except RecursionError:
