@@ -38,7 +38,14 @@ _BOOK_RELS = (
     f'<?xml version="1.0"?><Relationships xmlns="{_PKG}">'
     f'<Relationship Id="rId1" Type="{_DOC}/worksheet" Target="worksheets/sheet1.xml"/>'
     f'<Relationship Id="rId2" Type="{_DOC}/sharedStrings" Target="sharedStrings.xml"/>'
+    f'<Relationship Id="rId3" Type="{_DOC}/styles" Target="styles.xml"/>'
     "</Relationships>"
+)
+# Cell format 1 is a date (built-in number format 14), format 2 a custom date-time format.
+_STYLES = (
+    f'<?xml version="1.0"?><styleSheet xmlns="{_MAIN}"><numFmts count="1">'
+    '<numFmt numFmtId="164" formatCode="yyyy/mm/dd hh:mm"/></numFmts><cellXfs count="3">'
+    '<xf numFmtId="0"/><xf numFmtId="14"/><xf numFmtId="164"/></cellXfs></styleSheet>'
 )
 _BOMB = (
     '<!DOCTYPE b [<!ENTITY a "aaaaaaaaaa">'
@@ -56,6 +63,7 @@ def _workbook(
     sheet_prolog: str = "",
     strings_prolog: str = "",
     strings_part: bytes | None = None,
+    styles: str = _STYLES,
 ) -> Path:
     """A minimal .xlsx (ECMA-376): workbook, one sheet streamed from `rows`, shared strings."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -63,6 +71,7 @@ def _workbook(
         archive.writestr("_rels/.rels", _ROOT_RELS)
         archive.writestr("xl/workbook.xml", _BOOK)
         archive.writestr("xl/_rels/workbook.xml.rels", _BOOK_RELS)
+        archive.writestr("xl/styles.xml", styles)
         items = "".join(f"<si><t>{s}</t></si>" for s in strings)
         archive.writestr(
             "xl/sharedStrings.xml",
@@ -277,6 +286,10 @@ _FRAGMENTS = st.sampled_from(
         '<c t="b"><v>1</v></c>',
         '<c t="inlineStr"><is><r><t>x</t></r></is></c>',
         '<c s="99"><v>44000</v></c>',
+        '<c s="1"><v>44000</v></c>',
+        '<c s="2"><v>1e308</v></c>',
+        '<c s="x"><v>1</v></c>',
+        '<c r="a1"><v>1</v></c>',
         "<v>",
         "&amp;",
         "&undefined;",
@@ -297,3 +310,71 @@ def test_any_sheet_xml_gives_a_table_or_an_extract_error(
     path = _workbook(tmp_path / "x.xlsx", fragments, dimension=dimension)
     with contextlib.suppress(ExtractError):
         read_extract(path)
+
+
+_HOSTILE_STYLES = st.sampled_from(
+    [
+        _STYLES,
+        f'<styleSheet xmlns="{_MAIN}"><cellXfs><xf numFmtId="x"/></cellXfs></styleSheet>',
+        f'<styleSheet xmlns="{_MAIN}"><numFmts><numFmt numFmtId="²" formatCode="d"/></numFmts>'
+        "</styleSheet>",
+        "<styleSheet>",
+        "",
+    ]
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    styles=_HOSTILE_STYLES,
+    flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4),
+)
+def test_damaged_workbooks_give_a_table_or_an_extract_error(
+    tmp_path: Path, styles: str, flips: list[tuple[int, int]]
+) -> None:
+    """A workbook with hostile styles and bytes flipped anywhere in the archive (headers,
+    compressed streams, directory): a table or an ExtractError, never another exception."""
+    rows = ['<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" s="1"><v>41812</v></c></row>']
+    path = _workbook(tmp_path / "x.xlsx", rows, styles=styles)
+    data = bytearray(path.read_bytes())
+    for at, xor in flips:
+        data[at % len(data)] ^= xor
+    path.write_bytes(bytes(data))
+    with contextlib.suppress(ExtractError):
+        read_extract(path)
+
+
+def test_the_streamed_sheet_reads_like_a_spreadsheet_library(tmp_path: Path) -> None:
+    """The streaming reader gives the table pandas/openpyxl gave for a sheet pandas wrote:
+    shared and inline strings, numbers, booleans, dates, empty cells, empty and repeated
+    header names, a blank row."""
+    import pandas as pd
+
+    written = pd.DataFrame(
+        [
+            ["北京市", 5615, 1.5, True, pd.Timestamp("2014-06-22"), None, "x"],
+            [None, -3, None, False, pd.Timestamp("2020-02-29 13:45"), None, "y"],
+            [" 空格 ", 0, 2.0, None, None, None, None],
+        ],
+        columns=["城市", "n", "f", "b", "d", "Unnamed: 5", "n"],
+    )
+    path = tmp_path / "w.xlsx"
+    written.to_excel(path, index=False)
+    expected = pd.read_excel(path, dtype=str, keep_default_na=False).astype("string")
+    got = read_extract(path).frame
+    assert list(got.columns) == list(expected.columns)
+    assert got.fillna("").equals(expected.fillna("").replace("nan", "")), (got, expected)
+    rows = [
+        '<row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c></row>',
+        '<row r="3"><c r="A3" s="1"><v>41812</v></c><c r="B3" s="2"><v>41812.5</v></c></row>',
+        '<row r="4"><c r="A4" t="inlineStr"><is><r><t>a</t></r><r><t>b</t></r></is></c>'
+        '<c r="B4" t="b"><v>1</v></c></row>',
+    ]
+    frame = read_extract(_workbook(tmp_path / "d.xlsx", rows)).frame
+    assert list(frame.columns) == ["name", "city"]
+    assert frame.to_numpy().tolist() == [
+        ["2014-06-22 00:00:00", "2014-06-22 12:00:00"],
+        ["ab", "True"],
+    ]

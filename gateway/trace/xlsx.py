@@ -20,6 +20,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -55,24 +56,43 @@ def read_xlsx(path: Path, deadline: Deadline) -> pd.DataFrame:
     """The first sheet as text cells: its first non-empty row names the columns."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except (*_DAMAGED, ValueError):
         raise ExtractError("not a readable .xlsx workbook (not a zip archive)") from None
     with archive:
         _check_archive(archive)
         try:
             return _Workbook(archive, deadline).first_sheet()
-        except (ParseError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as exc:
+        except _DAMAGED as exc:
             # Positions only: expat's messages name a line and column, never content.
             raise ExtractError(f"not a readable .xlsx workbook ({_position(exc)})") from None
 
 
-def _position(exc: Exception) -> str:
+# What a damaged archive or part raises from zipfile, zlib and the XML parser.
+_DAMAGED = (
+    ParseError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    UnicodeDecodeError,
+    NotImplementedError,  # a compression method zipfile does not know
+)
+
+
+def _position(exc: BaseException) -> str:
     if isinstance(exc, ParseError):
         line, column = exc.position
         return f"malformed XML at line {line}, column {column}"
-    if isinstance(exc, zipfile.BadZipFile):
+    if isinstance(exc, zipfile.BadZipFile | zlib.error | EOFError):
         return "a damaged zip member"
     return type(exc).__name__
+
+
+def _number(text: str | None) -> int | None:
+    """A small non-negative integer attribute (an index), or None: ASCII digits only."""
+    if text is None or not (text.isascii() and text.isdigit()) or len(text) > 9:
+        return None
+    return int(text)
 
 
 def _check_archive(archive: zipfile.ZipFile) -> None:
@@ -246,9 +266,11 @@ class _Workbook:
             if tag == "cellXfs":
                 in_cell_xfs = event == "start"
             elif event == "end" and tag == "numFmt":
-                codes[int(element.get("numFmtId", "-1"))] = element.get("formatCode", "")
+                number = _number(element.get("numFmtId"))
+                if number is not None:
+                    codes[number] = element.get("formatCode", "")
             elif event == "end" and tag == "xf" and in_cell_xfs:
-                formats.append(int(element.get("numFmtId", "0")))
+                formats.append(_number(element.get("numFmtId")) or 0)
             if len(formats) + len(codes) > MAX_CELLS:
                 raise ExtractError("the workbook declares too many formats; not a table")
         return {
@@ -370,8 +392,8 @@ class _Sheet:
         if kind == "s":
             return self._shared(raw)
         if kind == "b":
-            return "true" if raw.strip() == "1" else "false"
-        if kind == "n" and self.dates and int(element.get("s", "0") or 0) in self.dates:
+            return "True" if raw.strip() == "1" else "False"  # as pandas spells them
+        if kind == "n" and self.dates and _number(element.get("s")) in self.dates:
             return self._date(raw)
         return raw  # numbers as written (canonical text unifies their spellings), str, d
 
