@@ -378,3 +378,21 @@ def test_the_streamed_sheet_reads_like_a_spreadsheet_library(tmp_path: Path) -> 
         ["2014-06-22 00:00:00", "2014-06-22 12:00:00"],
         ["ab", "True"],
     ]
+
+
+def test_a_cell_with_endless_parts_is_refused(tmp_path: Path) -> None:
+    """A cell is read whole: one holding 20,000 rich-text runs is refused, not accumulated."""
+    runs = "<r><t>x</t></r>" * 20_000
+    rows = [f'<row r="1"><c r="A1" t="inlineStr"><is>{runs}</is></c></row>']
+    with pytest.raises(ExtractError, match="a cell is too complex"):
+        read_extract(_workbook(tmp_path / "runs.xlsx", rows))
+
+
+def test_the_deadline_is_checked_between_elements_that_are_not_cells(tmp_path: Path) -> None:
+    """Markup with no cell in it (here 40,000 unknown elements) still meets the deadline: it is
+    checked every so many parser events, whatever they are."""
+    ticks = iter(range(10**6))
+    deadline = Deadline(2, clock=lambda: float(next(ticks)))
+    path = _workbook(tmp_path / "junk.xlsx", ["<x/>" * 40_000])
+    with pytest.raises(TraceTimeout):
+        read_extract(path, deadline)

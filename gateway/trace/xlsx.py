@@ -47,7 +47,9 @@ _DTD = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 _DECLARED_ENCODING = re.compile(rb"""^<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _ASCII_ENCODINGS = {b"utf-8", b"utf8", b"us-ascii", b"ascii"}
 _OFFICE_DOC = "/officeDocument"
-_CHECK_EVERY = 4096  # cells between deadline checks
+_CHECK_EVERY = 4096  # cells between cell-limit checks
+_CHECK_EVENTS = 16_384  # parser events between deadline checks
+_MAX_ITEM_PARTS = 10_000  # elements inside one cell or shared string (runs of rich text)
 _MAX_ROW = 1_048_576  # the format's own limits (ECMA-376 Part 1, 18.3.1.73 and 18.3.1.4)
 _MAX_COLUMN = 16_384
 
@@ -237,17 +239,11 @@ class _Workbook:
 
     def _shared_strings(self, name: str) -> list[str]:
         strings: list[str] = []
-        root: Element | None = None
-        for event, element in self._events(name, small=False):
-            if event == "start":
-                root = element if root is None else root
-            elif _local(element.tag) == "si" and root is not None:
+        for tag, element, start in _items(self._events(name, small=False), "si", self.deadline):
+            if not start and tag == "si":
                 strings.append(_text(element))
-                root.clear()  # memory stays bounded by one string item
-                if len(strings) % _CHECK_EVERY == 0:
-                    self.deadline.check()
-                    if len(strings) > MAX_CELLS:
-                        raise ExtractError(f"more than {MAX_CELLS} shared strings; not a table")
+                if len(strings) > MAX_CELLS:
+                    raise ExtractError(f"more than {MAX_CELLS} shared strings; not a table")
         return strings
 
     def _date_styles(self, name: str) -> set[int]:
@@ -280,6 +276,41 @@ class _Workbook:
         }
 
 
+def _items(
+    events: Iterator[tuple[str, Element]], item: str, deadline: Deadline
+) -> Iterator[tuple[str, Element, bool]]:
+    """(local name, element, is start) of a streamed part, in bounded memory: an element is
+    dropped from its parent once it was seen whole, except inside an `item` (a cell, a string),
+    which is seen whole at its end and may hold at most _MAX_ITEM_PARTS elements. The deadline
+    is checked every _CHECK_EVENTS events, whatever the elements are."""
+    stack: list[Element] = []
+    inside = parts = seen = 0
+    for event, element in events:
+        seen += 1
+        if seen % _CHECK_EVENTS == 0:
+            deadline.check()
+        tag = _local(element.tag)
+        if event == "start":
+            stack.append(element)
+            if inside:
+                parts += 1
+                if parts > _MAX_ITEM_PARTS:
+                    what = "cell" if item == "c" else "shared string"
+                    raise ExtractError(f"not a readable .xlsx workbook (a {what} is too complex)")
+            inside += tag == item
+            parts = 0 if tag == item else parts
+            yield tag, element, True
+            continue
+        stack.pop()
+        if tag == item:
+            inside -= 1
+        if inside:
+            continue  # a part of an item: read with the item
+        yield tag, element, False
+        if stack:
+            stack[-1].clear()  # memory stays bounded by one element (its parent forgets it)
+
+
 class _Sheet:
     """Streams a worksheet's cells, keeping only non-empty values (sparse), within limits."""
 
@@ -298,33 +329,18 @@ class _Sheet:
 
     def read(self, events: Iterator[tuple[str, Element]]) -> pd.DataFrame:
         row = col = cells = 0
-        data: Element | None = None  # <sheetData>: its finished rows are dropped
-        current: Element | None = None  # the open <row>: its finished cells are dropped
-        for event, element in events:
-            tag = _local(element.tag)
-            if event == "start":
-                if tag == "sheetData":
-                    data = element
-                elif tag == "row":
+        for tag, element, start in _items(events, "c", self.deadline):
+            if start:
+                if tag == "row":
                     row = self._index(element.get("r"), row + 1, _MAX_ROW, "row")
-                    col, current = 0, element
-                continue
-            if tag == "dimension":
+                    col = 0
+            elif tag == "dimension":
                 self._declared(element.get("ref", ""))
             elif tag == "c":
-                if current is None:
-                    raise ExtractError("not a readable .xlsx workbook (a cell outside a row)")
                 cells += 1
                 col = self._cell(element, row, col)
-                current.clear()  # memory stays bounded by one cell, however long the row
-                if cells % _CHECK_EVERY == 0:
-                    self.deadline.check()
-                    if cells > MAX_CELLS:
-                        raise ExtractError(f"more than {MAX_CELLS} cells; trace a sample")
-            elif tag == "row":
-                current = None
-                if data is not None:
-                    data.clear()  # memory: one row
+                if cells % _CHECK_EVERY == 0 and cells > MAX_CELLS:
+                    raise ExtractError(f"more than {MAX_CELLS} cells; trace a sample")
         return self._frame()
 
     @staticmethod
