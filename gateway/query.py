@@ -122,7 +122,9 @@ def parse_query(
     size = default_size
     raw_size = _one(params, "_size")
     if raw_size is not None:
-        if not raw_size.isdigit() or not 1 <= int(raw_size) <= max_size:
+        # ASCII digits only: str.isdigit() also accepts "²" and "①" (int() refuses them) and
+        # fullwidth digits (int() accepts them).
+        if not (raw_size.isascii() and raw_size.isdigit()) or not 1 <= int(raw_size) <= max_size:
             raise BadRequest(f"_size must be an integer from 1 to {max_size}", parameter="_size")
         size = int(raw_size)
     extra = params.get("_extra", ())

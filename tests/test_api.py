@@ -271,6 +271,9 @@ REGISTER = ("enterprise_registry", "market-analysis")
         (STATISTICS, "_format=xml", "_format"),
         (STATISTICS, "_bogus=1", "_bogus"),
         (STATISTICS, "_size=1e3", "_size"),
+        (STATISTICS, "_size=%C2%B2", "_size"),  # "²": str.isdigit() is true, int() refuses it
+        (STATISTICS, "_size=%E2%91%A0", "_size"),  # "①"
+        (STATISTICS, "_size=%EF%BC%95", "_size"),  # fullwidth "５": int() would accept it
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(

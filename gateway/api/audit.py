@@ -20,7 +20,7 @@ def _int(request: Request, name: str, *, minimum: int = 0) -> int:
     raw = request.query_params.getlist(name)
     if len(raw) != 1:
         raise BadRequest(f"give {name} exactly once", parameter=name)
-    if not raw[0].isdigit() or len(raw[0]) > 18:
+    if not (raw[0].isascii() and raw[0].isdigit()) or len(raw[0]) > 18:  # not "²", "①", "１"
         raise BadRequest(f"{name} must be a non-negative integer", parameter=name)
     value = int(raw[0])
     if value < minimum:
