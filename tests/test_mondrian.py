@@ -10,6 +10,7 @@ import datetime as dt
 import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -229,7 +230,7 @@ def test_numeric_cuts_at_the_median_and_releases_intervals() -> None:
     assert str(out["age"].dtype) == "string"
 
 
-def test_hierarchy_guides_cuts_and_labels(tmp_path: Any) -> None:
+def test_hierarchy_guides_cuts_and_labels(tmp_path: Path) -> None:
     """With a hierarchy, cuts separate children of the covering label and each class releases
     the lowest label covering its values; NCP then equals the full-domain NCP of that level."""
     (tmp_path / "h.csv").write_text("a;ab;*\nb;ab;*\nc;cd;*\nd;cd;*\n")
