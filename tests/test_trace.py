@@ -43,7 +43,8 @@ from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.views import materialize
 from gateway.settings import Workspace
-from gateway.trace.attribute import Candidate, attribute
+from gateway.trace import tracer
+from gateway.trace.attribute import DECOY, Candidate, attribute
 from gateway.trace.extract import ExtractError, canonical, read_extract
 from gateway.trace.rowset import decode_rows, encode_rows
 from tests.conftest import Demo
@@ -527,6 +528,35 @@ def test_chance_matches_are_never_attributed(
     report = json.loads(capsys.readouterr().out)
     assert code == 3, report
     assert report["client"] is None
+
+
+def test_no_attribution_without_the_decoy_baseline(
+    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never a wrong name: whether a view can be released depends on the recipient (marks come
+    before the model), so when the decoy's view of a grant cannot be, the grant has no chance
+    baseline and made-up rows of values every recipient sees are still "no attribution"."""
+    real = materialize  # what the tracer calls (gateway.privacy.views.materialize)
+
+    def unreachable_for_the_decoy(*args: Any) -> Any:
+        if args[-1].client_id == DECOY:
+            raise PrivacyUnreachable("k=5 cannot be met within the suppression limit")
+        return real(*args)
+
+    monkeypatch.setattr(tracer, "materialize", unreachable_for_the_decoy)
+    rng = np.random.default_rng(5)
+    made_up = pd.DataFrame(
+        {
+            "性别": rng.choice(["男", "女"], 60),
+            "区县": rng.choice(["朝阳区", "海淀区", "天河区", "越秀区"], 60),
+        }
+    )
+    made_up.to_csv(tmp_path / "made-up.csv", index=False)
+    code = main(["trace", str(tmp_path / "made-up.csv"), "--home", str(demo.home), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3, report
+    assert report["client"] is None
+    assert any("no baseline" in s for s in report["skipped"])
 
 
 @pytest.mark.parametrize(
