@@ -50,7 +50,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m pip install --quiet --no-deps pycanon
 	$(BIN)/python benchmarks/run.py
-	$(BIN)/python benchmarks/desensitize.py --parts transforms,synthesize,scale
+	$(BIN)/python benchmarks/desensitize.py --parts transforms,synthesize,scale,mondrian-scale
 
 ## clean-workspace: remove the generated demo workspace in the repository root (keys included!)
 clean-workspace:

@@ -1,15 +1,19 @@
 """Desensitization against the libraries one would otherwise reach for, side by side in one run.
 
     python benchmarks/desensitize.py [--values 1000000] [--sample 20000] [--repeat 3]
-                                     [--parts transforms,synthesize,adult,scale]
+                                     [--parts transforms,synthesize,adult,scale,mondrian-scale]
+                                     [--ks 2,5,10,20] [--sizes 100000,250000,500000,1000000]
 
 - transforms: mask, pseudonymize and generalize on `--values` values (ours, whole column) against
   Presidio's `AnonymizerEngine` called once per value (its usage: one text, one span);
 - synthesize: ours on `--values` values against faker's zh_CN provider called once per value;
-- adult: our lattice search against anonypyx's Mondrian on Adult, k = 2, 5, 10, 20, with one
-  information-loss function for both;
-- scale: a demo dataset of 100k .. 1M rows, 4 quasi-identifiers, k = 5, each size in a fresh
-  process (time, and peak resident memory sampled every 5 ms).
+- adult: on Adult at each k of `--ks`, side by side: our full-domain lattice search, our
+  Mondrian local recoding (hierarchy labels; hierarchy-guided cuts with set labels; sets without
+  hierarchies) and anonypyx's Mondrian, with one information-loss function for all;
+- scale: a demo dataset of 100k .. 1M rows, 4 quasi-identifiers, k = 5, lattice search, each
+  size in a fresh process (time, and peak resident memory sampled every 5 ms);
+- mondrian-scale: the same rows and sizes, 8 quasi-identifiers as the statistics view releases
+  them (masks included), k = 5, Mondrian local recoding, each size in a fresh process.
 
 The per-value baselines are slow, so they run on a sample of `--sample` values and their rate
 is extrapolated (said so in the output); ours always runs on all values. Baseline and ours are
@@ -39,7 +43,9 @@ import numpy as np
 import pandas as pd
 
 from gateway.data import demo
+from gateway.privacy.kanon import ncp
 from gateway.privacy.lattice import anonymize, load_hierarchy
+from gateway.privacy.mondrian import mondrian
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 
 CTX = TransformContext(b"k" * 32, "client-a", "grant-a")
@@ -55,6 +61,28 @@ ADULT_QIS = [
     "occupation",
 ]
 SCALE_QIS = ["gender", "birth_date", "district", "employer_credit_code"]
+# What the statistics view releases that derives from a real value, masks included (province,
+# city and the masked address are functions of the district and add no classes).
+MONDRIAN_QIS = [
+    "gender",
+    "age",
+    "birth_date",
+    "district",
+    "employer_credit_code",
+    "name",
+    "id_card",
+    "mobile",
+]
+MONDRIAN_KINDS = {
+    "gender": "categorical",
+    "age": "numeric",
+    "birth_date": "date",
+    "district": "categorical",
+    "employer_credit_code": "categorical",
+    "name": "categorical",
+    "id_card": "categorical",
+    "mobile": "categorical",
+}
 
 
 def optional(name: str) -> ModuleType | None:
@@ -279,6 +307,8 @@ def adult(ks: Sequence[int], repeat: int) -> None:
         return
     frame = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
     hierarchies = {q: load_hierarchy(ADULT / f"adult_hierarchy_{q}.csv") for q in ADULT_QIS}
+    categorical = {q: h for q, h in hierarchies.items() if q != "age"}
+    kinds = {q: "categorical" for q in ADULT_QIS} | {"age": "numeric"}
     anonypyx = optional("anonypyx")
     typed = frame.copy()
     typed["age"] = typed["age"].astype("int64")
@@ -286,51 +316,91 @@ def adult(ks: Sequence[int], repeat: int) -> None:
         if qi != "age":
             typed[qi] = typed[qi].astype("category")
     print(
-        f"adult: {len(frame):,} rows, {len(ADULT_QIS)} QIs; ours = full-domain lattice search "
-        f"(ARX hierarchies, <= 5 % suppression, median of {repeat}); anonypyx = Mondrian "
-        "(one run); NCP and discernibility by one function for both"
+        f"adult: {len(frame):,} rows, {len(ADULT_QIS)} QIs (age numeric for Mondrian and "
+        "anonypyx). full-domain = lattice search, ARX hierarchies, <= 5 % suppression; "
+        "mondrian = strict Mondrian local recoding: 'hier' releases the covering hierarchy "
+        "label, 'hier+sets' the set of values when narrower, 'sets' uses no hierarchy; "
+        f"ours: median of {repeat} runs (wall and CPU time), anonypyx: one run. NCP and "
+        "discernibility by one function for all; 'own NCP' is what each method reports."
     )
     header = (
-        f"{'':<8}{'method':<10}{'time s':>8}{'suppr.':>8}{'NCP':>8}{'discernibility':>16}"
-        f"{'min class':>10}{'classes':>9}"
+        f"{'':<6}{'method':<22}{'time s':>8}{'cpu s':>8}{'suppr.':>8}{'NCP':>8}{'own NCP':>9}"
+        f"{'discernibility':>16}{'min class':>10}{'classes':>9}"
     )
     print(header)
     for k in ks:
-        times: list[float] = []
         released = frame
-        for _ in range(repeat):
-            start = time.perf_counter()
-            released, _solution = anonymize(frame, ADULT_QIS, hierarchies, k, 0.05)
-            times.append(time.perf_counter() - start)
-        row(k, "ours", statistics.median(times), frame, released, ["age"])
+        own = 0.0
+
+        def full_domain(k: int = k) -> pd.DataFrame:
+            nonlocal own
+            out, solution = anonymize(frame, ADULT_QIS, hierarchies, k, 0.05)
+            own = ncp(frame, out.index, tuple(ADULT_QIS), solution.levels, hierarchies)
+            return out
+
+        wall, cpu, released = measured(full_domain, repeat)
+        row(k, "full-domain", wall, cpu, frame, released, ["age"], own)
+        for method, tables, sets in (
+            ("mondrian hier", categorical, False),
+            ("mondrian hier+sets", categorical, True),
+            ("mondrian sets", {}, False),
+        ):
+
+            def local(k: int = k, tables: Any = tables, sets: bool = sets) -> pd.DataFrame:
+                nonlocal own
+                out, report = mondrian(
+                    frame, ADULT_QIS, k, kinds=kinds, hierarchies=tables, set_labels=sets
+                )
+                own = report.ncp
+                return out
+
+            wall, cpu, released = measured(local, repeat)
+            row(k, method, wall, cpu, frame, released, ["age"], own)
         if anonypyx is None:
-            print(f"{'':<8}anonypyx not installed (pip install -e '.[bench]'), skipped")
+            print(f"{'':<6}anonypyx not installed (pip install -e '.[bench]'), skipped")
             continue
         anonymiser = anonypyx.Anonymiser(
             typed, k=k, feature_columns=ADULT_QIS, generalisation_strategy="human-readable"
         )
-        start = time.perf_counter()
+        start, clock = time.perf_counter(), time.process_time()
         # What Anonymiser.anonymise() does, keeping the partitions to measure the same loss.
         partitions = anonymiser.algorithm.partition(anonymiser.parameters)
         schema = anonymiser.generalisation_strategy_type.create_for_data(typed, ADULT_QIS)
         schema.generalise(typed, partitions)
-        seconds = time.perf_counter() - start
-        row(k, "anonypyx", seconds, typed, mondrian_labels(typed, partitions, ADULT_QIS), ["age"])
+        seconds, cpu = time.perf_counter() - start, time.process_time() - clock
+        labels = mondrian_labels(typed, partitions, ADULT_QIS)
+        row(k, "anonypyx", seconds, cpu, typed, labels, ["age"], None)
+
+
+def measured(fn: Callable[[], pd.DataFrame], repeat: int) -> tuple[float, float, pd.DataFrame]:
+    """Median wall and CPU seconds of `repeat` runs, and the last result."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    result = pd.DataFrame()
+    for _ in range(repeat):
+        start, clock = time.perf_counter(), time.process_time()
+        result = fn()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - clock)
+    return statistics.median(walls), statistics.median(cpus), result
 
 
 def row(
     k: int,
     method: str,
     seconds: float,
+    cpu: float,
     source: pd.DataFrame,
     released: pd.DataFrame,
     numeric: Sequence[str],
+    own: float | None,
 ) -> None:
-    ncp, disc, smallest, classes = information_loss(source, released, ADULT_QIS, numeric)
+    loss, disc, smallest, classes = information_loss(source, released, ADULT_QIS, numeric)
     suppressed = 1 - len(released) / len(source)
+    reported = f"{own:9.3f}" if own is not None else f"{'-':>9}"
     print(
-        f"{'k=' + str(k):<8}{method:<10}{seconds:8.2f}{suppressed:8.1%}{ncp:8.3f}{disc:16,d}"
-        f"{smallest:10d}{classes:9d}"
+        f"{'k=' + str(k):<6}{method:<22}{seconds:8.2f}{cpu:8.2f}{suppressed:8.1%}{loss:8.3f}"
+        f"{reported}{disc:16,d}{smallest:10d}{classes:9d}"
     )
 
 
@@ -454,15 +524,135 @@ def scale(sizes: Sequence[int], k: int) -> None:
             )
 
 
+# --- Mondrian at scale: 100k .. 1M demo rows, 8 quasi-identifiers, k = 5 ------------------
+
+
+def mondrian_frame(people: pd.DataFrame) -> pd.DataFrame:
+    """The quasi-identifiers as the statistics view releases them: name, 身份证号 and mobile
+    through their masks, the rest as they are."""
+    mask = CATALOGUE["mask"].apply
+    frame = people[MONDRIAN_QIS].copy()
+    for column, preset in (("name", "chinese_name"), ("id_card", "id_card"), ("mobile", "mobile")):
+        frame[column] = mask(one_chunk(people[column]), {"preset": preset}, CTX)
+    return frame
+
+
+def mondrian_hierarchies(frame: pd.DataFrame, folder: Path) -> None:
+    """ARX hierarchy files: the scale run's, and the masks' own ladders (身份证号 region 6 -> 4
+    -> 2 digits -> none; mobile 3+4 -> 3 -> none)."""
+    scale_hierarchies(frame, folder)
+    ids = pd.Series(frame["id_card"].astype("string").unique())
+    mobiles = pd.Series(frame["mobile"].astype("string").unique())
+    ladders = {
+        "id_card": pd.DataFrame(
+            {
+                "v": ids,
+                "region4": ids.str.slice(0, 4) + "*" * 14,
+                "region2": ids.str.slice(0, 2) + "*" * 16,
+                "top": "*",
+            }
+        ),
+        "mobile": pd.DataFrame({"v": mobiles, "prefix": mobiles.str.slice(0, 3) + "*" * 8}).assign(
+            top="*"
+        ),
+    }
+    for name, table in ladders.items():
+        table.to_csv(folder / f"{name}.csv", sep=";", header=False, index=False)
+
+
+def mondrian_child(data: Path, folder: Path, k: int) -> None:
+    """In a fresh process: read the frame, then time one Mondrian run while sampling RSS."""
+    frame = pd.read_parquet(data)
+    hierarchies = {
+        q: load_hierarchy(folder / f"{q}.csv")
+        for q in ("gender", "district", "employer_credit_code", "id_card", "mobile")
+    }
+    frame_bytes = int(frame.memory_usage(deep=True).sum())
+    before = rss_bytes()
+    peak = before
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_bytes())
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start, clock = time.perf_counter(), time.process_time()
+    released, report = mondrian(
+        frame, MONDRIAN_QIS, k, kinds=MONDRIAN_KINDS, hierarchies=hierarchies, set_labels=True
+    )
+    seconds, cpu = time.perf_counter() - start, time.process_time() - clock
+    done.set()
+    sampler.join()
+    peak = max(peak, rss_bytes())
+    smallest = int(released[MONDRIAN_QIS].value_counts(dropna=False).min())
+    assert smallest == report.k >= k, "the released view must be k-anonymous"
+    result = {
+        "rows": len(frame),
+        "seconds": seconds,
+        "cpu": cpu,
+        "frame_bytes": frame_bytes,
+        "rss_before": before,
+        "rss_peak": peak,
+        "suppressed": report.suppressed,
+        "k": report.k,
+        "classes": report.classes,
+        "ncp": report.ncp,
+    }
+    print(json.dumps(result))
+
+
+def mondrian_scale(sizes: Sequence[int], k: int) -> None:
+    rows = max(sizes)
+    start = time.perf_counter()
+    people = mondrian_frame(demo.residents(rows))
+    made = time.perf_counter() - start
+    print(
+        f"mondrian-scale: demo residents, QIs {', '.join(MONDRIAN_QIS)} (name, id_card, mobile "
+        f"masked), k={k}, strict Mondrian with set labels; {rows:,} rows generated in "
+        f"{made:.1f} s; each size in a fresh process; memory as in the scale part"
+    )
+    print(
+        f"{'rows':>10}{'time s':>9}{'cpu s':>8}{'frame MiB':>11}{'RSS before':>12}"
+        f"{'RSS peak':>10}{'peak-before':>13}{'/frame':>8}{'suppr.':>8}{'NCP':>7}{'k':>4}"
+        f"{'classes':>9}"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        mondrian_hierarchies(people, folder)
+        for size in sizes:
+            data = folder / f"residents-{size}.parquet"
+            people.iloc[:size].to_parquet(data)
+            command = [sys.executable, __file__, "--mondrian-child", str(data), str(folder), str(k)]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            r = json.loads(output.strip().splitlines()[-1])
+            mib = 1024 * 1024
+            extra = r["rss_peak"] - r["rss_before"]
+            print(
+                f"{r['rows']:>10,}{r['seconds']:9.2f}{r['cpu']:8.2f}"
+                f"{r['frame_bytes'] / mib:11.0f}{r['rss_before'] / mib:12.0f}"
+                f"{r['rss_peak'] / mib:10.0f}{extra / mib:13.0f}"
+                f"{extra / r['frame_bytes']:8.2f}{r['suppressed'] / r['rows']:8.1%}"
+                f"{r['ncp']:7.3f}{r['k']:4d}{r['classes']:9,d}"
+            )
+
+
 def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--scale-child":
         scale_child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+        return
+    if len(sys.argv) == 5 and sys.argv[1] == "--mondrian-child":
+        mondrian_child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--values", type=int, default=1_000_000)
     parser.add_argument("--sample", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--parts", default="transforms,synthesize,adult,scale")
+    parser.add_argument("--parts", default="transforms,synthesize,adult,scale,mondrian-scale")
+    parser.add_argument("--ks", default="2,5,10,20", help="k values of the adult part")
     parser.add_argument("--sizes", default="100000,250000,500000,1000000")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -471,9 +661,11 @@ def main() -> None:
     if "synthesize" in parts:
         synthesize(args.values, args.sample, args.repeat)
     if "adult" in parts:
-        adult((2, 5, 10, 20), args.repeat)
+        adult([int(k) for k in args.ks.split(",")], args.repeat)
     if "scale" in parts:
         scale([int(s) for s in args.sizes.split(",")], 5)
+    if "mondrian-scale" in parts:
+        mondrian_scale([int(s) for s in args.sizes.split(",")], 5)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
@@ -31,6 +31,7 @@ from gateway.errors import (
     Denied,
     MethodNotAllowed,
     NotFound,
+    RequestTimeout,
     StoreUnavailable,
 )
 from gateway.reloader import PolicyReloader
@@ -52,7 +53,14 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
-    error: ApiError = MethodNotAllowed() if exc.status_code == 405 else NotFound("no such endpoint")
+    error: ApiError
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        error = MethodNotAllowed(
+            f"use {allow}" if allow else None, headers={"Allow": allow} if allow else None
+        )
+    else:
+        error = NotFound("no such endpoint")
     return await _api_error(request, error)
 
 
@@ -62,6 +70,14 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     log_.error("store unavailable: %s", exc)
     return await _api_error(
         request, StoreUnavailable("the gateway's store is unavailable; retry in a few seconds")
+    )
+
+
+async def _client_left(request: Request, exc: Exception) -> Response:
+    """The body did not arrive whole: the request deadline closed the connection, or the
+    client left. Nobody reads the answer, but the call is audited as what it was, not a 500."""
+    return await _api_error(
+        request, RequestTimeout("the request body did not arrive whole within the deadline")
     )
 
 
@@ -92,6 +108,7 @@ async def _checkpoint_loop(svc: Services) -> None:
 
 
 POLICY_POLL_SECONDS = 2.0
+NO_HEAD = ("/v1/", "/oauth/")  # routes that authenticate, release data or count quota
 
 
 async def _policy_watch(reloader: PolicyReloader) -> None:
@@ -124,6 +141,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Read the log's Merkle tree before serving: built later (at the first checkpoint) it
+        # would take the GIL from requests for as long as the log is long.
+        await anyio.to_thread.run_sync(svc.audit_log.tree)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
             tasks.start_soon(_policy_watch, reloader)
@@ -162,10 +182,20 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             ApiError: _api_error,
             HTTPException: _http_error,
             StoreError: _store_error,
+            ClientDisconnect: _client_left,
             Exception: _crash,
         },
         lifespan=lifespan,
     )
+    # Never redirect: a redirect built from the Host header sends the caller wherever the
+    # request said (`GET /v1/datasets/` with `Host: evil.example`). A trailing slash is a 404.
+    app.router.redirect_slashes = False
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.path.startswith(NO_HEAD) and route.methods:
+            # Starlette adds HEAD to every GET route and runs the GET handler for it: the rows
+            # would be cut, recorded as released and counted against quotas though no body is
+            # sent. HEAD on the API is a 405; it stays on the health and discovery routes.
+            route.methods.discard("HEAD")
     app.state.services = svc
     app.state.reloader = reloader
     hash_key = hmac.new(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
@@ -35,7 +37,7 @@ from gateway.store.db import Database
 from gateway.store.migrate import migrate
 from gateway.trace.command import trace_command
 from gateway.workspace import actor as _actor
-from gateway.workspace import admin_event, init_workspace
+from gateway.workspace import admin_event, exposure_warning, init_workspace
 
 GRACEFUL_SECONDS = 10  # in-flight calls finish (and are logged); idle keep-alives are dropped
 
@@ -83,11 +85,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.api.protocol import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES, GatewayH11Protocol
     from gateway.app import create_app
 
     settings = _settings(args)
     ws = settings.workspace
     load_policies(ws.policies, ws.home)  # fail fast, in the parent, with file:line messages
+    exposure = exposure_warning(ws)
+    if exposure:
+        logging.config.dictConfig(LOG_CONFIG)  # the server's own log (stderr), set up early
+        logging.getLogger("gateway.workspace").warning(exposure)
     certfile: str | None = None
     keyfile: str | None = None
     if settings.insecure_http:
@@ -116,6 +123,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
+        # Hostile connections (docs/security.md): requests the parser refuses are audited, a
+        # request must arrive whole within REQUEST_SECONDS, idle connections close.
+        "http": GatewayH11Protocol,
+        "ws": "none",  # no WebSocket upgrades: a WebSocket scope would bypass the audit log
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
     }
     if settings.workers > 1:
         # Worker processes rebuild the same settings from the environment.
@@ -347,7 +360,14 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
         _err("the log does not verify; not resuming. Investigate before appending more entries.")
         return 1
     reason = resume(settings.audit_database)
-    _out(f"resumed (was halted: {reason})" if reason else "the audit log was not halted")
+    if reason:
+        _out(f"resumed (was halted: {reason})")
+    else:
+        # A process whose halt note could not be written (a full disk) resumes all the same.
+        _out(
+            "resumed: no halt was recorded in the log; any gateway process halted by a write "
+            "it could not record (e.g. a full disk) accepts calls again"
+        )
     return 0
 
 
@@ -442,7 +462,19 @@ def cmd_store_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    return trace_command(_settings(args), Path(args.file), args.dataset, args.json)
+    settings = _settings(args)
+    seconds = settings.trace_seconds if args.time_limit is None else args.time_limit
+    return trace_command(settings, Path(args.file), args.dataset, args.json, seconds)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -542,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="the extract: CSV, JSON, NDJSON or .xlsx")
     p.add_argument("--dataset", action="append", help="only this dataset's grants (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        metavar="SECONDS",
+        help="refuse (exit 2) a trace running longer (default: $GATEWAY_TRACE_SECONDS or 300)",
+    )
     p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("keys", help="key management")

@@ -129,6 +129,22 @@ class MethodNotAllowed(ApiError):
     reason = "method_not_allowed"
 
 
+class MalformedRequest(ApiError):
+    """The HTTP parser refused the request; nothing of it reached a handler."""
+
+    status = 400
+    slug = "malformed-request"
+    title = "Malformed HTTP request"
+    reason = "malformed_request"
+
+
+class RequestTimeout(ApiError):
+    status = 408
+    slug = "request-timeout"
+    title = "Request timeout"
+    reason = "request_timeout"
+
+
 class LengthRequired(ApiError):
     status = 411
     slug = "length-required"

@@ -108,6 +108,7 @@ class Settings:
     checkpoint_seconds: int = 10  # ... or this many seconds after the newest entry
     rate_per_minute: int = 600  # default per-client request rate (a client may set its own)
     max_inflight: int = 16  # concurrent requests per client and worker
+    trace_seconds: int = 300  # wall-clock limit of `gateway trace` (refused past it, exit 2)
     store: str = ""  # "" (workspace SQLite files), sqlite:///DIR, or postgresql://...
     # Failed client authentications at the OAuth endpoints, counted in the shared store across
     # workers and hosts: past either limit within a window, 429 with Retry-After (gateway/auth).
@@ -185,6 +186,7 @@ class Settings:
             "CHECKPOINT_SECONDS": str(self.checkpoint_seconds),
             "RATE_PER_MINUTE": str(self.rate_per_minute),
             "MAX_INFLIGHT": str(self.max_inflight),
+            "TRACE_SECONDS": str(self.trace_seconds),
             "STORE": self.store,
             "AUTH_FAIL_PER_CLIENT": str(self.auth_fail_per_client),
             "AUTH_FAIL_PER_ADDRESS": str(self.auth_fail_per_address),
@@ -231,6 +233,7 @@ class Settings:
             checkpoint_seconds=integer("CHECKPOINT_SECONDS", cls.checkpoint_seconds),
             rate_per_minute=integer("RATE_PER_MINUTE", cls.rate_per_minute),
             max_inflight=integer("MAX_INFLIGHT", cls.max_inflight),
+            trace_seconds=integer("TRACE_SECONDS", cls.trace_seconds),
             store=get("STORE") or "",
             auth_fail_per_client=integer("AUTH_FAIL_PER_CLIENT", cls.auth_fail_per_client),
             auth_fail_per_address=integer("AUTH_FAIL_PER_ADDRESS", cls.auth_fail_per_address),

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.fsutil import PUBLIC, write_new
+from gateway.fsutil import write_new
 
 _CA_DAYS = 3650
 _SERVER_DAYS = 397  # the CA/Browser Forum maximum for server certificates
@@ -72,7 +72,7 @@ def ensure_dev_ca(cert_path: Path, key_path: Path) -> bool:
         .sign(key, hashes.SHA256())
     )
     write_new(key_path, _private_pem(key))
-    write_new(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+    write_new(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return True
 
 
@@ -113,5 +113,5 @@ def ensure_server_cert(cert_path: Path, key_path: Path, ca_cert: Path, ca_key: P
         .sign(issuer_key, hashes.SHA256())
     )
     write_new(key_path, _private_pem(key))
-    write_new(cert_path, cert.public_bytes(serialization.Encoding.PEM), PUBLIC)
+    write_new(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return True

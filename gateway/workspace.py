@@ -8,8 +8,8 @@ from __future__ import annotations
 import getpass
 import json
 import secrets
-import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog
@@ -17,8 +17,8 @@ from gateway.auth.keys import generate_token_key
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED, write_demo_data
 from gateway.demo import POLICY_DIR
-from gateway.fsutil import write_new
-from gateway.settings import Settings
+from gateway.fsutil import PRIVATE_DIR, exposed, private_dir, write_new
+from gateway.settings import Settings, Workspace
 from gateway.tls import ensure_dev_ca, ensure_server_cert
 
 DEMO_CLIENT = "demo"
@@ -61,8 +61,8 @@ def init_workspace(
         (report.created if created else report.kept).append(what)
 
     for directory in (ws.policies, ws.keys, ws.data, ws.audit, ws.state):
-        directory.mkdir(parents=True, exist_ok=True)
-    ws.keys.chmod(0o700)
+        private_dir(directory)  # 0700 whatever the umask (files: 0600, see gateway/fsutil.py)
+    ws.keys.chmod(PRIVATE_DIR)
     track(generate_keypair(ws.audit_key, ws.audit_pub), "audit signing key (Ed25519)")
     track(generate_token_key(ws.token_key), "token signing key (ES256)")
     track(
@@ -81,10 +81,7 @@ def init_workspace(
     written = write_demo_data(ws.data, rows, seed)
     track(bool(written), f"demo datasets ({rows} rows each, seed {seed})")
     if not any(ws.policies.glob("*.yaml")):
-        for source in sorted(POLICY_DIR.glob("*.yaml")):
-            shutil.copyfile(source, ws.policies / source.name)
-        shutil.copytree(POLICY_DIR / "tests", ws.policies / "tests", dirs_exist_ok=True)
-        shutil.copytree(POLICY_DIR / "hierarchies", ws.policies / "hierarchies", dirs_exist_ok=True)
+        _copy_private(POLICY_DIR, ws.policies)
         track(True, "demo policies and their tests")
     else:
         track(False, "policies")
@@ -115,3 +112,24 @@ def init_workspace(
     finally:
         registry.close()
     return report
+
+
+def exposure_warning(ws: Workspace) -> str | None:
+    """One line naming the workspace files with data, keys, state or a client secret that other
+    users of the machine can access (made by older versions, a copy or an admin), or None."""
+    found = exposed([ws.data, ws.keys, ws.audit, ws.state, ws.demo_client])
+    if not found:
+        return None
+    names = [str(p.relative_to(ws.home)) for p in found[:3]] + (["..."] if len(found) > 3 else [])
+    return (
+        f"{len(found)} workspace file(s) holding data, keys or state are open to other users "
+        f"({', '.join(names)}); run `chmod -R go= {ws.home}` to make them private"
+    )
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy the demo policy tree (policies, tests, hierarchies) as private files; a copy would
+    keep the package's modes (0644), a new file gets the workspace's (0600)."""
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".csv"):
+            write_new(target / path.relative_to(source), path.read_bytes())

@@ -247,31 +247,42 @@ def test_ungranted_dataset_answers_like_an_unknown_one(client: TestClient, demo:
     assert last["rows"] == 0
 
 
+STATISTICS = ("residents", "statistics")
+REGISTER = ("enterprise_registry", "market-analysis")
+
+
 @pytest.mark.parametrize(
-    ("query", "parameter"),
+    ("view", "query", "parameter"),
     [
-        ("_size=0", "_size"),
-        ("_size=501", "_size"),
-        ("_size=abc", "_size"),
-        ("_size=1&_size=2", "_size"),
-        ("monthly_income=5000", "monthly_income"),
-        ("birth_date__gt=1990-01-01", "birth_date__gt"),
-        ("age__gt=old", "age__gt"),
-        ("age__like=3", "age__like"),
-        ("_sort=monthly_income", "_sort"),
-        ("_col=birth_date", "_col"),
-        ("_next=not-a-cursor", "_next"),
-        ("_format=xml", "_format"),
-        ("_bogus=1", "_bogus"),
-        ("_size=1e3", "_size"),
+        (STATISTICS, "_size=0", "_size"),
+        (STATISTICS, "_size=501", "_size"),
+        (STATISTICS, "_size=abc", "_size"),
+        (STATISTICS, "_size=1&_size=2", "_size"),
+        (STATISTICS, "mobile=13800138000", "mobile"),  # a column statistics does not release
+        (STATISTICS, "birth_date__gt=1990-01-01", "birth_date__gt"),
+        (STATISTICS, "age__isnull=old", "age__isnull"),  # isnull takes 1 or 0
+        (REGISTER, "registered_capital__gt=old", "registered_capital__gt"),  # not an integer
+        (REGISTER, "registered_capital__contains=1", "registered_capital__contains"),
+        (STATISTICS, "age__like=3", "age__like"),
+        (STATISTICS, "_sort=name", "_sort"),  # not released in statistics
+        (STATISTICS, "_sort_desc=mobile", "_sort_desc"),
+        (STATISTICS, "_col=birth_date", "_col"),
+        (STATISTICS, "_next=not-a-cursor", "_next"),
+        (STATISTICS, "_format=xml", "_format"),
+        (STATISTICS, "_bogus=1", "_bogus"),
+        (STATISTICS, "_size=1e3", "_size"),
+        (STATISTICS, "_size=%C2%B2", "_size"),  # "²": str.isdigit() is true, int() refuses it
+        (STATISTICS, "_size=%E2%91%A0", "_size"),  # "①"
+        (STATISTICS, "_size=%EF%BC%95", "_size"),  # fullwidth "５": int() would accept it
     ],
 )
 def test_bad_parameters_are_400_naming_the_parameter(
-    client: TestClient, token: str, query: str, parameter: str
+    client: TestClient, token: str, view: tuple[str, str], query: str, parameter: str
 ) -> None:
     """Promise 10: bad input gets a 400 naming the parameter and releases no rows."""
+    dataset, purpose = view
     response = client.get(
-        f"/v1/datasets/residents/rows?purpose=statistics&{query}", headers=bearer(token)
+        f"/v1/datasets/{dataset}/rows?purpose={purpose}&{query}", headers=bearer(token)
     )
     assert response.status_code == 400
     body = response.json()
@@ -316,7 +327,9 @@ def test_entries_carry_no_token_and_no_raw_values(
         f"/v1/datasets/residents/rows?purpose=statistics&id_card={raw_id}", headers=bearer(token)
     )
     client.get(f"/v1/datasets/{raw_id}/rows", headers=bearer(token))
-    client.get("/v1/datasets/residents/rows?purpose=statistics&_size=5", headers=bearer(token))
+    page = client.get(
+        "/v1/datasets/residents/rows?purpose=statistics&_size=5", headers=bearer(token)
+    ).json()["rows"]
     _, stored = read_entries(demo.settings.audit_database)
     dump = b"\n".join(e.line + e.sig for e in stored)  # what the store holds, on any backend
     if not demo.settings.store:  # and the SQLite files byte for byte, free pages included
@@ -325,13 +338,16 @@ def test_entries_carry_no_token_and_no_raw_values(
     assert token.encode() not in dump
     assert token.split(".")[2].encode() not in dump
     assert raw_id.encode() not in dump
+    for row in page:  # released values (synthetic 身份证号) stay out of the log too
+        assert row["id_card"].encode() not in dump
     last = entries(demo)[-1]
     assert last["rows"] == 5
     assert last["dataset"] == "residents"
     assert last["grant"] == "demo-residents"
     assert isinstance(last["token_sha256"], str)
     assert len(last["token_sha256"]) == 64
-    assert "name:mask" in last["transforms"]  # type: ignore[operator]
+    assert "employer_credit_code:mask" in last["transforms"]  # type: ignore[operator]
+    assert "id_card:synthesize" in last["transforms"]  # type: ignore[operator]
 
 
 def test_unwritable_log_fails_closed_with_503(demo: Demo, token: str) -> None:

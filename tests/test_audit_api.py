@@ -96,8 +96,12 @@ def test_bad_proof_parameters_are_400(client: TestClient) -> None:
         ("idx=-1&size=2", "idx"),
         ("idx=a&size=1", "idx"),
         ("size=1", "idx"),
+        ("idx=%C2%B2&size=3", "idx"),  # "²": str.isdigit() is true, int() refuses it
+        ("idx=0&size=%E2%91%A0", "size"),  # "①"
+        ("idx=%EF%BC%91&size=3", "idx"),  # fullwidth "１": int() would accept it
     ]:
         response = client.get(f"/v1/audit/proof?{query}")
         assert response.status_code == 400, query
         assert response.json()["parameter"] == parameter, query
     assert client.get("/v1/audit/consistency?from=3&to=2").status_code == 400
+    assert client.get("/v1/audit/consistency?from=%C2%B2&to=3").status_code == 400

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from gateway.policy.engine import Engine
-from gateway.policy.files import load_policies
+from gateway.policy.files import PolicyError, load_policies
 from gateway.policy.testing import load_cases, run_cases
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 
@@ -24,8 +25,10 @@ def yaml_blocks(doc: str) -> list[str]:
 
 
 def test_policy_examples_in_docs_load_and_their_tests_pass(tmp_path: Path) -> None:
-    """The complete example in docs/policies.md loads, and the policy-test example passes
-    against it."""
+    """The complete example in docs/policies.md loads, the policy-test example passes against
+    it, and what the text says of it holds: its quasi-identifiers, the second privacy model, the
+    three refusals at load with file:line."""
+    text = (DOCS / "policies.md").read_text()
     blocks = yaml_blocks("policies.md")
     policy_text = next(b for b in blocks if b.startswith("dataset:"))
     cases_text = next(b for b in blocks if b.startswith("cases:"))
@@ -46,6 +49,51 @@ def test_policy_examples_in_docs_load_and_their_tests_pass(tmp_path: Path) -> No
     results = run_cases(Engine(policy), cases)
     assert all(r.passed for r in results), results
     assert policy.grants[0].valid_at(datetime(2026, 6, 1, tzinfo=UTC))
+    # What the text around the example says: every derived column is a quasi-identifier; the
+    # synthetic id_card and the sensitive income are not.
+    grant = policy.grants[0]
+    assert grant.privacy is not None
+    assert set(grant.privacy.quasi_identifiers) == {"name", "gender", "age", "city", "mobile"}
+    # The other privacy model shown under "Privacy models" fits the same grant and loads too.
+    (fragment,) = [b for b in blocks if b.startswith("    privacy:")]
+    before, rest = policy_text.split("    privacy:", 1)
+    other = before + fragment + "    columns:" + rest.split("    columns:", 1)[1]
+    (tmp_path / "policies" / "hierarchies").mkdir()
+    (tmp_path / "policies" / "hierarchies" / "city.csv").write_text("北京市;北京市;*\n")
+    (tmp_path / "policies" / "residents.yaml").write_text(other)
+    reloaded = load_policies(tmp_path / "policies", tmp_path).grants[0].privacy
+    assert reloaded is not None
+    assert (reloaded.k, reloaded.l, reloaded.recoding) == (10, 2, "local")
+    # The three refusals the text names, each with file:line.
+    income = "      sensitive: monthly_income\n"
+    refusals = [  # (as the text shows it, the example's line, the edited line, the message)
+        (
+            "id_card: {transform: pseudonymize}",
+            "id_card: {transform: synthesize, kind: id_card}",
+            "id_card: {transform: pseudonymize}",
+            "核心 column released as pseudonymize",
+        ),
+        (
+            "name: keep",
+            "name: {transform: mask, preset: chinese_name}",
+            "name: keep",
+            "重要 column released (nearly) raw",
+        ),
+        (
+            "quasi_identifiers: [gender, city]",
+            income,
+            income + "      quasi_identifiers: [gender, city]\n",
+            "are released from real values but not listed",
+        ),
+    ]
+    prose = " ".join(text.split())
+    for shown, original, edited, message in refusals:
+        assert f"`{shown}" in prose  # the text names this refusal
+        assert original in policy_text
+        (tmp_path / "policies" / "residents.yaml").write_text(policy_text.replace(original, edited))
+        with pytest.raises(PolicyError, match=r"residents\.yaml:\d+: ") as refused:
+            load_policies(tmp_path / "policies", tmp_path)
+        assert message in str(refused.value), shown
 
 
 def test_mask_preset_table_matches_the_code() -> None:
@@ -71,17 +119,22 @@ def test_mask_preset_table_matches_the_code() -> None:
 def test_transform_examples_are_valid() -> None:
     """Every example line in docs/transforms.md is a valid transform for that demo column."""
     from gateway.demo import POLICY_DIR
-    from gateway.policy.model import ColumnType
+    from gateway.policy.floors import floor_problem
+    from gateway.policy.model import Classification, Column, ColumnType
     from gateway.privacy.transforms import validate
 
     types: dict[str, str] = {}
+    columns: dict[str, Column] = {}
     for path in POLICY_DIR.glob("*.yaml"):
-        types.update(
-            {
-                k: v["type"]
-                for k, v in yaml.safe_load(path.read_text())["dataset"]["columns"].items()
-            }
-        )
+        for k, v in yaml.safe_load(path.read_text())["dataset"]["columns"].items():
+            types[k] = v["type"]
+            columns[k] = Column(
+                k,
+                ColumnType(v["type"]),
+                Classification(v["class"]),
+                v.get("grade", "一般"),
+                kind=v.get("kind"),
+            )
     (block,) = yaml_blocks("transforms.md")
     examples = yaml.safe_load(block)
     assert len(examples) >= 12
@@ -89,3 +142,8 @@ def test_transform_examples_are_valid() -> None:
         params = {k: v for k, v in spec.items() if k != "transform"}
         problems = validate(spec["transform"], params, ColumnType(types[column]))
         assert problems == [], (column, problems)
+        # and within the release floors of that demo column's grade (核心, 重要, 一般)
+        floor = floor_problem(
+            spec["transform"], params, columns[column], params.get("justification")
+        )
+        assert floor is None, (column, floor)

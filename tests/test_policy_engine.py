@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
@@ -230,17 +231,17 @@ def test_unreachable_privacy_model_releases_nothing(
 ) -> None:
     """If the grant's k cannot be met within its suppression limit, no row leaves (503)."""
     path = demo.home / "policies" / "residents.yaml"
-    path.write_text(
-        path.read_text().replace(
-            "quasi_identifiers: [gender, district]",
-            "quasi_identifiers: [gender, district, mobile]",
-        )
-    )
+    text = path.read_text()
+    assert text.count("      k: 5\n") == 1  # the statistics grant
+    # k above the number of rows the grant's row filter keeps: no recoding can reach it.
+    path.write_text(text.replace("      k: 5\n", "      k: 100000\n"))
     with TestClient(create_app(demo.settings), base_url=BASE) as fresh:
         good = token_for(fresh, demo.client_id, demo.client_secret)
         response = fresh.get(f"{ROWS}?purpose=statistics", headers=bearer(good))
     assert response.status_code == 503
+    assert response.headers["content-type"].startswith("application/problem+json")
     assert "rows" not in response.json()
+    assert response.json()["type"].endswith("privacy-unreachable")
     assert "would suppress" in response.json()["detail"]
 
 
@@ -277,23 +278,39 @@ def test_explain_over_http_and_cli(
     assert result["decision"] == "allow"
     assert result["tried"][0]["outcome"] == "match"
     assert result["row_filter"] == "age >= 18 and age <= 65"
-    assert result["sample"][0]["mobile"].count("*") == 4
-    raw = (demo.home / "data" / "residents.csv").read_text()
-    assert result["sample"][0]["id_card"] not in raw
-    code = main(
-        [
-            "policy",
-            "explain",
-            "--home",
-            str(demo.home),
-            "--client",
-            "demo",
-            "--dataset",
-            "residents",
-            "--purpose",
-            "marketing",
-        ]
-    )
+    assert result["quasi_identifiers"] == [
+        "gender",
+        "age",
+        "province",
+        "city",
+        "district",
+        "employer_credit_code",
+    ]
+    assert result["achieved"]["k"] >= 5
+    assert result["risk"]["rows_in_unique_classes"] == 0
+    raw = pd.read_csv(demo.home / "data" / "residents.csv", dtype=str)
+    assert result["sample"]
+    for row in result["sample"]:
+        assert list(row) == [c["column"] for c in result["columns"]]  # raw column names
+        code = row["employer_credit_code"]  # masked (preset credit_code): at most 4 shown
+        assert len(code) == 18
+        assert code.count("*") >= 14
+        assert code not in set(raw["employer_credit_code"])
+        assert row["id_card"] not in set(raw["id_card"])  # synthetic, never a real one
+        assert row["age"] not in set(raw["age"])  # a band label, never a raw age
+        assert row["monthly_income"] not in set(raw["monthly_income"])
+    command = ["policy", "explain", "--home", str(demo.home), "--client", "demo"]
+    code = main([*command, "--dataset", "residents", "--purpose", "statistics"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("ALLOW")
+    assert "-> grant demo-residents: match" in out
+    assert "quasi-identifiers: gender, age, province, city, district, employer_credit_code" in out
+    assert "privacy model: k=5, l=2 on monthly_income, local recoding" in out
+    assert "  achieved: k=" in out
+    assert "  risk: 0 of " in out
+    assert not set(raw["id_card"]) & set(out.replace("=", " ").split())  # no raw 身份证号
+    code = main([*command, "--dataset", "residents", "--purpose", "marketing"])
     out = capsys.readouterr().out
     assert code == 3
     assert "DENY" in out
@@ -342,7 +359,8 @@ def test_bad_edit_keeps_the_last_good_set(client: TestClient, demo: Demo, token:
     before = client.get("/v1/admin/status", headers=bearer(admin)).json()["policy"]["active"]
     path = demo.home / "policies" / "residents.yaml"
     good_text = path.read_text()
-    path.write_text(good_text.replace("transform: mask, preset: mobile", "transform: maks"))
+    assert "transform: mask, preset: credit_code" in good_text
+    path.write_text(good_text.replace("transform: mask, preset: credit_code", "transform: maks"))
     response = reload(client, admin)
     assert response.status_code == 422
     status = response.json()["policy"]

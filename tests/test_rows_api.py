@@ -20,6 +20,7 @@ BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreS
 
 ROWS = "/v1/datasets/residents/rows?purpose=statistics"
 ENTERPRISES = "/v1/datasets/enterprise_registry/rows?purpose=market-analysis"
+PLANNING = "/v1/datasets/residents/rows?purpose=planning"
 
 
 def get(client: TestClient, token: str, url: str, **headers: str) -> Any:
@@ -67,38 +68,77 @@ def test_sort_order_is_correct(client: TestClient, token: str) -> None:
 def test_filters_match_released_values(client: TestClient, token: str) -> None:
     """Every operator keeps exactly the rows whose RELEASED values match (checked against the
     whole view fetched without filters)."""
-    everything = pd.DataFrame(walk(client, token, f"{ROWS}&_size=500"))
+    people = pd.DataFrame(walk(client, token, f"{ROWS}&_size=500"))
+    firms = pd.DataFrame(walk(client, token, f"{ENTERPRISES}&_size=1000"))
+    planned = pd.DataFrame(walk(client, token, f"{PLANNING}&_size=500"))
+    # Released labels taken from the views themselves, so no case matches nothing by accident.
+    band = str(people["monthly_income"].iloc[0])  # a generalized income band, e.g. "4000-5999"
+    code = str(people["employer_credit_code"].iloc[0])  # a masked code, e.g. "91**************"
+    ages = sorted(people["age"].unique())[:2]  # generalized age labels, e.g. "0-49", "25-49"
     cases = {
-        "gender=女": everything["gender"] == "女",
-        "age__gt=60": everything["age"] > 60,
-        "age__lte=20": everything["age"] <= 20,
-        "district__in=朝阳区,天河区": everything["district"].isin(["朝阳区", "天河区"]),
-        "district__not=朝阳区": everything["district"] != "朝阳区",
-        "address__startswith=北京市": everything["address"].str.startswith("北京市"),
-        "address__contains=天河": everything["address"].str.contains("天河"),
-        "mobile__isnull=1": everything["mobile"].isna(),
-        "name__exact=王*": everything["name"] == "王*",
+        (ROWS, "gender=女"): people["gender"] == "女",
+        (ROWS, f"age__in={','.join(ages)}"): people["age"].isin(ages),
+        (ROWS, "district__in=朝阳区,天河区"): people["district"].isin(["朝阳区", "天河区"]),
+        (ROWS, "district__not=朝阳区"): people["district"] != "朝阳区",
+        (ROWS, f"monthly_income__startswith={band.split('-')[0]}-"): people[
+            "monthly_income"
+        ].str.startswith(band.split("-")[0] + "-"),
+        (ROWS, "age__contains=-4"): people["age"].str.contains("-4", regex=False),
+        (ROWS, f"employer_credit_code__exact={code}"): people["employer_credit_code"] == code,
+        (ROWS, f"monthly_income__not={band}"): people["monthly_income"] != band,
+        (ENTERPRISES, "registered_capital__gt=1000"): firms["registered_capital"] > 1000,
+        (ENTERPRISES, "registered_capital__lte=100"): firms["registered_capital"] <= 100,
+        (ENTERPRISES, "founded__gte=2020-01-01"): firms["founded"] >= "2020-01-01",
+        (ENTERPRISES, "founded__lt=2000-01-01"): firms["founded"] < "2000-01-01",
+        (ENTERPRISES, "legal_rep_name__exact=王*"): firms["legal_rep_name"] == "王*",
+        (ENTERPRISES, "legal_rep_mobile__startswith=138"): firms["legal_rep_mobile"].str.startswith(
+            "138"
+        ),
+        (ENTERPRISES, "company_name__contains=科技"): firms["company_name"].str.contains("科技"),
+        (PLANNING, "mobile__startswith=13"): planned["mobile"].str.startswith("13"),
+        (PLANNING, "employer_credit_code__isnull=1"): planned["employer_credit_code"].isna(),
+        (PLANNING, "employer_credit_code__isnull=0"): planned["employer_credit_code"].notna(),
     }
-    for query, expected in cases.items():
-        body = get(client, token, f"{ROWS}&{query}&_size=500&_extra=count").json()
+    for (url, query), expected in cases.items():
+        body = get(client, token, f"{url}&{query}&_size=500&_extra=count").json()
         assert body["view"]["count"] == int(expected.sum()), query
+        if not query.endswith("isnull=0"):  # suppressed: no row has a value
+            assert expected.any(), query  # the case selects something
 
 
 def test_filters_cannot_find_raw_values(client: TestClient, demo: Demo, token: str) -> None:
-    """Promise 3: filtering a masked or pseudonymized column by a raw value finds nothing."""
+    """Promise 3: filtering a masked, generalized, pseudonymized or synthetic column by a raw
+    value finds nothing."""
     raw = pd.read_csv(demo.home / "data" / "residents.csv", dtype=str)
-    adult = raw[raw["age"].astype(int).between(18, 65)].iloc[0]
-    for column in ("id_card", "mobile", "name", "address"):
-        body = get(client, token, f"{ROWS}&{column}={adult[column]}&_extra=count").json()
-        assert body["view"]["count"] == 0, column
-        body = get(
-            client, token, f"{ROWS}&{column}__startswith={adult[column][:8]}&_extra=count"
-        ).json()
-        assert body["rows"] == [] or column == "address", column  # address keeps the district
+    adults = raw[raw["age"].astype(int).between(18, 65)].head(3)
+    exact = {
+        ROWS: ("id_card", "employer_credit_code", "age", "monthly_income"),
+        PLANNING: ("name", "id_card", "mobile"),  # synthetic and format-preserving values
+    }
+    prefix = {ROWS: ("employer_credit_code",)}  # masked: the raw prefix is not what is released
+    for _, person in adults.iterrows():
+        for url, columns in exact.items():
+            for column in columns:
+                body = get(client, token, f"{url}&{column}={person[column]}&_extra=count").json()
+                assert body["view"]["count"] == 0, (url, column)
+        for url, columns in prefix.items():
+            for column in columns:
+                body = get(
+                    client, token, f"{url}&{column}__startswith={person[column][:8]}&_extra=count"
+                ).json()
+                assert body["rows"] == [], (url, column)
     enterprises = pd.read_csv(demo.home / "data" / "enterprise_registry.csv", dtype=str)
-    raw_id = enterprises["legal_rep_id_card"].iloc[0]
-    body = get(client, token, f"{ENTERPRISES}&legal_rep_id_card={raw_id}&_extra=count").json()
-    assert body["view"]["count"] == 0
+    for _, firm in enterprises.head(3).iterrows():
+        for column in ("legal_rep_id_card", "legal_rep_name", "legal_rep_mobile"):
+            body = get(client, token, f"{ENTERPRISES}&{column}={firm[column]}&_extra=count").json()
+            assert body["view"]["count"] == 0, column
+        body = get(
+            client,
+            token,
+            f"{ENTERPRISES}&legal_rep_mobile__startswith={firm['legal_rep_mobile'][:8]}"
+            "&_extra=count",
+        ).json()
+        assert body["rows"] == []
 
 
 def test_cursor_is_bound_to_its_query_and_view(client: TestClient, demo: Demo, token: str) -> None:
@@ -116,26 +156,29 @@ def test_cursor_is_bound_to_its_query_and_view(client: TestClient, demo: Demo, t
 
 def test_column_selection(client: TestClient, token: str) -> None:
     """_col picks released columns (in view order); _nocol removes some."""
-    only = get(client, token, f"{ROWS}&_size=2&_col=mobile&_col=name").json()
-    assert list(only["rows"][0]) == ["name", "mobile"]
-    without = get(client, token, f"{ROWS}&_size=2&_nocol=address").json()
-    assert "address" not in without["rows"][0]
-    assert "name" in without["rows"][0]
+    only = get(client, token, f"{ROWS}&_size=2&_col=monthly_income&_col=gender").json()
+    assert list(only["rows"][0]) == ["gender", "monthly_income"]
+    without = get(client, token, f"{ROWS}&_size=2&_nocol=employer_credit_code").json()
+    assert "employer_credit_code" not in without["rows"][0]
+    assert "gender" in without["rows"][0]
+    released = without["view"]["columns"]
+    assert list(without["rows"][0]) == [c for c in released if c != "employer_credit_code"]
 
 
 def test_formats_round_trip_chinese(client: TestClient, token: str) -> None:
     """JSON, CSV and NDJSON carry the same rows with Chinese intact; by _format or Accept."""
-    as_json = get(client, token, f"{ROWS}&_size=20&_sort=mobile").json()["rows"]
-    as_csv = get(client, token, f"{ROWS}&_size=20&_sort=mobile&_format=csv")
+    as_json = get(client, token, f"{ROWS}&_size=20&_sort=id_card").json()["rows"]
+    as_csv = get(client, token, f"{ROWS}&_size=20&_sort=id_card&_format=csv")
     assert as_csv.headers["content-type"].startswith("text/csv")
     parsed = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8"))))
-    assert [r["name"] for r in parsed] == [r["name"] for r in as_json]
-    assert [r["address"] for r in parsed] == [r["address"] for r in as_json]
-    ndjson = get(client, token, f"{ROWS}&_size=20&_sort=mobile", Accept="application/x-ndjson")
+    assert parsed == as_json  # every column of the statistics view is text
+    ndjson = get(client, token, f"{ROWS}&_size=20&_sort=id_card", Accept="application/x-ndjson")
     assert ndjson.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in ndjson.content.decode("utf-8").splitlines()]
     assert lines == as_json
-    assert any("市" in r["address"] for r in lines)
+    assert any("市" in r["city"] for r in lines)
+    assert any(r["district"].endswith("区") for r in lines)
+    assert {r["gender"] for r in lines} <= {"男", "女"}
 
 
 def test_csv_injection_is_neutralized() -> None:

@@ -15,6 +15,7 @@ import gateway.privacy.views as views_module
 from gateway.app import create_app
 from gateway.policy.model import PrivacyModel
 from gateway.privacy.kanon import PrivacyReport, enforce, ncp
+from gateway.privacy.viewstore import StoredView, ViewStore
 from tests.conftest import BASE, Demo, token_for
 
 PAGES = [
@@ -138,3 +139,30 @@ def test_new_code_never_reads_a_view_the_old_code_stored(
     monkeypatch.setattr(views_module, "CODE_VERSION", "an-upgraded-release")
     fetch_pages(demo)
     assert before < set(stored_files(demo))
+
+
+def test_a_view_read_back_after_restart_is_kept_in_memory(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: after a restart a view is read from disk once, then served from memory (no
+    re-reading, re-authenticating or re-permuting per request)."""
+    first = fetch_pages(demo)  # computes the views and stores them
+    loads: list[str] = []
+    original_load = ViewStore.load
+
+    def counting_load(self: ViewStore, key: str) -> StoredView | None:
+        loads.append(key)
+        return original_load(self, key)
+
+    monkeypatch.setattr(ViewStore, "load", counting_load)
+    with TestClient(create_app(demo.settings), base_url=BASE) as client:  # the restart
+        token = token_for(client, demo.client_id, demo.client_secret)
+        headers = {"Authorization": f"Bearer {token}"}
+        for _ in range(3):
+            pages = []
+            for url in PAGES:
+                response = client.get(url, headers=headers)
+                assert response.status_code == 200, response.text
+                pages.append(response.content)
+            assert pages == first
+    assert len(loads) == len(set(loads)) == 2  # each stored view read once, never again

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
 from gateway.api.context import audit_context
 from gateway.errors import BadRequest, NotFound
+from gateway.integers import parse_int
 
 MAX_ENTRIES = 1000
 
@@ -20,12 +21,7 @@ def _int(request: Request, name: str, *, minimum: int = 0) -> int:
     raw = request.query_params.getlist(name)
     if len(raw) != 1:
         raise BadRequest(f"give {name} exactly once", parameter=name)
-    if not raw[0].isdigit() or len(raw[0]) > 18:
-        raise BadRequest(f"{name} must be a non-negative integer", parameter=name)
-    value = int(raw[0])
-    if value < minimum:
-        raise BadRequest(f"{name} must be at least {minimum}", parameter=name)
-    return value
+    return parse_int(raw[0], name, minimum=minimum)
 
 
 def _only(request: Request, allowed: set[str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,9 +18,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.context import AuditContext
 from gateway.api.metrics import Metrics
 from gateway.api.problems import problem_response
+from gateway.api.protocol import MAX_HEAD_BYTES, REJECTED, REQUEST_SECONDS
 from gateway.audit.receipt import make_receipt
 from gateway.audit.store import AuditLog
-from gateway.errors import ApiError, AuditUnavailable, ServiceUnavailable
+from gateway.errors import (
+    ApiError,
+    AuditUnavailable,
+    HeadersTooLarge,
+    MalformedRequest,
+    RequestTimeout,
+    ServiceUnavailable,
+)
 
 log = logging.getLogger("gateway.audit")
 
@@ -52,8 +61,12 @@ class AuditMiddleware:
                 chunks.append(message.get("body", b""))
                 complete = not message.get("more_body", False)
 
+        rejected = scope.get("extensions", {}).get(REJECTED)
         try:
-            await self.app(scope, receive, capture)
+            if rejected is not None:
+                await _refuse(rejected, scope, ctx, capture)
+            else:
+                await self.app(scope, receive, capture)
         except Exception:
             log.exception("unhandled error in request %s", ctx.rid)
         finally:
@@ -110,6 +123,25 @@ class AuditMiddleware:
             time.perf_counter() - started,
             audit_seconds,
         )
+
+
+async def _refuse(rejected: dict[str, Any], scope: Scope, ctx: AuditContext, send: Send) -> None:
+    """A request the HTTP parser refused (gateway/api/protocol.py): answer it, record who sent
+    it and why; no handler runs."""
+    status, defect = int(rejected["status"]), str(rejected["reason"])[:32]
+    error: ApiError
+    if status == 431:
+        error = HeadersTooLarge(f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
+    elif status == 408:
+        error = RequestTimeout(f"the request did not arrive within {REQUEST_SECONDS:g} s")
+    else:
+        error = MalformedRequest(f"the HTTP parser refused the request ({defect})")
+    client = scope.get("client")
+    ctx.peer = str(client[0])[:64] if client else None
+    ctx.rejected, ctx.decision, ctx.reason = defect, "deny", error.reason
+    start, chunks = _render(problem_response(error, ctx.rid))
+    await send(start)
+    await send({"type": "http.response.body", "body": b"".join(chunks)})
 
 
 def _render(response: Response) -> tuple[Message, list[bytes]]:

@@ -27,6 +27,8 @@ class AuditContext:
     rows: int = 0
     view: str | None = None  # the view a rows response was cut from (its key)
     row_ids: str | None = None  # which of its rows it released (gateway/trace/rowset.py)
+    rejected: str | None = None  # the defect, when the HTTP parser refused the request
+    peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
 
@@ -41,7 +43,7 @@ class AuditContext:
             "rid": self.rid,
             "method": method[:16],
             "route": self.route,
-            "path_hmac": _hmac(key, path.encode("utf-8", "surrogateescape")),
+            "path_hmac": _hmac(key, _path_bytes(path)),
             "query_hmac": _hmac(key, query.encode("latin-1", "replace")) if query else None,
             "status": status,
             "client": self.client,
@@ -55,11 +57,23 @@ class AuditContext:
             "rows": self.rows,
             "resp_sha256": _sha256(body),
         }
+        if self.rejected is not None:
+            # Nothing of the request was parsed (its bytes may hold anything): who and why.
+            event["rejected"] = self.rejected
+            event["peer"] = self.peer
         if self.view is not None and self.decision == "allow" and status == 200:
             # Which rows left, so a leak can be followed to the calls that released it.
             event["view"] = self.view
             event["row_ids"] = self.row_ids
         return event
+
+
+def _path_bytes(path: str) -> bytes:
+    """The path as bytes, whatever the server put in it (any lone surrogate included)."""
+    try:
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogatepass")
 
 
 def _sha256(data: bytes) -> str:

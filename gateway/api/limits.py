@@ -1,6 +1,6 @@
 """Request size limits, checked before any handler runs (inside the audit middleware, so every
-refusal is logged): query string, header fields, and body. Per-client concurrency is enforced by
-`InFlight`, acquired once the caller is authenticated."""
+refusal is logged): query string, header fields, and body; and headers that must not repeat.
+Per-client concurrency is enforced by `InFlight`, acquired once the caller is authenticated."""
 
 from __future__ import annotations
 
@@ -12,17 +12,23 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway.api.problems import problem_response
 from gateway.errors import (
     ApiError,
+    BadRequest,
     HeadersTooLarge,
     LengthRequired,
     PayloadTooLarge,
     TooManyRequests,
     UriTooLong,
 )
+from gateway.integers import parse_int
 
 MAX_QUERY = 8 * 1024
 MAX_HEADER = 16 * 1024  # (Authorization has its own, lower limit: 8 KB, see auth/tokens.py)
 MAX_HEADERS_TOTAL = 32 * 1024
 MAX_BODY = 64 * 1024
+# Headers that must occur at most once: a second one is a 400, never "the first wins".
+SINGLE_HEADERS = frozenset(
+    {b"authorization", b"host", b"content-length", b"content-type", b"data-purpose"}
+)
 
 
 class SizeLimits:
@@ -34,25 +40,36 @@ class SizeLimits:
             await self.app(scope, receive, send)
             return
         error: ApiError | None = None
-        if len(scope.get("query_string", b"")) > MAX_QUERY:
+        query = scope.get("query_string", b"")
+        if len(query) > MAX_QUERY:
             error = UriTooLong(f"the query string is longer than {MAX_QUERY} bytes")
+        elif not query.isascii():
+            # Typed unencoded (`?gender=女` in curl) and passed on by a server that allows it:
+            # parsed as Latin-1 it would silently match nothing. UTF-8 is percent-encoded as
+            # the client should have done; anything else is refused.
+            try:
+                query.decode("utf-8")
+                scope = {**scope, "query_string": _percent_encode(query)}
+            except UnicodeDecodeError:
+                error = BadRequest("the query string is not UTF-8; percent-encode its values")
         headers = scope.get("headers", [])
         if any(len(k) + len(v) > MAX_HEADER for k, v in headers):
             error = HeadersTooLarge(f"a header field is longer than {MAX_HEADER} bytes")
         elif sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS_TOTAL:
             error = HeadersTooLarge(f"the header fields exceed {MAX_HEADERS_TOTAL} bytes")
-        declared = next((v for k, v in headers if k == b"content-length"), None)
+        repeated = _repeated(headers)
+        if error is None and repeated is not None:
+            # Which of two Authorization headers counts? Different parts of a chain (a proxy,
+            # this server, a library) may pick different ones: refuse rather than pick.
+            error = BadRequest(f"give the {repeated} header once", parameter=repeated)
+        declared = [v for k, v in headers if k == b"content-length"]
         chunked = any(k == b"transfer-encoding" for k, _ in headers)
         if error is None and chunked:
             # A body without a declared length could only be limited after the app has started
             # answering; refuse it up front (the server enforces a declared length itself).
             error = LengthRequired("send the request body with a Content-Length header")
-        elif (
-            error is None
-            and declared is not None
-            and (not declared.isdigit() or int(declared) > MAX_BODY)
-        ):
-            error = PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
+        elif error is None and declared:
+            error = _body_length(declared)
         if error is not None:
             await self._refuse(scope, error, receive, send)
             return
@@ -65,6 +82,37 @@ class SizeLimits:
             ctx.decision, ctx.reason = "deny", error.reason
         response = problem_response(error, getattr(ctx, "rid", None))
         await response(scope, receive, send)
+
+
+def _percent_encode(query: bytes) -> bytes:
+    """Percent-encode the bytes of a query string outside ASCII (RFC 3986 2.1)."""
+    return b"".join(b"%%%02X" % byte if byte > 0x7F else bytes((byte,)) for byte in query)
+
+
+def _repeated(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The first header of SINGLE_HEADERS that occurs more than once, if any."""
+    seen: set[bytes] = set()
+    for name, _ in headers:
+        name = name.lower()
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                return name.decode("ascii")
+            seen.add(name)
+    return None
+
+
+def _body_length(declared: list[bytes]) -> ApiError | None:
+    """One Content-Length of ASCII digits, at most MAX_BODY (the HTTP server refuses most
+    malformed ones before the app sees them; this is the same rule for any server)."""
+    if len(declared) > 1:
+        return BadRequest("give Content-Length once", parameter="content-length")
+    try:
+        length = parse_int(declared[0], "content-length")
+    except BadRequest as exc:
+        return exc
+    if length > MAX_BODY:
+        return PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
+    return None
 
 
 class InFlight:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.entry import StoredEntry, leaf_hash
 from gateway.audit.store import KeyWindow, read_log
+from gateway.fsutil import PRIVATE_DIR, new_private, private_dir
 from gateway.store.db import Database
 
 FORMAT = "public-data-gateway/audit-bundle/v1"
@@ -47,12 +49,16 @@ class Bundle:
 def export_bundle(db: Path | Database, out: Path, first: int = 0, last: int | None = None) -> int:
     """Write entries first..last-1 (default: to the end) and what verifies them; returns count."""
     contents = read_log(db)
-    out.mkdir(parents=True, exist_ok=False)
-    (out / "checkpoints").mkdir()
-    (out / "keys").mkdir()
+    # Private like the workspace (0700 directories, 0600 files), wherever it is written: the
+    # owner hands the bundle to auditors; other users of the machine get nothing.
+    private_dir(out.parent)
+    out.mkdir(PRIVATE_DIR)  # FileExistsError: never write into an existing directory
+    os.chmod(out, PRIVATE_DIR)
+    private_dir(out / "checkpoints")
+    private_dir(out / "keys")
     count = 0
     prefix: list[str] = []
-    with (out / "entries.jsonl").open("wb") as lines, (out / "signatures.jsonl").open("w") as sigs:
+    with new_private(out / "entries.jsonl") as lines, new_private(out / "signatures.jsonl") as sigs:
         for entry in contents.entries:
             if entry.idx < first:
                 prefix.append(leaf_hash(entry.line).hex())
@@ -61,13 +67,15 @@ def export_bundle(db: Path | Database, out: Path, first: int = 0, last: int | No
                 break
             lines.write(entry.line + b"\n")
             sig = base64.b64encode(entry.sig).decode()
-            sigs.write(json.dumps({"idx": entry.idx, "kid": entry.kid, "sig": sig}) + "\n")
+            sigs.write(
+                (json.dumps({"idx": entry.idx, "kid": entry.kid, "sig": sig}) + "\n").encode()
+            )
             count += 1
     end = first + count
     for note in contents.checkpoints:
         size = int(note.split("\n")[1])
         if size <= end:
-            (out / "checkpoints" / f"{size}.note").write_text(note)
+            _write(out / "checkpoints" / f"{size}.note", note.encode())
     windows = []
     for i, key in enumerate(contents.keys):
         to_idx = contents.keys[i + 1].from_idx - 1 if i + 1 < len(contents.keys) else None
@@ -82,10 +90,10 @@ def export_bundle(db: Path | Database, out: Path, first: int = 0, last: int | No
         pem = Ed25519PublicKey.from_public_bytes(key.public_key).public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        (out / "keys" / f"{key.kid}.pub").write_bytes(pem)
-    (out / "keys.json").write_text(json.dumps(windows, indent=2) + "\n")
+        _write(out / "keys" / f"{key.kid}.pub", pem)
+    _write(out / "keys.json", (json.dumps(windows, indent=2) + "\n").encode())
     if first:
-        (out / "prefix-leaves.txt").write_text("".join(h + "\n" for h in prefix))
+        _write(out / "prefix-leaves.txt", "".join(h + "\n" for h in prefix).encode())
     meta = {
         "format": FORMAT,
         "origin": contents.origin,
@@ -93,8 +101,13 @@ def export_bundle(db: Path | Database, out: Path, first: int = 0, last: int | No
         "count": count,
         "exported_ts": int(time.time() * 1000),
     }
-    (out / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
+    _write(out / "bundle.json", (json.dumps(meta, indent=2) + "\n").encode())
     return count
+
+
+def _write(path: Path, data: bytes) -> None:
+    with new_private(path) as handle:
+        handle.write(data)
 
 
 def read_bundle(directory: Path) -> Bundle:

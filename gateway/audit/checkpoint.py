@@ -81,7 +81,9 @@ def parse_checkpoint(
     name, size_text, root_text = lines[0], lines[1], lines[2]
     if origin is not None and name != origin:
         raise ValueError(f"checkpoint origin {name!r} is not {origin!r}")
-    if not size_text.isdigit() or (size_text.startswith("0") and size_text != "0"):
+    if not (size_text.isascii() and size_text.isdigit()) or (  # (not "²": int() fails)
+        size_text.startswith("0") and size_text != "0"
+    ):
         raise ValueError(f"tree size {size_text!r} is not a decimal number")
     try:
         root = base64.b64decode(root_text, validate=True)

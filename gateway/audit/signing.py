@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from gateway.errors import ConfigError
-from gateway.fsutil import PUBLIC, write_new
+from gateway.fsutil import write_new
 
 # Domain separation: an audit signature can never be mistaken for any other signature by the key.
 ENTRY_CONTEXT = b"public-data-gateway/audit-entry/v1\n"
@@ -49,7 +49,7 @@ def generate_keypair(private_path: Path, public_path: Path) -> bool:
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    write_new(public_path, public_pem, PUBLIC)
+    write_new(public_path, public_pem)
     return True
 
 

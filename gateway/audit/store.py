@@ -13,6 +13,11 @@ when the holder's connection ends), and the others serve the latest.
 
 A failed write halts the log: this process refuses appends at once, and the halt is recorded in
 the database so every other worker refuses too, until an operator runs `gateway audit resume`.
+The halt note may itself fail to be written (a full disk fails every write): the halted process
+then remembers the halt alone. So `resume` also advances a resume counter (meta key `resumed`)
+that every process reads with each batch; a process halted at counter N resumes once it reads a
+larger one, whether or not its note ever reached the database, and retries writing its note
+meanwhile so that `gateway audit status` and `resume` can see the halt.
 A busy lock (another writer holding it past the timeout) fails only the calls concerned.
 """
 
@@ -132,6 +137,9 @@ class AuditLog:
         self._closed = False
         self._halted: str | None = None
         self._halt_saved = True
+        self._resumes: str | None = None  # the resume counter as last read (meta `resumed`)
+        self._halt_resumes: str | None = None  # ... as it was when this process halted
+        self._saving = threading.Lock()  # held while a halt note is being written
         self._tree = MerkleTree()
         self._reader = Shared(database)
         self._lease: Connection | None = None  # PostgreSQL: holds the checkpoint signer's lease
@@ -152,6 +160,7 @@ class AuditLog:
                         (signer.kid, raw_public(signer.private_key.public_key())),
                     )
             self.origin = read_origin(self._conn)
+            self._resumes = _resume_count(self._conn)
             self._active_signer(self._conn)
         except StoreError as exc:
             raise ConfigError(f"cannot open the audit log {database.display}: {exc}") from exc
@@ -221,16 +230,20 @@ class AuditLog:
         try:
             conn = self._connection()
             conn.begin(SEQUENCER)
-            # One round trip for the halt flag, the active key and the head of the chain.
-            halted, active_kid, head_idx, head_leaf, head_ts = conn.execute(
+            # One round trip for the halt flag, the resume counter, the active key and the head
+            # of the chain.
+            halted, resumes, active_kid, head_idx, head_leaf, head_ts = conn.execute(
                 "SELECT (SELECT value FROM meta WHERE key = 'halted'),"
+                " (SELECT value FROM meta WHERE key = 'resumed'),"
                 " (SELECT kid FROM keys ORDER BY from_idx DESC LIMIT 1),"
                 " h.idx, h.leaf, h.ts FROM (SELECT 1 AS one) AS o LEFT JOIN"
                 " (SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1) AS h ON TRUE"
             ).fetchone()
+            self._resumes = None if resumes is None else str(resumes)
             if halted is not None:
                 conn.rollback()
-                self._halted = str(halted)
+                self._halted, self._halt_saved = str(halted), True
+                self._halt_resumes = self._resumes
                 error = AuditUnavailable(f"the audit log is halted: {self._halted}")
                 for _, future in batch:
                     future.set_exception(error)
@@ -333,28 +346,44 @@ class AuditLog:
         """Stop appending, here and (if the database still accepts the note) everywhere."""
         self._halted = reason
         self._halt_saved = False
-        with self._conn_lock, contextlib.suppress(StoreError):
-            self._connection().execute(
-                "INSERT INTO meta (key, value) VALUES ('halted', ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (f"{reason} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})",),
-            )
+        self._halt_resumes = self._resumes  # read in the failed batch's transaction
+        self._save_halt()
+
+    def _save_halt(self) -> None:
+        """Record this process's halt in the database (if it accepts the note now)."""
+        note = f"{self._halted} (at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())})"
+        with self._saving, self._conn_lock, contextlib.suppress(StoreError):
+            conn = self._connection()
+            with conn.transaction(SEQUENCER):
+                if _resume_count(conn) != self._halt_resumes:
+                    return  # resumed meanwhile (`_resumed` sees it)
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('halted', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (note,),
+                )
             self._halt_saved = True
 
     def _resumed(self) -> bool:
-        """True once an operator has cleared the halt (`gateway audit resume`). A halt whose note
-        could not be written stays until this process restarts: never write after a failed write
-        without an operator."""
-        if not self._halt_saved:
-            return False
+        """True once an operator has cleared the halt (`gateway audit resume`): the resume
+        counter moved past the value it had when this process halted, or (an older `resume`)
+        the recorded note is gone. Never write entries after a failed write without an
+        operator: until then only the halt note itself is retried."""
         try:
             with self._reader.use() as read:
-                row = read.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+                halted, resumes = read.execute(
+                    "SELECT (SELECT value FROM meta WHERE key = 'halted'),"
+                    " (SELECT value FROM meta WHERE key = 'resumed')"
+                ).fetchone()
         except StoreError:
             return False
-        if row is None:
-            self._halted = None
+        resumes = None if resumes is None else str(resumes)
+        if resumes != self._halt_resumes or (halted is None and self._halt_saved):
+            self._halted, self._halt_saved, self._resumes = None, True, resumes
             return True
+        if not self._halt_saved and not self._saving.locked():
+            # Off the caller's thread (often the event loop): the write may wait for a lock.
+            threading.Thread(target=self._save_halt, name="audit-halt-note", daemon=True).start()
         return False
 
     @property
@@ -380,6 +409,9 @@ class AuditLog:
 
     @property
     def halted(self) -> str | None:
+        """Why this process refuses appends, or None (an operator's resume is seen at once)."""
+        if self._halted is not None and self._resumed():
+            return None
         return self._halted
 
     # --- reading ---------------------------------------------------------------------------
@@ -390,8 +422,7 @@ class AuditLog:
             rows = read.execute(
                 "SELECT leaf FROM entries WHERE idx >= ? ORDER BY idx", (self._tree.size,)
             ).fetchall()
-            for (leaf,) in rows:
-                self._tree.append(bytes(leaf))
+            self._tree.extend(bytes(leaf) for (leaf,) in rows)
             return self._tree
 
     def entries(self, first: int, last: int) -> list[StoredEntry]:
@@ -677,13 +708,27 @@ def read_entries(source: Path | Database) -> tuple[str, Iterator[StoredEntry]]:
     return contents.origin, contents.entries
 
 
+def _resume_count(conn: Connection) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'resumed'").fetchone()
+    return None if row is None else str(row[0])
+
+
 def resume(source: Path | Database) -> str | None:
-    """Clear a halt (after the operator fixed its cause). Returns the reason it had."""
+    """Clear a halt (after the operator fixed its cause) and advance the resume counter, which
+    also resumes processes whose halt note never reached the database (a full disk). Returns
+    the recorded reason, if one was recorded."""
     database = Database.sqlite(source) if isinstance(source, Path) else source
     conn = database.connect()
     try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
-        conn.execute("DELETE FROM meta WHERE key = 'halted'")
+        with conn.transaction(SEQUENCER):
+            row = conn.execute("SELECT value FROM meta WHERE key = 'halted'").fetchone()
+            count = _resume_count(conn)
+            conn.execute("DELETE FROM meta WHERE key = 'halted'")
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('resumed', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(int(count or 0) + 1),),
+            )
     except StoreError as exc:
         raise ConfigError(f"cannot resume the audit log {database.display}: {exc}") from exc
     finally:

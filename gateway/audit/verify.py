@@ -267,7 +267,8 @@ def _check_checkpoints(
 
 def _size_of(note: str) -> int:
     lines = note.split("\n")
-    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else -1
+    size = lines[1] if len(lines) > 1 else ""
+    return int(size) if size.isascii() and size.isdigit() else -1  # (not "²": int() fails)
 
 
 # --- command line ------------------------------------------------------------------------------

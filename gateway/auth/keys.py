@@ -15,7 +15,6 @@ Running gateways notice a changed state file at their next token operation.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey, KeyParameters, KeySet, OctKey, OKPKey, RSAKey
 
 from gateway.errors import ConfigError
-from gateway.fsutil import PUBLIC, write_new
+from gateway.fsutil import replace_private, write_new
 
 ALGORITHM = "ES256"
 STATE_FILE = "token-keys.json"
@@ -80,10 +79,8 @@ def read_state(keys_dir: Path) -> list[dict[str, Any]]:
 
 def write_state(keys_dir: Path, entries: list[dict[str, Any]]) -> None:
     path = keys_dir / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"keys": entries}, indent=2) + "\n")
-    os.chmod(tmp, PUBLIC)
-    tmp.replace(path)  # atomic: running gateways see the old or the new state, never half
+    # atomic: running gateways see the old or the new state, never half
+    replace_private(path, (json.dumps({"keys": entries}, indent=2) + "\n").encode())
 
 
 def load_token_keys(
@@ -181,7 +178,7 @@ def rotate(keys_dir: Path) -> tuple[str, str]:
             old = keys_dir / entry["file"]
             public_file = f"token-es256.{entry['kid']}.pub"
             pem = _load(old, private=False).as_pem(private=False)
-            (keys_dir / public_file).write_bytes(pem)
+            replace_private(keys_dir / public_file, pem)
             entry.update(state="retired", retired_at=int(time.time()), file=public_file)
             retired_files.append(old)
     nxt["state"] = "active"

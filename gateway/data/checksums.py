@@ -29,7 +29,7 @@ def id_check_digits(first17: npt.NDArray[np.int64]) -> npt.NDArray[np.str_]:
 
 def id_card_valid(value: str) -> bool:
     """True if `value` is 18 characters whose last one is the GB 11643 check character."""
-    if len(value) != 18 or not value[:17].isdigit():
+    if len(value) != 18 or not (value[:17].isascii() and value[:17].isdigit()):  # not "²"
         return False
     digits = np.array([[int(c) for c in value[:17]]], dtype=np.int64)
     return bool(id_check_digits(digits)[0] == value[17].upper())

@@ -25,6 +25,7 @@ from gateway.data.checksums import (
     id_check_digits,
     org_code_check,
 )
+from gateway.fsutil import new_private, private_dir
 
 DEFAULT_SEED = 20261129
 DEFAULT_ROWS = 20_000
@@ -290,7 +291,7 @@ def write_demo_data(
     data_dir: Path, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED
 ) -> list[Path]:
     """Write the demo CSV files unless they exist; returns the files written."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     written: list[Path] = []
     frames = {
         "enterprise_registry": enterprise_registry(rows, seed),
@@ -301,7 +302,9 @@ def write_demo_data(
         if path.exists():
             continue
         tmp = path.with_suffix(".csv.tmp")
-        frame.to_csv(tmp, index=False, lineterminator="\n", encoding="utf-8")
+        tmp.unlink(missing_ok=True)  # left by an interrupted run
+        with new_private(tmp) as handle:  # raw personal data: 0600 from the start
+            handle.write(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"))
         tmp.replace(path)
         written.append(path)
     return written

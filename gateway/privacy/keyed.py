@@ -4,11 +4,13 @@ vectorized form), gathered to rows as integers that vectorized generators then u
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def arrow_text(series: pd.Series) -> pa.Array:
@@ -20,35 +22,110 @@ def arrow_text(series: pd.Series) -> pa.Array:
     return text.cast(pa.large_string())
 
 
-def hmac_sha256_many(key: bytes, values: list[str]) -> list[bytes]:
+def _as_bytes(values: pa.Array | Sequence[str] | Sequence[bytes]) -> list[bytes]:
+    """UTF-8 bytes of each value; an Arrow string array is converted without a per-value
+    `str.encode` (its buffers already hold UTF-8)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values.cast(pa.large_binary()).to_pylist()  # type: ignore[no-any-return]
+    return [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
+
+
+def hmac_sha256_many(key: bytes, values: pa.Array | Sequence[str] | Sequence[bytes]) -> list[bytes]:
     """HMAC-SHA256(key, value) for many values: exactly RFC 2104, with the keyed inner and outer
-    hash states computed once and copied per value (about twice as fast as hmac.new each)."""
+    hash states computed once and copied per value (about twice as fast as hmac.new each).
+    `values` is a list of text or bytes, or an Arrow string array without nulls."""
     block = hashlib.sha256(key).digest() if len(key) > 64 else key
     block = block.ljust(64, b"\x00")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    inner_copy = hashlib.sha256(bytes(b ^ 0x36 for b in block)).copy
+    outer_copy = hashlib.sha256(bytes(b ^ 0x5C for b in block)).copy
     out: list[bytes] = []
-    for value in values:
-        i = inner.copy()
-        i.update(value.encode("utf-8"))
-        o = outer.copy()
+    append = out.append
+    # The loop is the whole cost (one OpenSSL call per step): bound methods, no attribute
+    # lookups, values already bytes.
+    for value in _as_bytes(values):
+        i = inner_copy()
+        i.update(value)
+        o = outer_copy()
         o.update(i.digest())
-        out.append(o.digest())
+        append(o.digest())
     return out
+
+
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+_SAMPLE = 4096  # values looked at to guess how many of a column's values are distinct
+_PER_ROW_ABOVE = 0.75  # above this share of distinct values, skip the dictionary pass
+
+
+def _digest_table(key: bytes, values: pa.Array) -> npt.NDArray[np.uint8]:
+    digests = hmac_sha256_many(key, values)
+    return np.frombuffer(b"".join(digests), np.uint8).reshape(len(digests), 32)
+
+
+def keyed_digests(
+    key: bytes, text: pa.Array
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]:
+    """HMAC-SHA256 of a text column's values: (a (m, 32) table of digests, each row's index into
+    it or None when the table has one digest per row, the null rows).
+
+    One HMAC per distinct value: a column with repeats is dictionary-encoded first. When a
+    sample shows nearly every value distinct, that hashing pass would not pay, and each row is
+    keyed directly; the digests are the same either way. A null row gets the digest of the
+    column's first non-null value (the dictionary's index 0), whichever way was taken."""
+    nulls = text.is_null().to_numpy(zero_copy_only=False)
+    if len(text) > _SAMPLE:
+        sample = text.slice(0, _SAMPLE).drop_null()
+        if len(sample) and len(pc.unique(sample)) > _PER_ROW_ABOVE * len(sample):
+            if text.null_count:
+                first = pc.drop_null(text)
+                filled = pc.fill_null(text, first[0]) if len(first) else text
+            else:
+                filled = text
+            return _digest_table(key, filled), None, nulls
+    encoded = text.dictionary_encode()
+    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return _digest_table(key, encoded.dictionary), indices, nulls
+
+
+def hex_prefixes(table: npt.NDArray[np.uint8], length: int) -> pa.Array:
+    """`[d.hex()[:length] for d in digests]` for a (n, 32) digest table, as an Arrow
+    large_string array, vectorized."""
+    width = len(range(64)[:length])  # the slice's own semantics, negative lengths included
+    count = len(table)
+    if count == 0 or width == 0:
+        return pa.array([""] * count, pa.large_string())
+    nibbles = np.empty((count, 64), np.uint8)
+    nibbles[:, 0::2] = table >> 4
+    nibbles[:, 1::2] = table & 0x0F
+    text = _HEX[nibbles[:, :width]]
+    offsets = np.arange(0, (count + 1) * width, width, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(
+        count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text).tobytes())
+    )
+
+
+def keyed_tokens(key: bytes, text: pa.Array, length: int) -> pa.Array:
+    """Per row, `HMAC-SHA256(key, value).hex()[:length]`; null rows stay null."""
+    table, indices, nulls = keyed_digests(key, text)
+    tokens = hex_prefixes(table, length)
+    if indices is None:
+        if not nulls.any():
+            return tokens
+        return pc.if_else(pa.array(nulls), pa.scalar(None, pa.large_string()), tokens)
+    return pc.take(tokens, pa.array(indices, mask=nulls))
 
 
 def keyed_words(
     series: pd.Series, key: bytes, words: int = 2
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
     """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows)."""
-    encoded = arrow_text(series).dictionary_encode()
-    blob = b"".join(d[: 8 * words] for d in hmac_sha256_many(key, encoded.dictionary.to_pylist()))
-    table = np.frombuffer(blob, dtype=">u8").astype(np.uint64).reshape(-1, words)
-    nulls = encoded.indices.is_null().to_numpy(zero_copy_only=False)
-    indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    text = arrow_text(series)
+    table, indices, nulls = keyed_digests(key, text)
     if not len(table):
-        return np.zeros((len(indices), words), np.uint64), nulls
-    return table[indices], nulls
+        return np.zeros((len(text), words), np.uint64), nulls
+    values = np.ascontiguousarray(table[:, : 8 * words]).view(">u8").astype(np.uint64)
+    return (values if indices is None else values[indices]), nulls
 
 
 def uniform(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:

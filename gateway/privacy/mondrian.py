@@ -35,20 +35,24 @@ merge into one class, which only adds rows and sensitive values. If the suppress
 `max_suppression`, nothing is released.
 
 The search runs breadth-first on all open partitions at once, so a round is a fixed number of
-vectorized passes over the open rows: per quasi-identifier a gather and two segment reductions
-(lowest and highest rank per partition) to score it, then one sort of the open rows by
-(partition, rank of the chosen quasi-identifier), after which each cut leaves its two halves
-contiguous. There are about log2(rows / k) rounds.
+vectorized passes over the open rows (no Python loop over rows or partitions): per
+quasi-identifier two segment reductions (lowest and highest rank per partition) to score it,
+then one stable sort of the open rows by (partition, rank on the chosen quasi-identifier), after
+which each cut leaves its two halves contiguous, and one `take` that carries every row's ranks
+into that order. There are about log2(rows / k) rounds. Labels are built and encoded in Arrow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 KINDS = ("numeric", "date", "ordered", "categorical")
 SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
@@ -87,6 +91,7 @@ class _Scalar:
     values: Floats  # per non-null rank
     shown: Texts  # per non-null rank
     negative: bool  # numeric with negative values: intervals as [lo, hi]
+    arrow: Any  # pa.StringArray: `shown` for Arrow kernels
 
     @property
     def spread(self) -> float:
@@ -98,7 +103,8 @@ class _Tree:
     """An ordered or categorical quasi-identifier: ranks 0..R-1 in the order cuts follow (null
     last, if any) and a tree over them. `codes[L]` gives the node of each rank at level L (0:
     the value itself; the last level: the top, one node), numbered so that nodes rise along the
-    rank order; `cost[L, node]` is the NCP of releasing that node, `text[L][node]` its label."""
+    rank order; `cost[L, node]` is the NCP of releasing that node, and its label is
+    `arrow[offsets[L] + node]`."""
 
     kind: str
     ranks: Ints
@@ -106,9 +112,10 @@ class _Tree:
     null: int
     codes: Ints  # (levels, R)
     cost: Floats  # (levels, R)
-    text: tuple[Texts, ...]
     lexical: Ints  # lexicographic position per rank (null last)
     sets: bool  # a class may release the set of its values
+    arrow: Any  # pa.StringArray: every level's node labels, one level after the other
+    offsets: Ints  # where each level starts in `arrow`
 
     @property
     def deep(self) -> bool:
@@ -157,8 +164,8 @@ def _numeric_axis(qi: str, column: pd.Series) -> _Scalar:
     if not integral and len(values) and (values == np.floor(values)).all():
         integral = bool(np.abs(values).max() < 2**53)
     if integral:
-        numbers = np.asarray(uniques).astype(np.int64).tolist()
-        shown = np.asarray([str(v) for v in numbers], dtype=object)
+        numbers = pa.array(np.asarray(uniques).astype(np.int64)).cast(pa.string())
+        shown = np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=object)
     else:
         shown = np.asarray([np.format_float_positional(v, trim="-") for v in values], object)
     return _scalar_axis("numeric", codes, values, shown, bool((values < 0).any()))
@@ -170,7 +177,7 @@ def _date_axis(qi: str, column: pd.Series) -> _Scalar:
         if not pd.api.types.is_datetime64_any_dtype(uniques.dtype):
             uniques = pd.Index(pd.to_datetime(uniques.astype("string"), format="ISO8601"))
         if isinstance(uniques, pd.DatetimeIndex) and uniques.tz is not None:
-            uniques = uniques.tz_convert("UTC").tz_localize(None)
+            uniques = uniques.tz_localize(None)  # the calendar day where it was recorded
         days = np.asarray(uniques.to_numpy()).astype("datetime64[D]")
     except (ValueError, TypeError, OverflowError):
         raise ValueError(
@@ -194,7 +201,8 @@ def _scalar_axis(
         null = size
         ranks[ranks < 0] = size
         size += 1
-    return _Scalar(kind, ranks, size, null, values, shown, negative)
+    arrow = pa.array(shown, type=pa.string())
+    return _Scalar(kind, ranks, size, null, values, shown, negative, arrow)
 
 
 def _lookup(words: Texts, mapping: Mapping[str, str]) -> tuple[Texts, Bools]:
@@ -204,7 +212,7 @@ def _lookup(words: Texts, mapping: Mapping[str, str]) -> tuple[Texts, Bools]:
     found = at >= 0
     labels = np.asarray(list(mapping.values()), dtype=object)
     result = np.full(len(words), "", dtype=object)
-    result[found] = labels[at[found]].astype(str)
+    result[found] = labels[at[found]]
     return result, found
 
 
@@ -220,9 +228,12 @@ def _string_axis(
         codes, uniques = _refactorize(codes, uniques.astype("string"))
     codes = codes.astype(np.int64)
     count = len(uniques)
-    words = np.asarray(uniques.astype(str).to_numpy(dtype=object), dtype=object)
+    words = np.asarray(uniques.to_numpy(dtype=object), dtype=object)
     lexical = np.empty(count, dtype=np.int64)
-    lexical[np.argsort(words.astype(str), kind="stable")] = np.arange(count)
+    # Sorted in Arrow (UTF-8 byte order is code point order): a NumPy string array would be
+    # as wide as the longest value for every value.
+    by_text = pc.array_sort_indices(pa.array(words, type=pa.string())).to_numpy()
+    lexical[by_text] = np.arange(count)
     height = len(hierarchy)
     labels: list[Texts] = []
     listed = np.ones(count, dtype=bool)
@@ -259,7 +270,8 @@ def _string_axis(
     order = np.lexsort(keys)  # the last key is the most significant
     rank_of = np.empty(count, dtype=np.int64)
     rank_of[order] = np.arange(count)
-    ranks = np.where(codes >= 0, rank_of[np.maximum(codes, 0)], count)
+    ranks = np.full(len(codes), count, dtype=np.int64)
+    ranks[codes >= 0] = rank_of[codes[codes >= 0]]
     null = count if (codes < 0).any() else -1
     size = count + (1 if null >= 0 else 0)
 
@@ -301,9 +313,10 @@ def _string_axis(
         null,
         codes=node,
         cost=cost,
-        text=tuple(text_levels),
         lexical=padded(lexical[order], count).astype(np.int64),
         sets=sets or not height,
+        arrow=pa.array(np.concatenate(text_levels), type=pa.string(), from_pandas=True),
+        offsets=np.cumsum([0] + [len(t) for t in text_levels[:-1]]).astype(np.int64),
     )
 
 
@@ -329,6 +342,18 @@ def _distinct_per_segment(segment: Ints, values: Ints, segments: int, width: int
         result: Ints = present.reshape(segments, width).sum(axis=1, dtype=np.int64)
         return result
     return np.bincount(pd.unique(pairs) // width, minlength=segments).astype(np.int64)
+
+
+def _few_distinct(
+    ranks: npt.NDArray[np.integer], segment: Ints, starts: Ints, lo: Ints, hi: Ints
+) -> Ints:
+    """Per segment: how many distinct ranks it holds, counted exactly where they span at most
+    62 ranks (one bit each in a 64-bit mask, OR-ed over the segment); elsewhere SET_LIMIT + 1,
+    which scores the segment as if it had too many values for a set."""
+    offset = np.minimum(ranks - lo[segment], 62)
+    masks = np.bitwise_or.reduceat(np.left_shift(np.int64(1), offset), starts)
+    counted = np.bitwise_count(masks).astype(np.int64)
+    return np.where(hi - lo <= 61, counted, SET_LIMIT + 1)
 
 
 def _lowest(axis: _Tree, lo: Ints, hi: Ints) -> Ints:
@@ -366,20 +391,21 @@ def _search(
     k: int,
     l: int | None,  # noqa: E741
     sens: Ints | None,
-    sens_width: int,
 ) -> tuple[Ints, int]:
     """Strict Mondrian over all rows; returns the final partition of each row and how many.
 
-    `rows` holds the rows of the open partitions, grouped by partition. Each round scores every
-    axis per partition from its lowest and highest rank, sorts the rows of each partition by its
-    widest axis (one sort for all), and cuts at the boundary nearest the median row when both
-    halves meet k (and l); a partition whose widest axis cannot be cut tries the next widest.
-    After the sort the two halves of every cut are contiguous: the next round's grouping."""
+    `rows` holds the rows of the open partitions, grouped by partition, and `data` their ranks
+    on every axis (one row of int32 per row, the sensitive code last), kept in the same order so
+    that no round gathers an axis by row number. Each round scores every axis per partition
+    from its lowest and highest rank, sorts the rows of each partition by its widest axis (one
+    sort for all), and cuts at the boundary nearest the median row when both halves meet k (and
+    l); a partition whose widest axis cannot be cut tries the next widest. After the sort the
+    two halves of every cut are contiguous: the next round's grouping."""
     part = np.full(n, -1, dtype=np.int64)
-    finished_count = 0
+    finished = 0
     m = len(axes)
-    ranks_of = np.stack([axis.ranks for axis in axes])  # (m, n)
-    widest = max(axis.size for axis in axes)
+    columns = [axis.ranks for axis in axes] + ([sens] if sens is not None else [])
+    data = np.ascontiguousarray(np.stack(columns, axis=1).astype(np.int32))  # (n, m [+1])
     rows = np.arange(n, dtype=np.int64)
     sizes = np.asarray([n], dtype=np.int64)
     least = max(k, l or 1)
@@ -389,10 +415,9 @@ def _search(
         if small.any():
             segment = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
             at = small[segment]
-            part[rows[at]] = (np.cumsum(small) - 1 + finished_count)[segment[at]]
-            finished_count += int(small.sum())
-            rows = rows[~at]
-            sizes = sizes[~small]
+            part[rows[at]] = (np.cumsum(small) - 1 + finished)[segment[at]]
+            finished += int(small.sum())
+            rows, data, sizes = rows[~at], np.compress(~at, data, axis=0), sizes[~small]
             if not len(sizes):
                 break
         count = len(sizes)
@@ -402,12 +427,12 @@ def _search(
         highs = np.empty((m, count), dtype=np.int64)
         scores = np.empty((m, count), dtype=np.float64)
         for j, axis in enumerate(axes):
-            ranks = axis.ranks[rows]
+            ranks = data[:, j]
             lows[j] = np.minimum.reduceat(ranks, starts)
             highs[j] = np.maximum.reduceat(ranks, starts)
             distinct = None
-            if isinstance(axis, _Tree) and axis.sets:
-                distinct = _distinct_per_segment(segment, ranks, count, axis.size)
+            if isinstance(axis, _Tree) and axis.sets and axis.size > 2:
+                distinct = _few_distinct(ranks, segment, starts, lows[j], highs[j])
             scores[j] = _costs(axis, lows[j], highs[j], distinct)[0]
         # Widest first (ties: the order of the quasi-identifiers); one value cannot be cut.
         scores[lows == highs] = -1.0
@@ -420,173 +445,195 @@ def _search(
             trying = (chosen < 0) & (scores[axis_of, everyone] >= 0)
             if not trying.any():
                 break
-            ok, at_cut, members = _try_cuts(
-                axes,
-                rows,
-                segment,
-                sizes,
-                trying,
-                axis_of,
-                lows,
-                highs,
-                ranks_of,
-                widest,
-                k,
-                l,
-                sens,
-                sens_width,
-            )
-            if not ok.any():
+            cuts = _Cuts(axes, data, segment, sizes, trying, axis_of, lows, highs, k, l)
+            if not cuts.ok.any():
                 continue
-            tried = np.flatnonzero(trying)
-            settled = tried[ok]
+            settled = np.flatnonzero(trying)[cuts.ok]
             chosen[settled] = axis_of[settled]
-            cut[settled] = at_cut[ok]
-            moved = np.zeros(count, dtype=bool)
-            moved[settled] = True
-            local = np.cumsum(trying) - 1
-            member_segment = np.repeat(tried, sizes[trying])
-            rows[moved[segment]] = members[ok[local[member_segment]]]
+            cut[settled] = cuts.at[cuts.ok]
+            # The rows of the partitions cut now take their sorted order (halves contiguous).
+            source = cuts.positions[cuts.ok[cuts.local]]
+            if len(source) < len(rows):
+                moved = np.zeros(count, dtype=bool)
+                moved[settled] = True
+                permutation = np.arange(len(rows))
+                permutation[moved[segment]] = source
+                source = permutation
+            rows = rows[source]
+            data = np.take(data, source, axis=0)  # much faster than fancy indexing of rows
         split = chosen >= 0
         if not split.all():
             stuck = ~split
             at = stuck[segment]
-            part[rows[at]] = (np.cumsum(stuck) - 1 + finished_count)[segment[at]]
-            finished_count += int(stuck.sum())
-        rows = rows[split[segment]]
+            part[rows[at]] = (np.cumsum(stuck) - 1 + finished)[segment[at]]
+            finished += int(stuck.sum())
+            rows, data = rows[~at], np.compress(~at, data, axis=0)
         sizes = np.stack([cut[split], sizes[split] - cut[split]], axis=1).ravel()
-    return part, finished_count
+    return part, finished
 
 
-def _try_cuts(
-    axes: list[_Axis],
-    rows: Ints,
-    segment: Ints,
-    sizes: Ints,
-    trying: Bools,
-    axis_of: Ints,
-    lows: npt.NDArray[np.int64],
-    highs: npt.NDArray[np.int64],
-    ranks_of: npt.NDArray[np.int64],
-    widest: int,
-    k: int,
-    l: int | None,  # noqa: E741
-    sens: Ints | None,
-    sens_width: int,
-) -> tuple[Bools, Ints, Ints]:
-    """For the partitions `trying`, each along its axis `axis_of`: whether a cut meets the model,
-    where (rows into the partition), and their rows sorted by (partition, rank on that axis)."""
-    inside = trying[segment]
-    members = rows[inside]
-    member_segment = segment[inside]
-    member_axis = axis_of[member_segment]
-    ranks = ranks_of[member_axis, members]
-    order = np.argsort(member_segment * widest + ranks)
-    members = members[order]
-    ranks = ranks[order]
-    member_segment = member_segment[order]
-    member_axis = member_axis[order]
-    # Boundaries: where the value changes within a partition; with a hierarchy, where the child
-    # of the lowest common node changes.
-    key = ranks
-    for j, axis in enumerate(axes):
-        if not isinstance(axis, _Tree) or not axis.deep:
-            continue
-        at = member_axis == j
-        if not at.any():
-            continue
-        lowest = _lowest(axis, lows[j], highs[j])  # per partition
-        if key is ranks:
-            key = ranks.copy()
-        key[at] = axis.codes[np.maximum(lowest - 1, 0)[member_segment[at]], ranks[at]]
-    tried_sizes = sizes[trying]
-    starts = np.cumsum(tried_sizes) - tried_sizes
-    ends = starts + tried_sizes
-    middle = starts + tried_sizes // 2
-    change = np.empty(len(key), dtype=bool)
-    change[0] = False
-    np.not_equal(key[1:], key[:-1], out=change[1:])
-    change[starts] = False
-    cuts = np.flatnonzero(change)
-    if not len(cuts):
-        return np.zeros(len(tried_sizes), dtype=bool), starts, members
-    index = np.searchsorted(cuts, middle, side="right") - 1
-    left = cuts[np.maximum(index, 0)]
-    left_ok = (index >= 0) & (left > starts) & (left - starts >= k) & (ends - left >= k)
-    index = np.searchsorted(cuts, middle, side="left")
-    right = cuts[np.minimum(index, len(cuts) - 1)]
-    right_ok = (index < len(cuts)) & (right < ends) & (right - starts >= k) & (ends - right >= k)
-    if l is not None and sens is not None:
-        values = sens[members]
-        local = np.repeat(np.arange(len(tried_sizes), dtype=np.int64), tried_sizes)
-        position = np.arange(len(members), dtype=np.int64)
-        for at_cut, ok in ((left, left_ok), (right, right_ok)):
-            if not ok.any():
+class _Cuts:
+    """For the partitions `trying`, each along its axis `axis_of`: whether a cut meets the
+    model (`ok`) and where (`at`, rows into the partition), with the positions of their rows
+    sorted by (partition, rank on that axis) and each sorted row's partition among them."""
+
+    def __init__(
+        self,
+        axes: list[_Axis],
+        data: npt.NDArray[np.int32],
+        segment: Ints,
+        sizes: Ints,
+        trying: Bools,
+        axis_of: Ints,
+        lows: Ints,
+        highs: Ints,
+        k: int,
+        l: int | None,  # noqa: E741
+    ) -> None:
+        widest = max(axis.size for axis in axes)
+        inside = np.flatnonzero(trying[segment])
+        member_segment = segment[inside]
+        member_axis = axis_of[member_segment]
+        ranks = data[inside, member_axis].astype(np.int64)
+        # Stable: timsort runs on the partitions, which are already in order.
+        order = np.argsort(member_segment * widest + ranks, kind="stable")
+        self.positions = inside[order]
+        ranks = ranks[order]
+        member_segment = member_segment[order]
+        member_axis = member_axis[order]
+        # Boundaries: where the value changes within a partition; with a hierarchy, where the
+        # child of the lowest common node changes.
+        key = ranks
+        for j, axis in enumerate(axes):
+            if not isinstance(axis, _Tree) or not axis.deep:
                 continue
-            halves = local * 2 + (position >= at_cut[local])
-            distinct = _distinct_per_segment(halves, values, 2 * len(at_cut), sens_width)
-            ok &= (distinct.reshape(-1, 2) >= l).all(axis=1)
-    use_right = right_ok & (~left_ok | (right - middle < middle - left))
-    return left_ok | right_ok, np.where(use_right, right, left) - starts, members
+            at = member_axis == j
+            if not at.any():
+                continue
+            lowest = _lowest(axis, lows[j], highs[j])  # per partition
+            if key is ranks:
+                key = ranks.copy()
+            key[at] = axis.codes[np.maximum(lowest - 1, 0)[member_segment[at]], ranks[at]]
+        tried_sizes = sizes[trying]
+        self.local = np.repeat(np.arange(len(tried_sizes), dtype=np.int64), tried_sizes)
+        starts = np.cumsum(tried_sizes) - tried_sizes
+        ends = starts + tried_sizes
+        middle = starts + tried_sizes // 2
+        change = np.empty(len(key), dtype=bool)
+        change[0] = False
+        np.not_equal(key[1:], key[:-1], out=change[1:])
+        change[starts] = False
+        boundaries = np.flatnonzero(change)
+        # A boundary is feasible when both halves keep k rows (and l sensitive values); the
+        # feasible boundary nearest the median row wins (ties: the left one).
+        owner = self.local[boundaries]
+        feasible = (boundaries - starts[owner] >= k) & (ends[owner] - boundaries >= k)
+        if l is not None:
+            before, after = _diversity(data[self.positions, len(axes)], self.local, starts, ends)
+            feasible &= (before[boundaries] >= l) & (after[boundaries] >= l)
+        chosen = boundaries[feasible]
+        index = np.searchsorted(chosen, middle, side="right")
+        left = chosen[np.maximum(index - 1, 0)] if len(chosen) else starts
+        right = chosen[np.minimum(index, len(chosen) - 1)] if len(chosen) else ends
+        left_ok = (index > 0) & (left > starts) & (left < ends)
+        right_ok = (index < len(chosen)) & (right > starts) & (right < ends)
+        use_right = right_ok & (~left_ok | (right - middle < middle - left))
+        self.ok = left_ok | right_ok
+        self.at = np.where(use_right, right, left) - starts
 
 
-def _interval(low: Texts, high: Texts, separator: str, bracket: bool) -> Texts:
-    lo = pd.Series(low, dtype=object).astype(str)
-    hi = pd.Series(high, dtype=object).astype(str)
-    joined = ("[" + lo + ", " + hi + "]") if bracket else (lo + separator + hi)
-    return np.asarray(joined.to_numpy(dtype=object), dtype=object)
+def _diversity(
+    values: npt.NDArray[np.int32], local: Ints, starts: Ints, ends: Ints
+) -> tuple[Ints, Ints]:
+    """Per position p of sorted partitions: how many distinct values its partition holds
+    before p, and from p on (first and last occurrences counted by one stable sort)."""
+    count = len(values)
+    width = int(values.max()) + 1 if count else 1
+    order = np.argsort(local * width + values, kind="stable")  # by (partition, value, position)
+    group = local[order] * width + values[order]
+    heads = np.r_[True, group[1:] != group[:-1]]
+    tails = np.r_[group[1:] != group[:-1], True]
+    first = np.zeros(count + 1, dtype=np.int64)
+    last = np.zeros(count + 1, dtype=np.int64)
+    first[1:][order[heads]] = 1
+    last[1:][order[tails]] = 1
+    firsts = np.cumsum(first)  # firsts[p]: first occurrences at positions < p
+    lasts = np.cumsum(last)
+    positions = np.arange(count + 1)
+    partition = np.r_[local, local[-1] if count else 0]
+    before = firsts - firsts[starts[partition]]
+    after = lasts[ends[partition]] - lasts[positions]
+    return before, after
 
 
-def _labels(axis: _Axis, part: Ints, count: int) -> tuple[Texts, Floats]:
-    """Per final partition (0..count-1): the released label and its NCP cost."""
-    order = np.argsort(part, kind="stable")
-    ranks = axis.ranks[order]
-    sizes = np.bincount(part, minlength=count)
-    starts = np.cumsum(sizes) - sizes
-    lo = np.minimum.reduceat(ranks, starts)
-    hi = np.maximum.reduceat(ranks, starts)
+def _joined_sets(pieces: Any, heads: Ints) -> Any:
+    """`{a,b,c}` per group of pieces (groups start at `heads`), as Arrow strings."""
+    offsets = pa.array(np.append(heads, len(pieces)), type=pa.int64())
+    lists = pa.LargeListArray.from_arrays(offsets, pieces)
+    return pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
+
+
+def _mask(values: Bools) -> Any:
+    return pa.array(values, type=pa.bool_())
+
+
+@dataclass(frozen=True)
+class _Partitions:
+    """The final partitions: rows sorted by partition, with each partition's size and start."""
+
+    part: Ints  # per row
+    order: Ints  # rows sorted by partition
+    sizes: Ints
+    starts: Ints
+    owner: Ints  # per sorted row: its partition
+
+    @classmethod
+    def of(cls, part: Ints, count: int) -> _Partitions:
+        sizes = np.bincount(part, minlength=count).astype(np.int64)
+        owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
+        return cls(part, np.argsort(part, kind="stable"), sizes, np.cumsum(sizes) - sizes, owner)
+
+
+def _labels(axis: _Axis, final: _Partitions) -> tuple[Any, Floats]:
+    """Per final partition: the released label (an Arrow string array) and its NCP cost."""
+    count = len(final.sizes)
+    ranks = axis.ranks[final.order]
+    lo = np.minimum.reduceat(ranks, final.starts)
+    hi = np.maximum.reduceat(ranks, final.starts)
     only_null = lo == axis.null
     mixed = (hi == axis.null) & ~only_null
     if isinstance(axis, _Scalar):
         cost, _ = _costs(axis, lo, hi, None)
         last = len(axis.shown) - 1
         if last < 0:  # only nulls
-            return np.full(count, pd.NA, dtype=object), np.zeros(count)
-        low = axis.shown[np.clip(lo, 0, last)]
-        high = axis.shown[np.clip(hi, 0, last)]
-        separator = "/" if axis.kind == "date" else "-"
-        label = np.where(lo == hi, low, _interval(low, high, separator, axis.negative))
-        label = np.asarray(label, dtype=object)
-        label[mixed] = TOP
-        label[only_null] = pd.NA
+            return pa.nulls(count, pa.string()), np.zeros(count)
+        low = axis.arrow.take(pa.array(np.clip(lo, 0, last)))
+        high = axis.arrow.take(pa.array(np.clip(hi, 0, last)))
+        if axis.negative:
+            interval = pc.binary_join_element_wise("[", low, ", ", high, "]", "")
+        else:
+            interval = pc.binary_join_element_wise(low, high, "/" if axis.kind == "date" else "-")
+        label = pc.if_else(_mask(lo == hi), low, interval)
+        label = pc.if_else(_mask(mixed), pa.scalar(TOP), label)
+        label = pc.if_else(_mask(only_null), pa.scalar(None, pa.string()), label)
         return label, np.where(only_null, 0.0, cost)
     lowest = _lowest(axis, lo, hi)
-    node = axis.codes[lowest, lo]
-    label = np.empty(count, dtype=object)
-    for level, names in enumerate(axis.text):
-        at = lowest == level
-        label[at] = names[node[at]]
-    distinct = None
-    if axis.sets:
-        distinct = _distinct_per_segment(
-            np.repeat(np.arange(count), sizes), ranks, count, axis.size
-        )
+    label = axis.arrow.take(pa.array(axis.offsets[lowest] + axis.codes[lowest, lo]))
+    if not axis.sets:
+        return label, _costs(axis, lo, hi, None)[0]
+    # Sets: the distinct (partition, value) pairs, each partition's lexicographic.
+    pairs = np.sort(pd.unique(final.owner * axis.size + axis.lexical[ranks]))
+    owner = pairs // axis.size
+    distinct = np.bincount(owner, minlength=count).astype(np.int64)
     cost, as_set = _costs(axis, lo, hi, distinct)
     if as_set.any():
-        # The distinct (partition, value) pairs of the partitions labelled by a set, each set
-        # listed lexicographically.
-        pairs = np.unique(part * axis.size + axis.lexical[axis.ranks])
-        owner = pairs // axis.size
         chosen = as_set[owner]
         by_lexical = np.empty(axis.size, dtype=np.int64)
         by_lexical[axis.lexical] = np.arange(axis.size)
-        pieces = axis.text[0][by_lexical[pairs[chosen] % axis.size]].astype(str).astype(object)
+        pieces = axis.arrow.take(pa.array(by_lexical[pairs[chosen] % axis.size]))
         owners = owner[chosen]
         heads = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]])
-        commas = np.full(len(pieces), ",", dtype=object)
-        commas[heads] = ""
-        joined = pd.Series(np.add.reduceat(commas + pieces, heads), dtype=object)
-        label[owners[heads]] = ("{" + joined + "}").to_numpy(dtype=object)
+        label = pc.replace_with_mask(label, _mask(as_set), _joined_sets(pieces, heads))
     return label, cost
 
 
@@ -682,16 +729,17 @@ def mondrian(
     part = np.zeros(n, dtype=np.int64)
     partitions = 0
     codes: list[Ints] = []
-    uniques: list[pd.Index] = []
+    uniques: list[Any] = []  # per QI: its distinct labels (pa.StringArray)
     costs: list[Floats] = []
     class_of = np.zeros(0, dtype=np.int64)
     if n >= k and (l is None or sens_width >= l):
-        part, partitions = _search(axes, n, k, l, sens, sens_width)
+        part, partitions = _search(axes, n, k, l, sens)
+        final = _Partitions.of(part, partitions)
         for axis in axes:
-            label, cost = _labels(axis, part, partitions)
-            code, unique = pd.factorize(label, use_na_sentinel=False)
-            codes.append(code.astype(np.int64))
-            uniques.append(pd.Index(unique, dtype=object))
+            label, cost = _labels(axis, final)
+            encoded = pc.dictionary_encode(label, null_encoding="encode")
+            codes.append(encoded.indices.to_numpy().astype(np.int64))
+            uniques.append(encoded.dictionary)
             costs.append(cost)
         # The outsider's check: classes are the rows with the same released label on every
         # quasi-identifier (whichever partitions they came from).
@@ -718,8 +766,7 @@ def mondrian(
     per_partition = np.bincount(kept_part, minlength=partitions)
     loss = float(suppressed * m)
     for j, qi in enumerate(qis):
-        labels = pd.array(uniques[j].to_numpy(dtype=object), dtype="string")
-        out[qi] = labels.take(codes[j][kept_part])
+        out[qi] = pd.array(uniques[j].take(pa.array(codes[j][kept_part])), dtype="string")
         loss += float(per_partition @ costs[j])
     row_class = class_of[kept_part]
     class_sizes = np.bincount(row_class)

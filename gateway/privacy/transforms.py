@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from gateway.policy.model import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
-from gateway.privacy.keyed import arrow_text, hmac_sha256_many, keyed_words
+from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
 
 
 @dataclass(frozen=True)
@@ -281,13 +281,8 @@ def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCo
         kind = str(params["format"])
         return _keyed_kind(series, kind, key, _taken(ctx, kind), params.get("codes", "valid"))
     length = params.get("length", 20)
-    encoded = _text(series).dictionary_encode()
     # One HMAC per distinct value (HMAC has no vectorized form); rows then take theirs by index.
-    digests = pa.array(
-        [d.hex()[:length] for d in hmac_sha256_many(key, encoded.dictionary.to_pylist())],
-        type=pa.large_string(),
-    )
-    return _series(pc.take(digests, encoded.indices), series.index)
+    return _series(keyed_tokens(key, _text(series), length), series.index)
 
 
 def _suppress(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:

@@ -262,10 +262,13 @@ class ViewCache:
                         view.privacy,
                         view.risk,
                     )
-                with self._lock:
-                    self._views[key] = view
-                    while len(self._views) > self._capacity:
-                        self._views.popitem(last=False)
+            # A view read back from the store is kept too: otherwise every request after a
+            # restart would re-read, re-authenticate and re-permute it.
+            with self._lock:
+                self._views[key] = view
+                self._views.move_to_end(key)
+                while len(self._views) > self._capacity:
+                    self._views.popitem(last=False)
         with self._lock:
             self._building.pop(key, None)
         return view

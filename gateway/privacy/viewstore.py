@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gateway.fsutil import private_dir
 from gateway.privacy.kanon import PrivacyReport
 from gateway.privacy.risk import Risk
 
@@ -116,7 +117,7 @@ class ViewStore:
     ) -> None:
         """Best effort: a view that cannot be written is simply computed again next time."""
         try:
-            self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_dir(self._dir)
             buffer = io.BytesIO()
             frame.to_parquet(buffer, index=False)
             data = buffer.getvalue()

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gateway.fsutil import private_file
+
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
@@ -207,7 +209,7 @@ class Database:
         if self.postgres:
             return Connection(self, self._pg_connect())
         path = Path(self.url)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # 0600 before SQLite opens it; its -wal and -shm take that mode
         try:
             raw = sqlite3.connect(
                 path,

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from gateway.trace.extract import hashes
+from gateway.trace.limits import UNLIMITED, Deadline
 
 MIN_CONTAINMENT = 0.5  # share of a leaked column's distinct values a released column must hold
 MIN_SHARE = 0.5  # the named view must explain at least this share of the leaked rows
@@ -123,12 +124,16 @@ class Pool:
         self.values = [{n: np.unique(h) for n, h in c.columns.items()} for c in self.candidates]
 
     def mapping(
-        self, key: tuple[str, str], leak: dict[str, npt.NDArray[np.uint64]]
+        self,
+        key: tuple[str, str],
+        leak: dict[str, npt.NDArray[np.uint64]],
+        deadline: Deadline = UNLIMITED,
     ) -> dict[str, str]:
         """Leaked column -> released column of this grant, by containment of distinct values."""
         unions = self.unions[key]
         mapping: dict[str, str] = {}
         for leaked, values in leak.items():
+            deadline.check()
             distinct = np.unique(values)
             best, best_share = None, 0.0
             for name, union in unions.items():
@@ -141,15 +146,21 @@ class Pool:
         return mapping
 
 
-def attribute(leaked: pd.DataFrame, pool: Pool | Sequence[Candidate]) -> Attribution:
-    """Name the candidate the leaked rows came from, or explain why not."""
+def attribute(
+    leaked: pd.DataFrame, pool: Pool | Sequence[Candidate], deadline: Deadline = UNLIMITED
+) -> Attribution:
+    """Name the candidate the leaked rows came from, or explain why not. Loops over columns
+    and candidates check the deadline (TraceTimeout)."""
     pool = pool if isinstance(pool, Pool) else Pool(pool)
     candidates = pool.candidates
     rows = len(leaked)
-    leak = {str(c): hashes(leaked[c]) for c in leaked.columns}
+    leak: dict[str, npt.NDArray[np.uint64]] = {}
+    for c in leaked.columns:
+        deadline.check()
+        leak[str(c)] = hashes(leaked[c])
     null_hash = hashes(pd.Series([None]))[0]
     leak = {c: h for c, h in leak.items() if not (h == null_hash).all()}
-    mappings = {key: pool.mapping(key, leak) for key in pool.groups}
+    mappings = {key: pool.mapping(key, leak, deadline) for key in pool.groups}
     explained = sorted({c for m in mappings.values() for c in m})
     ignored = tuple(c for c in leak if c not in explained)
     if not candidates or not explained or rows == 0:
@@ -166,6 +177,7 @@ def attribute(leaked: pd.DataFrame, pool: Pool | Sequence[Candidate]) -> Attribu
     matched: list[npt.NDArray[np.bool_]] = []
     evidence: list[Evidence] = []
     for i, cand in enumerate(candidates):
+        deadline.check()
         mapping = mappings[(cand.dataset, cand.grant)]
         cells = sum(
             int(_contains(pool.values[i][mapping[c]], leak[c]).sum())

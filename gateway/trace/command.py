@@ -13,21 +13,42 @@ from gateway.errors import ConfigError
 from gateway.policy.files import load_policies
 from gateway.services import read_secret
 from gateway.settings import Settings
-from gateway.trace.extract import ExtractError, read_extract
+from gateway.trace.extract import read_extract
+from gateway.trace.limits import Deadline, ExtractError, TraceTimeout
 from gateway.trace.tracer import as_json, candidates_of, follow, render, run
 
 ATTRIBUTED, NOT_ATTRIBUTED, UNUSABLE = 0, 3, 2
 
 
 def trace_command(
-    settings: Settings, file: Path, datasets: list[str] | None, json_out: bool
+    settings: Settings,
+    file: Path,
+    datasets: list[str] | None,
+    json_out: bool,
+    seconds: float | None = None,
 ) -> int:
-    """Exit 0 when attributed, 3 when not (no attribution), 2 when the file cannot be read."""
+    """Exit 0 when attributed, 3 when not (no attribution), 2 when the file is refused (it
+    cannot be read, breaks a limit, or the trace runs past `seconds`): one line on stderr."""
+    deadline = Deadline(settings.trace_seconds if seconds is None else seconds)
     try:
-        extract = read_extract(file)
-    except ExtractError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        return _trace(settings, file, datasets, json_out, deadline)
+    except (ExtractError, TraceTimeout) as exc:
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
         return UNUSABLE
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _trace(
+    settings: Settings,
+    file: Path,
+    datasets: list[str] | None,
+    json_out: bool,
+    deadline: Deadline,
+) -> int:
+    extract = read_extract(file, deadline)
     policy = load_policies(settings.workspace.policies, settings.home)
     unknown = sorted(set(datasets or ()) - set(policy.datasets))
     if unknown:
@@ -35,9 +56,13 @@ def trace_command(
         return UNUSABLE
     secret = read_secret(settings)
     candidates, skipped = candidates_of(
-        policy, SourceCache(settings.workspace), secret, set(datasets) if datasets else None
+        policy,
+        SourceCache(settings.workspace),
+        secret,
+        set(datasets) if datasets else None,
+        deadline,
     )
-    trace = run(extract, candidates, skipped)
+    trace = run(extract, candidates, skipped, deadline)
     named, located = trace.attribution.named, trace.attribution.located
     if named is not None and located is not None:
         view_key = next(
@@ -47,7 +72,7 @@ def trace_command(
         )
         try:
             _, entries = read_entries(settings.audit_database)
-            hits, unchecked, not_found = follow(entries, named, view_key, located)
+            hits, unchecked, not_found = follow(entries, named, view_key, located, deadline)
             note = (
                 "entries are read from the log as stored: run `gateway audit verify` (or verify "
                 "an exported bundle) before relying on them"

@@ -9,7 +9,7 @@ import csv
 import importlib.util
 import io
 import json
-import zipfile
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,25 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gateway.trace.limits import (
+    MAX_BYTES,
+    MAX_CELLS,
+    MAX_COLUMNS,
+    MAX_JSON_BYTES,
+    UNLIMITED,
+    Deadline,
+    ExtractError,
+)
+from gateway.trace.xlsx import read_xlsx
+
+__all__ = ["NULL", "Extract", "ExtractError", "canonical", "hashes", "read_extract"]
+
 NULL = "\x00"  # a null cell, in canonical text (the same on both sides of a comparison)
 _NULL_WORDS = ("", "null", "none", "nan", "<na>", "n/a", "na", "nat")
 _NUMBER = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[+-]?\d+)?"
 _DATE = r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[t ]0{1,2}:00(?::00(?:\.0+)?)?)?"
-_MAX_CELLS = 50_000_000
-MAX_BYTES = 1 << 30  # a leaked extract larger than 1 GiB: trace a sample of it
-
-
-class ExtractError(Exception):
-    """The file cannot be read as an extract; the message says why."""
+_CSV_CHUNK = 100_000  # rows per parsed CSV chunk (the deadline is checked between chunks)
+_CHECK_EVERY = 10_000  # JSON rows between deadline checks
 
 
 @dataclass(frozen=True)
@@ -86,43 +95,60 @@ def hashes(series: pd.Series) -> npt.NDArray[np.uint64]:
     return hashed
 
 
-def read_extract(path: Path) -> Extract:
-    """The extract in `path`, by suffix, else by content. Hostile files get an ExtractError:
-    too large, too many cells, too deeply nested, or not what they claim to be."""
+def read_extract(path: Path, deadline: Deadline = UNLIMITED) -> Extract:
+    """The extract in `path`, by suffix, else by content. Hostile files get an ExtractError
+    before the work they would cause is done (limits in gateway/trace/limits.py): too large,
+    too wide, too many cells, too deeply nested, an XML entity or zip bomb, or not what they
+    claim to be. The deadline is checked while reading."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ExtractError(f"{path} is not a regular file")
+        if info.st_size > MAX_BYTES:
             raise ExtractError(f"{path} is larger than {MAX_BYTES >> 20} MiB; trace a sample")
         suffix = path.suffix.lower()
         if suffix in (".xlsx", ".xlsm"):
-            return _limited(_xlsx(path))
+            return _limited(_xlsx(path, deadline))
         data = path.read_bytes()
     except OSError as exc:
         raise ExtractError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise ExtractError("the file does not fit in memory; trace a sample of it") from None
     try:
-        return _limited(_by_content(data, suffix))
+        return _limited(_by_content(data, suffix, deadline))
     except RecursionError:
         raise ExtractError("the JSON is nested too deeply to be a table") from None
+    except MemoryError:
+        raise ExtractError("the file does not fit in memory; trace a sample of it") from None
 
 
 def _limited(extract: Extract) -> Extract:
-    if extract.frame.size > _MAX_CELLS:
-        raise ExtractError(f"more than {_MAX_CELLS} cells; trace a sample of the rows")
+    if len(extract.frame.columns) > MAX_COLUMNS:
+        raise ExtractError(f"more than {MAX_COLUMNS} columns; trace the columns you need")
+    if extract.frame.size > MAX_CELLS:
+        raise ExtractError(f"more than {MAX_CELLS} cells; trace a sample of the rows")
     return extract
 
 
-def _by_content(data: bytes, suffix: str) -> Extract:
+def _by_content(data: bytes, suffix: str, deadline: Deadline) -> Extract:
     if suffix == ".xls":
         raise ExtractError("old .xls workbooks are not read; save the sheet as .xlsx or CSV")
     text = _decode(data)
     stripped = text.lstrip()
-    if suffix in (".ndjson", ".jsonl") or (
+    ndjson = suffix in (".ndjson", ".jsonl") or (
         suffix not in (".json", ".csv", ".tsv") and stripped.startswith("{") and "\n{" in stripped
-    ):
-        return _records(_ndjson(text), "ndjson", {})
-    if suffix == ".json" or (suffix not in (".csv", ".tsv") and stripped[:1] in ("[", "{")):
-        return _json(text)
-    frame = _csv(text)
+    )
+    json_doc = suffix == ".json" or (suffix not in (".csv", ".tsv") and stripped[:1] in ("[", "{"))
+    if (ndjson or json_doc) and len(data) > MAX_JSON_BYTES:
+        raise ExtractError(
+            f"a JSON file larger than {MAX_JSON_BYTES >> 20} MiB is not read whole; "
+            "convert it to CSV, or trace a sample"
+        )
+    if ndjson:
+        return _records(_ndjson(text, deadline), "ndjson", {}, deadline)
+    if json_doc:
+        return _json(text, deadline)
+    frame = _csv(text, deadline)
     frame.columns = [str(c) for c in frame.columns]
     return Extract(frame.astype("string"), "csv", {})
 
@@ -136,24 +162,49 @@ def _decode(data: bytes) -> str:
     raise ExtractError("the file is neither UTF-8 nor GB 18030 text")
 
 
-def _csv(text: str) -> pd.DataFrame:
-    first = text.split("\n", 1)[0]
+def _csv(text: str, deadline: Deadline) -> pd.DataFrame:
+    """Parsed in chunks of rows, after the header's width was checked: a wide or long file is
+    refused before pandas has spent time on it."""
+    first = text[: text.find("\n")] if "\n" in text else text
     separator = max((",", "\t", ";", "|"), key=first.count)
+    if first.count(separator) + 1 > MAX_COLUMNS:
+        raise ExtractError(
+            f"the header has more than {MAX_COLUMNS} columns; trace the columns you need"
+        )
     try:
-        return pd.read_csv(
+        reader = pd.read_csv(
             io.StringIO(text),
             sep=separator,
             dtype=str,
             keep_default_na=False,
             quoting=csv.QUOTE_MINIMAL,
+            chunksize=_CSV_CHUNK,
         )
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise ExtractError(f"not a readable CSV file: {exc}") from None
+        chunks: list[pd.DataFrame] = []
+        cells = 0
+        with reader:
+            for chunk in reader:
+                deadline.check()
+                cells += chunk.size
+                if len(chunk.columns) > MAX_COLUMNS or cells > MAX_CELLS:
+                    raise ExtractError(
+                        f"more than {MAX_COLUMNS} columns or {MAX_CELLS} cells; trace a sample"
+                    )
+                chunks.append(chunk)
+    except (ValueError, pd.errors.ParserError, csv.Error) as exc:
+        # pandas' parser messages name lines and field counts, not cell contents.
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ExtractError(f"not a readable CSV file: {reason}") from None
+    if not chunks:
+        return pd.DataFrame()
+    return pd.concat(chunks, ignore_index=True) if len(chunks) > 1 else chunks[0]
 
 
-def _ndjson(text: str) -> list[Any]:
+def _ndjson(text: str, deadline: Deadline) -> list[Any]:
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
+        if number % _CHECK_EVERY == 0:
+            deadline.check()
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -162,11 +213,12 @@ def _ndjson(text: str) -> list[Any]:
     return rows
 
 
-def _json(text: str) -> Extract:
+def _json(text: str, deadline: Deadline) -> Extract:
     try:
         document = json.loads(text)
     except ValueError as exc:
         raise ExtractError(f"not a JSON document: {exc}") from None
+    deadline.check()
     claimed: dict[str, Any] = {}
     if isinstance(document, dict) and isinstance(document.get("rows"), list):
         view = document.get("view")
@@ -174,7 +226,7 @@ def _json(text: str) -> Extract:
         document = document["rows"]
     if not isinstance(document, list):
         raise ExtractError("JSON must be an array of objects or an API page ({rows: [...]})")
-    return _records(document, "json", claimed)
+    return _records(document, "json", claimed, deadline)
 
 
 def _cell(value: Any) -> Any:
@@ -187,26 +239,32 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _records(rows: list[Any], fmt: str, claimed: dict[str, Any]) -> Extract:
-    if not all(isinstance(r, dict) for r in rows):
-        raise ExtractError("every row must be a JSON object")
+def _records(rows: list[Any], fmt: str, claimed: dict[str, Any], deadline: Deadline) -> Extract:
+    """Rows of JSON objects as a table; its width and size are checked row by row, before
+    pandas builds it (objects with distinct keys widen the table for every row)."""
+    keys: dict[Any, None] = {}
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ExtractError("every row must be a JSON object")
+        keys.update(dict.fromkeys(row))
+        if len(keys) > MAX_COLUMNS:
+            raise ExtractError(f"more than {MAX_COLUMNS} distinct keys; trace the columns you need")
+        if number * len(keys) > MAX_CELLS:
+            raise ExtractError(f"more than {MAX_CELLS} cells; trace a sample of the rows")
+        if number % _CHECK_EVERY == 0:
+            deadline.check()
     frame = pd.DataFrame.from_records(rows) if rows else pd.DataFrame()
-    if frame.size > _MAX_CELLS:
-        raise ExtractError(f"more than {_MAX_CELLS} cells; trace a sample of the rows")
     frame = frame.astype(object).map(_cell)
     frame.columns = [str(c) for c in frame.columns]
     return Extract(frame.astype("string"), fmt, claimed)
 
 
-def _xlsx(path: Path) -> Extract:
+def _xlsx(path: Path, deadline: Deadline) -> Extract:
     if importlib.util.find_spec("openpyxl") is None:
         raise ExtractError(
             "reading .xlsx needs the openpyxl package, which is not installed "
             "(pip install openpyxl); or save the sheet as CSV and trace that"
         )
-    try:
-        frame = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False)
-    except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        raise ExtractError(f"not a readable .xlsx workbook: {exc}") from None
+    frame = read_xlsx(path, deadline)
     frame.columns = [str(c) for c in frame.columns]
     return Extract(frame.astype("string"), "xlsx", {})

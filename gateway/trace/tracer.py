@@ -28,6 +28,7 @@ from gateway.trace.attribute import (
     attribute,
 )
 from gateway.trace.extract import Extract
+from gateway.trace.limits import UNLIMITED, Deadline
 from gateway.trace.rowset import decode_rows
 
 
@@ -52,7 +53,11 @@ class Trace:
 
 
 def candidates_of(
-    policy: PolicySet, sources: SourceCache, secret: bytes, datasets: set[str] | None = None
+    policy: PolicySet,
+    sources: SourceCache,
+    secret: bytes,
+    datasets: set[str] | None = None,
+    deadline: Deadline = UNLIMITED,
 ) -> tuple[list[Candidate], list[str]]:
     """Every (client, grant) view the workspace can release now, expired grants included (the
     leak may be older than the grant's end), plus for each grant the view of a recipient that
@@ -73,6 +78,7 @@ def candidates_of(
         source = sources.load(dataset)
         views: list[Candidate] = []
         for client in [DECOY, *sorted(grant.clients)]:
+            deadline.check()
             ctx = TransformContext(secret, client, grant.id, taken=taken)
             try:
                 view = materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
@@ -92,7 +98,11 @@ def candidates_of(
 
 
 def follow(
-    entries: Iterable[StoredEntry], named: Evidence, view_key: str, located: Located
+    entries: Iterable[StoredEntry],
+    named: Evidence,
+    view_key: str,
+    located: Located,
+    deadline: Deadline = UNLIMITED,
 ) -> tuple[list[EntryHit], list[int], int]:
     """The entries of the named client and grant whose responses held attributed rows; the
     entries of that pair for another view version (not checkable here); rows found in none."""
@@ -100,6 +110,8 @@ def follow(
     unchecked: list[int] = []
     seen = np.zeros(0, dtype=np.int64)
     for stored in entries:
+        if stored.idx % 4096 == 0:
+            deadline.check()
         try:
             entry = json.loads(stored.line)
         except ValueError:
@@ -217,5 +229,11 @@ def _confidence(value: float) -> str:
     return "> 0.9999" if value > 0.9999 else f"{value:.4f}"
 
 
-def run(extract: Extract, candidates: list[Candidate], skipped: list[str]) -> Trace:
-    return Trace(extract, attribute(extract.frame, candidates), len(candidates), tuple(skipped))
+def run(
+    extract: Extract,
+    candidates: list[Candidate],
+    skipped: list[str],
+    deadline: Deadline = UNLIMITED,
+) -> Trace:
+    attribution = attribute(extract.frame, candidates, deadline)
+    return Trace(extract, attribution, len(candidates), tuple(skipped))
