@@ -36,12 +36,15 @@ from gateway.policy.model import (
     PolicySet,
     PrivacyModel,
     TransformSpec,
+    derived_qis,
 )
 from gateway.privacy.fingerprint import apply_fingerprint, carriers
-from gateway.privacy.transforms import TransformContext
+from gateway.privacy.kanon import PrivacyUnreachable
+from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.views import materialize
 from gateway.settings import Workspace
-from gateway.trace.attribute import Candidate, attribute
+from gateway.trace import tracer
+from gateway.trace.attribute import DECOY, Candidate, attribute
 from gateway.trace.extract import ExtractError, canonical, read_extract
 from gateway.trace.rowset import decode_rows, encode_rows
 from tests.conftest import Demo
@@ -83,23 +86,31 @@ _DATASET = Dataset(
 )
 
 
-def _grant(qis: tuple[str, ...], sensitive: str | None) -> Grant:
+def _grant(sensitive: str | None, recoding: str = "full-domain") -> Grant:
+    # The release floors are not what this test checks: every protected column is justified.
+    why = ("justification", "测试数据：随机生成的表，不对应任何个人")
+    columns = (
+        ("gender", TransformSpec("keep")),
+        ("band", TransformSpec("keep")),
+        ("age", TransformSpec("perturb", (("noise", "laplace"), ("scale", 3), why))),
+        ("income", TransformSpec("perturb", (("noise", "laplace"), ("scale", 50), why))),
+        ("address", TransformSpec("mask", (("preset", "address"), why))),
+    )
+    # Every released column derived from a real value is a quasi-identifier (issue 13).
+    qis = derived_qis(columns, (), sensitive)
+    model = PrivacyModel(
+        2, qis, 2 if sensitive else None, sensitive, max_suppression=0.5, recoding=recoding
+    )
     return Grant(
         "g",
         "people",
         frozenset({"a"}),
         frozenset({"p"}),
-        (
-            ("gender", TransformSpec("keep")),
-            ("band", TransformSpec("keep")),
-            ("age", TransformSpec("perturb", (("noise", "laplace"), ("scale", 3)))),
-            ("income", TransformSpec("perturb", (("noise", "laplace"), ("scale", 50)))),
-            ("address", TransformSpec("mask", (("preset", "address"),))),
-        ),
+        columns,
         Limits(),
         "t.yaml",
         1,
-        privacy=PrivacyModel(2, qis, 2 if sensitive else None, sensitive),
+        privacy=model,
         fingerprint=Fingerprint(),
     )
 
@@ -110,6 +121,8 @@ def _k_and_l(frame: pd.DataFrame, qis: list[str], sensitive: str | None) -> tupl
     return k, int(groups[sensitive].nunique(dropna=False).min()) if sensitive else None
 
 
+_ADDRESSES = ("北京市朝阳区建国路1号", "北京市海淀区中关村街5号", "杭州市西湖区文三路9号", "", "x")
+
 frames = st.integers(min_value=4, max_value=60).flatmap(
     lambda n: st.fixed_dictionaries(
         {
@@ -118,7 +131,7 @@ frames = st.integers(min_value=4, max_value=60).flatmap(
             "age": st.lists(st.integers(0, 120), min_size=n, max_size=n),
             "income": st.lists(st.one_of(st.none(), st.integers(0, 99999)), min_size=n, max_size=n),
             "address": st.lists(
-                st.sampled_from(["北京市朝阳区****", "****", "杭州市****", "", "x*****"]),
+                st.sampled_from(_ADDRESSES),
                 min_size=n,
                 max_size=n,
             ),
@@ -130,50 +143,114 @@ frames = st.integers(min_value=4, max_value=60).flatmap(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=frames,
-    qis=st.sampled_from([("gender",), ("gender", "band"), ("band", "age"), ("age",)]),
     sensitive=st.sampled_from([None, "income", "address"]),
+    recoding=st.sampled_from(["full-domain", "local"]),
     client=st.text(min_size=1, max_size=8),
 )
 def test_fingerprint_never_lowers_k_or_l(
-    data: dict[str, list[Any]], qis: tuple[str, ...], sensitive: str | None, client: str
+    data: dict[str, list[Any]], sensitive: str | None, recoding: str, client: str
 ) -> None:
-    """Promise 4: the fingerprint leaves every quasi-identifier and the sensitive column as the
-    privacy model released them, so the classes, k and l are exactly the same."""
-    if sensitive in qis:
-        sensitive = None
-    frame = pd.DataFrame(data).astype(
+    """Promise 4: fingerprints are applied before the privacy model, so the view that leaves,
+    marks included, meets k and l counted over every released quasi-identifier on its final
+    rows (or nothing is released); the marks themselves stay small and format-preserving."""
+    source = pd.DataFrame(data).astype(
         {"gender": "string", "band": "string", "age": "Int64", "income": "Int64"}
     )
-    frame["address"] = frame["address"].astype("string")
-    grant = _grant(qis, sensitive)
-    marked = apply_fingerprint(frame, frame, _DATASET, grant, SECRET, client)
-    for name in (*qis, *([sensitive] if sensitive else [])):
-        pd.testing.assert_series_equal(marked[name], frame[name])
-    assert _k_and_l(marked, list(qis), sensitive) == _k_and_l(frame, list(qis), sensitive)
-    assert {c for c, _ in carriers(grant, _DATASET)}.isdisjoint({*qis, sensitive})
-    # Bounded: integers move by at most one unit; masks keep their head and only vary the run.
+    source["address"] = source["address"].astype("string")
+    grant = _grant(sensitive, recoding)
+    qis = list(grant.quasi_identifiers())
+    assert grant.privacy is not None
+    assert qis == list(grant.privacy.quasi_identifiers)
+    ctx = TransformContext(SECRET, client, grant.id)
+    try:
+        view = materialize(source, "v", _DATASET, grant, "p", ctx)
+    except PrivacyUnreachable:
+        # Only when no recoding could meet l: every row in one class still lacks 2 values.
+        assert sensitive is not None
+        released = apply_fingerprint(
+            _released(source, grant, ctx), source, _DATASET, grant, SECRET, client
+        )
+        assert released[sensitive].nunique(dropna=False) < 2
+        return
+    if not view.frame.empty:  # the outsider's count over everything released
+        k, l_value = _k_and_l(view.frame, qis, sensitive)
+        assert k >= 2
+        assert l_value is None or l_value >= 2
+    # The marks: exactly the carriers change (quasi-identifiers included), each by a bounded,
+    # format-preserving step: integers by at most one unit, masks keep their head.
+    released = _released(source, grant, ctx)
+    marked = apply_fingerprint(released, source, _DATASET, grant, SECRET, client)
+    marked_names = {c for c, _ in carriers(grant, _DATASET)}
+    assert marked_names == {"age", "income", "address"}
+    for name in released.columns:
+        if name not in marked_names:
+            pd.testing.assert_series_equal(marked[name], released[name])
     for name in ("age", "income"):
-        if name not in qis and name != sensitive:
-            moved = (marked[name] - frame[name]).abs().dropna()
-            assert (moved <= 1).all()
-    original, changed = frame["address"].fillna(""), marked["address"].fillna("")
+        moved = (marked[name] - released[name]).abs().dropna()
+        assert (moved <= 1).all()
+    original, changed = released["address"].fillna(""), marked["address"].fillna("")
     assert (original.str.rstrip("*") == changed.str.rstrip("*")).all()
 
 
-@pytest.mark.parametrize("grant_id", ["demo-residents", "demo-residents-planning"])
+def _released(source: pd.DataFrame, grant: Grant, ctx: TransformContext) -> pd.DataFrame:
+    """The grant's transforms alone (no fingerprint, no model): what the marks start from."""
+    released = {n: CATALOGUE[s.name].apply(source[n], s.options, ctx) for n, s in grant.columns}
+    return pd.DataFrame(released, index=source.index)
+
+
+@pytest.mark.parametrize(
+    "grant_id", ["demo-residents", "demo-residents-planning", "demo-enterprise-research"]
+)
 def test_fingerprint_keeps_the_demo_views_privacy(template_home: Path, grant_id: str) -> None:
-    """Promise 4 on the demo grants: the same k, l and classes with and without fingerprints."""
+    """Promise 4 on the demo grants: marks come before the model, so the view that leaves meets
+    k and l counted over every released quasi-identifier on its final rows; what is neither a
+    carrier nor a quasi-identifier is the same with and without fingerprints."""
     marked = _view(template_home, grant_id, "demo")
     plain = _view(template_home, grant_id, "demo", fingerprint=Fingerprint(enabled=False))
-    assert marked.privacy == plain.privacy
     policy = _policy(template_home)
     grant = next(g for g in policy.grants if g.id == grant_id)
+    model = grant.privacy
+    assert model is not None
+    qis = list(grant.quasi_identifiers())
+    assert qis == list(model.quasi_identifiers)
+    sensitive = model.sensitive if model.l is not None else None
+    for view in (marked, plain):
+        k, l_value = _k_and_l(view.frame, qis, sensitive)
+        assert k >= model.k
+        assert view.privacy is not None
+        assert view.privacy.k >= model.k
+        if model.l is not None:
+            assert l_value is not None
+            assert l_value >= model.l
     marked_columns = {c for c, _ in carriers(grant, policy.datasets[grant.dataset])}
-    assert marked_columns, "the demo grant should carry a fingerprint"
+    if not marked_columns:
+        # Statistics releases no carrier (generalized, fixed-form masks, per-client synthetic
+        # IDs): its view is the same with and without fingerprints.
+        pd.testing.assert_frame_equal(marked.frame, plain.frame)
+        return
+    assert len(marked.frame) == len(plain.frame)
     for name in marked.frame.columns:
-        if name not in marked_columns:
+        if name not in marked_columns and name not in qis:
             pd.testing.assert_series_equal(marked.frame[name], plain.frame[name])
+    # The marks survive the recoding in part (interval bounds are marked values).
     assert any(not marked.frame[c].equals(plain.frame[c]) for c in marked_columns)
+
+
+def _traceable(home: Path, client: str, secret: bytes = SECRET) -> Any:
+    """A test-local residents grant without a privacy model that releases one column of every
+    carrier kind (masked address, shifted dates, noisy income) next to plain ones: the marks
+    leave as computed, as on the register's model-free grant."""
+    why = ("justification", "追溯测试：验证指纹不破坏格式")
+    columns = (
+        ("id_card", TransformSpec("synthesize", (("kind", "id_card"),))),
+        ("gender", TransformSpec("keep", (why,))),
+        ("age", TransformSpec("keep", (why,))),
+        ("district", TransformSpec("keep")),
+        ("birth_date", TransformSpec("date_shift", (("subject", "id_card"), ("max_days", 30)))),
+        ("address", TransformSpec("mask", (("preset", "address"), why))),
+        ("monthly_income", TransformSpec("perturb", (("noise", "laplace"), ("scale", 200)))),
+    )
+    return _view(home, "demo-residents", client, secret, privacy=None, columns=columns)
 
 
 def test_fingerprint_never_breaks_formats_or_checksums(template_home: Path) -> None:
@@ -182,13 +259,27 @@ def test_fingerprint_never_breaks_formats_or_checksums(template_home: Path) -> N
     research = _view(template_home, "demo-enterprise-research", "demo").frame
     assert research["credit_code"].map(credit_code_valid).all()
     assert research["legal_rep_id_card"].map(id_card_valid).all()
-    assert (research["registered_capital"].dropna() % 100 == 0).all()
+    # Rounded capital is a carrier and a quasi-identifier: the model recodes it to intervals
+    # whose bounds are released (marked) values, still multiples of 100.
+    bounds = research["registered_capital"].dropna().str.findall(r"\d+").explode().dropna()
+    assert len(bounds)
+    assert (bounds.astype(int) % 100 == 0).all()
     planning = _view(template_home, "demo-residents-planning", "demo").frame
-    assert planning["birth_date"].dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
-    assert pd.to_datetime(planning["birth_date"].dropna(), format="%Y-%m-%d").notna().all()
-    residents = _view(template_home, "demo-residents", "demo").frame
-    assert residents["address"].str.fullmatch(r".+?(区|县|旗)\*{4,6}").all()
-    assert residents["mobile"].str.fullmatch(r"1\d{2}\*{4}\d{4}").all()
+    # Shifted (and marked) dates recoded to intervals: every bound is a real calendar date.
+    days = planning["birth_date"].dropna().str.split("/").explode()
+    days = days[days != "*"]
+    assert len(days)
+    assert days.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    assert pd.to_datetime(days, format="%Y-%m-%d").notna().all()
+    register = _view(template_home, "demo-enterprise-registry", "demo").frame
+    assert register["credit_code"].map(credit_code_valid).all()
+    assert register["legal_rep_mobile"].dropna().str.fullmatch(r"1\d{2}\*{8}").all()
+    marked = _traceable(template_home, "demo").frame
+    assert marked["address"].str.fullmatch(r".+?(区|县|旗)\*{4,6}").all()
+    assert marked["address"].str.len().ne(marked["address"].str.rstrip("*").str.len() + 4).any()
+    assert marked["birth_date"].dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    assert pd.to_datetime(marked["birth_date"].dropna(), format="%Y-%m-%d").notna().all()
+    assert marked["id_card"].map(id_card_valid).all()
 
 
 def test_fingerprint_is_deterministic_per_recipient_and_differs_across_clients(
@@ -196,15 +287,20 @@ def test_fingerprint_is_deterministic_per_recipient_and_differs_across_clients(
 ) -> None:
     """Promise 5: the same (secret, grant, client) gives the same view; another client or
     another secret a different one."""
-    first = _view(template_home, "demo-residents", "alpha").frame
-    again = _view(template_home, "demo-residents", "alpha").frame
-    other = _view(template_home, "demo-residents", "beta").frame
-    rekeyed = _view(template_home, "demo-residents", "alpha", secret=bytes(32)).frame
+    first = _traceable(template_home, "alpha").frame
+    again = _traceable(template_home, "alpha").frame
+    other = _traceable(template_home, "beta").frame
+    rekeyed = _traceable(template_home, "alpha", secret=bytes(32)).frame
     pd.testing.assert_frame_equal(first, again)
     assert (first["address"] != other["address"]).mean() > 0.5
     assert (first["address"] != rekeyed["address"]).mean() > 0.5
-    for name in ("gender", "age", "district", "name"):
+    for name in ("gender", "age", "district"):
         pd.testing.assert_series_equal(first[name], other[name])
+    # The demo statistics view (no carrier): the same view again, other IDs for another client.
+    stats = _view(template_home, "demo-residents", "alpha").frame
+    pd.testing.assert_frame_equal(stats, _view(template_home, "demo-residents", "alpha").frame)
+    others = _view(template_home, "demo-residents", "beta").frame
+    assert (stats["id_card"] != others["id_card"]).all()
 
 
 def test_fingerprint_off_and_kept_integers(tmp_path: Path, template_home: Path) -> None:
@@ -346,7 +442,7 @@ def test_no_false_attribution_for_foreign_or_uninformative_extracts(template_hom
     pool = _candidates(template_home, "demo-residents-planning", clients)
     foreign = _view(template_home, "demo-residents-planning", "a", secret=bytes(32)).ordered
     assert attribute(foreign.head(300), pool).named is None
-    plain = foreign[["gender", "age", "city", "id_card"]].head(300)
+    plain = foreign[["gender", "birth_date", "city", "id_card"]].head(300)
     assert attribute(plain, pool).named is None
     noise = pd.DataFrame({"x": np.arange(300).astype(str), "y": ["?"] * 300})
     result = attribute(noise, pool)
@@ -372,7 +468,7 @@ def test_trace_names_the_client_and_lists_the_audit_entries(
     to the audit entries whose responses held those rows; the log still verifies."""
     auth = {"Authorization": f"Bearer {token}"}
     first = client.get(f"{ROWS}&_size=300&_format=csv", headers=auth)
-    second = client.get(f"{ROWS}&_size=100&_sort=mobile", headers=auth)
+    second = client.get(f"{ROWS}&_size=100&_sort=age", headers=auth)
     assert first.status_code == 200
     assert second.status_code == 200
     _, stored = read_entries(demo.settings.audit_database)
@@ -381,15 +477,15 @@ def test_trace_names_the_client_and_lists_the_audit_entries(
     assert [len(decode_rows(e["row_ids"])) for e in rows_entries] == [300, 100]
     assert all(e["view"] == rows_entries[0]["view"] for e in rows_entries)
     leaked = pd.read_csv(io.StringIO(first.text), dtype=str).sample(frac=1, random_state=1)
-    leaked = leaked[["address", "gender", "district", "name"]]
-    leaked.columns = ["地址", "性别", "区县", "姓名"]
+    leaked = leaked[["id_card", "gender", "district", "age"]]
+    leaked.columns = ["身份证号", "性别", "区县", "年龄"]
     leaked.to_csv(tmp_path / "leak.csv", index=False)
     home = str(demo.home)
     assert main(["trace", str(tmp_path / "leak.csv"), "--home", home, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["client"], report["grant"]) == ("demo", "demo-residents")
     assert report["confidence"] >= 0.999
-    assert report["mapping"]["demo-residents"]["地址"] == "address"
+    assert report["mapping"]["demo-residents"]["身份证号"] == "id_card"
     hits = {h["idx"]: h["leaked"] for h in report["entries"]}
     assert rows_entries[0]["idx"] in hits
     assert hits[rows_entries[0]["idx"]] >= 280
@@ -432,6 +528,35 @@ def test_chance_matches_are_never_attributed(
     report = json.loads(capsys.readouterr().out)
     assert code == 3, report
     assert report["client"] is None
+
+
+def test_no_attribution_without_the_decoy_baseline(
+    demo: Demo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never a wrong name: whether a view can be released depends on the recipient (marks come
+    before the model), so when the decoy's view of a grant cannot be, the grant has no chance
+    baseline and made-up rows of values every recipient sees are still "no attribution"."""
+    real = materialize  # what the tracer calls (gateway.privacy.views.materialize)
+
+    def unreachable_for_the_decoy(*args: Any) -> Any:
+        if args[-1].client_id == DECOY:
+            raise PrivacyUnreachable("k=5 cannot be met within the suppression limit")
+        return real(*args)
+
+    monkeypatch.setattr(tracer, "materialize", unreachable_for_the_decoy)
+    rng = np.random.default_rng(5)
+    made_up = pd.DataFrame(
+        {
+            "性别": rng.choice(["男", "女"], 60),
+            "区县": rng.choice(["朝阳区", "海淀区", "天河区", "越秀区"], 60),
+        }
+    )
+    made_up.to_csv(tmp_path / "made-up.csv", index=False)
+    code = main(["trace", str(tmp_path / "made-up.csv"), "--home", str(demo.home), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 3, report
+    assert report["client"] is None
+    assert any("no baseline" in s for s in report["skipped"])
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ def _matrix() -> ModuleType:
 
 
 def test_matrix_names_the_leaker_and_never_a_wrong_client(tmp_path: Path) -> None:
-    """No false attribution in any case; from 5 % of the rows (97) every 3-column leak holding a
+    """No false attribution in any case; from 5 % of the rows (100) every 3-column leak holding a
     carrier is attributed, even when a masked address is its only carrier; all columns suffice
     from 1 %; a leak without a carrier is never attributed."""
     tm = _matrix()

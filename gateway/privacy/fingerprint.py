@@ -152,8 +152,9 @@ def apply_fingerprint(
     secret: bytes,
     client_id: str,
 ) -> pd.DataFrame:
-    """The released frame with this recipient's fingerprint. `frame` is indexed like `source`
-    (the rows the privacy model kept); neither input is changed."""
+    """The released frame with this recipient's fingerprint. `frame` holds the transformed
+    columns, indexed like `source` (the rows the row filter kept); the privacy model runs on the
+    result. Neither input is changed."""
     marked = carriers(grant, dataset)
     if not marked or frame.empty:
         return frame

@@ -62,7 +62,12 @@ def candidates_of(
     """Every (client, grant) view the workspace can release now, expired grants included (the
     leak may be older than the grant's end), plus for each grant the view of a recipient that
     does not exist (DECOY): the chance baseline. A leak that matches a real recipient no better
-    than that decoy carries nothing recipient-specific and is never attributed."""
+    than that decoy carries nothing recipient-specific and is never attributed.
+
+    Whether a view can be released depends on the recipient (fingerprints come before the
+    privacy model, synthetic values are keyed per client): when the decoy's view cannot be, the
+    grant has no baseline and none of its recipients is a candidate (a missed attribution, never
+    a false one)."""
     found: list[Candidate] = []
     skipped: list[str] = []
     taken = partial(RealValues(sources).of, policy)
@@ -71,15 +76,24 @@ def candidates_of(
             continue
         dataset = policy.datasets[grant.dataset]
         source = sources.load(dataset)
-        for client in [*sorted(grant.clients), DECOY]:
+        views: list[Candidate] = []
+        for client in [DECOY, *sorted(grant.clients)]:
             deadline.check()
             ctx = TransformContext(secret, client, grant.id, taken=taken)
             try:
                 view = materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
             except PrivacyUnreachable as exc:
+                if client == DECOY:
+                    skipped.append(
+                        f"{grant.id}: no baseline (the view of a recipient that does not exist "
+                        f"cannot be released: {exc}); its recipients are not candidates"
+                    )
+                    break
                 skipped.append(f"{grant.id}/{client}: {exc}")
                 continue
-            found.append(Candidate.of(dataset.id, grant.id, client, view.key, view.ordered))
+            views.append(Candidate.of(dataset.id, grant.id, client, view.key, view.ordered))
+        else:  # the decoy's view and every releasable recipient's view
+            found.extend([*views[1:], views[0]])
     return found, skipped
 
 
