@@ -146,3 +146,24 @@ def test_search_meets_k_over_every_quasi_identifier(
             {"age": "Int64", "gender": "string", "zone": "Int64"}
         )
     )  # the input is never changed
+
+
+def test_local_recoding_with_set_labels_is_wired_to_the_policy_model() -> None:
+    """Promise 4: `labels: sets` (local recoding) may release a class's values as a set, still
+    k-anonymous over every quasi-identifier; `hierarchy` never lists values."""
+    cities = ["东城区", "西城区", "朝阳区", "海淀区", "浦东新区", "黄浦区"] * 4
+    frame = pd.DataFrame({"district": cities, "age": list(range(24))}).astype(
+        {"district": "string", "age": "Int64"}
+    )
+    table = [
+        {c: ("北京市" if c in cities[:4] else "上海市") for c in cities},
+        dict.fromkeys(cities, "*"),
+    ]
+    steps = {"district": table, "age": [dict.fromkeys(map(str, range(24)), "*")]}
+    for labels in ("sets", "hierarchy"):
+        model = PrivacyModel(4, ("district", "age"), recoding="local", labels=labels)
+        out, _ = enforce(frame, model, steps)
+        counts = out.astype("string").groupby(["district", "age"], dropna=False).size()
+        assert int(counts.min()) >= 4
+        listed = out["district"].astype("string").str.startswith("{").any()
+        assert listed == (labels == "sets")

@@ -130,6 +130,7 @@ def test_grant_features_are_validated(tmp_path: Path) -> None:
     ("privacy", "message"),
     [
         ("{k: 5, recoding: sideways}", "unknown recoding"),
+        ("{k: 5, labels: sets}", "sets with recoding: local only"),
         ("{k: 5, quasi_identifiers: [income]}", "not released by this grant"),
         ("{k: 5, quasi_identifiers: [city], l: 2}", "l needs a released sensitive column"),
         ("{k: 5, quasi_identifiers: [city], max_suppression: 0.9}", "share from 0 to 0.5"),

@@ -81,8 +81,10 @@ _PRIVACY_KEYS = {
     "max_suppression",
     "hierarchies",
     "recoding",
+    "labels",
 }
 RECODINGS = ("full-domain", "local")
+LABELS = ("hierarchy", "sets")
 DEFAULT_MAX_ROWS = 1000
 
 
@@ -502,6 +504,14 @@ def _privacy(
             "full-domain (one level per column, lattice search) or local (Mondrian)",
         )
         return None
+    labels = spec.get("labels", "hierarchy")
+    if labels not in LABELS or (labels == "sets" and recoding != "local"):
+        check.problem(
+            (*path, "labels"),
+            f"labels {labels!r} is not one of: hierarchy, sets (sets with recoding: local only)",
+            "sets: a class may release the set of its values when narrower than its label",
+        )
+        return None
     l_value, sensitive = spec.get("l"), spec.get("sensitive")
     if l_value is not None:
         if not isinstance(l_value, int) or isinstance(l_value, bool) or l_value < 2:
@@ -582,6 +592,7 @@ def _privacy(
         tuple(hierarchies),
         tables,
         str(recoding),
+        str(labels),
     )
 
 

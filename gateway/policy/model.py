@@ -144,6 +144,9 @@ class PrivacyModel:
     # "full-domain": one generalization level per column for the whole view (global recoding,
     # lattice search); "local": multidimensional local recoding (Mondrian), more utility.
     recoding: str = "full-domain"
+    # Local recoding only: "hierarchy" releases the hierarchy label covering a class; "sets" may
+    # release the set of a class's values when narrower (at most 10; less loss, more detail).
+    labels: str = "hierarchy"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ def model_figures(report: PrivacyReport | None, grant: Grant) -> dict[str, objec
     described: dict[str, object] = {
         "model": "k-anonymity" + (" + l-diversity" if grant.privacy.l else ""),
         "recoding": grant.privacy.recoding,
+        "labels": grant.privacy.labels,
         "k_required": grant.privacy.k,
         "k": report.k,
         "l_required": grant.privacy.l,

@@ -125,6 +125,7 @@ def _local(
             l=model.l,
             sensitive=model.sensitive,
             max_suppression=model.max_suppression,
+            set_labels=model.labels == "sets",
         )
     except MondrianUnreachable as exc:
         raise PrivacyUnreachable(str(exc)) from exc
