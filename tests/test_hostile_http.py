@@ -29,6 +29,7 @@ from tests.conftest import Demo, services_of, token_for
 from tests.test_transparency import new_signer
 
 PROBLEM = "application/problem+json"
+REGISTER = "/v1/datasets/enterprise_registry/rows"
 ROWS = "/v1/datasets/residents/rows"
 ODD_NUMERALS = [
     "²",  # superscript two: str.isdigit() is true, int() fails
@@ -121,9 +122,23 @@ def test_parse_int_refuses_odd_numerals_without_echoing_them(raw: str) -> None:
         (f"{ROWS}?purpose=statistics&_size=²", "_size", "data"),
         (f"{ROWS}?purpose=statistics&_size=①", "_size", "data"),
         (f"{ROWS}?purpose=statistics&_size=１２", "_size", "data"),
-        (f"{ROWS}?purpose=statistics&age__gt=١٢", "age__gt", "data"),
-        (f"{ROWS}?purpose=statistics&age=99999999999999999999", "age", "data"),
-        (f"{ROWS}?purpose=statistics&age__in=1,²", "age__in", "data"),
+        # Integer filters on an integer column the register releases as it is (the residents'
+        # age is a generalized text label since issue 13).
+        (
+            f"{REGISTER}?purpose=market-analysis&registered_capital__gt=١٢",
+            "registered_capital__gt",
+            "data",
+        ),
+        (
+            f"{REGISTER}?purpose=market-analysis&registered_capital=99999999999999999999",
+            "registered_capital",
+            "data",
+        ),
+        (
+            f"{REGISTER}?purpose=market-analysis&registered_capital__in=1,²",
+            "registered_capital__in",
+            "data",
+        ),
         ("/v1/audit/proof?idx=²&size=3", "idx", None),
         ("/v1/audit/proof?idx=0&size=①", "size", None),
         ("/v1/audit/consistency?from=²&to=³", "from", None),

@@ -65,9 +65,8 @@ def test_mask_ladders_are_nested(seed: int, n: int) -> None:
     out = released(spec, ids)
     first = ladder(spec, column("id_card"), out, ids)[0]
     shown = out.astype("string").map(first)
-    assert shown.str.fullmatch(
-        r"\d{2}(\d{2})?\*{14,16}"
-    ).all()  # 4 or 2 digits (when 4 add nothing)
+    # The first level shows 4 region digits, or 2 when 4 add nothing, or none when neither does.
+    assert shown.str.fullmatch(r"\d{2}(\d{2})?\*{14,16}|\*").all()
 
 
 @settings(max_examples=40, deadline=None)

@@ -58,6 +58,10 @@ class SizeLimits:
         elif sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS_TOTAL:
             error = HeadersTooLarge(f"the header fields exceed {MAX_HEADERS_TOTAL} bytes")
         repeated = _repeated(headers)
+        if repeated == "authorization" and str(scope.get("path", "")).startswith("/oauth/"):
+            # The OAuth endpoints refuse it themselves, as RFC 6749 invalid_request (the error
+            # shape OAuth clients parse), and audit it with that reason.
+            repeated = None
         if error is None and repeated is not None:
             # Which of two Authorization headers counts? Different parts of a chain (a proxy,
             # this server, a library) may pick different ones: refuse rather than pick.
