@@ -51,13 +51,17 @@ def test_demo_policies_load(demo: Demo) -> None:
 
 
 def test_repository_policies_are_the_packaged_demo_set() -> None:
-    """policies/ in the repository holds exactly the packaged demo policies."""
+    """policies/ in the repository holds exactly the packaged demo policies, their tests and
+    hierarchies, as real files (`make run` serves the repository root as a workspace, and a
+    policy file that is a link leading out of policies/ is refused)."""
     repo = Path(__file__).resolve().parent.parent / "policies"
-    assert sorted(p.name for p in repo.glob("*.yaml")) == sorted(
-        p.name for p in POLICY_DIR.glob("*.yaml")
-    )
-    for path in repo.glob("*.yaml"):
-        assert path.read_bytes() == (POLICY_DIR / path.name).read_bytes()
+    ours = sorted(p.relative_to(repo) for p in repo.rglob("*") if p.is_file())
+    assert ours == sorted(p.relative_to(POLICY_DIR) for p in POLICY_DIR.rglob("*") if p.is_file())
+    assert ours
+    for name in ours:
+        assert not (repo / name).is_symlink()
+        assert (repo / name).read_bytes() == (POLICY_DIR / name).read_bytes()
+    assert not any(p.is_symlink() for p in repo.rglob("*"))
 
 
 def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
