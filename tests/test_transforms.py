@@ -37,17 +37,22 @@ def test_mask_never_releases_a_nonempty_value_raw(items: list[str | None], prese
 
 
 @given(values, st.integers(0, 5), st.integers(0, 5))
+@example(["0*000"], 1, 3)  # the hidden character was already "*": hidden entirely (promise 2)
 def test_mask_keeps_length_and_the_named_ends(
     items: list[str | None], first: int, last: int
 ) -> None:
-    """Generic first/last masking keeps the length; short values are hidden entirely."""
+    """Generic first/last masking keeps the length; short values, and values whose hidden part
+    is already mask characters (the mask would release them raw), are hidden entirely."""
     series = pd.Series(items, dtype="string")
     masked = apply("mask", series, first=first, last=last)
     for raw, out in zip(series, masked, strict=True):
         if raw is pd.NA:
             continue
         assert len(out) == len(raw)
-        if len(raw) > first + last:
+        hidden = raw[first : len(raw) - last]
+        if len(raw) > first + last and set(hidden) == {"*"}:
+            assert out == "*" * len(raw)
+        elif len(raw) > first + last:
             assert out[:first] == raw[:first]
             assert out[len(out) - last :] == raw[len(raw) - last :]
         else:
