@@ -25,6 +25,7 @@ from gateway.cli import main as gateway_main
 from gateway.data.checksums import id_card_valid
 from gateway.errors import AuditUnavailable, BadRequest
 from gateway.integers import MAX_DIGITS, parse_int
+from gateway.query import RESERVED
 from tests.conftest import Demo, services_of, token_for
 from tests.test_transparency import new_signer
 
@@ -205,15 +206,7 @@ def test_other_digit_checks_refuse_unicode_digits() -> None:
 # --- item 5: fuzz every parameter of every endpoint -----------------------------------------
 
 RESIDENT_PARAMS = [
-    "_size",
-    "_next",
-    "_col",
-    "_nocol",
-    "_sort",
-    "_sort_desc",
-    "_extra",
-    "_format",
-    "purpose",
+    *RESERVED,  # every reserved query parameter of the rows endpoint
     "age",
     "age__gt",
     "age__in",

@@ -5,6 +5,7 @@ promise 2 over synthetic values (never equal to any real value in the workspace)
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -12,12 +13,13 @@ import pytest
 
 from gateway.data.sources import SourceCache
 from gateway.policy.files import load_policies
-from gateway.policy.model import Grant, PolicySet
+from gateway.policy.model import Dataset, Grant, PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.views import View, ViewCache
 from gateway.services import released_view_maker
 from tests.conftest import Demo
 
+ViewOf = Callable[[Dataset, Grant, str], View]
 TOKENS = {"pseudonymize", "synthesize"}
 
 
@@ -135,6 +137,16 @@ def write_policy(home: Path, columns: str, privacy: str = "") -> Path:
     return directory
 
 
+def one_grant(demo: Demo, directory: Path) -> tuple[PolicySet, Grant, ViewOf]:
+    """The policy set of a one-grant directory, its grant, and a view builder for it."""
+    policy = load_policies(directory, demo.home)
+    (grant,) = policy.grants
+    view_of = released_view_maker(
+        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
+    )
+    return policy, grant, view_of
+
+
 def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
     """Promise 4: k=50 with no suppression allowed over an ID-like quasi-identifier cannot be
     met; building the view raises PrivacyUnreachable (the API answers 503
@@ -145,11 +157,7 @@ def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
         "      gender: {transform: keep, justification: 按性别统计所需}\n",
         "    privacy: {k: 50, max_suppression: 0, recoding: full-domain}\n",
     )
-    policy = load_policies(directory, demo.home)
-    (grant,) = policy.grants
-    view_of = released_view_maker(
-        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
-    )
+    policy, grant, view_of = one_grant(demo, directory)
     big = view_of(policy.datasets["residents"], grant, "demo")
     # With `*` available the model holds by generalizing the code away entirely:
     assert set(big.frame["employer_credit_code"].unique()) == {"*"}
@@ -160,11 +168,7 @@ def test_a_view_whose_model_cannot_hold_is_never_released(demo: Demo) -> None:
         "      gender: {transform: keep, justification: 按性别统计所需}\n",
         "    privacy: {k: 5000, max_suppression: 0}\n",
     )
-    policy = load_policies(directory, demo.home)
-    (grant,) = policy.grants
-    view_of = released_view_maker(
-        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
-    )
+    policy, grant, view_of = one_grant(demo, directory)
     with pytest.raises(PrivacyUnreachable):
         view_of(policy.datasets["residents"], grant, "demo")
 
@@ -183,11 +187,7 @@ def test_a_mask_that_shows_most_of_a_value_is_withheld_at_build_time(demo: Demo)
         + "      mobile: {transform: mask, first: 8}\n",
         encoding="utf-8",
     )
-    policy = load_policies(directory, demo.home)
-    (grant,) = policy.grants
-    view_of = released_view_maker(
-        demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy
-    )
+    policy, grant, view_of = one_grant(demo, directory)
     with pytest.raises(PrivacyUnreachable, match="nearly raw"):
         view_of(policy.datasets["residents"], grant, "demo")
 

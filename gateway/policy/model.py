@@ -178,11 +178,11 @@ class Grant:
     not_identifying: tuple[tuple[str, str], ...] = ()
 
     def quasi_identifiers(self) -> tuple[str, ...]:
-        """The released columns that count as quasi-identifiers (see `derived_qis`)."""
-        sensitive = None
-        if self.privacy is not None and self.privacy.l is not None:
-            sensitive = self.privacy.sensitive
-        return derived_qis(self.columns, self.not_identifying, sensitive)
+        """The released columns that count as quasi-identifiers: the model's (derived, plus any
+        the file adds) when there is one, else those `derived_qis` finds."""
+        if self.privacy is not None:
+            return self.privacy.quasi_identifiers
+        return derived_qis(self.columns, self.not_identifying, None)
 
     @property
     def max_rows(self) -> int:

@@ -95,7 +95,7 @@ def measure(
     columns to their mask character."""
     sizes = class_sizes(frame, qis)
     rows = len(frame)
-    classes = int((1.0 / sizes).sum().round()) if rows else 0
+    classes = int((1.0 / sizes).sum().round()) if rows else 0  # each class adds size x 1/size
     smallest = int(sizes.min()) if rows else 0
     equal: list[tuple[str, float]] = []
     visible: list[tuple[str, float]] = []
