@@ -17,6 +17,8 @@ from gateway.audit.bundle import export_bundle
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog, resume
 from gateway.audit.verify import print_report, verify_path
+from gateway.report.command import add_arguments as report_arguments
+from gateway.report.command import write_report
 from gateway.auth.keys import rotate as rotate_token_key
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
@@ -349,6 +351,26 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    ws = settings.workspace
+    if args.bundle and not args.key:
+        _err("a report on a bundle needs --key: the audit public key you obtained out of band")
+        return 2
+    key_files = (
+        [Path(k) for k in args.key]
+        if args.key
+        else [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
+    )
+    target: Path | Database = Path(args.bundle) if args.bundle else settings.audit_database
+    _out(
+        write_report(
+            target, key_files, Path(args.out), since=args.since, until=args.until, tz=args.tz
+        )
+    )
+    return 0
+
+
 def cmd_audit_resume(args: argparse.Namespace) -> int:
     settings = _settings(args)
     ws = settings.workspace
@@ -565,6 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--from", dest="from_idx", type=int, default=0, help="first index (default 0)")
     c.add_argument("--to", dest="to_idx", type=int, help="end index, exclusive (default: all)")
     c.set_defaults(func=cmd_audit_export)
+    c = asub.add_parser(
+        "report", parents=[home], help="write a self-contained HTML report of a verified log"
+    )
+    report_arguments(c)
+    c.set_defaults(func=cmd_audit_report)
     c = asub.add_parser("resume", parents=[home], help="clear a halt after verifying the log")
     c.set_defaults(func=cmd_audit_resume)
 
