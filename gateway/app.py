@@ -25,6 +25,7 @@ from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.limits import SizeLimits
 from gateway.api.problems import problem_response
+from gateway.console.views import console_routes
 from gateway.errors import (
     ApiError,
     AuditUnavailable,
@@ -177,6 +178,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             Route("/v1/admin/status", admin.status, methods=["GET"]),
             Route("/v1/admin/reload", admin.reload, methods=["POST"]),
             Route("/v1/admin/explain", admin.explain_decision, methods=["GET"]),
+            *console_routes(),
         ],
         exception_handlers={
             ApiError: _api_error,

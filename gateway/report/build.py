@@ -57,7 +57,7 @@ def render(log: VerifiedLog, spec: ReportInput) -> str:
     last = max(stamps, default=start) + 1
     # An open end or one in the future stops at the last entry (or now): no empty years drawn.
     end = last if period.until is None else min(period.until, max(last, spec.generated_ms))
-    line = figures.timeline(calls, start, max(end, start + 1), tz)
+    line = figures.timeline(calls, figures.buckets(start, max(end, start + 1), tz))
     pairs = figures.by_client_dataset(calls)
     refusals = figures.refusals_by_reason(calls)
     findings = [

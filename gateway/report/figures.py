@@ -73,40 +73,57 @@ def totals(calls: pd.DataFrame) -> Totals:
 
 
 @dataclass(frozen=True)
-class Timeline:
+class Buckets:
+    """Contiguous time buckets of one size (an hour, a day or a week of `tz`'s wall clock)."""
+
     unit: str  # "hour", "day" or "week"
+    first: int  # start of the first bucket (ms)
+    size: int  # ms
     labels: list[str]
-    series: dict[str, list[int]]  # decision -> calls per bucket
+
+    def position(self, ts: pd.Series) -> pd.Series:
+        return ((ts - self.first) // self.size).clip(0, len(self.labels) - 1)
 
 
-def bucket_unit(start: int, end: int) -> tuple[str, int]:
+def buckets(start: int, end: int, tz: dt.tzinfo) -> Buckets:
+    """Hours up to two days, days up to 92 days, weeks (from Monday) beyond: a readable chart."""
     span = max(end - start, 1)
-    if span <= 2 * DAY_MS:
-        return "hour", HOUR_MS
-    if span <= 92 * DAY_MS:
-        return "day", DAY_MS
-    return "week", 7 * DAY_MS
-
-
-def timeline(calls: pd.DataFrame, start: int, end: int, tz: dt.tzinfo) -> Timeline:
-    """Calls per hour, day or week (whichever keeps the chart readable) from start to end,
-    empty buckets included, split by decision. Buckets follow the wall clock of `tz`."""
-    unit, size = bucket_unit(start, end)
-    offset = _offset_ms(tz, start)
-    first = (start + offset) // size * size - offset
-    if unit == "week":  # weeks start on Monday (1970-01-01 was a Thursday)
-        first = (start + offset - 4 * DAY_MS) // size * size + 4 * DAY_MS - offset
-    count = max(1, -(-(end - first) // size))
-    position = ((calls["ts"] - first) // size).clip(0, count - 1)
-    table = pd.crosstab(position, calls["decision"]).reindex(
-        index=range(count), columns=list(DECISIONS), fill_value=0
+    unit, size = (
+        ("hour", HOUR_MS) if span <= 2 * DAY_MS else ("day", DAY_MS) if span <= 92 * DAY_MS
+        else ("week", 7 * DAY_MS)
     )
-    fmt = {"hour": "%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d"}[unit]
+    offset = _offset_ms(tz, start)
+    shift = 4 * DAY_MS if unit == "week" else 0  # 1970-01-01 was a Thursday
+    first = (start + offset - shift) // size * size + shift - offset
+    count = max(1, -(-(end - first) // size))
+    fmt = "%m-%d %H:00" if unit == "hour" else "%Y-%m-%d"
     labels = [
         dt.datetime.fromtimestamp((first + i * size) / 1000, tz).strftime(fmt)
         for i in range(count)
     ]
-    return Timeline(unit, labels, {d: [int(v) for v in table[d]] for d in DECISIONS})
+    return Buckets(unit, first, size, labels)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    unit: str
+    labels: list[str]
+    series: dict[str, list[int]]  # decision -> calls per bucket
+
+
+def timeline(calls: pd.DataFrame, slots: Buckets) -> Timeline:
+    """Calls per bucket, empty buckets included, split by decision."""
+    table = pd.crosstab(slots.position(calls["ts"]), calls["decision"]).reindex(
+        index=range(len(slots.labels)), columns=list(DECISIONS), fill_value=0
+    )
+    return Timeline(slots.unit, slots.labels, {d: [int(v) for v in table[d]] for d in DECISIONS})
+
+
+def rows_per_bucket(calls: pd.DataFrame, slots: Buckets) -> list[int]:
+    """Rows released (allowed calls) per bucket."""
+    allowed = calls[calls["decision"] == "allow"]
+    sums = allowed["rows"].groupby(slots.position(allowed["ts"])).sum()
+    return [int(v) for v in sums.reindex(range(len(slots.labels)), fill_value=0)]
 
 
 def _offset_ms(tz: dt.tzinfo, at: int) -> int:
