@@ -106,7 +106,7 @@ def grants_page(svc: Services) -> dict[str, Any]:
 
 def _columns(grant: Grant) -> list[tuple[str, str]]:
     return [
-        (name, spec.name + "".join(f" {k}={v}" for k, v in spec.params))
+        (name, spec.name + "".join(f" {k}={v}" for k, v in spec.params if not k.startswith("_")))
         for name, spec in grant.columns
     ]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 WIDTH = 720
 LEFT = 56  # room for the value axis labels
+RIGHT = 44  # room for the last time label
 BOTTOM = 30  # room for the time axis labels
 TOP = 12
 
@@ -82,7 +83,7 @@ def columns(
     count = len(labels)
     totals = [sum(values[i] for values in series.values()) for i in range(count)]
     top = nice_ceiling(max(totals, default=0))
-    plot_w = WIDTH - LEFT - 8
+    plot_w = WIDTH - LEFT - RIGHT
     plot_h = height - TOP - BOTTOM
     base = TOP + plot_h
     slot = plot_w / max(count, 1)
@@ -113,7 +114,7 @@ def columns(
     texts += [
         Text(LEFT - 6, round(base - plot_h * f + 4, 2), _fmt(top * f), "end") for f in (0, 0.5, 1)
     ]
-    lines = (Line(LEFT, base, WIDTH - 8, base), Line(LEFT, TOP, LEFT, base))
+    lines = (Line(LEFT, base, WIDTH - RIGHT, base), Line(LEFT, TOP, LEFT, base))
     legend = tuple((css, names.get(css, css)) for css in series)
     return Chart(title, WIDTH, height, tuple(rects), tuple(texts), lines, legend, not any(totals))
 
