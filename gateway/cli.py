@@ -17,8 +17,6 @@ from gateway.audit.bundle import export_bundle
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog, resume
 from gateway.audit.verify import print_report, verify_path
-from gateway.report.command import add_arguments as report_arguments
-from gateway.report.command import write_report
 from gateway.auth.keys import rotate as rotate_token_key
 from gateway.auth.registry import ClientRegistry
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
@@ -33,6 +31,8 @@ from gateway.policy.testing import ViewOf, load_cases, run_cases
 from gateway.privacy.assess import FiguresOf, assess
 from gateway.privacy.assess import render as render_assessment
 from gateway.privacy.views import ViewCache
+from gateway.report.command import add_arguments as report_arguments
+from gateway.report.command import write_report
 from gateway.services import figures_maker, read_secret, view_maker
 from gateway.settings import Settings
 from gateway.store.db import Database

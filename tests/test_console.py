@@ -97,7 +97,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             for _ in range(3):
                 assert anonymous.get(f"{server.base}/v1/datasets").status_code == 401
         policy = home / "policies" / "residents.yaml"
-        policy.write_text(policy.read_text().replace("clients: [demo]", "clients: [demo, analyst]", 1))
+        policy.write_text(
+            policy.read_text().replace("clients: [demo]", "clients: [demo, analyst]", 1)
+        )
         wait_for(home, "policy.reload")
         analyst = oauth_client(server, "analyst", secrets["analyst"])
         for expected in (200, 429):
@@ -158,7 +160,8 @@ def check_clients(page: Page, home: Path, idx: int) -> None:
         refused = sum(1 for e in mine if e["decision"] in ("deny", "error"))
         assert (n(row[9]), n(row[10]), n(row[11])) == (len(mine), rows, refused), client
     assert shown["analyst"][6] == "30"  # its own daily quota
-    assert shown["analyst"][7] == "20" and shown["analyst"][8] == "67 %"
+    assert shown["analyst"][7] == "20"
+    assert shown["analyst"][8] == "67 %"
 
 
 def check_usage(page: Page, home: Path, idx: int) -> None:
@@ -172,10 +175,9 @@ def check_usage(page: Page, home: Path, idx: int) -> None:
         if e.get("client") and e.get("dataset") and e["decision"] == "allow":
             expected[e["client"], e["dataset"]] += e["rows"]
     shown = {(r[0], r[1]): n(r[5]) for r in cells(page, "pairs")}
-    assert shown == {k: v for k, v in expected.items()} | {
-        k: 0 for k in shown if k not in expected
-    }
-    assert shown["demo", "residents"] == 70 and shown["analyst", "residents"] == 20
+    assert shown == {k: v for k, v in expected.items()} | {k: 0 for k in shown if k not in expected}
+    assert shown["demo", "residents"] == 70
+    assert shown["analyst", "residents"] == 20
 
 
 def check_refusals(page: Page, home: Path, idx: int) -> None:
@@ -183,7 +185,8 @@ def check_refusals(page: Page, home: Path, idx: int) -> None:
     assert n(page.inner_text("#refusal-total")) == len(refused)
     reasons = {r[0]: n(r[1]) for r in cells(page, "reasons")}
     assert reasons == dict(Counter(e["reason"] for e in refused))
-    assert reasons["unauthenticated"] >= 3 and reasons["quota_exceeded"] == 1
+    assert reasons["unauthenticated"] >= 3
+    assert reasons["quota_exceeded"] == 1
     recent = cells(page, "recent")
     assert [n(r[0]) for r in recent] == sorted((e["idx"] for e in refused), reverse=True)[:100]
 
@@ -200,7 +203,9 @@ def check_grants(page: Page, home: Path, idx: int, views: list[dict[str, Any]]) 
 
 def check_policy(page: Page, home: Path, idx: int) -> None:
     events = [
-        e for e, _ in raw_log(home) if e["idx"] < idx and str(e.get("action", "")).startswith("policy.")
+        e
+        for e, _ in raw_log(home)
+        if e["idx"] < idx and str(e.get("action", "")).startswith("policy.")
     ]
     assert page.locator("main h3").count() == len(events) >= 1
     assert "policy.reload" in page.inner_text("main")
@@ -218,17 +223,21 @@ def test_console_in_chromium(site: Site, browser: Browser, tmp_path: Path) -> No
     requests: list[str] = []
     problems: list[str] = []
     page.on("request", lambda r: requests.append(f"{r.method} {r.url} {r.resource_type}"))
-    page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
     page.on("pageerror", lambda e: problems.append(str(e)))
 
     first = page.goto(f"{base}/console")
-    assert first is not None and first.status == 401
+    assert first is not None
+    assert first.status == 401
     page.screenshot(path=str(tmp_path / "sign-in.png"), full_page=True)
     page.fill("#client_id", "auditor")
     page.fill("#client_secret", site.secrets["auditor"])
     with page.expect_navigation() as landed:
         page.click("form.signin button[type=submit]")
-    assert landed.value is not None and landed.value.status == 200
+    assert landed.value is not None
+    assert landed.value.status == 200
     assert page.url == f"{base}/console"
     assert page.inner_text("#who") == "auditor"
 
@@ -249,9 +258,12 @@ def test_console_in_chromium(site: Site, browser: Browser, tmp_path: Path) -> No
         with page.expect_navigation() as navigation:
             page.click(f"header nav a[href='{path}']")
         response = navigation.value
-        assert response is not None and response.status == 200, name
+        assert response is not None
+        assert response.status == 200, name
         csp = response.headers["content-security-policy"]
-        assert "default-src 'none'" in csp and "unsafe-inline" not in csp and "script" not in csp
+        assert "default-src 'none'" in csp
+        assert "unsafe-inline" not in csp
+        assert "script" not in csp
         assert response.headers["x-frame-options"] == "DENY"
         idx = receipt_idx(response, home)
         viewed.append((idx, path))
@@ -282,7 +294,8 @@ def test_console_in_chromium(site: Site, browser: Browser, tmp_path: Path) -> No
 
     # Only documents, only from this origin: no stylesheet, script, font or image request, and
     # one audit entry per request the browser sent.
-    assert requests and all(r.split()[1].startswith(f"{base}/console") for r in requests), requests
+    assert requests
+    assert all(r.split()[1].startswith(f"{base}/console") for r in requests), requests
     assert {r.split()[2] for r in requests} == {"document"}
     console_entries = [
         e for e in raw_log(home) if str(e[0].get("route") or "").startswith("/console")
@@ -303,8 +316,11 @@ def test_console_refusals_are_audited(site: Site) -> None:
         cross = http.post(
             f"{base}/console/sign-in", data=form, headers={"Sec-Fetch-Site": "cross-site"}
         )
-        assert cross.status_code == 403 and "set-cookie" not in cross.headers
-        foreign = http.post(f"{base}/console/sign-in", data=form, headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403
+        assert "set-cookie" not in cross.headers
+        foreign = http.post(
+            f"{base}/console/sign-in", data=form, headers={"Origin": "https://evil.example"}
+        )
         assert foreign.status_code == 403
         same = {"Sec-Fetch-Site": "same-origin"}
         data_only = http.post(
@@ -312,17 +328,20 @@ def test_console_refusals_are_audited(site: Site) -> None:
             data={"client_id": "demo", "client_secret": site.secrets["demo"]},
             headers=same,
         )
-        assert data_only.status_code == 403 and "set-cookie" not in data_only.headers
+        assert data_only.status_code == 403
+        assert "set-cookie" not in data_only.headers
         wrong = http.post(
             f"{base}/console/sign-in",
             data={"client_id": "auditor", "client_secret": "x" * 40},
             headers=same,
         )
-        assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+        assert wrong.status_code == 401
+        assert "set-cookie" not in wrong.headers
         forged = http.get(
             f"{base}/console/clients", headers={"Cookie": "__Host-gateway-console=a.b.c"}
         )
-        assert forged.status_code == 401 and "auditor" not in forged.text
+        assert forged.status_code == 401
+        assert "auditor" not in forged.text
         assert http.head(f"{base}/console").status_code == 405
         admin = http.post(
             f"{base}/console/sign-in",
@@ -330,7 +349,8 @@ def test_console_refusals_are_audited(site: Site) -> None:
             headers=same,
             follow_redirects=False,
         )
-        assert admin.status_code == 303 and "__Host-gateway-console=" in admin.headers["set-cookie"]
+        assert admin.status_code == 303
+        assert "__Host-gateway-console=" in admin.headers["set-cookie"]
     entries = [e for e, _ in raw_log(site.home)][before:]
     assert [(e["route"], e["decision"], e["reason"]) for e in entries] == [
         ("/console/sign-in", "deny", "cross_site"),

@@ -6,16 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.cli import main as gateway_main
+from tests.browser import launch_chromium
 from tests.conftest import BASE, Demo
-from tests.workload import HOSTILE, install_clock, raw_entries, run_workload, within
+from tests.workload import HOSTILE, install_clock, raw_entries, run_workload
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 class Tables(HTMLParser):
@@ -128,9 +134,8 @@ def test_report_anomalies(worked: tuple[Demo, dt.datetime], tmp_path: Path) -> N
     page = parse(report(demo, tmp_path))
     assert len(page.lists["finding-spike"]) == 1
     assert "40 calls in one hour" in page.lists["finding-spike"][0]
-    assert page.lists["finding-night"] == [
-        page.lists["finding-night"][0]
-    ] and "demo: 3 call(s)" in page.lists["finding-night"][0]
+    assert page.lists["finding-night"] == [page.lists["finding-night"][0]]
+    assert "demo: 3 call(s)" in page.lists["finding-night"][0]
     firsts = page.lists["finding-first_access"]
     assert [f.split(": ", 1)[1].split(" (entry")[0] for f in firsts] == [
         "demo read residents for the first time",
@@ -154,8 +159,11 @@ def test_report_is_self_contained_and_escapes_log_text(
     demo, _ = worked
     html = report(demo, tmp_path)
     page = parse(html)
-    assert not [t for t, _ in page.tags if t in ("script", "iframe", "object", "embed", "link")
-                and t != "link"]
+    assert not [
+        t
+        for t, _ in page.tags
+        if t in ("script", "iframe", "object", "embed", "link") and t != "link"
+    ]
     for tag, attrs in page.tags:
         for name, value in attrs:
             assert not (value or "").lower().lstrip().startswith(("http:", "https:", "//")), tag
@@ -165,6 +173,49 @@ def test_report_is_self_contained_and_escapes_log_text(
     assert HOSTILE not in html
     assert "policy.rejected" in html
     assert not re.search(r"url\(", html)
-    csp = next(dict(a)["content"] for t, a in page.tags if t == "meta" and
-               dict(a).get("http-equiv") == "Content-Security-Policy")
-    assert csp is not None and "default-src 'none'" in csp
+    csp = next(
+        dict(a)["content"]
+        for t, a in page.tags
+        if t == "meta" and dict(a).get("http-equiv") == "Content-Security-Policy"
+    )
+    assert csp is not None
+    assert "default-src 'none'" in csp
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    yield from launch_chromium()
+
+
+def test_report_renders_offline_in_chromium(
+    worked: tuple[Demo, dt.datetime], tmp_path: Path, chromium: Browser
+) -> None:
+    """Opened from disk with every network request blocked, the report renders whole (its
+    charts and tables are there) and the browser attempted no request but the file itself."""
+    demo, _ = worked
+    report(demo, tmp_path)
+    page = chromium.new_page(viewport={"width": 1200, "height": 900})
+    attempted: list[str] = []
+    problems: list[str] = []
+    page.on("request", lambda r: attempted.append(r.url))
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith("file://") else route.abort()
+        ),
+    )
+    url = (tmp_path / "report.html").as_uri()
+    page.goto(url)
+    assert attempted == [url]
+    assert not problems, problems  # no CSP violation: the inline stylesheet's hash matches
+    assert page.locator("svg.chart").count() >= 3
+    assert page.locator("svg.chart rect").count() > 0
+    assert page.locator("#pairs tr").count() == 4  # a header and three (client, dataset) pairs
+    # The stylesheet applied (a CSP mismatch would leave the header unstyled).
+    background = page.eval_on_selector("header.top", "e => getComputedStyle(e).backgroundColor")
+    assert background == "rgb(29, 38, 48)"
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    page.close()

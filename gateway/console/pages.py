@@ -7,8 +7,6 @@ import datetime as dt
 import os
 from typing import Any
 
-import pandas as pd
-
 from gateway.policy.model import Grant, PolicySet
 from gateway.privacy.assess import assess
 from gateway.reloader import PolicyStatus
@@ -56,21 +54,21 @@ def clients_page(svc: Services, log: VerifiedLog, now_ms: int) -> dict[str, Any]
         today=("today", "sum"),
         last=("ts", "max"),
     )
+    by_client = {str(k): v for k, v in usage.to_dict("index").items()}
+    none: dict[str, Any] = {"calls": 0, "rows": 0, "refused": 0, "today": 0, "last": None}
     rows = []
     for client in svc.registry.all():
-        found = client.client_id in usage.index
-        used = usage.loc[client.client_id] if found else None
+        used = by_client.get(client.client_id, none)
+        today = int(used["today"])
         rows.append(
             {
                 "client": client,
-                "calls": int(used["calls"]) if used is not None else 0,
-                "rows": int(used["rows"]) if used is not None else 0,
-                "refused": int(used["refused"]) if used is not None else 0,
-                "today": int(used["today"]) if used is not None else 0,
-                "last": int(used["last"]) if used is not None else None,
-                "quota_share": _share(
-                    int(used["today"]) if used is not None else 0, client.rows_per_day
-                ),
+                "calls": int(used["calls"]),
+                "rows": int(used["rows"]),
+                "refused": int(used["refused"]),
+                "today": today,
+                "last": None if used["last"] is None else int(used["last"]),
+                "quota_share": _share(today, client.rows_per_day),
             }
         )
     return {"clients": rows}
@@ -121,11 +119,12 @@ def usage_page(log: VerifiedLog, now_ms: int, tz: dt.tzinfo) -> dict[str, Any]:
     pairs = figures.by_client_dataset(recent)
     return {
         "days": USAGE_DAYS,
-        "calls_chart": columns(
-            f"Calls per {line.unit}", line.labels, line.series, DECISION_NAMES
-        ),
+        "calls_chart": columns(f"Calls per {line.unit}", line.labels, line.series, DECISION_NAMES),
         "rows_chart": columns(
-            f"Rows released per {line.unit}", line.labels, {"s0": figures.rows_per_bucket(recent, slots)}, {"s0": "rows"}
+            f"Rows released per {line.unit}",
+            line.labels,
+            {"s0": figures.rows_per_bucket(recent, slots)},
+            {"s0": "rows"},
         ),
         "pairs": pairs,
         "pairs_chart": bars(

@@ -99,9 +99,7 @@ class Console:
             (route.methods or set()).discard("HEAD")
         return found
 
-    def render(
-        self, template: str, context: dict[str, Any], status: int = 200
-    ) -> HTMLResponse:
+    def render(self, template: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
         body = self.env.get_template(template).render(
             css=self.style.css,
             nav=NAV,
@@ -188,8 +186,12 @@ class Console:
                 ctx.reason = exc.reason
                 response = self.render(
                     "console/sign_in.html.j2",
-                    {"error": "Sign in to see this page." if COOKIE not in request.cookies
-                     else "Your session has ended; sign in again.", "user": None},
+                    {
+                        "error": "Sign in to see this page."
+                        if COOKIE not in request.cookies
+                        else "Your session has ended; sign in again.",
+                        "user": None,
+                    },
                     status=401,
                 )
                 if COOKIE in request.cookies:

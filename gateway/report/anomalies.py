@@ -42,7 +42,7 @@ def spikes(calls: pd.DataFrame) -> list[Finding]:
     per_hour = hours.value_counts().sort_index()
     baseline = float(per_hour.median())
     found = []
-    for hour, count in per_hour.items():
+    for hour, count in zip(per_hour.index.tolist(), per_hour.tolist(), strict=True):
         if count >= SPIKE_MIN and count > SPIKE_FACTOR * baseline:
             in_hour = calls[hours == hour]
             top = in_hour["client"].replace("", "(unauthenticated)").value_counts()
@@ -94,11 +94,11 @@ def first_access(all_calls: pd.DataFrame, since: int | None, until: int | None) 
     return [
         Finding(
             "first_access",
-            int(row.ts),
-            f"{row.client} read {row.dataset} for the first time",
-            int(row.idx),
+            int(row["ts"]),
+            f"{row['client']} read {row['dataset']} for the first time",
+            int(row["idx"]),
         )
-        for row in firsts.itertuples()
+        for row in firsts.to_dict("records")
     ]
 
 

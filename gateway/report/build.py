@@ -71,7 +71,7 @@ def render(log: VerifiedLog, spec: ReportInput) -> str:
     context: dict[str, Any] = {
         "title": f"Audit report: {log.origin}",
         "css": style.css,
-        "csp": content_security_policy(style, forms=False),
+        "csp": content_security_policy(style, forms=False, meta=True),
         "log": log,
         "first_idx": log.report.first,
         "last_idx": log.report.first + log.report.entries - 1,

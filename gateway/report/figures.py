@@ -63,7 +63,7 @@ def totals(calls: pd.DataFrame) -> Totals:
     refused = calls["decision"].isin(["deny", "error"])
     allowed = calls["decision"] == "allow"
     return Totals(
-        int(len(calls)),
+        len(calls),
         int(allowed.sum()),
         int(refused.sum()),
         int(calls.loc[allowed, "rows"].sum()),
@@ -89,7 +89,10 @@ def buckets(start: int, end: int, tz: dt.tzinfo) -> Buckets:
     """Hours up to two days, days up to 92 days, weeks (from Monday) beyond: a readable chart."""
     span = max(end - start, 1)
     unit, size = (
-        ("hour", HOUR_MS) if span <= 2 * DAY_MS else ("day", DAY_MS) if span <= 92 * DAY_MS
+        ("hour", HOUR_MS)
+        if span <= 2 * DAY_MS
+        else ("day", DAY_MS)
+        if span <= 92 * DAY_MS
         else ("week", 7 * DAY_MS)
     )
     offset = _offset_ms(tz, start)
@@ -98,8 +101,7 @@ def buckets(start: int, end: int, tz: dt.tzinfo) -> Buckets:
     count = max(1, -(-(end - first) // size))
     fmt = "%m-%d %H:00" if unit == "hour" else "%Y-%m-%d"
     labels = [
-        dt.datetime.fromtimestamp((first + i * size) / 1000, tz).strftime(fmt)
-        for i in range(count)
+        dt.datetime.fromtimestamp((first + i * size) / 1000, tz).strftime(fmt) for i in range(count)
     ]
     return Buckets(unit, first, size, labels)
 
@@ -160,8 +162,15 @@ def by_client_dataset(calls: pd.DataFrame) -> list[PairRow]:
     )
     grouped = grouped.sort_values(["rows", "calls"], ascending=False, kind="stable")
     return [
-        PairRow(str(c), str(d), int(r.calls), int(r.allowed), int(r.refused), int(r.rows))
-        for (c, d), r in grouped.iterrows()
+        PairRow(
+            str(r["client"]),
+            str(r["dataset"]),
+            int(r["calls"]),
+            int(r["allowed"]),
+            int(r["refused"]),
+            int(r["rows"]),
+        )
+        for r in grouped.reset_index().to_dict("records")
     ]
 
 

@@ -61,7 +61,7 @@ def nice_ceiling(value: int) -> int:
     """The smallest of 1, 2, 5 x 10^n at or above value (an axis maximum that reads well)."""
     if value <= 1:
         return 1
-    power = 10 ** int(math.floor(math.log10(value)))
+    power = int(10 ** math.floor(math.log10(value)))
     return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
 
 

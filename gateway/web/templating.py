@@ -30,18 +30,20 @@ def load_style() -> Style:
     return Style(Markup(text), f"'sha256-{digest}'")  # noqa: S704 - our own packaged CSS
 
 
-def content_security_policy(style: Style, *, forms: bool) -> str:
+def content_security_policy(style: Style, *, forms: bool, meta: bool = False) -> str:
     """No scripts, no frames, no connections; the inline stylesheet by its hash; images only
-    from data: URLs (the favicon placeholder); forms post to this origin only."""
+    from data: URLs (the favicon placeholder); forms post to this origin only. In a `<meta>`
+    element (the offline report) `frame-ancestors` is not allowed, so it is left out."""
     action = "'self'" if forms else "'none'"
     parts = [
         "default-src 'none'",
         f"style-src {style.source}",
         "img-src data:",
         "base-uri 'none'",
-        "frame-ancestors 'none'",
         f"form-action {action}",
     ]
+    if not meta:
+        parts.append("frame-ancestors 'none'")
     return "; ".join(parts)
 
 
