@@ -3,8 +3,11 @@ figures match counts taken independently from the raw entries of a known workloa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import re
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -171,6 +174,7 @@ def test_report_is_self_contained_and_escapes_log_text(
                 assert (value or "").startswith("data:"), (tag, name, value)
     assert "<script" not in html.lower()
     assert HOSTILE not in html
+    assert "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the actor, as text
     assert "policy.rejected" in html
     assert not re.search(r"url\(", html)
     csp = next(
@@ -219,3 +223,58 @@ def test_report_renders_offline_in_chromium(
     assert background == "rgb(29, 38, 48)"
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     page.close()
+
+
+def test_no_report_from_a_log_that_does_not_verify(demo: Demo, tmp_path: Path) -> None:
+    """Promise 6's other half: a report is never built from a tampered log; the command says
+    which entry failed and writes nothing."""
+    with TestClient(create_app(demo.settings), base_url=BASE) as client:
+        assert client.get("/v1/datasets").status_code == 401
+        assert client.get("/healthz").status_code == 200
+    with sqlite3.connect(demo.home / "audit" / "log.sqlite3") as conn:
+        conn.execute(
+            "UPDATE entries SET line = replace(line, '\"status\":401', '\"status\":200') "
+            "WHERE idx = 1"
+        )
+    out = tmp_path / "report.html"
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        code = gateway_main(["audit", "report", "--home", str(demo.home), "--out", str(out)])
+    assert code == 1
+    assert "entry 1 INVALID" in errors.getvalue()
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "２０２６-12-01"], "--since"),
+        (["--since", "2026-12-02", "--until", "2026-12-01"], "later than --since"),
+        (["--tz", "Mars/Olympus"], "unknown time zone"),
+        (["--tz", "../../etc/passwd"], "unknown time zone"),
+        (["--bundle", "nowhere"], "needs --key"),
+    ],
+)
+def test_report_options_are_checked(
+    demo: Demo, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Bad periods, time zones and bundles get a message naming what to fix, and no file."""
+    out = tmp_path / "report.html"
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        code = gateway_main(["audit", "report", "--home", str(demo.home), "--out", str(out), *args])
+    assert code in (1, 2)
+    assert message in errors.getvalue()
+    assert not out.exists()
+
+
+def test_report_never_overwrites(demo: Demo, tmp_path: Path) -> None:
+    """An existing file is left alone."""
+    out = tmp_path / "report.html"
+    out.write_text("kept")
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        code = gateway_main(["audit", "report", "--home", str(demo.home), "--out", str(out)])
+    assert code == 1
+    assert "exists" in errors.getvalue()
+    assert out.read_text() == "kept"

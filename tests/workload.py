@@ -102,7 +102,10 @@ def run_workload(client: TestClient, demo: Demo, clock: Clock, day: dt.datetime)
     finally:
         registry.close()
     assert secret is not None
-    admin_event(demo.settings, "client.add", "analyst")
+    # The actor is the OS user name (LOGNAME first): text an admin controls, shown as text.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LOGNAME", HOSTILE)
+        admin_event(demo.settings, "client.add", "analyst")
     policy = demo.home / "policies" / "residents.yaml"
     text = policy.read_text()
     policy.write_text(text.replace("clients: [demo]", "clients: [demo, analyst]", 1))
