@@ -34,7 +34,7 @@ from gateway.console.session import (
 from gateway.errors import ApiError, Unauthorized
 from gateway.policy.files import CST
 from gateway.reloader import PolicyReloader
-from gateway.report.verified import VerifiedLog, load_verified
+from gateway.report.verified import NotVerified, VerifiedLog, load_verified
 from gateway.services import Services
 from gateway.web.templating import content_security_policy, environment, load_style
 
@@ -207,9 +207,17 @@ class Console:
             except ApiError as exc:
                 return self._refused(ctx, exc)
             ctx.on_finish.append(lambda: svc.inflight.release(principal.client_id))
-            context = await anyio.to_thread.run_sync(
-                lambda: build(svc, reloader, lambda: _verified(svc))
-            )
+            try:
+                context = await anyio.to_thread.run_sync(
+                    lambda: build(svc, reloader, lambda: _verified(svc))
+                )
+            except NotVerified as exc:
+                # Figures are never drawn from a log that does not verify; say so plainly.
+                ctx.reason = "log_not_verified"
+                problem = exc.report.problem or "unknown problem"
+                return self._refused(
+                    ctx, LogUnverified(f"the audit log does not verify: {problem}")
+                )
             ctx.decision, ctx.reason = "allow", None
             return self.render(
                 f"console/{name}.html.j2", {**context, "here": name, "user": _user(principal)}
@@ -227,6 +235,13 @@ class Console:
         )
         response.headers.update(error.headers)
         return response
+
+
+class LogUnverified(ApiError):
+    status = 500
+    slug = "log-not-verified"
+    title = "The audit log does not verify"
+    reason = "log_not_verified"
 
 
 def _user(principal: Principal) -> dict[str, Any]:
