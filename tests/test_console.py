@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from gateway.audit.entry import leaf_hash
+from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
-from gateway.audit.store import read_entries
 from tests.browser import launch_chromium, spki_pin
 from tests.conftest import audit_keys
 from tests.test_e2e import Server, gateway, oauth_client, start_server

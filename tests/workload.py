@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
 from gateway.workspace import admin_event
 from tests.conftest import Demo, token_for
@@ -50,7 +50,7 @@ def install_clock(monkeypatch: pytest.MonkeyPatch) -> tuple[Clock, dt.datetime]:
     real = dt.datetime.now(CST)
     day = dt.datetime(real.year, real.month, real.day, tzinfo=CST) + dt.timedelta(days=2)
     clock = Clock(int(day.timestamp() * 1000))
-    monkeypatch.setattr("gateway.audit.store._now_ms", clock)
+    monkeypatch.setattr("gateway.audit.writer.now_ms", clock)
     return clock, day
 
 

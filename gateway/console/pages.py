@@ -7,14 +7,15 @@ import datetime as dt
 import os
 from typing import Any
 
-from gateway.policy.model import Grant, PolicySet
+from gateway.model.grant import Grant
+from gateway.model.policyset import PolicySet
 from gateway.privacy.assess import assess
-from gateway.reloader import PolicyStatus
 from gateway.report import figures
 from gateway.report.build import DECISION_NAMES
 from gateway.report.figures import DAY_MS
 from gateway.report.verified import VerifiedLog
-from gateway.services import Services, figures_maker
+from gateway.runtime.reloader import PolicyStatus
+from gateway.runtime.services import Services, figures_maker
 from gateway.web.charts import bars, columns
 
 RECENT_REFUSALS = 100

@@ -21,7 +21,7 @@ from gateway.auth.limits import address_key
 from gateway.auth.server import Outcome, TokenRequest
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import BadRequest, Forbidden, Unauthorized
-from gateway.scopes import ADMIN, AUDIT_READ
+from gateway.model.scopes import ADMIN, AUDIT_READ
 
 COOKIE = "__Host-gateway-console"
 CONSOLE_SCOPES = frozenset({ADMIN, AUDIT_READ})

@@ -32,10 +32,10 @@ from gateway.console.session import (
     sign_in_form,
 )
 from gateway.errors import ApiError, Unauthorized
-from gateway.policy.files import CST
-from gateway.reloader import PolicyReloader
+from gateway.policy.check import CST
 from gateway.report.verified import NotVerified, VerifiedLog, load_verified
-from gateway.services import Services
+from gateway.runtime.reloader import PolicyReloader
+from gateway.runtime.services import Services
 from gateway.web.templating import content_security_policy, environment, load_style
 
 Builder = Callable[[Services, PolicyReloader, Callable[[], VerifiedLog]], dict[str, Any]]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.fsutil import write_new
-from gateway.policy.files import CST, parse_moment
+from gateway.policy.check import CST, parse_moment
 from gateway.report.build import ReportInput, build_report
 from gateway.report.figures import Period
 from gateway.store.db import Database

@@ -12,7 +12,7 @@ from typing import Any
 
 from gateway.audit.bundle import read_bundle
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_log
+from gateway.audit.reader import read_log
 from gateway.audit.verify import VerifyReport, load_keys, verify_log
 from gateway.errors import ConfigError
 from gateway.store.db import Database
