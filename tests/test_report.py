@@ -91,6 +91,7 @@ def worked(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> tuple[Demo, dt.dateti
 
 
 def report(demo: Demo, tmp_path: Path, *args: str) -> str:
+    tmp_path.mkdir(exist_ok=True)
     out = tmp_path / "report.html"
     code = gateway_main(["audit", "report", "--home", str(demo.home), "--out", str(out), *args])
     assert code == 0
@@ -278,3 +279,21 @@ def test_report_never_overwrites(demo: Demo, tmp_path: Path) -> None:
     assert code == 1
     assert "exists" in errors.getvalue()
     assert out.read_text() == "kept"
+
+
+def test_halts_are_reported_now_and_after_resume(
+    demo: Demo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A halted log is reported as halted; `gateway audit resume` records who resumed and the
+    halt it cleared, so a later report still lists the halt."""
+    with sqlite3.connect(demo.home / "audit" / "log.sqlite3") as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('halted', 'write failed: disk full')")
+    page = parse(report(demo, tmp_path / "during"))
+    assert page.lists["finding-halt"] == ["the log is halted now: write failed: disk full"]
+    assert gateway_main(["audit", "resume", "--home", str(demo.home)]) == 0
+    capsys.readouterr()
+    (finding,) = parse(report(demo, tmp_path / "after")).lists["finding-halt"]
+    assert "audit.resume by" in finding
+    assert "(it cleared: write failed: disk full)" in finding
+    resumed = [e for e in raw_entries(demo.home) if e.get("action") == "audit.resume"]
+    assert [e["halt"] for e in resumed] == ["write failed: disk full"]

@@ -10,6 +10,7 @@ from gateway.audit.halt import resume
 from gateway.audit.verify import print_report, verify_path
 from gateway.cli import report
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
+from gateway.cli.report import note_resume
 from gateway.store.db import Database
 
 
@@ -78,6 +79,7 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
         )
         return 1
     reason = resume(settings.audit_database)
+    note_resume(settings, reason)
     if reason:
         print_out(f"resumed (was halted: {reason})")
     else:

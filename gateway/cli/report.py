@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gateway.audit.signing import load_signer
+from gateway.audit.store import AuditLog
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
+from gateway.errors import AuditUnavailable
 from gateway.report.command import add_arguments, write_report
+from gateway.settings import Settings
 from gateway.store.db import Database
+from gateway.workspace import actor
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
@@ -28,6 +33,19 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def note_resume(settings: Settings, halt: str | None) -> None:
+    """Record the resume in the log (who, and the halt note it cleared), so that reports show
+    halts after the fact. If the log still cannot be written, it halts again and says so."""
+    ws = settings.workspace
+    log = AuditLog(settings.audit_database, load_signer(ws.audit_key))
+    try:
+        log.append({"kind": "admin", "action": "audit.resume", "actor": actor(), "halt": halt})
+    except AuditUnavailable as exc:
+        print_err(f"the resume could not be logged, so the log is halted again: {exc}")
+    finally:
+        log.close()
 
 
 def add_command(sub: Subparsers, home: argparse.ArgumentParser) -> None:

@@ -125,7 +125,7 @@ def halts(admin: Sequence[dict[str, Any]], halted_now: str | None) -> list[Findi
             "halt",
             int(e["ts"]),
             f"{e.get('action')} by {e.get('actor', 'unknown')}"
-            + (f": {e['reason']}" if isinstance(e.get("reason"), str) else ""),
+            + (f" (it cleared: {e['halt']})" if isinstance(e.get("halt"), str) else ""),
             int(e["idx"]),
         )
         for e in admin
