@@ -23,6 +23,7 @@ from gateway.data.confine import (
     resolve_confined,
 )
 from gateway.errors import ConfigError
+from gateway.filterlang import NAMES, operator
 from gateway.policy.floors import floor_problem, has_words
 from gateway.policy.model import (
     FILTER_OPS,
@@ -397,9 +398,10 @@ def _limits(check: _FileCheck, raw: Any, path: Path_) -> Limits:
 
 
 def _condition_value_ok(column: Column, op: str, value: Any) -> str | None:
-    if op in ("is_null", "not_null"):
+    takes = operator(op).takes  # gateway/filterlang.py: one operator table for all filters
+    if takes == "flag":
         return None if value is None else f"{op} takes no value"
-    if op in ("in", "not_in"):
+    if takes == "list":
         if not isinstance(value, list) or not value:
             return f"{op} needs a non-empty list"
         values = value
@@ -412,8 +414,8 @@ def _condition_value_ok(column: Column, op: str, value: Any) -> str | None:
             return f"column {column.name!r} is an integer column; {item!r} is not an integer"
         if column.type != ColumnType.INTEGER and not isinstance(item, str | date):
             return f"column {column.name!r} holds text; write {item!r} as a string"
-    if op == "startswith" and column.type == ColumnType.INTEGER:
-        return "startswith applies to text columns"
+    if operator(op).text_only and column.type == ColumnType.INTEGER:
+        return f"{op} applies to text columns"
     return None
 
 
@@ -466,7 +468,7 @@ def _filter_item(
         )
         return None
     if op not in FILTER_OPS:
-        check.problem((*path, "op"), f"unknown operator {op!r}", f"one of: {', '.join(FILTER_OPS)}")
+        check.problem((*path, "op"), f"unknown operator {op!r}", f"one of: {', '.join(NAMES)}")
         return None
     problem = _condition_value_ok(column, str(op), spec.get("value"))
     if problem:

@@ -9,6 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from gateway.filterlang import SPELLINGS
+
 
 class Classification(StrEnum):
     PUBLIC = "public"
@@ -87,19 +89,7 @@ class TransformSpec:
         return dict(self.params)
 
 
-FILTER_OPS = (
-    "eq",
-    "ne",
-    "in",
-    "not_in",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "is_null",
-    "not_null",
-    "startswith",
-)
+FILTER_OPS = SPELLINGS  # every accepted spelling (gateway/filterlang.py)
 
 
 @dataclass(frozen=True)
@@ -185,7 +175,8 @@ class Grant:
         return derived_qis(self.columns, self.not_identifying, None)
 
     @property
-    def max_rows(self) -> int:
+    def rows_per_request(self) -> int:
+        """The page limit: the largest `_size` a caller may ask for."""
         return self.limits.rows_per_request
 
     def valid_at(self, at: datetime) -> bool:
