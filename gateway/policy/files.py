@@ -72,8 +72,9 @@ _GRANT_KEYS = {
     "limits",
     "privacy",
     "fingerprint",
+    "max_rows",  # deprecated: limits.rows_per_request
 }
-_LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
+_LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day", "max_rows"}
 _PRIVACY_KEYS = {
     "k",
     "quasi_identifiers",
@@ -376,13 +377,22 @@ def _positive(check: _FileCheck, raw: Any, path: Path_, *, maximum: int) -> int 
     return raw
 
 
-def _limits(check: _FileCheck, raw: Any, path: Path_) -> Limits:
-    if raw is None:
-        return Limits()
-    spec = check.mapping(raw, path, _LIMIT_KEYS)
-    rows = _positive(
-        check, spec.get("rows_per_request"), (*path, "rows_per_request"), maximum=100_000
-    )
+def _limits(check: _FileCheck, raw: Any, path: Path_, old: Any = None) -> Limits:
+    """The grant's limits. `max_rows` (in the grant or in its limits) is the page limit's old
+    name: accepted with a warning, refused next to `rows_per_request`."""
+    spec = {} if raw is None else check.mapping(raw, path, _LIMIT_KEYS)
+    named = ((old, path[:-1]), (spec.get("max_rows"), path))
+    legacy = [(value, where) for value, where in named if value is not None]
+    rows_raw, rows_path = spec.get("rows_per_request"), (*path, "rows_per_request")
+    if legacy and (rows_raw is not None or len(legacy) > 1):
+        check.problem(
+            (*legacy[0][1], "max_rows"),
+            "max_rows is the old name of rows_per_request",
+            "give rows_per_request only",
+        )
+    elif legacy:
+        rows_raw, rows_path = legacy[0][0], (*legacy[0][1], "max_rows")
+    rows = _positive(check, rows_raw, rows_path, maximum=100_000)
     return Limits(
         rows_per_request=rows or DEFAULT_MAX_ROWS,
         requests_per_minute=_positive(
@@ -394,6 +404,7 @@ def _limits(check: _FileCheck, raw: Any, path: Path_) -> Limits:
         rows_per_day=_positive(
             check, spec.get("rows_per_day"), (*path, "rows_per_day"), maximum=1_000_000_000
         ),
+        deprecated=("max_rows",) if legacy else (),
     )
 
 
@@ -720,7 +731,7 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                 clients=frozenset(clients),
                 purposes=frozenset(p for p in purposes if isinstance(p, str)),
                 columns=tuple(released),
-                limits=_limits(check, spec.get("limits"), (*path, "limits")),
+                limits=_limits(check, spec.get("limits"), (*path, "limits"), spec.get("max_rows")),
                 file=check.name,
                 line=check.doc.line(path),
                 valid_from=valid_from,
@@ -911,4 +922,9 @@ def _warnings(grants: list[Grant], now: datetime) -> list[str]:
         f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
         for g in grants
         if g.valid_until is not None and g.valid_until < now
+    ] + [
+        f"{g.file}:{g.line}: grant {g.id!r}: max_rows is deprecated; write "
+        "limits: {rows_per_request: N} (the same page limit)"
+        for g in grants
+        if "max_rows" in g.limits.deprecated
     ]

@@ -111,9 +111,11 @@ class RowFilter:
 
 @dataclass(frozen=True)
 class Limits:
-    rows_per_request: int = 1000
+    rows_per_request: int = 1000  # the page limit (largest `_size`); one name everywhere
     requests_per_minute: int | None = None
     rows_per_day: int | None = None
+    # Deprecated spellings the file used (`max_rows`): `policy check` warns about each.
+    deprecated: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
