@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from gateway.errors import BadRequest
-from gateway.filterlang import UnknownOperator, mask, operator
 from gateway.integers import parse_int
+from gateway.model.filterlang import UnknownOperator, mask, operator
 
 RESERVED = (
     "_size",

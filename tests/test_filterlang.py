@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import BadRequest
-from gateway.filterlang import NAMES, OPERATORS, SPELLINGS, UnknownOperator, mask, operator
-from gateway.policy.model import Condition, RowFilter
+from gateway.model.filterlang import NAMES, OPERATORS, SPELLINGS, UnknownOperator, mask, operator
+from gateway.model.grant import Condition, RowFilter
 from gateway.privacy.filters import row_mask
 from gateway.query import apply, parse_query
 from tests.test_policy_files import GRANT, HEADER, problems, write

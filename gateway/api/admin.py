@@ -13,11 +13,11 @@ from gateway.api.common import ADMIN_SCOPE, caller, json_response
 from gateway.api.endpoints import Param, endpoint, json_content
 from gateway.api.schemas import OBJECT, STRING, requiring
 from gateway.errors import BadRequest
+from gateway.policy.check import parse_moment
 from gateway.policy.explain import explain
-from gateway.policy.files import parse_moment
 from gateway.privacy.assess import assess
-from gateway.reloader import PolicyReloader, PolicyStatus
-from gateway.services import Services, figures_maker, view_maker
+from gateway.runtime.reloader import PolicyReloader, PolicyStatus
+from gateway.runtime.services import Services, figures_maker, view_maker
 
 
 def _reloader(request: Request) -> PolicyReloader:

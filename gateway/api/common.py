@@ -11,8 +11,8 @@ from starlette.responses import Response
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope
-from gateway.scopes import ADMIN, AUDIT_READ, DATASETS_READ
-from gateway.services import Services
+from gateway.model.scopes import ADMIN, AUDIT_READ, DATASETS_READ
+from gateway.runtime.services import Services
 
 DATASETS_SCOPE = DATASETS_READ
 AUDIT_SCOPE = AUDIT_READ

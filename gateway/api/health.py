@@ -11,7 +11,7 @@ from gateway.api.endpoints import endpoint, json_content, text_content
 from gateway.api.openapi import served_openapi
 from gateway.api.schemas import OBJECT, requiring
 from gateway.errors import ConfigError
-from gateway.services import Services
+from gateway.runtime.services import Services
 
 
 @endpoint(

@@ -23,10 +23,10 @@ from gateway.api.context import audit_context
 from gateway.api.datasets import view_of
 from gateway.api.endpoints import Endpoint
 from gateway.api.schemas import PROBLEM_SCHEMA
+from gateway.model.scopes import DATASETS_READ, SCOPES
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.views import View
-from gateway.scopes import DATASETS_READ, SCOPES
-from gateway.services import Services
+from gateway.runtime.services import Services
 
 # Released column type -> JSON Schema. Any released cell may be null (a missing source value).
 _TYPES: dict[str, dict[str, Any]] = {

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gateway.api.endpoints import Param, json_content
-from gateway.filterlang import OPERATORS
+from gateway.model.filterlang import OPERATORS
 
 STRING: dict[str, Any] = {"type": "string"}
 OBJECT: dict[str, Any] = {"type": "object"}

@@ -5,7 +5,7 @@ Each operator has one canonical name (Datasette's: `col__exact=`, `col__notin=`,
 the other spelling either side used before (`eq`, `not_in`, `is_null`, ...): every spelling is
 accepted everywhere. An unknown operator is an error naming the known ones, never a guess.
 Nulls never satisfy a comparison (SQL semantics), so a filter cannot select unknown rows by
-accident. A leaf module: it imports nothing from the gateway.
+accident. Part of the leaf model package: it imports nothing else from the gateway.
 """
 
 from __future__ import annotations
