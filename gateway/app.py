@@ -177,6 +177,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             Route("/v1/admin/status", admin.status, methods=["GET"]),
             Route("/v1/admin/reload", admin.reload, methods=["POST"]),
             Route("/v1/admin/explain", admin.explain_decision, methods=["GET"]),
+            Route("/v1/admin/usage", admin.usage_report, methods=["GET"]),
         ],
         exception_handlers={
             ApiError: _api_error,

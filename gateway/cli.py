@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit.bundle import export_bundle
+from gateway.audit.query import index_range, make_filters
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog, resume
 from gateway.audit.verify import print_report, verify_path
 from gateway.auth.keys import rotate as rotate_token_key
 from gateway.auth.registry import ClientRegistry
+from gateway.cli_answers import register
 from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
@@ -26,6 +28,7 @@ from gateway.logs import LOG_CONFIG
 from gateway.policy.engine import Engine
 from gateway.policy.explain import explain, render
 from gateway.policy.files import PolicyError, load_policies, parse_moment
+from gateway.policy.history import attach_sets
 from gateway.policy.model import PolicySet
 from gateway.policy.testing import ViewOf, load_cases, run_cases
 from gateway.privacy.assess import FiguresOf, assess
@@ -343,8 +346,22 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     if out.exists():
         _err(f"error: {out} exists; choose a new directory")
         return 2
-    count = export_bundle(settings.audit_database, out, args.from_idx, args.to_idx)
-    _out(f"exported {count} entries to {out}")
+    first, end = args.from_idx, args.to_idx
+    if args.since or args.until:
+        try:
+            filters = make_filters({}, since=args.since, until=args.until)
+        except ValueError as exc:
+            _err(f"error: {exc}")
+            return 2
+        start, stop = index_range(settings.audit_database, filters.since_ms, filters.until_ms)
+        first, end = max(first, start), stop if end is None else min(end, stop)
+    count = export_bundle(
+        settings.audit_database, out, first, end if end is None else max(end, first)
+    )
+    sets = attach_sets(out, settings.workspace.policy_sets)
+    _out(f"exported {count} entries ({first}..{first + count - 1}) to {out}")
+    if sets:
+        _out(f"with the {len(sets)} policy set(s) they name (policy-sets/)")
     _out(f"verify with: python -m gateway.audit.verify {out} --key <audit public key>")
     return 0
 
@@ -564,9 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="new directory for the bundle")
     c.add_argument("--from", dest="from_idx", type=int, default=0, help="first index (default 0)")
     c.add_argument("--to", dest="to_idx", type=int, help="end index, exclusive (default: all)")
+    c.add_argument("--since", help="entries from this time: ISO 8601 (UTC unless an offset) or 1h")
+    c.add_argument("--until", help="entries before this time (same forms as --since)")
     c.set_defaults(func=cmd_audit_export)
     c = asub.add_parser("resume", parents=[home], help="clear a halt after verifying the log")
     c.set_defaults(func=cmd_audit_resume)
+    register(asub, psub, sub, home, _settings)
 
     p = sub.add_parser(
         "trace", parents=[home], help="name the recipient of a leaked extract (exit 0, else 3)"

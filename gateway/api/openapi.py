@@ -35,6 +35,8 @@ def _param(
     }
 
 
+_text: dict[str, Any] = {"type": "string"}
+_texts: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 DATASET_ID = _param("dataset_id", "Dataset id", {"type": "string"}, where="path", required=True)
 PURPOSE = _param(
     "purpose", "The purpose of the request (or the Data-Purpose header)", {"type": "string"}
@@ -161,9 +163,24 @@ def build_openapi(base_url: str) -> dict[str, Any]:
             "schema": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     ]
+    filters = [
+        _param("since", "From this time: ISO 8601 (UTC unless an offset) or 1h, 2d", _text),
+        _param("until", "Before this time (same forms as since)", _text),
+        *[
+            _param(name, f"Only entries with this {name} (repeatable)", _texts)
+            for name in ("client", "dataset", "purpose")
+        ],
+    ]
     audit_range = [
-        _param("from", "First index", {"type": "integer", "minimum": 0}, required=True),
-        _param("to", "End index (exclusive)", {"type": "integer", "minimum": 1}, required=True),
+        _param("from", "First index", {"type": "integer", "minimum": 0}),
+        _param("to", "End index (exclusive)", {"type": "integer", "minimum": 1}),
+        *filters,
+        *[
+            _param(name, f"Only entries with this {name} (repeatable)", _texts)
+            for name in ("decision", "reason", "route", "kind", "action")
+        ],
+        _param("limit", "Entries per page (default 100)", {"type": "integer", "minimum": 1}),
+        _param("cursor", "Continue after this page (`next`)", {"type": "integer", "minimum": 0}),
     ]
     return {
         "openapi": "3.1.0",
@@ -407,6 +424,32 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                         "200": _json({"type": "object"}),
                         "422": _json({"type": "object"}, "Rejected"),
                         **_problems(401, 403, 429, 503),
+                    },
+                }
+            },
+            "/v1/admin/usage": {
+                "get": {
+                    "summary": "Usage per client, dataset, purpose and day (scope admin or "
+                    "audit:read)",
+                    "security": bearer,
+                    "parameters": [
+                        *filters,
+                        _param("format", "json (default) or csv", {"enum": ["json", "csv"]}),
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "required": ["verification", "usage", "totals"],
+                                    }
+                                },
+                                "text/csv": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_problems(400, 401, 403, 429, 503),
                     },
                 }
             },
