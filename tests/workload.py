@@ -5,10 +5,12 @@ counts computed independently from the raw entries it leaves."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
@@ -34,8 +36,6 @@ ACME_RATE = 3  # requests per minute: its ninth call within a minute is refused
 @dataclass(frozen=True)
 class Workload:
     settings: Settings
-    before: str  # policy hash before the edit
-    after: str  # policy hash after it
 
     @property
     def home(self) -> Path:
@@ -53,7 +53,7 @@ def _register(settings: Settings, client_id: str, scopes: tuple[str, ...], **lim
 
 
 def run_workload(demo: Demo) -> Workload:
-    """Drive the app through the workload; returns the two policy hashes."""
+    """Drive the app through the workload."""
     settings = demo.settings
     acme = _register(settings, "acme", ("datasets:read",), rate_per_min=ACME_RATE)
     ops = _register(settings, "ops", ("admin",))
@@ -99,10 +99,26 @@ def run_workload(demo: Demo) -> Workload:
         assert get(acme_token, path) in (200, 429)
         auditor_token = token_for(client, "auditor", auditor)
         assert get(auditor_token, "/v1/audit/entries?limit=5") == 200
-    return Workload(settings, before, after)
+    return Workload(settings)
 
 
 def raw_entries(settings: Settings) -> list[dict[str, Any]]:
     """Every entry as the log holds it, decoded with nothing but json (the independent side)."""
     _, stored = read_entries(settings.audit_database)
     return [json.loads(e.line) for e in stored]
+
+
+def make_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workload, run on a copy of the demo workspace (once per module: it takes seconds)."""
+    home = tmp_path_factory.mktemp("workload") / "ws"
+    shutil.copytree(template_home, home, symlinks=True)
+    creds = json.loads((home / "demo-client.json").read_text())
+    run_workload(Demo(Settings(home=home, public_url=BASE), "demo", creds["client_secret"]))
+    return home
+
+
+def copy_workload(template: Path, tmp_path: Path) -> Workload:
+    """A private copy of the workload's workspace (a test may tamper with it)."""
+    home = tmp_path / "ws"
+    shutil.copytree(template, home, symlinks=True)
+    return Workload(Settings(home=home, public_url=BASE))
