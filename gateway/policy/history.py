@@ -250,12 +250,24 @@ def grant_source(sources: Mapping[str, bytes], grant_id: str) -> GrantSource | N
         for node in _grant_nodes(root):
             if _scalar(node, "id") == grant_id:
                 lines = text.splitlines(keepends=True)
-                start, end = node.start_mark.line, node.end_mark.line
-                if node.end_mark.column > 0:
-                    end += 1
+                last = _last_node(node)
+                start = node.start_mark.line
+                end = last.end_mark.line + (1 if last.end_mark.column > 0 else 0)
                 body = "".join(lines[start:end])
                 return GrantSource(name, start + 1, body if body.endswith("\n") else body + "\n")
     return None
+
+
+def _last_node(node: yaml.Node) -> yaml.Node:
+    """The innermost last node of a block collection: a block collection ends where the next
+    token starts (the next grant, say), its last scalar or flow collection where it ends."""
+    while True:
+        if isinstance(node, yaml.MappingNode) and node.value and not node.flow_style:
+            node = node.value[-1][1]
+        elif isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style:
+            node = node.value[-1]
+        else:
+            return node
 
 
 def _grant_nodes(root: yaml.Node | None) -> list[yaml.MappingNode]:
