@@ -141,9 +141,12 @@ def cmd_audit_query(args: argparse.Namespace, settings: Settings) -> int:
         _out(json.dumps(body, ensure_ascii=False, indent=2))
         return 0
     rows = [row_of(e) for e in verified.entries]
-    _out(to_csv(rows, COLUMNS) if args.format == "csv" else to_table(rows, COLUMNS))
-    if args.format == "table":
-        _err(f"{len(rows)} matching entries")
+    if args.format == "csv":
+        _out(to_csv(rows, COLUMNS))
+        return 0
+    shown = [c for c in COLUMNS if any(r.get(c) is not None for r in rows)] or list(COLUMNS)
+    _out(to_table(rows, shown))  # columns no matching entry fills are left out
+    _err(f"{len(rows)} matching entries")
     return 0
 
 

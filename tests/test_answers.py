@@ -235,7 +235,7 @@ def independent_usage(raw: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[s
         key = (day, e["client"], e["dataset"], e["purpose"])
         row = table.setdefault(key, {"calls": 0, "rows": 0, "refusals": Counter(), "errors": 0})
         row["calls"] += 1
-        if e["decision"] == "allow":
+        if e["decision"] == "allow" and e["dataset"] is not None:  # dataset rows only
             row["rows"] += e["rows"]
             client_day_rows[(day, e["client"])] += e["rows"]
         elif e["decision"] == "deny":
@@ -269,6 +269,11 @@ def test_usage_matches_independent_counts(
         assert got[key]["errors"] == row["errors"], key
         assert got[key]["quota_used"] == row["quota_used"], key
     assert body["totals"]["calls"] == len(http(raw))
+    # A page of audit entries counts what it returned in `rows`, but releases no dataset rows.
+    audit_pages = [e for e in raw if e.get("route") == "/v1/audit/entries"]
+    assert audit_pages
+    assert audit_pages[0]["rows"] > 0
+    assert all(r["rows"] == 0 for r in body["usage"] if r["client"] == "auditor")
     code, out, _ = run(capsys, "usage", "--home", home, "--format", "csv")
     billed = list(csv.DictReader(io.StringIO(out)))
     assert sum(int(r["rows"]) for r in billed) == sum(r["rows"] for r in expected.values())
@@ -304,7 +309,9 @@ def test_usage_endpoint_scopes_and_figures(workload: Workload) -> None:
             assert response.status_code == 200, response.text
             rows = response.json()["usage"]
             demo_rows = sum(
-                e["rows"] for e in http(raw) if e["client"] == "demo" and e["decision"] == "allow"
+                e["rows"]
+                for e in http(raw)
+                if e["client"] == "demo" and e["decision"] == "allow" and e["dataset"]
             )
             assert sum(r["rows"] for r in rows) == demo_rows
             assert {r["client"] for r in rows} == {"demo"}

@@ -291,7 +291,8 @@ def iso_time(ts_ms: int) -> str:
 
 def count_by(entries: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> list[dict[str, Any]]:
     """Entries grouped by `fields` (COUNT_FIELDS; `day` is the UTC day): per group the calls,
-    the rows released by allowed calls, and the refused and failed calls. Sorted by the group."""
+    the dataset rows released by allowed calls, and the refused and failed calls. Sorted by the
+    group."""
     unknown = [f for f in fields if f not in COUNT_FIELDS]
     if unknown or not fields:
         raise ValueError(f"count by one or more of: {', '.join(COUNT_FIELDS)}")
@@ -308,7 +309,7 @@ def count_by(entries: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> lis
         group["calls"] += 1
         decision = entry.get("decision")
         if decision == "allow":
-            group["rows"] += _rows(entry)
+            group["rows"] += released_rows(entry)
         elif decision == "deny":
             group["refused"] += 1
         elif decision == "error":
@@ -316,9 +317,13 @@ def count_by(entries: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> lis
     return [groups[k] for k in sorted(groups, key=lambda k: tuple(str(v) for v in k))]
 
 
-def _rows(entry: Mapping[str, Any]) -> int:
+def released_rows(entry: Mapping[str, Any]) -> int:
+    """Dataset rows an entry's call released: its `rows` when it names a dataset (other calls,
+    such as a page of audit entries, count what they returned but release no dataset rows)."""
     rows = entry.get("rows")
-    return rows if isinstance(rows, int) and not isinstance(rows, bool) else 0
+    if entry.get("dataset") is None or not isinstance(rows, int) or isinstance(rows, bool):
+        return 0
+    return rows
 
 
 def row_of(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.audit.query import day_of, to_csv
+from gateway.audit.query import day_of, released_rows, to_csv
 
 CSV_COLUMNS = (
     "day",
@@ -38,7 +38,7 @@ class UsageRow:
     purpose: str | None
     calls: int = 0
     allowed: int = 0
-    rows: int = 0  # rows released by allowed calls
+    rows: int = 0  # dataset rows released by allowed calls (what quotas count)
     refusals: int = 0
     errors: int = 0
     refusals_by_reason: dict[str, int] = field(default_factory=dict)
@@ -66,8 +66,7 @@ def usage(
         decision = entry.get("decision")
         if decision == "allow":
             row.allowed += 1
-            rows = entry.get("rows")
-            count = rows if isinstance(rows, int) and not isinstance(rows, bool) else 0
+            count = released_rows(entry)
             row.rows += count
             per_client_day[(day, client)] = per_client_day.get((day, client), 0) + count
         elif decision == "deny":
