@@ -359,7 +359,8 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
         settings.audit_database, out, first, end if end is None else max(end, first)
     )
     sets = attach_sets(out, settings.workspace.policy_sets)
-    _out(f"exported {count} entries ({first}..{first + count - 1}) to {out}")
+    span = f" ({first}..{first + count - 1})" if count else ""
+    _out(f"exported {count} entries{span} to {out}")
     if sets:
         _out(f"with the {len(sets)} policy set(s) they name (policy-sets/)")
     _out(f"verify with: python -m gateway.audit.verify {out} --key <audit public key>")

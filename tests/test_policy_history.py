@@ -6,6 +6,7 @@ grant that decided an entry, and exports by time carry the sets their entries na
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import stat
 from pathlib import Path
@@ -234,3 +235,23 @@ def test_grant_source_finds_exact_lines() -> None:
     assert first.text == "  - id: one\n    clients: [a]\n"
     assert grant_source({"d.yaml": text.encode()}, "three") is None
     assert grant_source({"d.yaml": b"\xff: [unclosed"}, "one") is None
+
+
+def test_policy_hash_recomputes_from_a_bundle_as_documented(
+    workload: Workload, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """docs/audit-format.md section 9: an auditor recomputes each carried set's hash from its
+    manifest and files with SHA-256 alone, and finds the hash the signed entries name."""
+    bundle = tmp_path / "b"
+    assert main(["audit", "export", "--home", str(workload.home), "--out", str(bundle)]) == 0
+    capsys.readouterr()
+    for kept in (bundle / "policy-sets").iterdir():
+        manifest = json.loads((kept / "manifest.json").read_text())
+        digest = hashlib.sha256()
+        for name in sorted(manifest["files"]):
+            content = (kept / "files" / manifest["files"][name]).read_bytes()
+            assert hashlib.sha256(content).hexdigest() == manifest["files"][name]
+            digest.update(
+                name.encode() + b"\x00" + hashlib.sha256(content).hexdigest().encode() + b"\n"
+            )
+        assert digest.hexdigest() == kept.name == manifest["hash"]

@@ -35,6 +35,7 @@ COLUMNS = (
     "client",
     "route",
     "action",
+    "subject",
     "dataset",
     "purpose",
     "grant",
@@ -330,8 +331,8 @@ def row_of(entry: Mapping[str, Any]) -> dict[str, Any]:
     """An entry as one table/CSV row (COLUMNS)."""
     row = {name: entry.get(name) for name in COLUMNS}
     row["time"] = iso_time(int(entry["ts"])) if isinstance(entry.get("ts"), int) else None
-    if entry.get("kind") == "admin" and row["reason"] is None:
-        row["reason"] = entry.get("subject") or entry.get("trigger")
+    if entry.get("kind") == "admin" and row["subject"] is None:
+        row["subject"] = entry.get("trigger")  # a policy.reload's (no client is its subject)
     return row
 
 
