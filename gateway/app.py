@@ -34,8 +34,8 @@ from gateway.errors import (
     RequestTimeout,
     StoreUnavailable,
 )
-from gateway.reloader import PolicyReloader
-from gateway.services import Services, build_services
+from gateway.runtime.reloader import PolicyReloader
+from gateway.runtime.services import Services, build_services
 from gateway.settings import Settings
 from gateway.store.db import StoreError
 

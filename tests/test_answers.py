@@ -413,7 +413,7 @@ def test_entries_endpoint_filters_objects_and_keyset_cursor(workload: Workload) 
 
 
 def _lines(workload: Workload) -> tuple[str, dict[int, bytes]]:
-    from gateway.audit.store import read_entries
+    from gateway.audit.reader import read_entries
 
     origin, stored = read_entries(workload.settings.audit_database)
     return origin, {e.idx: e.line for e in stored}

@@ -10,8 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.audit.entry import decode_entry
+from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
-from gateway.audit.store import SEQUENCER, read_entries
+from gateway.audit.schema import SEQUENCER
 from gateway.audit.verify import verify_log
 from gateway.auth.registry import ClientRegistry
 from gateway.data.checksums import id_card_valid

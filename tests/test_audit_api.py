@@ -10,8 +10,8 @@ from starlette.testclient import TestClient
 from gateway.audit.canonical import canonical_json
 from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.merkle import verify_consistency, verify_inclusion
+from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
-from gateway.audit.store import read_entries
 from gateway.auth.registry import ClientRegistry
 from tests.conftest import Demo, audit_keys, services_of, token_for
 

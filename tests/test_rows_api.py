@@ -256,7 +256,7 @@ def test_size_limits_are_4xx_and_audited(client: TestClient, demo: Demo, token: 
     """Query strings over 8 KB get 414, header fields over 16 KB 431, bodies over 64 KB 413;
     each refusal is logged."""
     from gateway.audit.entry import decode_entry
-    from gateway.audit.store import read_entries
+    from gateway.audit.reader import read_entries
 
     long_query = client.get(
         f"{ROWS}&name={'a' * 9000}", headers={"Authorization": f"Bearer {token}"}

@@ -20,24 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
+from gateway.audit.rowset import decode_rows, encode_rows
 from gateway.cli import main
 from gateway.data.checksums import credit_code_valid, id_card_valid
 from gateway.data.sources import SourceCache
-from gateway.policy.files import PolicyError, load_policies
-from gateway.policy.model import (
-    Classification,
-    Column,
-    ColumnType,
-    Dataset,
-    Fingerprint,
-    Grant,
-    Limits,
-    PolicySet,
-    PrivacyModel,
-    TransformSpec,
-    derived_qis,
-)
+from gateway.model.dataset import Classification, Column, ColumnType, Dataset
+from gateway.model.grant import Fingerprint, Grant, Limits, PrivacyModel, TransformSpec, derived_qis
+from gateway.model.policyset import PolicySet
+from gateway.policy.check import PolicyError
+from gateway.policy.files import load_policies
 from gateway.privacy.fingerprint import apply_fingerprint, carriers
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE, TransformContext
@@ -46,7 +38,6 @@ from gateway.settings import Workspace
 from gateway.trace import tracer
 from gateway.trace.attribute import DECOY, Candidate, attribute
 from gateway.trace.extract import ExtractError, canonical, read_extract
-from gateway.trace.rowset import decode_rows, encode_rows
 from tests.conftest import Demo
 
 SECRET = bytes(range(32))

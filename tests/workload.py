@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
 from gateway.settings import Settings
 from tests.conftest import BASE, Demo, token_for

@@ -14,11 +14,11 @@ from gateway.api.common import ADMIN_SCOPE, AUDIT_SCOPE, caller, json_response
 from gateway.audit.query import FILTER_FIELDS, Filters, LogNotVerified, VerifiedLog, load_verified
 from gateway.audit.usage import UsageRow, totals, usage, usage_csv, usage_json
 from gateway.errors import BadRequest, LogInvalid
+from gateway.policy.check import parse_moment
 from gateway.policy.explain import explain
-from gateway.policy.files import parse_moment
 from gateway.privacy.assess import assess
-from gateway.reloader import PolicyReloader, PolicyStatus
-from gateway.services import Services, figures_maker, view_maker
+from gateway.runtime.reloader import PolicyReloader, PolicyStatus
+from gateway.runtime.services import Services, figures_maker, view_maker
 
 USAGE_PARAMS = {"since", "until", "format", *FILTER_FIELDS}
 

@@ -12,7 +12,8 @@ from starlette.responses import Response
 
 from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
 from gateway.api.context import audit_context
-from gateway.audit.query import FILTER_FIELDS, Filters, Page, make_filters, scan
+from gateway.audit.paging import Page, scan
+from gateway.audit.query import FILTER_FIELDS, Filters, make_filters
 from gateway.errors import BadRequest, NotFound
 from gateway.integers import parse_int
 

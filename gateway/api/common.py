@@ -11,9 +11,9 @@ from starlette.responses import Response
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope, TooManyRequests
-from gateway.policy.model import PolicySet
-from gateway.scopes import ADMIN, AUDIT_READ, DATASETS_READ
-from gateway.services import Services
+from gateway.model.policyset import PolicySet
+from gateway.model.scopes import ADMIN, AUDIT_READ, DATASETS_READ
+from gateway.runtime.services import Services
 
 DATASETS_SCOPE = DATASETS_READ
 AUDIT_SCOPE = AUDIT_READ

@@ -12,17 +12,18 @@ from starlette.responses import Response
 from gateway.api.common import caller, json_response, recorded_purpose
 from gateway.api.context import AuditContext
 from gateway.api.render import FORMATS, choose_format, render
+from gateway.audit.rowset import encode_rows
 from gateway.auth.tokens import Principal
 from gateway.errors import BadRequest, Denied, NotFound, PrivacyUnavailable
+from gateway.model.dataset import Dataset
+from gateway.model.grant import Grant
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
-from gateway.policy.model import Dataset, Grant
 from gateway.privacy.assess import figures
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE
 from gateway.privacy.views import View
 from gateway.query import Query, after, apply, parse_query
-from gateway.services import Services
-from gateway.trace.rowset import encode_rows
+from gateway.runtime.services import Services
 
 DEFAULT_PAGE = 100
 _NOT_FOUND = "no dataset with this id is available to you"

@@ -10,7 +10,7 @@ from gateway.api.common import json_response, services
 from gateway.api.context import audit_context
 from gateway.api.openapi import build_openapi
 from gateway.errors import ConfigError
-from gateway.services import Services
+from gateway.runtime.services import Services
 
 
 async def healthz(request: Request) -> Response:

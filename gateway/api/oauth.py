@@ -15,7 +15,7 @@ from gateway.api.context import audit_context
 from gateway.auth.limits import address_key
 from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, Outcome, TokenRequest
 from gateway.errors import BadRequest
-from gateway.scopes import SCOPES
+from gateway.model.scopes import SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import __version__
-from gateway.scopes import SCOPES
+from gateway.model.scopes import SCOPES
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 

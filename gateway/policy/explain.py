@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.model.grant import Condition, RowFilter
 from gateway.policy.engine import Engine
-from gateway.policy.model import Condition, RowFilter
 from gateway.policy.testing import ViewOf
 from gateway.privacy.assess import FiguresOf
 from gateway.privacy.kanon import PrivacyUnreachable

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from gateway.policy.model import Condition, RowFilter
+from gateway.model.grant import Condition, RowFilter
 
 
 def row_mask(frame: pd.DataFrame, row_filter: RowFilter) -> pd.Series:

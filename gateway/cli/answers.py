@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from gateway.audit.query import (
 )
 from gateway.audit.usage import CSV_COLUMNS, totals, usage, usage_csv, usage_json
 from gateway.auth.registry import ClientRegistry
+from gateway.cli.common import Subparsers, print_err, print_out, settings_of
 from gateway.errors import ConfigError
 from gateway.policy.history import (
     diff_sets,
@@ -45,15 +45,9 @@ from gateway.policy.history import (
 from gateway.settings import Settings
 from gateway.store.db import Database
 
-Settle = Callable[[argparse.Namespace], Settings]
-
 
 def _out(text: str = "") -> None:
-    sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
+    print_out(text[:-1] if text.endswith("\n") else text)
 
 
 # --- sources and filters ---------------------------------------------------------------------
@@ -114,7 +108,7 @@ def _verified(
         raise ConfigError(str(exc)) from None
     if verified.policy_sets is None:
         verified = VerifiedLog(verified.verification, verified.entries, ws.policy_sets)
-    _err(verified.verification.describe())
+    print_err(verified.verification.describe())
     return verified
 
 
@@ -146,7 +140,7 @@ def cmd_audit_query(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     shown = [c for c in COLUMNS if any(r.get(c) is not None for r in rows)] or list(COLUMNS)
     _out(to_table(rows, shown))  # columns no matching entry fills are left out
-    _err(f"{len(rows)} matching entries")
+    print_err(f"{len(rows)} matching entries")
     return 0
 
 
@@ -154,7 +148,7 @@ def cmd_audit_explain(args: argparse.Namespace, settings: Settings) -> int:
     idx = args.index
     verified = _verified(args, settings, lambda e: e.get("idx") == idx)
     if not verified.entries:
-        _err(f"no entry {idx} in the verified log")
+        print_err(f"no entry {idx} in the verified log")
         return 1
     result = explain_entry(verified.entries[0], verified.policy_sets)
     if args.json:
@@ -206,7 +200,7 @@ def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
             table.append({**row, "refusals_by_reason": _pairs(reasons)})
         _out(to_table(table, CSV_COLUMNS))
         total = totals(rows)
-        _err(
+        print_err(
             f"total: {total['calls']} calls, {total['rows']} rows released, "
             f"{total['refusals']} refused, {total['errors']} failed"
         )
@@ -247,7 +241,8 @@ def cmd_policy_history(args: argparse.Namespace, settings: Settings) -> int:
     _out(to_table(rows, columns))
     rejected = [e for e in verified.entries if e.get("action") == "policy.rejected"]
     if rejected:
-        _err(f"{len(rejected)} rejected edit(s): `gateway audit query --action policy.rejected`")
+        hint = "`gateway audit query --action policy.rejected`"
+        print_err(f"{len(rejected)} rejected edit(s): {hint}")
     return 0
 
 
@@ -264,64 +259,64 @@ def cmd_policy_diff(args: argparse.Namespace, settings: Settings) -> int:
 # --- parser ----------------------------------------------------------------------------------
 
 
-def register(
-    audit: argparse._SubParsersAction[argparse.ArgumentParser],
-    policy: argparse._SubParsersAction[argparse.ArgumentParser],
-    top: argparse._SubParsersAction[argparse.ArgumentParser],
-    home: argparse.ArgumentParser,
-    settle: Settle,
+def _bind(
+    parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Settings], int]
 ) -> None:
-    """Add the commands to the `gateway` parser (`audit`, `policy` and top-level groups)."""
+    parser.set_defaults(func=lambda args: run(args, settings_of(args)))
 
-    def bind(
-        parser: argparse.ArgumentParser, run: Callable[[argparse.Namespace, Settings], int]
-    ) -> None:
-        parser.set_defaults(func=lambda args: run(args, settle(args)))
 
-    formats = ("table", "json", "csv")
-    c = audit.add_parser(
+FORMATS = ("table", "json", "csv")
+
+
+def add_audit_commands(asub: Subparsers, home: argparse.ArgumentParser) -> None:
+    """`gateway audit query|explain`."""
+    c = asub.add_parser(
         "query", parents=[home], help="entries matching filters, from the verified log"
     )
     add_source(c)
     add_filters(c)
-    c.add_argument("--format", choices=formats, default="table")
+    c.add_argument("--format", choices=FORMATS, default="table")
     c.add_argument(
         "--count-by",
         metavar="FIELDS",
         help=f"count calls and rows per group instead of listing: {','.join(COUNT_FIELDS)}",
     )
-    bind(c, cmd_audit_query)
-
-    c = audit.add_parser(
+    _bind(c, cmd_audit_query)
+    c = asub.add_parser(
         "explain", parents=[home], help="the policy set and the grant (its text) behind an entry"
     )
     c.add_argument("index", type=_index, help="the entry's index (idx)")
     add_source(c)
     c.add_argument("--json", action="store_true")
-    bind(c, cmd_audit_explain)
+    _bind(c, cmd_audit_explain)
 
-    c = top.add_parser(
+
+def add_policy_commands(psub: Subparsers, home: argparse.ArgumentParser) -> None:
+    """`gateway policy history|diff`."""
+    c = psub.add_parser(
+        "history", parents=[home], help="every policy set that went live: when, by whom"
+    )
+    add_source(c)
+    c.add_argument("--json", action="store_true")
+    _bind(c, cmd_policy_history)
+    c = psub.add_parser("diff", parents=[home], help="what changed between two policy sets")
+    c.add_argument("old", help="policy hash (or a prefix of 6+ hex digits)")
+    c.add_argument("new", help="policy hash (or prefix)")
+    c.add_argument("--bundle", help="use the policy sets an exported bundle carries")
+    _bind(c, cmd_policy_diff)
+
+
+def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
+    """`gateway usage`."""
+    c = sub.add_parser(
         "usage",
         parents=[home],
         help="usage per client, dataset, purpose and day from the verified log (CSV for billing)",
     )
     add_source(c)
     add_filters(c, entries=False)
-    c.add_argument("--format", choices=formats, default="table")
-    bind(c, cmd_usage)
-
-    c = policy.add_parser(
-        "history", parents=[home], help="every policy set that went live: when, by whom"
-    )
-    add_source(c)
-    c.add_argument("--json", action="store_true")
-    bind(c, cmd_policy_history)
-
-    c = policy.add_parser("diff", parents=[home], help="what changed between two policy sets")
-    c.add_argument("old", help="policy hash (or a prefix of 6+ hex digits)")
-    c.add_argument("new", help="policy hash (or prefix)")
-    c.add_argument("--bundle", help="use the policy sets an exported bundle carries")
-    bind(c, cmd_policy_diff)
+    c.add_argument("--format", choices=FORMATS, default="table")
+    _bind(c, cmd_usage)
 
 
 def _index(text: str) -> int:
