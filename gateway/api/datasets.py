@@ -9,7 +9,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import DATASETS_SCOPE, caller, json_response
+from gateway.api.common import DATASETS_SCOPE, caller, json_response, recorded_purpose
 from gateway.api.context import AuditContext
 from gateway.api.endpoints import endpoint, json_content
 from gateway.api.paging import next_link
@@ -48,6 +48,7 @@ def decide(
 ) -> tuple[Dataset, Grant]:
     """The policy decision for this call, recorded in the audit context; raise when denied."""
     dataset = engine.policy.datasets.get(dataset_id)
+    ctx.purpose = recorded_purpose(engine.policy, purpose)
     decision = engine.decide(
         principal.client_id, dataset_id, purpose, principal.scopes, datetime.now(UTC)
     )
