@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from gateway.app import create_app
 from gateway.auth.registry import ClientRegistry
 from tests.conftest import BASE, Demo
-from tests.workload import raw_entries
+from tests.report_workload import raw_entries
 
 SAME = {"Sec-Fetch-Site": "same-origin"}
 PAGES = ["/console", "/console/clients", "/console/grants", "/console/usage",

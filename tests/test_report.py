@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.cli import main as gateway_main
 from tests.browser import launch_chromium
 from tests.conftest import BASE, Demo
-from tests.workload import HOSTILE, install_clock, raw_entries, run_workload
+from tests.report_workload import HOSTILE, install_clock, raw_entries, run_workload
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -232,17 +232,18 @@ def test_no_report_from_a_log_that_does_not_verify(demo: Demo, tmp_path: Path) -
     with TestClient(create_app(demo.settings), base_url=BASE) as client:
         assert client.get("/v1/datasets").status_code == 401
         assert client.get("/healthz").status_code == 200
+    (refused,) = [e for e in raw_entries(demo.home) if e.get("status") == 401]
     with sqlite3.connect(demo.home / "audit" / "log.sqlite3") as conn:
         conn.execute(
-            "UPDATE entries SET line = replace(line, '\"status\":401', '\"status\":200') "
-            "WHERE idx = 1"
+            "UPDATE entries SET line = replace(line, ?, ?) WHERE idx = ?",
+            ('"status":401', '"status":200', refused["idx"]),
         )
     out = tmp_path / "report.html"
     errors = io.StringIO()
     with contextlib.redirect_stderr(errors):
         code = gateway_main(["audit", "report", "--home", str(demo.home), "--out", str(out)])
     assert code == 1
-    assert "entry 1 INVALID" in errors.getvalue()
+    assert f"entry {refused['idx']} INVALID" in errors.getvalue()
     assert not out.exists()
 
 

@@ -1,12 +1,11 @@
-"""A known workload for the report and console tests: calls at chosen times (the audit log's
-clock is replaced by a test clock), refusals of several kinds, a night, a spike, a new client
-whose daily quota runs out, a policy change and a rejected one, and an audit key rotation."""
+"""A known workload on a real app: several clients, grants, refusals, a rate limit and a policy
+edit made through the admin API. Tests compare every query, usage and history figure with
+counts computed independently from the raw entries it leaves."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Callable
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,124 +13,112 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from gateway.audit.entry import decode_entry
+from gateway.app import create_app
 from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
-from gateway.workspace import admin_event
-from tests.conftest import Demo, token_for
+from gateway.settings import Settings
+from tests.conftest import BASE, Demo, token_for
 
-CST = dt.timezone(dt.timedelta(hours=8))
-HOSTILE = "</pre><script>alert(1)</script><img src=https://evil.example/x>"
-
-
-@dataclass
-class Clock:
-    """Milliseconds since the epoch, moved by the test; the audit log stamps entries with it."""
-
-    now: int
-
-    def __call__(self) -> int:
-        self.now += 1  # a millisecond per entry: distinct, increasing timestamps
-        return self.now
-
-    def at(self, moment: dt.datetime) -> None:
-        self.now = max(self.now, int(moment.timestamp() * 1000))
+# A grant for a second data client, added while the gateway runs (a policy edit).
+ACME_GRANT = """
+  - id: acme-enterprise
+    clients: [acme]
+    purposes: [market-analysis]
+    valid: {from: 2026-01-01, until: 2028-12-31}
+    limits: {rows_per_request: 100}
+    columns:
+      industry: keep
+      province: keep
+"""
+ACME_RATE = 3  # requests per minute: its ninth call within a minute is refused
 
 
 @dataclass(frozen=True)
 class Workload:
-    day: dt.datetime  # 00:00 CST of the workload's first day
-    analyst_secret: str
+    settings: Settings
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home
 
 
-def install_clock(monkeypatch: pytest.MonkeyPatch) -> tuple[Clock, dt.datetime]:
-    """A test clock for the audit log, starting after every entry already written (timestamps
-    never go back), at 00:00 CST of the day after tomorrow."""
-    real = dt.datetime.now(CST)
-    day = dt.datetime(real.year, real.month, real.day, tzinfo=CST) + dt.timedelta(days=2)
-    clock = Clock(int(day.timestamp() * 1000))
-    monkeypatch.setattr("gateway.audit.writer.now_ms", clock)
-    return clock, day
-
-
-def reloader_of(client: TestClient) -> Any:
-    app: Any = client.app
-    while not hasattr(app, "state"):
-        app = app.app
-    return app.state.reloader
-
-
-def run_workload(client: TestClient, demo: Demo, clock: Clock, day: dt.datetime) -> Workload:
-    def at(hour: int, minute: int = 0, days: int = 0) -> None:
-        clock.at(day + dt.timedelta(days=days, hours=hour, minutes=minute))
-
-    def rows(token: str, dataset: str, purpose: str, size: int) -> int:
-        response = client.get(
-            f"/v1/datasets/{dataset}/rows",
-            params={"purpose": purpose, "_size": str(size)},
-            headers={"Authorization": f"Bearer {token}"},
-        )
-        return response.status_code
-
-    # Day 1, 09:xx: a token, a listing, 5 + 2 pages, 3 unauthenticated calls, one 404 (13 calls).
-    at(9)
-    token = token_for(client, demo.client_id, demo.client_secret)
-    bearer = {"Authorization": f"Bearer {token}"}
-    assert client.get("/v1/datasets", headers=bearer).status_code == 200
-    for _ in range(5):
-        assert rows(token, "residents", "statistics", 20) == 200
-    for _ in range(2):
-        assert rows(token, "enterprise_registry", "market-analysis", 50) == 200
-    at(9, 30)
-    for _ in range(3):
-        assert client.get("/v1/datasets").status_code == 401
-    assert client.get("/v1/datasets/nope", headers=bearer).status_code == 404
-    # Day 1, 23:30: three pages at night.
-    at(23, 30)
-    for _ in range(3):
-        assert rows(token, "residents", "statistics", 10) == 200
-    # Day 2, 10:xx: a spike of 40 listings.
-    at(10, days=1)
-    for _ in range(40):
-        assert client.get("/v1/datasets", headers=bearer).status_code == 200
-    # Day 2, 14:xx: a new client with a 30-row daily quota, granted residents by a policy edit.
-    at(14, days=1)
-    registry = ClientRegistry(demo.settings.registry_database)
+def _register(settings: Settings, client_id: str, scopes: tuple[str, ...], **limits: Any) -> str:
+    registry = ClientRegistry(settings.registry_database)
     try:
-        _, secret = registry.add("analyst", ("datasets:read",), rows_per_day=30)
+        _, secret = registry.add(client_id, scopes=scopes, **limits)
     finally:
         registry.close()
     assert secret is not None
-    # The actor is the OS user name (LOGNAME first): text an admin controls, shown as text.
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LOGNAME", HOSTILE)
-        admin_event(demo.settings, "client.add", "analyst")
-    policy = demo.home / "policies" / "residents.yaml"
-    text = policy.read_text()
-    policy.write_text(text.replace("clients: [demo]", "clients: [demo, analyst]", 1))
-    assert reloader_of(client).reload("test").last_error is None
-    analyst = token_for(client, "analyst", secret)
-    assert rows(analyst, "residents", "statistics", 20) == 200
-    assert rows(analyst, "residents", "statistics", 20) == 429
-    assert rows(analyst, "residents", "statistics", 20) == 429
-    # Day 2, 15:00: a broken policy edit (hostile text in it) is rejected and logged.
-    at(15, days=1)
-    bad = demo.home / "policies" / "zz-broken.yaml"
-    bad.write_text(f"dataset: [{HOSTILE}\n")
-    assert reloader_of(client).reload("test").last_error is not None
-    bad.unlink()
-    return Workload(day, secret)
+    return secret
 
 
-def raw_entries(home: Path) -> list[dict[str, Any]]:
-    """Every entry of the workspace's log, decoded straight from the stored lines."""
-    _, stored = read_entries(home / "audit" / "log.sqlite3")
-    return [decode_entry(s.line) for s in stored]
+def run_workload(demo: Demo) -> Workload:
+    """Drive the app through the workload."""
+    settings = demo.settings
+    acme = _register(settings, "acme", ("datasets:read",), rate_per_min=ACME_RATE)
+    ops = _register(settings, "ops", ("admin",))
+    auditor = _register(settings, "auditor", ("audit:read",))
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        demo_token = token_for(client, demo.client_id, demo.client_secret)
+
+        def get(token: str, url: str, **headers: str) -> int:
+            response = client.get(url, headers={"Authorization": f"Bearer {token}", **headers})
+            return response.status_code
+
+        rows = "/v1/datasets/residents/rows"
+        assert get(demo_token, f"{rows}?purpose=statistics&_size=50") == 200
+        assert get(demo_token, f"{rows}?purpose=statistics&_size=30") == 200
+        assert get(demo_token, f"{rows}?_size=20", **{"Data-Purpose": "planning"}) == 200
+        assert (
+            get(demo_token, "/v1/datasets/enterprise_registry/rows?purpose=market-analysis&_size=7")
+            == 200
+        )
+        assert get(demo_token, f"{rows}?purpose=research") == 403  # the grant has expired
+        assert get(demo_token, f"{rows}") == 400  # no purpose among several grants
+        assert get(demo_token, f"{rows}?purpose=13812345678") == 403  # not a declared purpose
+        assert get(demo_token, "/v1/datasets/no_such_thing/rows?purpose=statistics") == 404
+        assert client.get("/v1/datasets").status_code == 401
+        assert get(demo_token, "/v1/datasets") == 200
+        acme_token = token_for(client, "acme", acme)
+        statuses = [get(acme_token, f"{rows}?purpose=statistics") for _ in range(ACME_RATE * 2 + 2)]
+        assert 429 in statuses
+        assert set(statuses) <= {404, 429}
+        before = json.loads(
+            client.get("/v1/datasets", headers={"Authorization": f"Bearer {demo_token}"}).text
+        )["policy"]
+        # The edit: a grant for acme, made live through the admin API by the client `ops`.
+        policy = settings.workspace.policies / "enterprise_registry.yaml"
+        policy.write_bytes(policy.read_bytes().rstrip(b"\n") + b"\n" + ACME_GRANT.encode())
+        ops_token = token_for(client, "ops", ops)
+        reload = client.post("/v1/admin/reload", headers={"Authorization": f"Bearer {ops_token}"})
+        assert reload.status_code == 200, reload.text
+        after = reload.json()["policy"]["active"]
+        assert after != before
+        acme_token = token_for(client, "acme", acme)  # may be refused by the rate: retry below
+        path = "/v1/datasets/enterprise_registry/rows?purpose=market-analysis&_size=5"
+        assert get(acme_token, path) in (200, 429)
+        auditor_token = token_for(client, "auditor", auditor)
+        assert get(auditor_token, "/v1/audit/entries?limit=5") == 200
+    return Workload(settings)
 
 
-def within(since: int | None, until: int | None) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: (since is None or e["ts"] >= since) and (until is None or e["ts"] < until)
+def raw_entries(settings: Settings) -> list[dict[str, Any]]:
+    """Every entry as the log holds it, decoded with nothing but json (the independent side)."""
+    _, stored = read_entries(settings.audit_database)
+    return [json.loads(e.line) for e in stored]
 
 
-def dump(entries: list[dict[str, Any]]) -> str:
-    return "\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
+def make_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The workload, run on a copy of the demo workspace (once per module: it takes seconds)."""
+    home = tmp_path_factory.mktemp("workload") / "ws"
+    shutil.copytree(template_home, home, symlinks=True)
+    creds = json.loads((home / "demo-client.json").read_text())
+    run_workload(Demo(Settings(home=home, public_url=BASE), "demo", creds["client_secret"]))
+    return home
+
+
+def copy_workload(template: Path, tmp_path: Path) -> Workload:
+    """A private copy of the workload's workspace (a test may tamper with it)."""
+    home = tmp_path / "ws"
+    shutil.copytree(template, home, symlinks=True)
+    return Workload(Settings(home=home, public_url=BASE))
