@@ -61,13 +61,13 @@ def raw_log(home: Path) -> list[tuple[dict[str, Any], bytes]]:
     return [(json.loads(s.line), s.line) for s in stored]
 
 
-def wait_for(home: Path, action: str, seconds: float = 30) -> None:
+def wait_for(home: Path, action: str, trigger: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if any(e.get("action") == action for e, _ in raw_log(home)):
+        if any(e.get("action") == action and e.get("trigger") == trigger for e, _ in raw_log(home)):
             return
         time.sleep(0.3)
-    raise AssertionError(f"no {action} entry within {seconds} s")
+    raise AssertionError(f"no {action} entry ({trigger}) within {seconds} s")
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         policy.write_text(
             policy.read_text().replace("clients: [demo]", "clients: [demo, analyst]", 1)
         )
-        wait_for(home, "policy.reload")
+        wait_for(home, "policy.reload", "file change")
         analyst = oauth_client(server, "analyst", secrets["analyst"])
         for expected in (200, 429):
             page = analyst.get(
@@ -156,9 +156,11 @@ def check_clients(page: Page, home: Path, idx: int) -> None:
     assert set(shown) == {"demo", "auditor", "root-admin", "analyst"}
     for client, row in shown.items():
         mine = [e for e in calls if e["client"] == client]
-        rows = sum(e["rows"] for e in mine if e["decision"] == "allow")
-        refused = sum(1 for e in mine if e["decision"] in ("deny", "error"))
-        assert (n(row[9]), n(row[10]), n(row[11])) == (len(mine), rows, refused), client
+        rows = sum(e["rows"] for e in mine if e["decision"] == "allow" and e.get("dataset"))
+        denied = sum(1 for e in mine if e["decision"] == "deny")
+        failed = sum(1 for e in mine if e["decision"] == "error")
+        shown_figures = (n(row[9]), n(row[10]), n(row[11]), n(row[12]))
+        assert shown_figures == (len(mine), rows, denied, failed), client
     assert shown["analyst"][6] == "30"  # its own daily quota
     assert shown["analyst"][7] == "20"
     assert shown["analyst"][8] == "67 %"
@@ -168,16 +170,16 @@ def check_usage(page: Page, home: Path, idx: int) -> None:
     calls = calls_before(home, idx)
     assert n(page.inner_text("#total-calls")) == len(calls)
     assert n(page.inner_text("#total-rows")) == sum(
-        e["rows"] for e in calls if e["decision"] == "allow"
+        e["rows"] for e in calls if e["decision"] == "allow" and e.get("dataset")
     )
-    expected: Counter[tuple[str, str]] = Counter()
+    expected: Counter[tuple[str, str, str]] = Counter()
     for e in calls:
         if e.get("client") and e.get("dataset") and e["decision"] == "allow":
-            expected[e["client"], e["dataset"]] += e["rows"]
-    shown = {(r[0], r[1]): n(r[5]) for r in cells(page, "pairs")}
+            expected[e["client"], e["dataset"], e.get("purpose") or "-"] += e["rows"]
+    shown = {(r[0], r[1], r[2]): n(r[7]) for r in cells(page, "pairs")}
     assert shown == {k: v for k, v in expected.items()} | {k: 0 for k in shown if k not in expected}
-    assert shown["demo", "residents"] == 70
-    assert shown["analyst", "residents"] == 20
+    assert shown["demo", "residents", "statistics"] == 70
+    assert shown["analyst", "residents", "statistics"] == 20
 
 
 def check_refusals(page: Page, home: Path, idx: int) -> None:
@@ -205,9 +207,9 @@ def check_policy(page: Page, home: Path, idx: int) -> None:
     events = [
         e
         for e, _ in raw_log(home)
-        if e["idx"] < idx and str(e.get("action", "")).startswith("policy.")
+        if e["idx"] < idx and e.get("action") in ("policy.reload", "policy.rejected")
     ]
-    assert page.locator("main h3").count() == len(events) >= 1
+    assert page.locator("main h3.change").count() == len(events) >= 2  # start, then the edit
     assert "policy.reload" in page.inner_text("main")
 
 

@@ -109,17 +109,18 @@ def test_report_figures_match_the_raw_entries(
     entries = raw_entries(demo.home)
     calls = [e for e in entries if e["kind"] == "http"]
 
-    expected_rows: Counter[tuple[str, str]] = Counter()
-    expected_calls: Counter[tuple[str, str]] = Counter()
+    expected_rows: Counter[tuple[str, str, str]] = Counter()
+    expected_calls: Counter[tuple[str, str, str]] = Counter()
     for e in calls:
         if e.get("client") and e.get("dataset"):
-            expected_calls[e["client"], e["dataset"]] += 1
+            key = (e["client"], e["dataset"], e.get("purpose") or "-")
+            expected_calls[key] += 1
             if e["decision"] == "allow":
-                expected_rows[e["client"], e["dataset"]] += e["rows"]
-    shown = {(r[0], r[1]): (number(r[2]), number(r[5])) for r in page.tables["pairs"][1:]}
+                expected_rows[key] += e["rows"]
+    shown = {(r[0], r[1], r[2]): (number(r[3]), number(r[7])) for r in page.tables["pairs"][1:]}
     assert shown == {k: (expected_calls[k], expected_rows[k]) for k in expected_calls}
-    assert shown["demo", "residents"] == (8, 5 * 20 + 3 * 10)
-    assert shown["analyst", "residents"] == (3, 20)
+    assert shown["demo", "residents", "statistics"] == (8, 5 * 20 + 3 * 10)
+    assert shown["analyst", "residents", "statistics"] == (3, 20)
 
     refused = Counter(e["reason"] for e in calls if e["decision"] in ("deny", "error"))
     table = {r[0]: number(r[1]) for r in page.tables["refusal-table"][1:]}
@@ -127,7 +128,7 @@ def test_report_figures_match_the_raw_entries(
     assert table["unauthenticated"] == 3
     assert table["quota_exceeded"] == 2
     assert f"<b>{len(calls):,}</b><span>calls</span>" in html
-    released = sum(e["rows"] for e in calls if e["decision"] == "allow")
+    released = sum(e["rows"] for e in calls if e["decision"] == "allow" and e.get("dataset"))
     assert f"<b>{released:,}</b><span>rows released</span>" in html
 
 
@@ -177,6 +178,9 @@ def test_report_is_self_contained_and_escapes_log_text(
     assert HOSTILE not in html
     assert "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the actor, as text
     assert "policy.rejected" in html
+    # The reload's diff, from the kept policy sets: the grant that gained a client.
+    assert '<span class="add">+    clients: [demo, analyst]</span>' in html
+    assert '<span class="del">-    clients: [demo]</span>' in html
     assert not re.search(r"url\(", html)
     csp = next(
         dict(a)["content"]
@@ -250,7 +254,7 @@ def test_no_report_from_a_log_that_does_not_verify(demo: Demo, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since", "２０２６-12-01"], "--since"),
+        (["--since", "２０２６-12-01"], "is not a time"),
         (["--since", "2026-12-02", "--until", "2026-12-01"], "later than --since"),
         (["--tz", "Mars/Olympus"], "unknown time zone"),
         (["--tz", "../../etc/passwd"], "unknown time zone"),

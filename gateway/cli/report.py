@@ -21,15 +21,17 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     if args.bundle and not args.key:
         print_err("a report on a bundle needs --key: the audit public key you obtained out of band")
         return 2
-    key_files = (
-        [Path(k) for k in args.key]
-        if args.key
-        else [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
-    )
+    key_files = [Path(k) for k in args.key] if args.key else ws.audit_public_keys
     target: Path | Database = Path(args.bundle) if args.bundle else settings.audit_database
     print_out(
         write_report(
-            target, key_files, Path(args.out), since=args.since, until=args.until, tz=args.tz
+            target,
+            key_files,
+            Path(args.out),
+            since=args.since,
+            until=args.until,
+            tz=args.tz,
+            policy_sets=None if args.bundle else ws.policy_sets,
         )
     )
     return 0

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from gateway.api.common import services
 from gateway.api.context import AuditContext
+from gateway.audit.query import LogNotVerified, VerifiedLog, load_verified
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.console import pages
 from gateway.console.session import (
@@ -33,7 +34,6 @@ from gateway.console.session import (
 )
 from gateway.errors import ApiError, Unauthorized
 from gateway.policy.check import CST
-from gateway.report.verified import NotVerified, VerifiedLog, load_verified
 from gateway.runtime.reloader import PolicyReloader
 from gateway.runtime.services import Services
 from gateway.web.templating import content_security_policy, environment, load_style
@@ -56,17 +56,18 @@ def _now_ms() -> int:
 def _verified(svc: Services) -> VerifiedLog:
     """The live log, verified against the workspace's audit keys (current and rotated)."""
     ws = svc.settings.workspace
-    keys = [ws.audit_pub, *sorted(ws.keys.glob("audit-ed25519.*.pub"))]
-    return load_verified(svc.settings.audit_database, keys)
+    return load_verified(
+        svc.settings.audit_database, ws.audit_public_keys, policy_sets=ws.policy_sets
+    )
 
 
 BUILDERS: dict[str, Builder] = {
     "status": lambda svc, rl, log: pages.status_page(svc, rl.status, log()),
     "clients": lambda svc, rl, log: pages.clients_page(svc, log(), _now_ms()),
     "grants": lambda svc, rl, log: pages.grants_page(svc),
-    "usage": lambda svc, rl, log: pages.usage_page(log(), _now_ms(), CST),
+    "usage": lambda svc, rl, log: pages.usage_page(log(), _now_ms()),
     "refusals": lambda svc, rl, log: pages.refusals_page(log()),
-    "policy": lambda svc, rl, log: pages.policy_page(svc.policy, rl.status, log()),
+    "policy": lambda svc, rl, log: pages.policy_page(svc, rl.status, log()),
 }
 
 
@@ -211,13 +212,11 @@ class Console:
                 context = await anyio.to_thread.run_sync(
                     lambda: build(svc, reloader, lambda: _verified(svc))
                 )
-            except NotVerified as exc:
+            except LogNotVerified as exc:
                 # Figures are never drawn from a log that does not verify; say so plainly.
                 ctx.reason = "log_not_verified"
-                problem = exc.report.problem or "unknown problem"
-                return self._refused(
-                    ctx, LogUnverified(f"the audit log does not verify: {problem}")
-                )
+                error = LogUnverified(f"the audit log does not verify: {exc.problem}")
+                return self._refused(ctx, error)
             ctx.decision, ctx.reason = "allow", None
             return self.render(
                 f"console/{name}.html.j2", {**context, "here": name, "user": _user(principal)}

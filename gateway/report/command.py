@@ -9,9 +9,10 @@ import time
 import zoneinfo
 from pathlib import Path
 
+from gateway.audit.query import make_filters
 from gateway.errors import ConfigError
 from gateway.fsutil import write_new
-from gateway.policy.check import CST, parse_moment
+from gateway.policy.check import CST
 from gateway.report.build import ReportInput, build_report
 from gateway.report.figures import Period
 from gateway.store.db import Database
@@ -37,19 +38,6 @@ def parse_tz(text: str | None) -> dt.tzinfo:
         ) from exc
 
 
-def parse_time(text: str | None, option: str) -> int | None:
-    """An ISO 8601 date or date-time (without an offset: China Standard Time) as milliseconds."""
-    if text is None:
-        return None
-    moment = parse_moment(text)
-    if moment is None:
-        raise ConfigError(
-            f"{option} {text!r} is not a date or date-time; e.g. 2026-12-01 or "
-            "2026-12-01T08:00:00+08:00"
-        )
-    return int(moment.timestamp() * 1000)
-
-
 def write_report(
     target: Path | Database,
     key_files: list[Path],
@@ -58,26 +46,30 @@ def write_report(
     since: str | None,
     until: str | None,
     tz: str | None,
+    policy_sets: Path | None = None,
 ) -> str:
     """Verify, build and write the report (a new private file); returns a summary line."""
-    period = Period(parse_time(since, "--since"), parse_time(until, "--until"))
-    if period.since is not None and period.until is not None and period.until <= period.since:
-        raise ConfigError("--until must be later than --since")
+    now = int(time.time() * 1000)
+    try:
+        chosen = make_filters({}, since=since, until=until, now_ms=now)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     if out.exists():
         raise ConfigError(f"{out} exists; choose a new file name")
-    spec = ReportInput(target, key_files, period, parse_tz(tz), int(time.time() * 1000))
+    period = Period(chosen.since_ms, chosen.until_ms)
+    spec = ReportInput(target, key_files, period, parse_tz(tz), now, policy_sets)
     html, log = build_report(spec)
     write_new(out, html.encode("utf-8"))
-    return (
-        f"report written to {out}: {log.report.entries} entries verified "
-        f"(origin {log.origin}, {log.report.checkpoints} checkpoint(s))"
-    )
+    return f"report written to {out}: {log.verification.describe()}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="the HTML file to write (must not exist)")
-    parser.add_argument("--since", help="start of the period (ISO 8601; default: first entry)")
-    parser.add_argument("--until", help="end of the period, exclusive (default: last entry)")
+    parser.add_argument(
+        "--since",
+        help="start of the period: ISO 8601 (UTC unless it has an offset) or a time ago (7d)",
+    )
+    parser.add_argument("--until", help="end of the period, exclusive (same forms as --since)")
     parser.add_argument(
         "--tz", help="time zone for times, buckets and night hours (default +08:00, CST)"
     )

@@ -1,7 +1,8 @@
-"""The report's figures, counted from verified, decoded entries (vectorized with pandas).
+"""The figures of the report and the console, from verified, decoded entries.
 
-Calls are `kind: http` entries; rows are the `rows` field of allowed calls; a refusal is a call
-whose decision is `deny` or `error`, counted by its `reason`.
+Metering (calls, rows released, refusals per client, dataset and purpose) is gateway.audit.usage's
+and counting by field gateway.audit.query's; what is here is what they do not do: time buckets
+for the charts and the frame the anomaly rules read (both vectorized with pandas).
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from gateway.audit.query import Filters, count_by, select
+from gateway.audit.usage import UsageRow
+
 CALL_FIELDS = ("idx", "ts", "client", "dataset", "decision", "reason", "rows", "route", "status")
 DECISIONS = ("allow", "deny", "error", "none")
+REFUSED = frozenset({"deny", "error"})
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
@@ -34,6 +39,10 @@ class Period:
             keep &= ts < self.until
         return keep
 
+    def filters(self, **values: frozenset[str]) -> Filters:
+        """The period (and these field values) as the query module's filters."""
+        return Filters(self.since, self.until, values=values)
+
 
 def calls_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per call (`kind: http`), with the fields the figures use; absent fields become
@@ -47,29 +56,6 @@ def calls_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     for name in ("idx", "ts", "rows", "status"):
         frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(0).astype("int64")
     return frame
-
-
-@dataclass(frozen=True)
-class Totals:
-    calls: int
-    allowed: int
-    refused: int  # deny or error
-    rows: int
-    clients: int
-    datasets: int
-
-
-def totals(calls: pd.DataFrame) -> Totals:
-    refused = calls["decision"].isin(["deny", "error"])
-    allowed = calls["decision"] == "allow"
-    return Totals(
-        len(calls),
-        int(allowed.sum()),
-        int(refused.sum()),
-        int(calls.loc[allowed, "rows"].sum()),
-        int(calls.loc[calls["client"] != "", "client"].nunique()),
-        int(calls.loc[calls["dataset"] != "", "dataset"].nunique()),
-    )
 
 
 @dataclass(frozen=True)
@@ -137,56 +123,35 @@ def _offset_ms(tz: dt.tzinfo, at: int) -> int:
 class PairRow:
     client: str
     dataset: str
+    purpose: str
     calls: int
     allowed: int
-    refused: int
+    refused: int  # denied
+    errors: int
     rows: int
 
 
-def by_client_dataset(calls: pd.DataFrame) -> list[PairRow]:
-    """Calls, refusals and rows released per (client, dataset), most rows first. Calls that
-    named no dataset (token requests, listings) are left out."""
-    named = calls[(calls["dataset"] != "") & (calls["client"] != "")]
-    if named.empty:
-        return []
-    frame = named.assign(
-        allowed=named["decision"] == "allow",
-        refused=named["decision"].isin(["deny", "error"]),
-        released=named["rows"].where(named["decision"] == "allow", 0),
-    )
-    grouped = frame.groupby(["client", "dataset"], sort=True).agg(
-        calls=("idx", "size"),
-        allowed=("allowed", "sum"),
-        refused=("refused", "sum"),
-        rows=("released", "sum"),
-    )
-    grouped = grouped.sort_values(["rows", "calls"], ascending=False, kind="stable")
-    return [
-        PairRow(
-            str(r["client"]),
-            str(r["dataset"]),
-            int(r["calls"]),
-            int(r["allowed"]),
-            int(r["refused"]),
-            int(r["rows"]),
-        )
-        for r in grouped.reset_index().to_dict("records")
-    ]
+def by_client_dataset(rows: Sequence[UsageRow]) -> list[PairRow]:
+    """The metered usage rows (gateway.audit.usage) summed over days, per client, dataset and
+    purpose; most rows first. Calls that named no dataset or no client are left out."""
+    sums: dict[tuple[str, str, str], list[int]] = {}
+    for row in rows:
+        if row.client is None or row.dataset is None:
+            continue
+        key = (row.client, row.dataset, row.purpose or "-")
+        total = sums.setdefault(key, [0, 0, 0, 0, 0])
+        for i, value in enumerate((row.calls, row.allowed, row.refusals, row.errors, row.rows)):
+            total[i] += value
+    ordered = sorted(sums.items(), key=lambda kv: (-kv[1][4], -kv[1][0], kv[0]))
+    return [PairRow(*key, *values) for key, values in ordered]
 
 
-def refusals_by_reason(calls: pd.DataFrame) -> list[tuple[str, int]]:
-    refused = calls[calls["decision"].isin(["deny", "error"])]
-    counts = refused["reason"].replace("", "(none given)").value_counts(sort=False)
-    ordered = sorted(counts.items(), key=lambda kv: (-int(kv[1]), str(kv[0])))
-    return [(str(reason), int(n)) for reason, n in ordered]
+def refused_calls(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return select(entries, Filters(values={"kind": frozenset({"http"}), "decision": REFUSED}))
 
 
-def admin_events(entries: Sequence[dict[str, Any]], period: Period) -> list[dict[str, Any]]:
-    """The `kind: admin` entries of the period, oldest first."""
-    return [
-        e
-        for e in entries
-        if e.get("kind") == "admin"
-        and (period.since is None or e["ts"] >= period.since)
-        and (period.until is None or e["ts"] < period.until)
-    ]
+def refusals_by_reason(entries: Sequence[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Refused (denied or failed) calls per reason, most first."""
+    groups = count_by(refused_calls(entries), ["reason"])
+    counted = [(str(g["reason"] or "(none given)"), int(g["calls"])) for g in groups]
+    return sorted(counted, key=lambda kv: (-kv[1], kv[0]))
