@@ -34,6 +34,7 @@ from gateway.errors import (
     RequestTimeout,
     StoreUnavailable,
 )
+from gateway.model.decision import Verdict
 from gateway.runtime.reloader import PolicyReloader
 from gateway.runtime.services import Services, build_services
 from gateway.settings import Settings
@@ -46,7 +47,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
     ctx = audit_context(request)
     ctx.reason = ctx.reason or (exc.code if isinstance(exc, Denied) else exc.reason)
-    ctx.decision = "error" if exc.status >= 500 else "deny"
+    ctx.decision = Verdict.ERROR if exc.status >= 500 else Verdict.DENY
     ctx.rows = 0
     return problem_response(exc, ctx.rid)
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from gateway.api.common import ADMIN_SCOPE, caller, json_response
 from gateway.errors import BadRequest
+from gateway.model.decision import Verdict
 from gateway.policy.check import parse_moment
 from gateway.policy.explain import explain
 from gateway.privacy.assess import assess
@@ -61,7 +62,7 @@ def _status(svc: Services, status: PolicyStatus) -> dict[str, object]:
 async def status(request: Request) -> Response:
     svc, ctx, _ = caller(request, "/v1/admin/status", scope=ADMIN_SCOPE)
     body = await anyio.to_thread.run_sync(_status, svc, _reloader(request).status)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(body)
 
 
@@ -69,7 +70,7 @@ async def reload(request: Request) -> Response:
     svc, ctx, _ = caller(request, "/v1/admin/reload", scope=ADMIN_SCOPE)
     result = await anyio.to_thread.run_sync(_reloader(request).reload, "admin endpoint")
     body = await anyio.to_thread.run_sync(_status, svc, result)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     ctx.policy = svc.policy.hash
     return json_response(body, status=200 if result.last_error is None else 422)
 
@@ -102,5 +103,5 @@ async def explain_decision(request: Request) -> Response:
             figures_of,
         )
     )
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(result)

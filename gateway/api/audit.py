@@ -13,6 +13,7 @@ from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
 from gateway.api.context import audit_context
 from gateway.errors import BadRequest, NotFound
 from gateway.integers import parse_int
+from gateway.model.decision import Verdict
 
 MAX_ENTRIES = 1000
 
@@ -102,7 +103,7 @@ async def entries(request: Request) -> Response:
     if end - first > MAX_ENTRIES:
         raise BadRequest(f"at most {MAX_ENTRIES} entries per call", parameter="to")
     rows = await anyio.to_thread.run_sync(svc.audit_log.entries, first, end)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     ctx.rows = len(rows)
     return json_response(
         {

@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.events import Event, policy_rejected, policy_reloaded
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.model.policyset import PolicySet
 from gateway.policy.engine import Engine
@@ -125,7 +126,7 @@ class PolicyReloader:
                     "policy reload (%s) rejected; keeping %s: %s", trigger, old.hash[:12], error
                 )
                 if self._svc.registry.claim("policy.rejected", self._seen):
-                    self._event("policy.rejected", {"active": old.hash, "error": _short(error)})
+                    self._event(policy_rejected(old.hash, _short(error)))
                 return self.status
             self.status.last_error = None
             if new.hash == old.hash:
@@ -142,16 +143,14 @@ class PolicyReloader:
                     for name in set(old.file_hashes) | set(new.file_hashes)
                     if old.file_hashes.get(name) != new.file_hashes.get(name)
                 )
-                self._event("policy.reload", {"old": old.hash, "new": new.hash, "files": changed})
+                self._event(policy_reloaded(old.hash, new.hash, changed))
             return self.status
 
-    def _event(self, action: str, detail: dict[str, str | list[str]]) -> None:
+    def _event(self, event: Event) -> None:
         try:
-            self._svc.audit_log.append(
-                {"kind": "admin", "action": action, "actor": "gateway", **detail}
-            )
+            self._svc.audit_log.append(event)
         except AuditUnavailable:
-            log.exception("could not log %s", action)
+            log.exception("could not log %s", event["action"])
 
 
 def _short(text: str, limit: int = 2000) -> str:
