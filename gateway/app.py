@@ -3,7 +3,6 @@ all of it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -123,14 +122,17 @@ async def _policy_watch(reloader: PolicyReloader) -> None:
                 log_.exception("policy reload failed")
 
 
-def _on_sighup(reloader: PolicyReloader) -> None:
+async def _sighup_watch(reloader: PolicyReloader) -> None:
     """`kill -HUP <worker pid>` reloads at once (where the platform has signals)."""
     try:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.run_in_executor(None, reloader.reload, "SIGHUP")
-        )
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                try:
+                    await anyio.to_thread.run_sync(reloader.reload, "SIGHUP")
+                except Exception:  # the reloader rejects bad sets itself; never stop listening
+                    log_.exception("policy reload failed")
     except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        # No signals here (Windows), or not the main thread (an app served by a test client).
         log_.info("SIGHUP reload not available here; file changes are still picked up")
 
 
@@ -148,7 +150,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
             tasks.start_soon(_policy_watch, reloader)
-            _on_sighup(reloader)
+            tasks.start_soon(_sighup_watch, reloader)
             yield
             tasks.cancel_scope.cancel()
         # At shutdown: one last checkpoint covering everything this gateway logged.
