@@ -22,6 +22,7 @@ class AuditContext:
     decision: Verdict = Verdict.NONE
     reason: str | None = None
     dataset: str | None = None
+    purpose: str | None = None  # a purpose the policy set declares; "(undeclared)" otherwise
     grant: str | None = None
     policy: str | None = None
     transforms: list[str] = field(default_factory=list)
@@ -52,6 +53,7 @@ class AuditContext:
             decision=self.decision,
             reason=self.reason,
             dataset=self.dataset,
+            purpose=self.purpose,
             grant=self.grant,
             policy=self.policy,
             transforms=tuple(self.transforms),

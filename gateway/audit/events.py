@@ -42,6 +42,7 @@ class HttpCall:
     decision: Verdict
     reason: str | None
     dataset: str | None
+    purpose: str | None  # a purpose the policy set declares; "(undeclared)" otherwise
     grant: str | None
     policy: str | None
     transforms: Sequence[str]
@@ -66,6 +67,7 @@ class HttpCall:
             "decision": self.decision.value,
             "reason": self.reason,
             "dataset": self.dataset,
+            "purpose": self.purpose,
             "grant": self.grant,
             "policy": self.policy,
             "transforms": list(self.transforms),
@@ -95,14 +97,18 @@ def token_key_rotated(step: TokenKeyStep, kid: str, actor: str) -> Event:
     return _admin(f"token_key.{step}", actor, {"subject": kid})
 
 
-def policy_reloaded(old: str, new: str, files: Sequence[str]) -> Event:
-    """The reloader made a new policy set active (`files`: the names whose content changed)."""
-    return _admin("policy.reload", "gateway", {"old": old, "new": new, "files": list(files)})
+def policy_reloaded(
+    old: str | None, new: str, files: Sequence[str], trigger: str, actor: str
+) -> Event:
+    """A new policy set became active (`files`: the names whose content changed; `old`: None
+    when no set was live before; `trigger`: start, file change, SIGHUP, admin endpoint)."""
+    detail: dict[str, JsonValue] = {"old": old, "new": new, "files": list(files)}
+    return _admin("policy.reload", actor, {**detail, "trigger": trigger})
 
 
-def policy_rejected(active: str, error: str) -> Event:
+def policy_rejected(active: str, error: str, trigger: str, actor: str) -> Event:
     """The reloader refused a candidate policy set; `active` stays in force."""
-    return _admin("policy.rejected", "gateway", {"active": active, "error": error})
+    return _admin("policy.rejected", actor, {"active": active, "error": error, "trigger": trigger})
 
 
 def key_rotated(actor: str, old_kid: str, new_kid: str, new_key: bytes) -> Event:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from gateway.cli import audit, clients, keys, policy, serve, store, trace
+from gateway.cli import answers, audit, clients, keys, policy, serve, store, trace
 from gateway.cli.common import print_err
 from gateway.errors import ConfigError, GatewayError
 
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for group in (serve, clients, policy, store, audit, trace, keys):
+    for group in (serve, clients, policy, store, audit, answers, trace, keys):
         group.add_commands(sub, home)
     return parser
 

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from gateway.cli import answers
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
@@ -147,3 +148,4 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     c.add_argument("--scope", action="append", help="token scopes (default: datasets:read)")
     c.add_argument("--json", action="store_true", help="print JSON instead of text")
     c.set_defaults(func=cmd_policy_explain)
+    answers.add_policy_commands(psub, home)
