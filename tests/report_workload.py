@@ -15,9 +15,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.audit.entry import decode_entry
+from gateway.audit.events import client_changed
 from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
-from gateway.workspace import admin_event
+from gateway.workspace import actor, admin_event
 from tests.conftest import Demo, token_for
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -105,7 +106,7 @@ def run_workload(client: TestClient, demo: Demo, clock: Clock, day: dt.datetime)
     # The actor is the OS user name (LOGNAME first): text an admin controls, shown as text.
     with pytest.MonkeyPatch.context() as env:
         env.setenv("LOGNAME", HOSTILE)
-        admin_event(demo.settings, "client.add", "analyst")
+        admin_event(demo.settings, client_changed("client.add", "analyst", actor()))
     policy = demo.home / "policies" / "residents.yaml"
     text = policy.read_text()
     policy.write_text(text.replace("clients: [demo]", "clients: [demo, analyst]", 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gateway.audit.events import audit_resumed
 from gateway.audit.signing import load_signer
 from gateway.audit.store import AuditLog
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
@@ -43,7 +44,7 @@ def note_resume(settings: Settings, halt: str | None) -> None:
     ws = settings.workspace
     log = AuditLog(settings.audit_database, load_signer(ws.audit_key))
     try:
-        log.append({"kind": "admin", "action": "audit.resume", "actor": actor(), "halt": halt})
+        log.append(audit_resumed(halt, actor()))
     except AuditUnavailable as exc:
         print_err(f"the resume could not be logged, so the log is halted again: {exc}")
     finally:

@@ -33,6 +33,7 @@ from gateway.console.session import (
     sign_in_form,
 )
 from gateway.errors import ApiError, Unauthorized
+from gateway.model.decision import Verdict
 from gateway.policy.check import CST
 from gateway.runtime.reloader import PolicyReloader
 from gateway.runtime.services import Services
@@ -113,12 +114,12 @@ class Console:
 
     async def sign_in_page(self, request: Request) -> Response:
         ctx = console_context(request, "/console/sign-in")
-        ctx.decision = "none"
+        ctx.decision = Verdict.NONE
         return self.render("console/sign_in.html.j2", {"error": None, "user": None})
 
     async def sign_in(self, request: Request) -> Response:
         ctx = console_context(request, "/console/sign-in")
-        ctx.decision = "deny"
+        ctx.decision = Verdict.DENY
         try:
             client_id, secret = await sign_in_form(request)
         except ApiError as exc:
@@ -147,14 +148,14 @@ class Console:
             return self.render(
                 "console/sign_in.html.j2", {"error": message, "user": None}, status=403
             )
-        ctx.decision, ctx.reason = "allow", "signed_in"
+        ctx.decision, ctx.reason = Verdict.ALLOW, "signed_in"
         response = RedirectResponse("/console", status_code=303, headers=self.headers)
         set_session(response, token, max(1, principal.expires - int(time.time())))
         return response
 
     async def sign_out(self, request: Request) -> Response:
         ctx = console_context(request, "/console/sign-out")
-        ctx.decision = "deny"
+        ctx.decision = Verdict.DENY
         if not same_origin(request):
             return self._refused(ctx, CrossSite("sign out from the console's own pages"))
         response = RedirectResponse("/console/sign-in", status_code=303, headers=self.headers)
@@ -166,11 +167,11 @@ class Console:
             try:
                 principal = svc.tokens.validate(token, check_revoked=False)
             except Unauthorized:
-                ctx.decision, ctx.reason = "none", "signed_out"
+                ctx.decision, ctx.reason = Verdict.NONE, "signed_out"
                 return response
             svc.registry.revoke(principal.jti, principal.client_id, principal.expires)
             ctx.client = principal.client_id
-        ctx.decision, ctx.reason = "allow", "signed_out"
+        ctx.decision, ctx.reason = Verdict.ALLOW, "signed_out"
         return response
 
     # --- pages --------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ class Console:
 
         async def page(request: Request) -> Response:
             ctx = console_context(request, path)
-            ctx.decision = "deny"
+            ctx.decision = Verdict.DENY
             try:
                 principal = principal_of(request, ctx)
             except Unauthorized as exc:
@@ -217,7 +218,7 @@ class Console:
                 ctx.reason = "log_not_verified"
                 error = LogUnverified(f"the audit log does not verify: {exc.problem}")
                 return self._refused(ctx, error)
-            ctx.decision, ctx.reason = "allow", None
+            ctx.decision, ctx.reason = Verdict.ALLOW, None
             return self.render(
                 f"console/{name}.html.j2", {**context, "here": name, "user": _user(principal)}
             )
@@ -225,7 +226,7 @@ class Console:
         return page
 
     def _refused(self, ctx: AuditContext, error: ApiError) -> Response:
-        ctx.decision = "error" if error.status >= 500 else "deny"
+        ctx.decision = Verdict.ERROR if error.status >= 500 else Verdict.DENY
         ctx.reason = ctx.reason or error.reason
         response = self.render(
             "console/error.html.j2",
