@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
@@ -78,3 +80,26 @@ def test_no_figures_from_a_log_that_does_not_verify(console: TestClient, demo: D
     assert "does not verify" in page.text
     assert console.get("/console/grants").status_code == 200
     assert raw_entries(demo.home)[-2]["reason"] == "log_not_verified"
+
+
+def test_each_console_route_labels_its_entry(demo: Demo) -> None:
+    """Promise 6: every call to a console route is one entry naming that route's path, whatever
+    the outcome (signed out here: 401, 403 for a post without a same-origin header)."""
+    with TestClient(create_app(demo.settings), base_url=BASE) as client:
+        app: Any = client.app
+        while not hasattr(app, "router"):
+            app = app.app
+        routes = [
+            (method, route.path)
+            for route in app.router.routes
+            if isinstance(route, Route) and route.path.startswith("/console")
+            for method in sorted(route.methods or ())
+        ]
+        assert len(routes) == 9
+        for method, path in routes:
+            before = len(raw_entries(demo.home))
+            response = client.request(method, path)
+            assert response.status_code in (200, 401, 403), (method, path)
+            log = raw_entries(demo.home)
+            assert len(log) == before + 1
+            assert log[-1]["route"] == path
