@@ -112,7 +112,7 @@ def quota(calls: pd.DataFrame) -> list[Finding]:
             Finding(
                 "quota",
                 int(group["ts"].min()),
-                f"{client}: {len(group):,} call(s) refused for an exhausted quota{on}",
+                f"{client}: {len(group):,} call(s) refused for an exhausted quota or rate limit{on}",
                 int(group["idx"].min()),
             )
         )
