@@ -112,7 +112,8 @@ def quota(calls: pd.DataFrame) -> list[Finding]:
             Finding(
                 "quota",
                 int(group["ts"].min()),
-                f"{client}: {len(group):,} call(s) refused for an exhausted quota or rate limit{on}",
+                f"{client}: {len(group):,} call(s) refused for an exhausted quota or rate "
+                f"limit{on}",
                 int(group["idx"].min()),
             )
         )
