@@ -181,7 +181,7 @@ def test_report_is_self_contained_and_escapes_log_text(
     # The reload's diff, from the kept policy sets: the grant that gained a client.
     assert '<span class="add">+    clients: [demo, analyst]</span>' in html
     assert '<span class="del">-    clients: [demo]</span>' in html
-    assert not re.search(r"url\(", html)
+    assert not re.search(r"url\(|@import", html)
     csp = next(
         dict(a)["content"]
         for t, a in page.tags
