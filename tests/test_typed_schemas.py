@@ -92,7 +92,10 @@ def test_the_document_follows_a_policy_reload(client: TestClient, demo: Demo, to
 
     def row() -> dict[str, Any]:
         schemas = client.get("/openapi.json", headers=bearer(token)).json()["components"]
-        return schemas["schemas"]["enterprise_registry.demo-enterprise-registry.row"]
+        found: dict[str, Any] = schemas["schemas"][
+            "enterprise_registry.demo-enterprise-registry.row"
+        ]
+        return found
 
     assert "founded" in row()["properties"]
     policy = demo.home / "policies" / "enterprise_registry.yaml"
