@@ -59,7 +59,7 @@ def test_entries_record_purpose_and_the_dataset_of_rate_limited_calls(workload: 
     assert {(e["client"], e["dataset"], e["purpose"]) for e in limited} >= {
         ("acme", "residents", "statistics")
     }
-    purposes = {e["purpose"] for e in entries if e["route"] == "/v1/datasets/{id}/rows"}
+    purposes = {e["purpose"] for e in entries if e["route"] == "/v1/datasets/{dataset_id}/rows"}
     assert {"statistics", "planning", "research", "(undeclared)", None} <= purposes
     assert not any("13812345678" in json.dumps(e) for e in entries)
 

@@ -464,7 +464,7 @@ def test_trace_names_the_client_and_lists_the_audit_entries(
     assert second.status_code == 200
     _, stored = read_entries(demo.settings.audit_database)
     entries = [json.loads(e.line) for e in stored]
-    rows_entries = [e for e in entries if e.get("route") == "/v1/datasets/{id}/rows"]
+    rows_entries = [e for e in entries if e.get("route") == "/v1/datasets/{dataset_id}/rows"]
     assert [len(decode_rows(e["row_ids"])) for e in rows_entries] == [300, 100]
     assert all(e["view"] == rows_entries[0]["view"] for e in rows_entries)
     leaked = pd.read_csv(io.StringIO(first.text), dtype=str).sample(frac=1, random_state=1)

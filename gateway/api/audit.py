@@ -11,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
-from gateway.api.context import audit_context
+from gateway.api.endpoints import Param, endpoint, json_content, text_content
+from gateway.api.schemas import STRING, STRINGS, requiring
 from gateway.audit.paging import Page, scan
 from gateway.audit.query import FILTER_FIELDS, Filters, make_filters
 from gateway.errors import BadRequest, NotFound
 from gateway.integers import parse_int
+from gateway.model.decision import Verdict
 
 MAX_ENTRIES = 1000
 DEFAULT_ENTRIES = 100
@@ -38,9 +40,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _count(name: str, description: str, minimum: int) -> Param:
+    return Param(name, description, {"type": "integer", "minimum": minimum}, required=True)
+
+
+@endpoint(
+    "GET",
+    "/v1/audit/checkpoint",
+    summary="Newest signed checkpoint (C2SP)",
+    responses={"200": text_content("A signed note")},
+    problems=(404, 503),
+)
 async def checkpoint(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/checkpoint"
     latest = await anyio.to_thread.run_sync(svc.audit_log.latest_checkpoint)
     if latest is None:
         raise NotFound("no checkpoint has been signed yet; try again in a few seconds")
@@ -49,9 +61,16 @@ async def checkpoint(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/proof",
+    summary="Inclusion proof",
+    parameters=(_count("idx", "Entry index", 0), _count("size", "Tree size", 1)),
+    responses={"200": json_content(requiring("proof", "root"))},
+    problems=(400, 503),
+)
 async def proof(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/proof"
     _only(request, {"idx", "size"})
     idx, size = _int(request, "idx"), _int(request, "size", minimum=1)
     tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
@@ -73,9 +92,16 @@ async def proof(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/consistency",
+    summary="Consistency proof",
+    parameters=(_count("from", "Older tree size", 1), _count("to", "Newer tree size", 1)),
+    responses={"200": json_content(requiring("proof"))},
+    problems=(400, 503),
+)
 async def consistency(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/consistency"
     _only(request, {"from", "to"})
     first, second = _int(request, "from", minimum=1), _int(request, "to", minimum=1)
     tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
@@ -127,10 +153,35 @@ def entry_filters(request: Request) -> Filters:
         raise BadRequest(str(exc).replace("--", "")) from None
 
 
+TIME_FILTERS = (
+    Param("since", "From this time: ISO 8601 (UTC unless an offset) or 1h, 2d", STRING),
+    Param("until", "Before this time (same forms as since)", STRING),
+)
+VALUE_FILTERS = tuple(
+    Param(name, f"Only entries with this {name} (repeatable)", STRINGS) for name in FILTER_FIELDS
+)
+
+
+@endpoint(
+    "GET",
+    "/v1/audit/entries",
+    summary="Audit entries as JSON objects, filtered, with keyset paging (scope audit:read)",
+    scope=AUDIT_SCOPE,
+    parameters=(
+        Param("from", "First index", {"type": "integer", "minimum": 0}),
+        Param("to", "End index (exclusive)", {"type": "integer", "minimum": 1}),
+        *TIME_FILTERS,
+        *VALUE_FILTERS,
+        Param("limit", "Entries per page (default 100)", {"type": "integer", "minimum": 1}),
+        Param("cursor", "Continue after this page (`next`)", {"type": "integer", "minimum": 0}),
+    ),
+    responses={"200": json_content(requiring("entries", "next"))},
+    problems=(400, 401, 403, 429, 503),
+)
 async def entries(request: Request) -> Response:
     """Entries matching the filters, oldest first, as JSON objects, `limit` per page (at most
     MAX_ENTRIES) with a keyset cursor: `next` in the body and a `Link: <...>; rel="next"`."""
-    svc, ctx, _principal = caller(request, "/v1/audit/entries", scope=AUDIT_SCOPE)
+    svc, ctx, _principal = caller(request)
     _only(request, ENTRY_PARAMS)
     filters = entry_filters(request)
     limit = _optional_int(request, "limit", minimum=1) or DEFAULT_ENTRIES
@@ -143,7 +194,7 @@ async def entries(request: Request) -> Response:
         return scan(log.entries, log.size(), filters, after=after, limit=limit)
 
     found = await anyio.to_thread.run_sync(page)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     ctx.rows = len(found.items)
     headers = {}
     next_cursor = None if found.next_after is None else str(found.next_after)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope, TooManyRequests
+from gateway.model.decision import Verdict
 from gateway.model.policyset import PolicySet
 from gateway.model.scopes import ADMIN, AUDIT_READ, DATASETS_READ
 from gateway.runtime.services import Services
@@ -18,6 +19,7 @@ from gateway.runtime.services import Services
 DATASETS_SCOPE = DATASETS_READ
 AUDIT_SCOPE = AUDIT_READ
 ADMIN_SCOPE = ADMIN
+_PRINCIPAL = "gateway.principal"  # where `authenticate` keeps the caller in the request state
 
 
 def services(request: Request) -> Services:
@@ -59,16 +61,15 @@ def _record_subject(request: Request, svc: Services, ctx: AuditContext) -> None:
         ctx.purpose = recorded_purpose(svc.policy, stated[0])
 
 
-def caller(
-    request: Request, route: str, scope: str | tuple[str, ...] = DATASETS_SCOPE
-) -> tuple[Services, AuditContext, Principal]:
-    """Authenticate the bearer token, check its scope (one of them, for a tuple) and the
-    client's request rate; record each step in the audit context."""
+def authenticate(request: Request, scope: str | tuple[str, ...] | None) -> Principal:
+    """Authenticate the bearer token, check its scope (when one is needed; one of them, for a
+    tuple) and the client's request rate; record each step in the audit context. Run by a
+    scoped endpoint's route before its handler (gateway/api/endpoints.py); the principal is kept
+    for `caller`."""
     svc = services(request)
     ctx = audit_context(request)
-    ctx.route = route
     ctx.policy = svc.policy.hash
-    ctx.decision = "deny"
+    ctx.decision = Verdict.DENY
     authorization = request.headers.get("authorization")
     if authorization:
         # Every failure is logged with a hash of what was presented, never the token itself.
@@ -76,9 +77,10 @@ def caller(
     principal = svc.tokens.authenticate(authorization)
     ctx.client = principal.client_id
     ctx.token_sha256 = principal.token_sha256
-    accepted = (scope,) if isinstance(scope, str) else scope
-    if not any(s in principal.scopes for s in accepted):
-        raise InsufficientScope(" or ".join(accepted))
+    if scope is not None:
+        accepted = (scope,) if isinstance(scope, str) else scope
+        if not any(s in principal.scopes for s in accepted):
+            raise InsufficientScope(" or ".join(accepted))
     try:
         state = svc.limiter.request(principal)
     except TooManyRequests:
@@ -87,4 +89,13 @@ def caller(
     ctx.headers.update(state.headers)
     svc.inflight.acquire(principal.client_id)
     ctx.on_finish.append(lambda: svc.inflight.release(principal.client_id))
-    return svc, ctx, principal
+    request.scope["state"][_PRINCIPAL] = principal
+    return principal
+
+
+def caller(request: Request) -> tuple[Services, AuditContext, Principal]:
+    """The services, the audit context and the caller authenticated for this request."""
+    principal = request.scope.get("state", {}).get(_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise RuntimeError("caller() in a handler whose endpoint declares no scope")
+    return services(request), audit_context(request), principal

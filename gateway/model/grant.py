@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.model.filterlang import SPELLINGS
+
 # Transforms whose released values carry no real attribute of the row: per-person tokens and
 # suppressed cells. Every other transform releases something derived from the real value.
 NOT_DERIVED = frozenset({"pseudonymize", "synthesize", "suppress", "drop"})
@@ -26,19 +28,7 @@ class TransformSpec:
         return dict(self.params)
 
 
-FILTER_OPS = (
-    "eq",
-    "ne",
-    "in",
-    "not_in",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "is_null",
-    "not_null",
-    "startswith",
-)
+FILTER_OPS = SPELLINGS  # every accepted spelling (gateway/model/filterlang.py)
 
 
 @dataclass(frozen=True)
@@ -60,9 +50,11 @@ class RowFilter:
 
 @dataclass(frozen=True)
 class Limits:
-    rows_per_request: int = 1000
+    rows_per_request: int = 1000  # the page limit (largest `_size`); one name everywhere
     requests_per_minute: int | None = None
     rows_per_day: int | None = None
+    # Deprecated spellings the file used (`max_rows`): `policy check` warns about each.
+    deprecated: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +116,8 @@ class Grant:
         return derived_qis(self.columns, self.not_identifying, None)
 
     @property
-    def max_rows(self) -> int:
+    def rows_per_request(self) -> int:
+        """The page limit: the largest `_size` a caller may ask for."""
         return self.limits.rows_per_request
 
     def valid_at(self, at: datetime) -> bool:

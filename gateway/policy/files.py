@@ -211,4 +211,9 @@ def _warnings(grants: list[Grant], now: datetime) -> list[str]:
         f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
         for g in grants
         if g.valid_until is not None and g.valid_until < now
+    ] + [
+        f"{g.file}:{g.line}: grant {g.id!r}: max_rows is deprecated; write "
+        "limits: {rows_per_request: N} (the same page limit)"
+        for g in grants
+        if "max_rows" in g.limits.deprecated
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.model.dataset import Column, ColumnType, Dataset
+from gateway.model.filterlang import NAMES, operator
 from gateway.model.grant import (
     FILTER_OPS,
     Condition,
@@ -36,10 +37,11 @@ _GRANT_KEYS = {
     "limits",
     "privacy",
     "fingerprint",
+    "max_rows",  # deprecated: limits.rows_per_request
 }
 
 
-_LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
+_LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day", "max_rows"}
 
 
 DEFAULT_MAX_ROWS = 1000
@@ -48,13 +50,22 @@ DEFAULT_MAX_ROWS = 1000
 _PURPOSE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
-def _limits(check: FileCheck, raw: Any, path: Path_) -> Limits:
-    if raw is None:
-        return Limits()
-    spec = check.mapping(raw, path, _LIMIT_KEYS)
-    rows = read_positive(
-        check, spec.get("rows_per_request"), (*path, "rows_per_request"), maximum=100_000
-    )
+def _limits(check: FileCheck, raw: Any, path: Path_, old: Any = None) -> Limits:
+    """The grant's limits. `max_rows` (in the grant or in its limits) is the page limit's old
+    name: accepted with a warning, refused next to `rows_per_request`."""
+    spec = {} if raw is None else check.mapping(raw, path, _LIMIT_KEYS)
+    named = ((old, path[:-1]), (spec.get("max_rows"), path))
+    legacy = [(value, where) for value, where in named if value is not None]
+    rows_raw, rows_path = spec.get("rows_per_request"), (*path, "rows_per_request")
+    if legacy and (rows_raw is not None or len(legacy) > 1):
+        check.problem(
+            (*legacy[0][1], "max_rows"),
+            "max_rows is the old name of rows_per_request",
+            "give rows_per_request only",
+        )
+    elif legacy:
+        rows_raw, rows_path = legacy[0][0], (*legacy[0][1], "max_rows")
+    rows = read_positive(check, rows_raw, rows_path, maximum=100_000)
     return Limits(
         rows_per_request=rows or DEFAULT_MAX_ROWS,
         requests_per_minute=read_positive(
@@ -66,13 +77,15 @@ def _limits(check: FileCheck, raw: Any, path: Path_) -> Limits:
         rows_per_day=read_positive(
             check, spec.get("rows_per_day"), (*path, "rows_per_day"), maximum=1_000_000_000
         ),
+        deprecated=("max_rows",) if legacy else (),
     )
 
 
 def _condition_value_ok(column: Column, op: str, value: Any) -> str | None:
-    if op in ("is_null", "not_null"):
+    takes = operator(op).takes  # gateway/model/filterlang.py: one language for all filters
+    if takes == "flag":
         return None if value is None else f"{op} takes no value"
-    if op in ("in", "not_in"):
+    if takes == "list":
         if not isinstance(value, list) or not value:
             return f"{op} needs a non-empty list"
         values = value
@@ -85,8 +98,8 @@ def _condition_value_ok(column: Column, op: str, value: Any) -> str | None:
             return f"column {column.name!r} is an integer column; {item!r} is not an integer"
         if column.type != ColumnType.INTEGER and not isinstance(item, str | date):
             return f"column {column.name!r} holds text; write {item!r} as a string"
-    if op == "startswith" and column.type == ColumnType.INTEGER:
-        return "startswith applies to text columns"
+    if operator(op).text_only and column.type == ColumnType.INTEGER:
+        return f"{op} applies to text columns"
     return None
 
 
@@ -139,7 +152,7 @@ def _filter_item(
         )
         return None
     if op not in FILTER_OPS:
-        check.problem((*path, "op"), f"unknown operator {op!r}", f"one of: {', '.join(FILTER_OPS)}")
+        check.problem((*path, "op"), f"unknown operator {op!r}", f"one of: {', '.join(NAMES)}")
         return None
     problem = _condition_value_ok(column, str(op), spec.get("value"))
     if problem:
@@ -245,7 +258,7 @@ def read_grants(check: FileCheck, raw: Any, dataset: Dataset, home: Path) -> lis
                 clients=frozenset(clients),
                 purposes=frozenset(p for p in purposes if isinstance(p, str)),
                 columns=tuple(released),
-                limits=_limits(check, spec.get("limits"), (*path, "limits")),
+                limits=_limits(check, spec.get("limits"), (*path, "limits"), spec.get("max_rows")),
                 file=check.name,
                 line=check.doc.line(path),
                 valid_from=valid_from,
