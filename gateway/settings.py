@@ -129,6 +129,9 @@ class Settings:
     auth_fail_per_address: int = 50  # per source address (IPv6: per /64) and window
     auth_fail_window: int = 300  # seconds (fixed windows)
     auth_hash_threads: int = 2  # concurrent secret checks (scrypt) per worker process
+    # The console and usage endpoint verify only new entries between full verifications of the
+    # whole log, done at most this many seconds apart (gateway/audit/incremental.py).
+    audit_full_verify_seconds: int = 600
 
     def __post_init__(self) -> None:
         for name in (

@@ -13,7 +13,7 @@ from gateway.api.audit import TIME_FILTERS, VALUE_FILTERS, entry_filters
 from gateway.api.common import ADMIN_SCOPE, AUDIT_SCOPE, caller, json_response
 from gateway.api.endpoints import Param, endpoint, json_content
 from gateway.api.schemas import OBJECT, STRING, requiring
-from gateway.audit.query import FILTER_FIELDS, Filters, LogNotVerified, VerifiedLog, load_verified
+from gateway.audit.query import FILTER_FIELDS, Filters, LogNotVerified, VerifiedLog
 from gateway.audit.usage import UsageRow, totals, usage, usage_csv, usage_json
 from gateway.errors import BadRequest, LogInvalid
 from gateway.model.decision import Verdict
@@ -151,7 +151,9 @@ async def explain_decision(request: Request) -> Response:
 
 def _usage(svc: Services, filters: Filters) -> tuple[VerifiedLog, list[UsageRow]]:
     ws = svc.settings.workspace
-    verified = load_verified(svc.settings.audit_database, ws.audit_public_keys, filters.matches)
+    verified = svc.verified_log.load(
+        svc.settings.audit_database, ws.audit_public_keys, filters.matches
+    )
     quotas = {c.client_id: c.rows_per_day for c in svc.registry.all()}
     return verified, usage(verified.entries, quotas)
 

@@ -253,13 +253,13 @@ def load_verified(
         report = verify_log(contents.origin, collect(contents.entries), keys, checkpoints=notes)
         origin = contents.origin
         sets = policy_sets
-    verification = _verification(origin, label, report, notes)
+    verification = verification_of(origin, label, report, notes)
     if not report.ok:
         raise LogNotVerified(verification, report.problem or "invalid")
     return VerifiedLog(verification, kept, sets)
 
 
-def _verification(
+def verification_of(
     origin: str, source: str, report: VerifyReport, notes: Sequence[str]
 ) -> Verification:
     sizes = [_note_size(n) for n in notes]

@@ -30,10 +30,10 @@ class LogContents:
     halted: str | None
 
 
-def read_log(source: Path | Database) -> LogContents:
-    """Open a log read-only (entries are streamed in index order)."""
+def read_log(source: Path | Database, start: int = 0) -> LogContents:
+    """Open a log read-only (entries from index `start` on are streamed in index order)."""
     if isinstance(source, Database) and source.postgres:
-        return _read_pg_log(source)
+        return _read_pg_log(source, start)
     path = Path(source.url) if isinstance(source, Database) else source
     if not path.exists():
         raise ConfigError(f"no audit log at {path}; has the gateway run in this workspace?")
@@ -61,7 +61,7 @@ def read_log(source: Path | Database) -> LogContents:
     def rows() -> Iterator[StoredEntry]:
         try:
             for idx, line, kid, sig in conn.execute(
-                "SELECT idx, line, kid, sig FROM entries ORDER BY idx"
+                "SELECT idx, line, kid, sig FROM entries WHERE idx >= ? ORDER BY idx", (start,)
             ):
                 yield StoredEntry(
                     int(idx), bytes(line), bytes(kid).decode("ascii", "replace"), bytes(sig)
@@ -72,7 +72,7 @@ def read_log(source: Path | Database) -> LogContents:
     return LogContents(origin, rows(), notes, keys, halted)
 
 
-def _read_pg_log(database: Database) -> LogContents:
+def _read_pg_log(database: Database, first: int = 0) -> LogContents:
     try:
         conn = database.connect()
         origin = read_origin(conn)
@@ -90,7 +90,7 @@ def _read_pg_log(database: Database) -> LogContents:
         raise ConfigError(f"cannot read the audit log {database.display}: {exc}") from exc
 
     def rows() -> Iterator[StoredEntry]:
-        start = 0
+        start = first
         try:
             while True:  # in pages: a log of millions of entries is never held at once
                 page = conn.execute(
@@ -109,6 +109,31 @@ def _read_pg_log(database: Database) -> LogContents:
     return LogContents(
         origin, rows(), notes, keys, None if halted_row is None else str(halted_row[0])
     )
+
+
+def count_entries(source: Path | Database) -> int:
+    """How many entries a log holds (read-only; one cheap query)."""
+    if isinstance(source, Database) and source.postgres:
+        try:
+            conn = source.connect()
+            try:
+                row = conn.execute("SELECT count(*) FROM entries").fetchone()
+            finally:
+                conn.close()
+        except StoreError as exc:
+            raise ConfigError(f"cannot read the audit log {source.display}: {exc}") from exc
+        return int(row[0]) if row else 0
+    path = Path(source.url) if isinstance(source, Database) else source
+    if not path.exists():
+        raise ConfigError(f"no audit log at {path}; has the gateway run in this workspace?")
+    lite = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        found = lite.execute("SELECT count(*) FROM entries").fetchone()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read the audit log {path}: {exc}") from exc
+    finally:
+        lite.close()
+    return int(found[0]) if found else 0
 
 
 def read_entries(source: Path | Database) -> tuple[str, Iterator[StoredEntry]]:

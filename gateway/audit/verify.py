@@ -31,11 +31,11 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from gateway.audit.checkpoint import parse_checkpoint
+from gateway.audit.checkpoint import Checkpoint, parse_checkpoint
 from gateway.audit.entry import (
     GENESIS_PREV,
     VERSION,
@@ -120,6 +120,58 @@ class _Keys:
         return None
 
 
+class Chain:
+    """What verification carries from one entry to the next: the key windows, the Merkle tree,
+    the previous entry's leaf hash and time, and the next expected index. Feeding entries to
+    one Chain in several batches checks exactly what feeding them at once does (the
+    incremental verifier resumes from a kept Chain)."""
+
+    def __init__(
+        self,
+        origin: str,
+        trusted: Mapping[str, Ed25519PublicKey],
+        *,
+        first: int = 0,
+        prefix_leaves: Sequence[bytes] = (),
+    ) -> None:
+        if not trusted:
+            # An empty trust set would make every signature check vacuous; refuse it.
+            raise ValueError("no trusted audit public keys given")
+        self.origin = origin
+        self.keys = _Keys(trusted)
+        self.tree = MerkleTree(prefix_leaves)
+        self.prev: str | None = (
+            prefix_leaves[-1].hex() if prefix_leaves else (GENESIS_PREV if first == 0 else None)
+        )
+        self.last_ts = 0
+        self.expected = first
+
+    def feed(self, stored: StoredEntry, report: VerifyReport) -> dict[str, Any] | None:
+        """Check the next entry, recording any problem in `report`; the decoded entry when it
+        is valid."""
+        problem = _check_entry(
+            stored, self.expected, self.origin, self.prev, self.last_ts, self.keys
+        )
+        leaf = leaf_hash(stored.line)
+        self.tree.append(leaf)
+        entry: dict[str, Any] | None = None
+        if problem:
+            report.problems.append(Problem("entry", self.expected, problem))
+            self.prev = None  # the next entry's link cannot be checked against an invalid entry
+        else:
+            entry = decode_entry(stored.line)
+            self.last_ts = int(entry["ts"])
+            self.prev = leaf.hex()
+            if is_key_rotation(entry):
+                rotation_problem = self.keys.rotate(stored.kid, self.expected, entry)
+                if rotation_problem:
+                    report.problems.append(Problem("entry", self.expected, rotation_problem))
+        report.head = leaf.hex()
+        report.entries += 1
+        self.expected += 1
+        return entry
+
+
 def verify_log(
     origin: str,
     entries: Iterable[StoredEntry],
@@ -135,7 +187,6 @@ def verify_log(
         # An empty trust set would make every signature check vacuous; refuse it.
         raise ValueError("no trusted audit public keys given")
     report = VerifyReport(first=first)
-    keys = _Keys(trusted)
     if len(prefix_leaves) != first:
         report.problems.append(
             Problem(
@@ -144,39 +195,18 @@ def verify_log(
                 f"bundle starts at {first} but carries {len(prefix_leaves)} earlier leaf hashes",
             )
         )
-    tree = MerkleTree(prefix_leaves)
-    prev: str | None = (
-        prefix_leaves[-1].hex() if prefix_leaves else (GENESIS_PREV if first == 0 else None)
-    )
-    last_ts = 0
-    expected = first
+    chain = Chain(origin, trusted, first=first, prefix_leaves=prefix_leaves)
     for stored in entries:
-        problem = _check_entry(stored, expected, origin, prev, last_ts, keys)
-        leaf = leaf_hash(stored.line)
-        tree.append(leaf)
-        if problem:
-            report.problems.append(Problem("entry", expected, problem))
-            prev = None  # the next entry's link cannot be checked against an invalid entry
-        else:
-            entry = decode_entry(stored.line)
-            last_ts = int(entry["ts"])
-            prev = leaf.hex()
-            if is_key_rotation(entry):
-                rotation_problem = keys.rotate(stored.kid, expected, entry)
-                if rotation_problem:
-                    report.problems.append(Problem("entry", expected, rotation_problem))
-        report.head = leaf.hex()
-        report.entries += 1
-        expected += 1
+        chain.feed(stored, report)
     if torn is not None:
         report.problems.append(
             Problem(
                 "entry",
-                expected,
+                chain.expected,
                 "torn final record (no newline); quarantined, not part of the verified log",
             )
         )
-    _check_checkpoints(report, tree, origin, keys, checkpoints, kept_checkpoints)
+    check_checkpoints(report, chain.tree, origin, chain.keys, checkpoints, kept_checkpoints)
     return report
 
 
@@ -211,22 +241,32 @@ def _check_entry(
     return None
 
 
-def _check_checkpoints(
+def check_checkpoints(
     report: VerifyReport,
     tree: MerkleTree,
     origin: str,
     keys: _Keys,
     notes: Sequence[str],
-    kept: Sequence[str],
-) -> None:
+    kept: Sequence[str] = (),
+    known: Mapping[str, Checkpoint] | None = None,
+) -> dict[str, Checkpoint]:
+    """Check every checkpoint note against the tree; return the valid ones by note. A note in
+    `known` (verified earlier against a prefix of this same tree) skips only its signature
+    check: its window, root and consistency are checked again."""
+    known = known or {}
     parsed: dict[int, bytes] = {}
+    valid: dict[str, Checkpoint] = {}
+    fresh: set[int] = set()
     for note, source in [(n, "log") for n in notes] + [(n, "kept") for n in kept]:
         size = _size_of(note)
-        try:
-            checkpoint = parse_checkpoint(note, keys.known, origin=origin)
-        except ValueError as exc:
-            report.problems.append(Problem("checkpoint", size, str(exc)))
-            continue
+        checkpoint = known.get(note)
+        if checkpoint is None:
+            try:
+                checkpoint = parse_checkpoint(note, keys.known, origin=origin)
+            except ValueError as exc:
+                report.problems.append(Problem("checkpoint", size, str(exc)))
+                continue
+            fresh.add(checkpoint.size)
         if not any(
             keys.may_sign(kid, checkpoint.size - 1) or keys.may_sign(kid, checkpoint.size)
             for kid in checkpoint.signed_by
@@ -256,14 +296,18 @@ def _check_checkpoints(
             )
             continue
         parsed[checkpoint.size] = checkpoint.root
+        valid[note] = checkpoint
         report.checkpoints += 1
     sizes = sorted(s for s in parsed if s)
     for old, new in itertools.pairwise(sizes):
+        if known and old not in fresh and new not in fresh:
+            continue  # a pair proved consistent when both were verified
         proof = tree.consistency_proof(old, new)
         if not verify_consistency(old, new, parsed[old], parsed[new], proof):
             report.problems.append(
                 Problem("checkpoint", new, f"not consistent with checkpoint {old}")
             )
+    return valid
 
 
 def _size_of(note: str) -> int:

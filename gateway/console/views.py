@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from gateway.api.common import services
 from gateway.api.context import AuditContext
-from gateway.audit.query import LogNotVerified, VerifiedLog, load_verified
+from gateway.audit.query import LogNotVerified, VerifiedLog
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.console import pages
 from gateway.console.session import (
@@ -55,9 +55,10 @@ def _now_ms() -> int:
 
 
 def _verified(svc: Services) -> VerifiedLog:
-    """The live log, verified against the workspace's audit keys (current and rotated)."""
+    """The live log, verified against the workspace's audit keys (current and rotated): only
+    the entries appended since the last view, between periodic full verifications."""
     ws = svc.settings.workspace
-    return load_verified(
+    return svc.verified_log.load(
         svc.settings.audit_database, ws.audit_public_keys, policy_sets=ws.policy_sets
     )
 

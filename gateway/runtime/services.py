@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
+from gateway.audit.incremental import IncrementalVerifier
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
@@ -53,6 +54,8 @@ class Services:
     inflight: InFlight
     metrics: Metrics
     real_values: RealValues
+    # The live log's verified prefix, kept between console page views and usage reports.
+    verified_log: IncrementalVerifier = field(default_factory=IncrementalVerifier)
 
     def context(self, client_id: str, grant_id: str) -> TransformContext:
         """What the transforms of one (client, grant) view may depend on."""
@@ -181,4 +184,5 @@ def build_services(settings: Settings) -> Services:
         pages=PageCache(),
         inflight=InFlight(settings.max_inflight),
         metrics=Metrics(),
+        verified_log=IncrementalVerifier(full_every_s=settings.audit_full_verify_seconds),
     )
