@@ -42,6 +42,12 @@ from gateway.audit.verify import Chain, VerifyReport, check_checkpoints, load_ke
 from gateway.store.db import Database
 
 Mode = Literal["full", "incremental"]
+# Fields with few distinct values: the cache keeps one copy of each value (and of each key),
+# so a decoded entry costs about 0.8 KB instead of 2.2 KB (benchmarks/incremental_verify.py).
+_SHARED = frozenset(
+    ("kind", "route", "method", "client", "dataset", "purpose", "grant", "decision", "reason",
+     "origin", "action", "actor", "subject", "trigger", "v", "status")
+)  # fmt: skip
 # Told of each verification: its mode, the first index it checked and how many entries.
 Observer = Callable[[Mode, int, int], None]
 
@@ -56,6 +62,17 @@ class _Verified:
     entries: list[dict[str, Any]]
     checkpoints: dict[str, Checkpoint]
     full_at: float  # the clock when it was last verified in full
+    strings: dict[str, str]  # one copy of each key and of each value of a _SHARED field
+
+
+def _compact(entry: dict[str, Any], strings: dict[str, str]) -> dict[str, Any]:
+    """The same entry (equal to it), sharing its keys and repeated values with earlier ones."""
+    return {
+        strings.setdefault(k, k): (
+            strings.setdefault(v, v) if k in _SHARED and isinstance(v, str) else v
+        )
+        for k, v in entry.items()
+    }
 
 
 class IncrementalVerifier:
@@ -129,10 +146,11 @@ class IncrementalVerifier:
         chain = Chain(contents.origin, keys)
         report = VerifyReport()
         entries: list[dict[str, Any]] = []
+        strings: dict[str, str] = {}
         for stored in contents.entries:
             entry = chain.feed(stored, report)
             if entry is not None:
-                entries.append(entry)
+                entries.append(_compact(entry, strings))
         if self._observe:
             self._observe("full", 0, report.entries)
         valid = check_checkpoints(
@@ -141,7 +159,7 @@ class IncrementalVerifier:
         verification = verification_of(contents.origin, label, report, contents.checkpoints)
         if not report.ok:
             raise LogNotVerified(verification, report.problem or "invalid")
-        cache = _Verified(label, frozenset(keys), chain, entries, valid, self._clock())
+        cache = _Verified(label, frozenset(keys), chain, entries, valid, self._clock(), strings)
         return cache, verification
 
     def _extend(self, source: Path | Database, cache: _Verified) -> Verification | None:
@@ -164,7 +182,7 @@ class IncrementalVerifier:
         for stored in entries:
             entry = chain.feed(stored, report)
             if entry is not None:
-                added.append(entry)
+                added.append(_compact(entry, cache.strings))
         if self._observe:
             self._observe("incremental", size, report.entries - size)
         valid = check_checkpoints(
