@@ -13,7 +13,6 @@ to 1M entries. Only ratios are meaningful on a shared machine; no test asserts o
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -22,15 +21,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gateway.audit.entry import decode_entry  # noqa: E402
-from gateway.audit.incremental import IncrementalVerifier, _compact  # noqa: E402
-from gateway.audit.merkle import MerkleTree, leaf_hash  # noqa: E402
-from gateway.audit.query import load_verified  # noqa: E402
-from gateway.audit.reader import read_entries  # noqa: E402
-from gateway.audit.signing import Signer, key_id  # noqa: E402
-from gateway.audit.store import AuditLog  # noqa: E402
+from gateway.audit.entry import decode_entry
+from gateway.audit.incremental import IncrementalVerifier, _compact
+from gateway.audit.merkle import MerkleTree, leaf_hash
+from gateway.audit.query import load_verified
+from gateway.audit.reader import read_entries
+from gateway.audit.signing import Signer, key_id
+from gateway.audit.store import AuditLog
 
 
 def event(i: int) -> dict[str, object]:
@@ -117,8 +114,8 @@ def main() -> None:
                 assert incremental.entries == full.entries
                 assert incremental.verification == full.verification
                 print(
-                    f"  +{new:>5} new: incremental {inc * 1000:9.1f} ms   full {whole * 1000:9.1f} ms"
-                    f"   incremental/full {inc / whole:7.4f}"
+                    f"  +{new:>5} new: incremental {inc * 1000:9.1f} ms   "
+                    f"full {whole * 1000:9.1f} ms   incremental/full {inc / whole:7.4f}"
                 )
             per_entry, per_leaf = memory_per_entry(path)
             print(
