@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.audit.canonical import JsonValue
 from gateway.audit.entry import decode_entry
 from gateway.audit.incremental import IncrementalVerifier, _compact
 from gateway.audit.merkle import MerkleTree, leaf_hash
@@ -30,7 +31,7 @@ from gateway.audit.signing import Signer, key_id
 from gateway.audit.store import AuditLog
 
 
-def event(i: int) -> dict[str, object]:
+def event(i: int) -> dict[str, JsonValue]:
     """An entry shaped like an HTTP call's (the console's commonest)."""
     return {
         "kind": "http",
