@@ -23,7 +23,9 @@ from gateway.audit.incremental import IncrementalVerifier, Mode
 from gateway.audit.query import LogNotVerified, load_verified
 from gateway.audit.signing import Signer, key_id
 from gateway.audit.store import AuditLog
+from gateway.store.config import databases
 from tests.conftest import services_of
+from tests.pgserver import create_database, drop_database
 from tests.test_console_app import console  # noqa: F401 - the signed-in console fixture
 
 
@@ -208,3 +210,44 @@ def test_console_page_views_verify_only_new_entries(console: TestClient) -> None
     (_, _, first_size), (_, start, added) = calls.seen
     assert start == first_size  # nothing of the first view's prefix was checked again
     assert added >= 1  # at least the first page view's own audit entry
+
+
+def test_postgresql_store_is_verified_incrementally_too(tmp_path: Path) -> None:
+    """The same promise on a PostgreSQL store (skips without a server): only new entries are
+    checked, a bad one is refused, the figures equal a full verification."""
+    url, name = create_database()
+    try:
+        database = databases(url, tmp_path / "a", tmp_path / "r", 5000)[0]
+        key = Ed25519PrivateKey.generate()
+        pub = tmp_path / "audit.pub"
+        pub.write_bytes(
+            key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+        log = AuditLog(database, Signer(key, key_id(key.public_key())))
+        try:
+            calls = Calls()
+            verifier = IncrementalVerifier(clock=Clock(), observe=calls)
+            for i in range(6):
+                log.append({"kind": "http", "client": "c", "rows": i})
+            verifier.load(database, [pub])
+            log.append({"kind": "http", "client": "c", "rows": 6})
+            kept = verifier.load(database, [pub])
+            assert kept.entries == load_verified(database, [pub]).entries
+            assert calls.seen == [("full", 0, 6), ("incremental", 6, 1)]
+            log.append({"kind": "http", "client": "c", "rows": 7})
+            conn = database.connect()
+            try:
+                conn.execute(
+                    "UPDATE entries SET line = replace(line, ?, ?) WHERE idx = 7",
+                    ('"rows":7', '"rows":70'),
+                )
+            finally:
+                conn.close()
+            with pytest.raises(LogNotVerified):
+                verifier.load(database, [pub])
+        finally:
+            log.close()
+    finally:
+        drop_database(name)
