@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.api import admin, audit, datasets, health, oauth
+from gateway.api import admin, aggregate, audit, datasets, export, health, oauth
 from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.limits import SizeLimits
@@ -170,6 +170,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             Route("/v1/datasets", datasets.list_datasets, methods=["GET"]),
             Route("/v1/datasets/{dataset_id}", datasets.get_dataset, methods=["GET"]),
             Route("/v1/datasets/{dataset_id}/rows", datasets.rows, methods=["GET"]),
+            Route("/v1/datasets/{dataset_id}/export", export.export, methods=["GET"]),
+            Route("/v1/datasets/{dataset_id}/aggregate", aggregate.aggregate, methods=["GET"]),
             Route("/v1/audit/checkpoint", audit.checkpoint, methods=["GET"]),
             Route("/v1/audit/proof", audit.proof, methods=["GET"]),
             Route("/v1/audit/consistency", audit.consistency, methods=["GET"]),

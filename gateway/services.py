@@ -7,9 +7,10 @@ import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
+from gateway.aggregate.budget import Budgets
 from gateway.api.limits import InFlight
 from gateway.api.metrics import Metrics
 from gateway.audit.signing import Signer, load_signer
@@ -53,6 +54,7 @@ class Services:
     inflight: InFlight
     metrics: Metrics
     real_values: RealValues
+    budgets: Budgets | None = None  # differential-privacy budgets (gateway/aggregate/budget.py)
 
     def context(self, client_id: str, grant_id: str) -> TransformContext:
         """What the transforms of one (client, grant) view may depend on."""
@@ -68,6 +70,8 @@ class Services:
     def close(self) -> None:
         self.audit_log.close()
         self.registry.close()
+        if self.budgets is not None:
+            self.budgets.close()
 
 
 def read_secret(settings: Settings) -> bytes:
@@ -203,4 +207,6 @@ def build_services(settings: Settings) -> Services:
         pages=PageCache(),
         inflight=InFlight(settings.max_inflight),
         metrics=Metrics(),
+        # Durable commits: a spend lost in a crash would hand privacy budget back.
+        budgets=Budgets(replace(settings.registry_database, synchronous="FULL", durable=True)),
     )

@@ -30,6 +30,10 @@ class AuditContext:
     rejected: str | None = None  # the defect, when the HTTP parser refused the request
     peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
+    # A streamed export (gateway/api/export.py): its entry is committed when the response
+    # starts, before the first byte of the body, so it cannot hold the body's hash.
+    stream: str | None = None
+    extra: dict[str, JsonValue] = field(default_factory=dict)  # endpoint fields (aggregates)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
 
     def event(
@@ -55,8 +59,11 @@ class AuditContext:
             "policy": self.policy,
             "transforms": list(self.transforms),
             "rows": self.rows,
-            "resp_sha256": _sha256(body),
+            "resp_sha256": None if self.stream else _sha256(body),
         }
+        if self.stream is not None:
+            event["export"] = self.stream  # the format; no body hash (see docs/audit-format.md)
+        event.update(self.extra)
         if self.rejected is not None:
             # Nothing of the request was parsed (its bytes may hold anything): who and why.
             event["rejected"] = self.rejected

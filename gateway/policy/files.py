@@ -52,6 +52,7 @@ from gateway.policy.yamlsrc import (
     load_located,
 )
 from gateway.privacy import transforms
+from gateway.aggregate.rules import parse_rules
 from gateway.privacy.lattice import parse_hierarchy
 from gateway.scopes import DATASETS_READ, SCOPES
 from gateway.settings import Workspace
@@ -71,6 +72,7 @@ _GRANT_KEYS = {
     "limits",
     "privacy",
     "fingerprint",
+    "aggregate",
 }
 _LIMIT_KEYS = {"rows_per_request", "requests_per_minute", "rows_per_day"}
 _PRIVACY_KEYS = {
@@ -730,6 +732,13 @@ def _grants(check: _FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[G
                 privacy=privacy,
                 fingerprint=fingerprint,
                 not_identifying=tuple(not_identifying),
+                aggregate=parse_rules(
+                    check.problem,
+                    spec.get("aggregate"),
+                    (*path, "aggregate"),
+                    [c.name for c in dataset.columns],
+                    [c.name for c in dataset.columns if c.type is ColumnType.INTEGER],
+                ),
             )
         )
     return grants

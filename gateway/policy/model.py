@@ -9,6 +9,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from gateway.aggregate.rules import AggregateRules
+
 
 class Classification(StrEnum):
     PUBLIC = "public"
@@ -176,6 +178,7 @@ class Grant:
     # Released columns the admin declared not identifying, with the written justification: they
     # are left out of the quasi-identifiers (and `policy check` lists them).
     not_identifying: tuple[tuple[str, str], ...] = ()
+    aggregate: AggregateRules | None = None  # statistics on source values (gateway/aggregate/)
 
     def quasi_identifiers(self) -> tuple[str, ...]:
         """The released columns that count as quasi-identifiers: the model's (derived, plus any
