@@ -65,7 +65,11 @@ class Budgets:
             conn.executescript(SCHEMA)
 
     def spend(
-        self, client_id: str, grant_id: str, rules: Privacy, cost: tuple[Decimal, Decimal],
+        self,
+        client_id: str,
+        grant_id: str,
+        rules: Privacy,
+        cost: tuple[Decimal, Decimal],
         now: float | None = None,
     ) -> Spend:
         """Spend `cost` (epsilon, delta) of the budget of (client, grant) for this period if it

@@ -36,7 +36,9 @@ def _gaussian(meas: Any, delta: float) -> Any:
     return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(meas), delta)
 
 
-def _calibrated(make: Any, d_in: int, epsilon: float, delta: float, gaussian: bool) -> Any:
+def _calibrated(
+    make: Any, d_in: int, epsilon: float, delta: float, gaussian: bool
+) -> tuple[Any, float]:
     """The measurement with the smallest scale whose privacy map stays within the budget."""
     if gaussian:
         # Searched between bounds that keep OpenDP's conversions finite: a Gaussian calibrated
@@ -47,9 +49,9 @@ def _calibrated(make: Any, d_in: int, epsilon: float, delta: float, gaussian: bo
             d_out=(epsilon, delta),
             bounds=(d_in / epsilon / 2, d_in / epsilon * 1000),
         )
-        return _gaussian(make(scale), delta), scale
+        return _gaussian(make(scale), delta), float(scale)
     scale = dp.binary_search_param(make, d_in=d_in, d_out=epsilon)
-    return make(scale), scale
+    return make(scale), float(scale)
 
 
 def count_measurement(
@@ -77,7 +79,7 @@ def sum_sensitivity(bounds: Bounds) -> int:
     summed = (
         dp.vector_domain(dp.atom_domain(bounds=(bounds.lower, bounds.upper), T="i64")),
         dp.symmetric_distance(),
-    ) >> dp.t.then_sum()
+    ) >> dp.t.then_sum()  # type: ignore[no-untyped-call]  # (OpenDP's partial constructors)
     return int(summed.map(1))
 
 
@@ -104,17 +106,15 @@ def noisy_counts(
 ) -> Release:
     measurement, scale = count_measurement(categories, mechanism, epsilon, delta)
     spent = measurement.map(1)
-    eps, dlt = (spent if isinstance(spent, tuple) else (spent, 0.0))
+    eps, dlt = spent if isinstance(spent, tuple) else (spent, 0.0)
     return Release(np.asarray(measurement(keys), dtype=np.int64), scale, eps, dlt)
 
 
 def noisy_sums(
     sums: npt.NDArray[np.int64], bounds: Bounds, mechanism: str, epsilon: Decimal, delta: Decimal
 ) -> Release:
-    measurement, scale, sensitivity = sum_measurement(
-        len(sums), bounds, mechanism, epsilon, delta
-    )
+    measurement, scale, sensitivity = sum_measurement(len(sums), bounds, mechanism, epsilon, delta)
     spent = measurement.map(sensitivity)
-    eps, dlt = (spent if isinstance(spent, tuple) else (spent, 0.0))
+    eps, dlt = spent if isinstance(spent, tuple) else (spent, 0.0)
     values = measurement([int(v) for v in sums])
     return Release(np.asarray(values, dtype=np.int64), scale, eps, dlt)

@@ -142,7 +142,9 @@ def _dp(problem: Problem, raw: Any, path: tuple[str | int, ...]) -> Privacy | No
         return None
     for key in raw:
         if key not in _DP_KEYS:
-            problem((*path, str(key)), "unknown key", f"allowed keys: {', '.join(sorted(_DP_KEYS))}")
+            problem(
+                (*path, str(key)), "unknown key", f"allowed keys: {', '.join(sorted(_DP_KEYS))}"
+            )
     mechanism = raw.get("mechanism", "laplace")
     if mechanism not in MECHANISMS:
         problem((*path, "mechanism"), f"unknown mechanism {mechanism!r}", "laplace or gaussian")
@@ -159,14 +161,15 @@ def _dp(problem: Problem, raw: Any, path: tuple[str | int, ...]) -> Privacy | No
         return None
     for key in budget:
         if key not in _BUDGET_KEYS:
-            problem((*path, "budget", str(key)), "unknown key", "allowed keys: delta, epsilon, period")
+            problem(
+                (*path, "budget", str(key)), "unknown key", "allowed keys: delta, epsilon, period"
+            )
     budget_epsilon = _number(problem, budget.get("epsilon"), (*path, "budget", "epsilon"))
     budget_delta = Decimal(0)
     if mechanism == "gaussian":
-        budget_delta = (
-            _number(problem, budget.get("delta"), (*path, "budget", "delta"), upper=Decimal(1))
-            or Decimal(0)
-        )
+        budget_delta = _number(
+            problem, budget.get("delta"), (*path, "budget", "delta"), upper=Decimal(1)
+        ) or Decimal(0)
     period = budget.get("period", "day")
     if period not in PERIODS:
         problem((*path, "budget", "period"), f"unknown period {period!r}", "day, week or month")
@@ -215,7 +218,9 @@ def parse_rules(
             return None
         widest = max((len(c or ()) for _, c in group_by), default=0)
         if widest and widest**2 > MAX_CELLS and len(group_by) > 1:
-            problem((*path, "group_by"), f"two of these columns make more than {MAX_CELLS} cells", "")
+            problem(
+                (*path, "group_by"), f"two of these columns make more than {MAX_CELLS} cells", ""
+            )
     if not group_by:
         return None
     return AggregateRules(tuple(group_by), tuple(measures), min_cell, dp)

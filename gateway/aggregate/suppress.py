@@ -23,6 +23,7 @@ on the counts, never on the measure, so count, sum and mean tables of one groupi
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -31,6 +32,7 @@ import numpy.typing as npt
 
 Counts = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
+Node = tuple[str, int | str]  # ("r" or "c", index or "T" for the margin)
 
 
 class CannotProtect(Exception):
@@ -72,10 +74,10 @@ def one_way(counts: Counts, threshold: int) -> Pattern:
     return Pattern(cells.reshape(-1, 1), cells.copy(), np.zeros(0, bool), total < threshold)
 
 
-def _graph(cells: Mask, rows: Mask, columns: Mask, total: bool) -> nx.Graph:
+def _graph(cells: Mask, rows: Mask, columns: Mask, total: bool) -> nx.Graph[Node]:
     """Withheld entries as edges: inner cell (i, j) joins r{i} and c{j}; row total i joins r{i}
     and cT; column total j joins rT and c{j}; the grand total joins rT and cT."""
-    graph = nx.Graph()
+    graph: nx.Graph[Node] = nx.Graph()
     for i, j in zip(*np.nonzero(cells), strict=True):
         graph.add_edge(("r", int(i)), ("c", int(j)))
     for i in np.flatnonzero(rows):
@@ -87,10 +89,10 @@ def _graph(cells: Mask, rows: Mask, columns: Mask, total: bool) -> nx.Graph:
     return graph
 
 
-def exposed(pattern: Pattern) -> list[tuple[object, object]]:
+def exposed(pattern: Pattern) -> list[tuple[Node, Node]]:
     """The withheld entries that the released ones determine (bridges), as graph edges."""
     graph = _graph(pattern.cells, pattern.rows, pattern.columns, pattern.total)
-    return list(nx.bridges(graph))
+    return list(nx.bridges(graph))  # type: ignore[arg-type]  # (the stubs mistype bridges)
 
 
 def _fix_lines(counts: Counts, cells: Mask, rows: Mask, columns: Mask, threshold: int) -> bool:
@@ -119,17 +121,19 @@ def _fix_lines(counts: Counts, cells: Mask, rows: Mask, columns: Mask, threshold
     return changed
 
 
-def _close_cycle(counts: Counts, cells: Mask, rows: Mask, columns: Mask, bridge: tuple[object, object]) -> bool:
+def _close_cycle(
+    counts: Counts, cells: Mask, rows: Mask, columns: Mask, bridge: tuple[Node, Node]
+) -> bool:
     """Withhold the cheapest inner cells that put `bridge` on a cycle. False if none can."""
-    graph = nx.Graph()
+    graph: nx.Graph[Node] = nx.Graph()
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
             weight = 0 if cells[i, j] else 1 + int(counts[i, j])
             graph.add_edge(("r", i), ("c", j), weight=weight)
-    for i in np.flatnonzero(rows):
-        graph.add_edge(("r", int(i)), ("c", "T"), weight=0)
-    for j in np.flatnonzero(columns):
-        graph.add_edge(("r", "T"), ("c", int(j)), weight=0)
+    for r in np.flatnonzero(rows):
+        graph.add_edge(("r", int(r)), ("c", "T"), weight=0)
+    for c in np.flatnonzero(columns):
+        graph.add_edge(("r", "T"), ("c", int(c)), weight=0)
     u, v = bridge
     if graph.has_edge(u, v):
         graph.remove_edge(u, v)
@@ -137,7 +141,7 @@ def _close_cycle(counts: Counts, cells: Mask, rows: Mask, columns: Mask, bridge:
         path = nx.dijkstra_path(graph, u, v, weight="weight")
     except (nx.NetworkXNoPath, nx.NodeNotFound):
         return False
-    for a, b in zip(path, path[1:], strict=False):
+    for a, b in itertools.pairwise(path):
         row, col = (a, b) if a[0] == "r" else (b, a)
         if row[1] != "T" and col[1] != "T":
             cells[int(row[1]), int(col[1])] = True
@@ -148,7 +152,10 @@ def two_way(counts: Counts, threshold: int) -> Pattern:
     """The pattern of a two-column table with its margins, consistent with the one-column
     tables of each grouping column (its margins)."""
     counts = np.asarray(counts, dtype=np.int64)
-    rows_of, cols_of = one_way(counts.sum(axis=1), threshold), one_way(counts.sum(axis=0), threshold)
+    rows_of, cols_of = (
+        one_way(counts.sum(axis=1), threshold),
+        one_way(counts.sum(axis=0), threshold),
+    )
     rows, columns = rows_of.rows, cols_of.rows
     total = int(counts.sum()) < threshold
     if total:

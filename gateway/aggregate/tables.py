@@ -40,7 +40,9 @@ class Table:
     present: Ints  # rows with a value of the measure column
 
 
-def _codes(series: pd.Series, declared: tuple[str, ...] | None) -> tuple[Ints, tuple[str | None, ...]]:
+def _codes(
+    series: pd.Series, declared: tuple[str, ...] | None
+) -> tuple[Ints, tuple[str | None, ...]]:
     """Integer codes of a grouping column; -1 for rows outside the declared categories."""
     text = series.astype("string")
     if declared is not None:
@@ -57,9 +59,7 @@ def _codes(series: pd.Series, declared: tuple[str, ...] | None) -> tuple[Ints, t
     return codes, categories
 
 
-def table(
-    frame: pd.DataFrame, rules: AggregateRules, request: Request, *, clamp: bool
-) -> Table:
+def table(frame: pd.DataFrame, rules: AggregateRules, request: Request, *, clamp: bool) -> Table:
     coded = [_codes(frame[c], rules.categories(c) if rules.dp else None) for c in request.group_by]
     sizes = [len(categories) for _, categories in coded] + [1] * (2 - len(coded))
     if sizes[0] * sizes[1] > MAX_CELLS:
@@ -111,7 +111,9 @@ def suppressed(t: Table, request: Request, threshold: int) -> dict[str, Any]:
     The pattern comes from the row counts, whatever the measure."""
     counts = t.counts
     two = len(request.group_by) == 2
-    pattern = suppress.two_way(counts, threshold) if two else suppress.one_way(counts[:, 0], threshold)
+    pattern = (
+        suppress.two_way(counts, threshold) if two else suppress.one_way(counts[:, 0], threshold)
+    )
     m = request.measure
     names = request.group_by
     cells = []
@@ -193,7 +195,10 @@ def private(
     if two:
         out["margins"] = {
             name: [
-                {"key": {name: k}, "value": value(c_.sum(axis=1 - axis)[n], s_.sum(axis=1 - axis)[n])}
+                {
+                    "key": {name: k},
+                    "value": value(c_.sum(axis=1 - axis)[n], s_.sum(axis=1 - axis)[n]),
+                }
                 for n, k in enumerate(keys[axis])
             ]
             for axis, name in enumerate(names_)

@@ -68,7 +68,9 @@ def parse_request(request: Request, rules: AggregateRules) -> tables.Request:
         for name in group_by:
             cells *= len(rules.categories(name) or ())
         if cells > MAX_CELLS:  # refused before any budget is spent
-            raise BadRequest(f"the table would have more than {MAX_CELLS} cells", parameter="group_by")
+            raise BadRequest(
+                f"the table would have more than {MAX_CELLS} cells", parameter="group_by"
+            )
     return tables.Request(group_by, measure, column)
 
 

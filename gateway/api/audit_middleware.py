@@ -142,7 +142,6 @@ class AuditMiddleware:
             audit_seconds,
         )
 
-
     async def _start_stream(
         self, scope: Scope, ctx: AuditContext, start: Message, started: float, send: Send
     ) -> None:

@@ -44,9 +44,7 @@ def export_format(params: dict[str, list[str]]) -> str:
         raise BadRequest("give format once", parameter="format")
     fmt = given[0] if given else "csv"
     if fmt not in EXPORT_FORMATS:
-        raise BadRequest(
-            f"format must be one of {', '.join(EXPORT_FORMATS)}", parameter="format"
-        )
+        raise BadRequest(f"format must be one of {', '.join(EXPORT_FORMATS)}", parameter="format")
     return fmt
 
 
@@ -131,9 +129,7 @@ def _arrow_schema(ordered: pd.DataFrame, columns: list[str], types: dict[str, st
     return pa.schema(fields)
 
 
-def parquet_stream(
-    frames: Iterator[pd.DataFrame], schema: pa.Schema
-) -> Iterator[bytes]:
+def parquet_stream(frames: Iterator[pd.DataFrame], schema: pa.Schema) -> Iterator[bytes]:
     """One Parquet row group per chunk; the footer last."""
     sink = _Drain()
     strings = [f.name for f in schema if f.type == pa.string()]

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from gateway.aggregate.rules import parse_rules
 from gateway.data.confine import (
     Unconfined,
     check_inside,
@@ -52,7 +53,6 @@ from gateway.policy.yamlsrc import (
     load_located,
 )
 from gateway.privacy import transforms
-from gateway.aggregate.rules import parse_rules
 from gateway.privacy.lattice import parse_hierarchy
 from gateway.scopes import DATASETS_READ, SCOPES
 from gateway.settings import Workspace
