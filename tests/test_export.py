@@ -81,9 +81,7 @@ def test_filters_select_and_sort_on_released_values(client: TestClient, token: s
     assert raw.content.count(b"\r\n") == 1  # the header only: raw values are never matched
 
 
-def test_one_entry_records_every_row_released(
-    client: TestClient, demo: Demo, token: str
-) -> None:
+def test_one_entry_records_every_row_released(client: TestClient, demo: Demo, token: str) -> None:
     """Promise 6: exactly one entry for the export, naming its view and every row it sent."""
     _, before = read_entries(demo.settings.audit_database)
     count = len(list(before))
