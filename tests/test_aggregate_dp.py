@@ -80,7 +80,8 @@ def test_gaussian_noise_matches_epsilon_and_delta() -> None:
     """Gaussian: OpenDP's map meets (epsilon, delta); the empirical variance is the scale's."""
     measurement, scale = noise.count_measurement(["a"], "gaussian", Decimal("0.5"), Decimal("1e-6"))
     eps, delta = measurement.map(1)
-    assert eps <= 0.5 + 1e-9 and delta <= 1e-6
+    assert eps <= 0.5 + 1e-9
+    assert delta <= 1e-6
     draws = np.array([measurement(["a"] * 20)[0] for _ in range(DRAWS)], dtype=float)
     assert (draws - 20).var() == pytest.approx(scale**2, rel=0.15)
 
@@ -112,7 +113,8 @@ def test_budget_is_spent_exactly_once_across_two_processes(tmp_path: Path) -> No
     budgets = Budgets(Database.sqlite(Path(path)))
     rules = Privacy("laplace", Decimal("0.1"), Decimal(0), Decimal("1.5"), Decimal(0), "day")
     after = budgets.spend("c", "g", rules, (Decimal("0.1"), Decimal(0)), now=1_800_000_000)
-    assert not after.allowed and after.epsilon_left == 0
+    assert not after.allowed
+    assert after.epsilon_left == 0
     later = budgets.spend("c", "g", rules, (Decimal("0.1"), Decimal(0)), now=1_800_086_400)
     assert later.allowed  # a new period, a new budget
 
@@ -149,7 +151,8 @@ def test_queries_together_never_spend_more_than_the_budget(
 
     svc = services_of(client)
     grant = next(g for g in svc.engine.policy.grants if g.id == "demo-residents-planning")
-    assert grant.aggregate is not None and grant.aggregate.dp is not None
+    assert grant.aggregate is not None
+    assert grant.aggregate.dp is not None
     dp_rules = grant.aggregate.dp
     queries = ["group_by=province", "group_by=province,gender"]
     answered: list[float] = []
@@ -177,7 +180,8 @@ def test_queries_together_never_spend_more_than_the_budget(
     entries = [decode_entry(e.line) for e in stored]
     logged = [e for e in entries if e.get("route") == "/v1/datasets/{id}/aggregate"]
     assert len(logged) == len(answered) + 1
-    assert logged[-1]["status"] == 429 and logged[-1]["dp"]["spent"] == "no"
+    assert logged[-1]["status"] == 429
+    assert logged[-1]["dp"]["spent"] == "no"
     assert logged[-1]["dp"]["epsilon_remaining"] == "0"
     assert [Decimal(e["dp"]["epsilon_remaining"]) for e in logged[:2]] == [
         dp_rules.budget_epsilon - dp_rules.epsilon,
@@ -192,7 +196,8 @@ def test_budget_is_per_client_and_grant(client: TestClient, demo: Demo, token: s
 
     svc = services_of(client)
     grant = next(g for g in svc.engine.policy.grants if g.id == "demo-residents-planning")
-    assert grant.aggregate is not None and grant.aggregate.dp is not None
+    assert grant.aggregate is not None
+    assert grant.aggregate.dp is not None
     rules = replace(grant.aggregate.dp)
     assert svc.budgets is not None
     while svc.budgets.spend(demo.client_id, grant.id, rules, (rules.epsilon, rules.delta)).allowed:
@@ -201,7 +206,8 @@ def test_budget_is_per_client_and_grant(client: TestClient, demo: Demo, token: s
     exact = _get(
         client, token, "/v1/datasets/residents/aggregate?purpose=statistics&group_by=gender"
     )
-    assert exact.status_code == 200 and "dp-budget-epsilon-remaining" not in exact.headers
+    assert exact.status_code == 200
+    assert "dp-budget-epsilon-remaining" not in exact.headers
     other = svc.budgets.spend("someone-else", grant.id, rules, (rules.epsilon, rules.delta))
     assert other.allowed
 

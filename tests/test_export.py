@@ -46,7 +46,8 @@ def parse(fmt: str, body: bytes) -> pd.DataFrame:
         return pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False)
     if fmt == "ndjson":
         return pd.DataFrame([json.loads(line) for line in body.decode().splitlines()])
-    return pq.read_table(io.BytesIO(body)).to_pandas()
+    frame: pd.DataFrame = pq.read_table(io.BytesIO(body)).to_pandas()
+    return frame
 
 
 def last_entry(demo: Demo) -> dict[str, Any]:
@@ -120,7 +121,8 @@ def test_unwritable_log_means_503_and_no_row(demo: Demo) -> None:
         assert response.status_code == 503
         assert response.headers["content-type"] == "application/problem+json"
         assert "audit-receipt" not in response.headers
-        assert b"id_card" not in response.content and b"PAR1" not in response.content
+        assert b"id_card" not in response.content
+        assert b"PAR1" not in response.content
 
 
 def test_export_counts_against_the_row_quota(demo: Demo, client: TestClient, token: str) -> None:
@@ -178,6 +180,7 @@ def test_csv_export_neutralizes_formulas_in_every_chunk() -> None:
     chunks = [frame.iloc[i : i + CHUNK] for i in range(0, len(frame), CHUNK)]
     body = b"".join(csv_stream(iter(chunks), ["v"])).decode()
     values = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False)["v"]
-    assert len(values) == len(cells) and len(chunks) > 1
+    assert len(values) == len(cells)
+    assert len(chunks) > 1
     assert not values.str.match(r"^[=+\-@\t]").any()
     assert (values == "plain").sum() == len(cells) // 6
