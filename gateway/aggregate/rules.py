@@ -152,7 +152,10 @@ def _dp(problem: Problem, raw: Any, path: tuple[str | int, ...]) -> Privacy | No
     epsilon = _number(problem, raw.get("epsilon"), (*path, "epsilon"))
     delta = Decimal(0)
     if mechanism == "gaussian":
-        delta = _number(problem, raw.get("delta"), (*path, "delta"), upper=Decimal(1)) or Decimal(0)
+        # (below 0.01: OpenDP's scale search relies on it; sensible deltas are far smaller)
+        delta = _number(
+            problem, raw.get("delta"), (*path, "delta"), upper=Decimal("0.01")
+        ) or Decimal(0)
     elif raw.get("delta") not in (None, 0):
         problem((*path, "delta"), "laplace is pure epsilon-DP: give no delta", "")
     budget = raw.get("budget")
