@@ -16,7 +16,9 @@ GOOD = """    aggregate:
       group_by: {city: [北京市, 上海市], name: null}
       measures: {income: {lower: 0, upper: 1000}}
       min_cell: 5
-      dp: {mechanism: gaussian, epsilon: 0.5, delta: 1e-7, budget: {epsilon: 3, delta: 1e-6, period: week}}
+      dp:
+        {mechanism: gaussian, epsilon: 0.5, delta: 1e-7,
+         budget: {epsilon: 3, delta: 1e-6, period: week}}
 """
 
 
@@ -62,11 +64,13 @@ def test_good_rules_load(tmp_path: Path) -> None:
         ("    aggregate: {group_by: {city: [a, a]}}\n", "distinct values"),
         ("    aggregate: {group_by: {city: [a]}, dp: {epsilon: 1}}\n", "budget: is required"),
         (
-            "    aggregate: {group_by: {city: [a]}, dp: {epsilon: 1, delta: 0.1, budget: {epsilon: 2}}}\n",
+            "    aggregate: {group_by: {city: [a]}, dp: {epsilon: 1, delta: 0.1, "
+            "budget: {epsilon: 2}}}\n",
             "laplace is pure epsilon-DP",
         ),
         (
-            "    aggregate: {group_by: {city: [a]}, dp: {mechanism: gaussian, epsilon: 1, budget: {epsilon: 2, delta: 0.001}}}\n",
+            "    aggregate: {group_by: {city: [a]}, dp: {mechanism: gaussian, epsilon: 1, "
+            "budget: {epsilon: 2, delta: 0.001}}}\n",
             "delta: must be a number above 0",
         ),
         (
@@ -82,7 +86,8 @@ def test_good_rules_load(tmp_path: Path) -> None:
             "must be a number above 0",
         ),
         (
-            "    aggregate: {group_by: {city: [a]}, dp: {epsilon: 1, budget: {epsilon: 2, period: fortnight}}}\n",
+            "    aggregate: {group_by: {city: [a]}, dp: {epsilon: 1, "
+            "budget: {epsilon: 2, period: fortnight}}}\n",
             "unknown period",
         ),
         (
