@@ -7,12 +7,13 @@ import hmac
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from gateway.aggregate.budget import Budgets
 from gateway.api.limits import InFlight
 from gateway.api.metrics import Metrics
+from gateway.api.released import ReleasedTables
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
@@ -55,6 +56,7 @@ class Services:
     metrics: Metrics
     real_values: RealValues
     budgets: Budgets | None = None  # differential-privacy budgets (gateway/aggregate/budget.py)
+    released: ReleasedTables = field(default_factory=ReleasedTables)  # views as Arrow (export)
 
     def context(self, client_id: str, grant_id: str) -> TransformContext:
         """What the transforms of one (client, grant) view may depend on."""

@@ -9,12 +9,14 @@ import json
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from starlette.testclient import TestClient
 
 from gateway.api.export import CHUNK, csv_stream
+from gateway.api.released import to_arrow
 from gateway.app import create_app
 from gateway.audit.entry import decode_entry
 from gateway.audit.store import SEQUENCER, read_entries
@@ -176,11 +178,14 @@ def test_unknown_dataset_and_no_purpose_release_nothing(client: TestClient, toke
 def test_csv_export_neutralizes_formulas_in_every_chunk() -> None:
     """Cells starting like a spreadsheet formula carry a leading apostrophe, in every chunk."""
     cells = ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)", "\tx", "plain"] * (CHUNK // 3)
-    frame = pd.DataFrame({"v": cells})
-    chunks = [frame.iloc[i : i + CHUNK] for i in range(0, len(frame), CHUNK)]
-    body = b"".join(csv_stream(iter(chunks), ["v"])).decode()
-    values = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False)["v"]
+    frame = pd.DataFrame({"v": pd.array(cells, dtype="string"), "n": range(len(cells))})
+    table = to_arrow(frame, csv=True)
+    body = b"".join(csv_stream(table, np.arange(len(cells)))).decode()
+    values = pd.read_csv(io.StringIO(body), dtype=str, keep_default_na=False)
+    assert list(values.columns) == ["v", "n"]
     assert len(values) == len(cells)
-    assert len(chunks) > 1
-    assert not values.str.match(r"^[=+\-@\t]").any()
-    assert (values == "plain").sum() == len(cells) // 6
+    assert len(cells) > CHUNK
+    assert not values["v"].str.match(r"^[=+\-@\t]").any()
+    assert (values["v"] == "plain").sum() == len(cells) // 6
+    assert (values["v"] == "'=cmd|' /C calc'!A0").sum() == len(cells) // 6
+    assert values["n"].astype(int).tolist() == list(range(len(cells)))

@@ -1,6 +1,8 @@
 """The streaming export: the whole released view (or the part the filters select) in one
-response, as CSV, NDJSON or Parquet, rendered chunk by chunk so memory stays bounded however
-large the view.
+response, as CSV, NDJSON or Parquet, rendered chunk by chunk: the body is never held whole.
+Beyond the view itself (already in memory), an export holds the positions of its rows (8 bytes
+each), one chunk of output, and for CSV and Parquet the view as an Arrow table (shared with the
+pandas view where columns are unchanged; cached per view, gateway/api/released.py).
 
 Everything that could refuse the call happens before the first byte: the policy decision, the
 filters, the row quota (the whole export is counted at once), and the audit entry, which names
@@ -11,19 +13,20 @@ every row the export releases and is committed when the response starts (the aud
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from gateway.api.common import caller
 from gateway.api.datasets import _column_types, _load_view, decide, purpose_of
-from gateway.api.render import neutralize
 from gateway.errors import BadRequest
 from gateway.query import Query, apply, parse_query
 from gateway.trace.rowset import MAX_ROWS, encode_rows
@@ -57,25 +60,29 @@ def selected_positions(ordered: pd.DataFrame, query: Query) -> npt.NDArray[np.in
     return positions
 
 
-def _chunks(
-    ordered: pd.DataFrame, positions: npt.NDArray[np.int64], columns: list[str]
-) -> Iterator[pd.DataFrame]:
+def _slices(positions: npt.NDArray[np.int64]) -> Iterator[npt.NDArray[np.int64]]:
     for begin in range(0, len(positions), CHUNK):
-        yield ordered.iloc[positions[begin : begin + CHUNK]][columns]
+        yield positions[begin : begin + CHUNK]
 
 
-def csv_stream(frames: Iterator[pd.DataFrame], columns: list[str]) -> Iterator[bytes]:
-    """RFC 4180 CSV (CRLF), cells that a spreadsheet would run as a formula neutralized as the
-    rows endpoint does."""
-    yield (pd.DataFrame(columns=columns).to_csv(index=False, lineterminator="\r\n")).encode()
-    for frame in frames:
-        text = neutralize(frame).to_csv(index=False, header=False, lineterminator="\r\n")
-        yield text.encode("utf-8")
+def csv_stream(table: pa.Table, positions: npt.NDArray[np.int64]) -> Iterator[bytes]:
+    """RFC 4180 CSV (CRLF; the header as the rows endpoint writes it), from the view's CSV
+    table (formula-like cells already neutralized), chunk by chunk."""
+    header = pd.DataFrame(columns=table.column_names).to_csv(index=False, lineterminator="\r\n")
+    yield header.encode("utf-8")
+    options = pacsv.WriteOptions(include_header=False, eol="\r\n")
+    for chunk in _slices(positions):
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table.take(chunk), sink, options)
+        yield sink.getvalue().to_pybytes()
 
 
-def ndjson_stream(frames: Iterator[pd.DataFrame]) -> Iterator[bytes]:
-    for frame in frames:
-        text = frame.to_json(orient="records", force_ascii=False, lines=True)
+def ndjson_stream(
+    ordered: pd.DataFrame, positions: npt.NDArray[np.int64], columns: list[str]
+) -> Iterator[bytes]:
+    """One JSON object per line, rendered as the rows endpoint renders them."""
+    for chunk in _slices(positions):
+        text = ordered.iloc[chunk][columns].to_json(orient="records", force_ascii=False, lines=True)
         yield (text if text.endswith("\n") else text + "\n").encode("utf-8")
 
 
@@ -114,29 +121,12 @@ class _Drain:
         return out
 
 
-def _arrow_schema(ordered: pd.DataFrame, columns: list[str], types: dict[str, str]) -> pa.Schema:
-    """The file's schema from the released column types (not from the first chunk, whose
-    values may all be null)."""
-    fields = []
-    for name in columns:
-        kind = types.get(name, "string")
-        if kind == "integer" and pd.api.types.is_integer_dtype(ordered[name].dtype):
-            fields.append(pa.field(name, pa.int64()))
-        elif pd.api.types.is_float_dtype(ordered[name].dtype):
-            fields.append(pa.field(name, pa.float64()))
-        else:
-            fields.append(pa.field(name, pa.string()))
-    return pa.schema(fields)
-
-
-def parquet_stream(frames: Iterator[pd.DataFrame], schema: pa.Schema) -> Iterator[bytes]:
+def parquet_stream(table: pa.Table, positions: npt.NDArray[np.int64]) -> Iterator[bytes]:
     """One Parquet row group per chunk; the footer last."""
     sink = _Drain()
-    strings = [f.name for f in schema if f.type == pa.string()]
-    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
-        for frame in frames:
-            typed = frame.astype({name: "string" for name in strings})
-            writer.write_table(pa.Table.from_pandas(typed, schema=schema, preserve_index=False))
+    with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
+        for chunk in _slices(positions):
+            writer.write_table(table.take(chunk))
             yield sink.drain()
     yield sink.drain()
 
@@ -173,20 +163,19 @@ async def export(request: Request) -> Response:
     ctx.view, ctx.row_ids = view.key, encode_rows(positions)
     ctx.decision, ctx.reason = "allow", None
     ctx.stream = fmt
-    frames = _chunks(ordered, positions, columns)
     body: Iterator[bytes]
-    if fmt == "csv":
-        body = csv_stream(frames, columns)
-    elif fmt == "ndjson":
-        body = ndjson_stream(frames)
-    else:
-        body = parquet_stream(frames, _arrow_schema(ordered, columns, types))
-    extension = "ndjson" if fmt == "ndjson" else fmt
+    if fmt == "ndjson":
+        body = ndjson_stream(ordered, positions, columns)
+    else:  # the view as an Arrow table: built once per view and columns, then only sliced
+        table = await anyio.to_thread.run_sync(
+            partial(svc.released.get, view.key, ordered, columns, csv=fmt == "csv")
+        )
+        body = csv_stream(table, positions) if fmt == "csv" else parquet_stream(table, positions)
     return StreamingResponse(
         body,
         media_type=EXPORT_FORMATS[fmt],
         headers={
-            "Content-Disposition": f'attachment; filename="{dataset.id}.{extension}"',
+            "Content-Disposition": f'attachment; filename="{dataset.id}.{fmt}"',
             "Export-Rows": str(len(positions)),
         },
     )
