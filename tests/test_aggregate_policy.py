@@ -119,3 +119,33 @@ def test_periods_are_utc_days_iso_weeks_and_months() -> None:
     month, left = period_of("month", monday)
     assert month == 2026 * 12 + 10
     assert left == 86_400  # 2026-12-01 begins a day later
+
+
+def test_the_documented_rules_load(tmp_path: Path) -> None:
+    """The `aggregate` example in docs/policies.md loads into the complete example's grant."""
+    from tests.test_docs import SAMPLE, yaml_blocks
+
+    blocks = yaml_blocks("policies.md")
+    policy_text = next(b for b in blocks if b.startswith("dataset:"))
+    (fragment,) = [b for b in blocks if b.startswith("    aggregate:")]
+    before, rest = policy_text.split("    columns:", 1)
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "residents.yaml").write_text(before + fragment + "    columns:" + rest)
+    (tmp_path / "data").mkdir()
+    columns = ["name", "id_card", "gender", "age", "city", "mobile", "monthly_income"]
+    types = ["string", "string", "string", "integer", "string", "string", "integer"]
+    row = ",".join(SAMPLE[t] for t in types)
+    (tmp_path / "data" / "residents.csv").write_text(",".join(columns) + "\n" + row + "\n")
+    rules = load_policies(tmp_path / "policies", tmp_path).grants[0].aggregate
+    assert rules is not None
+    assert rules.dp is not None
+    assert rules.categories("gender") == ("男", "女")
+    assert rules.categories("city") == ("北京市", "上海市", "广州市", "深圳市")
+    # Without dp, null takes a column's categories from the data.
+    no_dp = fragment.split("      dp:")[0].replace("[北京市, 上海市, 广州市, 深圳市]", "null")
+    (tmp_path / "policies" / "residents.yaml").write_text(before + no_dp + "    columns:" + rest)
+    plain = load_policies(tmp_path / "policies", tmp_path).grants[0].aggregate
+    assert plain is not None
+    assert plain.dp is None
+    assert plain.categories("city") is None
+    assert plain.min_cell == 10
