@@ -116,9 +116,9 @@ def render_floor(home: Path) -> tuple[int, float]:
     """The released view rendered to CSV in-process as a first export does it: converted to
     Arrow (formula cells neutralized), then written chunk by chunk (best of 3)."""
     from gateway.api.export import csv_stream, selected_positions
-    from gateway.api.released import to_arrow
     from gateway.query import parse_query
-    from gateway.services import build_services
+    from gateway.runtime.released import to_arrow
+    from gateway.runtime.services import build_services
     from gateway.settings import Settings
 
     svc = build_services(Settings(home=home))

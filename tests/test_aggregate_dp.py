@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 
 from gateway.aggregate import noise
 from gateway.aggregate.budget import Budgets
-from gateway.aggregate.rules import Bounds, Privacy
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
+from gateway.model.aggregate import Bounds, Privacy
 from gateway.store.db import Database
 from tests.conftest import Demo
 

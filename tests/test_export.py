@@ -16,11 +16,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.api.export import CHUNK, csv_stream
-from gateway.api.released import to_arrow
 from gateway.app import create_app
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import SEQUENCER, read_entries
-from gateway.trace.rowset import decode_rows
+from gateway.audit.reader import read_entries
+from gateway.audit.rowset import decode_rows
+from gateway.audit.schema import SEQUENCER
+from gateway.runtime.released import to_arrow
 from tests.conftest import BASE, Demo, services_of, token_for
 
 EXPORT = "/v1/datasets/residents/export?purpose=statistics"

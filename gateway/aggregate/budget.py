@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from gateway.aggregate.rules import Privacy, period_of
+from gateway.aggregate.rules import period_of
+from gateway.model.aggregate import Privacy
 from gateway.store.db import Database, Shared
 
 EPSILON_UNIT = Decimal("1e-6")

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import opendp.prelude as dp
 
-from gateway.aggregate.rules import Bounds
+from gateway.model.aggregate import Bounds
 
 dp.enable_features("contrib")
 

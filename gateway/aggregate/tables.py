@@ -13,7 +13,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from gateway.aggregate import noise, suppress
-from gateway.aggregate.rules import MAX_CELLS, AggregateRules
+from gateway.model.aggregate import MAX_CELLS, AggregateRules
 
 Ints = npt.NDArray[np.int64]
 SEPARATOR = "\x1f"  # joins the keys of two grouping columns (unit separator: not in values)

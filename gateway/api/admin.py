@@ -10,12 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import ADMIN_SCOPE, caller, json_response
+from gateway.api.endpoints import Param, endpoint, json_content
+from gateway.api.schemas import OBJECT, STRING, requiring
 from gateway.errors import BadRequest
+from gateway.policy.check import parse_moment
 from gateway.policy.explain import explain
-from gateway.policy.files import parse_moment
 from gateway.privacy.assess import assess
-from gateway.reloader import PolicyReloader, PolicyStatus
-from gateway.services import Services, figures_maker, view_maker
+from gateway.runtime.reloader import PolicyReloader, PolicyStatus
+from gateway.runtime.services import Services, figures_maker, view_maker
 
 
 def _reloader(request: Request) -> PolicyReloader:
@@ -58,15 +60,34 @@ def _status(svc: Services, status: PolicyStatus) -> dict[str, object]:
     }
 
 
+_PROBLEMS = (401, 403, 429, 503)
+
+
+@endpoint(
+    "GET",
+    "/v1/admin/status",
+    summary="Policy and audit status (scope admin)",
+    scope=ADMIN_SCOPE,
+    responses={"200": json_content(requiring("policy", "audit"))},
+    problems=_PROBLEMS,
+)
 async def status(request: Request) -> Response:
-    svc, ctx, _ = caller(request, "/v1/admin/status", scope=ADMIN_SCOPE)
+    svc, ctx, _ = caller(request)
     body = await anyio.to_thread.run_sync(_status, svc, _reloader(request).status)
     ctx.decision, ctx.reason = "allow", None
     return json_response(body)
 
 
+@endpoint(
+    "POST",
+    "/v1/admin/reload",
+    summary="Reload policies now (scope admin)",
+    scope=ADMIN_SCOPE,
+    responses={"200": json_content(OBJECT), "422": json_content(OBJECT, "Rejected")},
+    problems=_PROBLEMS,
+)
 async def reload(request: Request) -> Response:
-    svc, ctx, _ = caller(request, "/v1/admin/reload", scope=ADMIN_SCOPE)
+    svc, ctx, _ = caller(request)
     result = await anyio.to_thread.run_sync(_reloader(request).reload, "admin endpoint")
     body = await anyio.to_thread.run_sync(_status, svc, result)
     ctx.decision, ctx.reason = "allow", None
@@ -74,8 +95,22 @@ async def reload(request: Request) -> Response:
     return json_response(body, status=200 if result.last_error is None else 422)
 
 
+@endpoint(
+    "GET",
+    "/v1/admin/explain",
+    summary="Explain a decision (scope admin)",
+    scope=ADMIN_SCOPE,
+    parameters=(
+        Param("client", "Client id", STRING, required=True),
+        Param("dataset", "Dataset id", STRING, required=True),
+        Param("purpose", "Purpose", STRING),
+        Param("at", "ISO 8601 time", STRING),
+    ),
+    responses={"200": json_content(requiring("decision"))},
+    problems=(400, *_PROBLEMS),
+)
 async def explain_decision(request: Request) -> Response:
-    svc, ctx, _ = caller(request, "/v1/admin/explain", scope=ADMIN_SCOPE)
+    svc, ctx, _ = caller(request)
     params = request.query_params
     for required in ("client", "dataset"):
         if not params.get(required):

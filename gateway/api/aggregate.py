@@ -12,13 +12,16 @@ from starlette.responses import Response
 
 from gateway.aggregate import suppress, tables
 from gateway.aggregate.budget import DELTA_UNIT, EPSILON_UNIT, Spend, decimal_text
-from gateway.aggregate.rules import MAX_CELLS, MEASURES, AggregateRules
-from gateway.api.common import caller, json_response
+from gateway.api.common import DATASETS_SCOPE, caller, json_response
 from gateway.api.datasets import decide, purpose_of
+from gateway.api.endpoints import Param, endpoint, json_content
+from gateway.api.schemas import DATASET_ID, PURPOSE, STRING, requiring
 from gateway.errors import BadRequest, BudgetExhausted, Denied, TableUnprotectable
-from gateway.policy.model import Dataset, Grant
+from gateway.model.aggregate import MAX_CELLS, MEASURES, AggregateRules
+from gateway.model.dataset import Dataset
+from gateway.model.grant import Grant
 from gateway.privacy.filters import row_mask
-from gateway.services import Services
+from gateway.runtime.services import Services
 
 PARAMETERS = ("group_by", "measure", "column", "purpose")
 
@@ -107,8 +110,43 @@ def _dp_record(spend: Spend, rules: AggregateRules) -> dict[str, str]:
     }
 
 
+_ENTRY = {"type": "object", "required": ["key", "value"]}
+AGGREGATE = {
+    **requiring("dataset", "grant", "group_by", "measure", "method", "cells", "total"),
+    "properties": {
+        "method": {**STRING, "enum": ["suppression", "differential_privacy"]},
+        "cells": {"type": "array", "items": _ENTRY},
+        "margins": {"type": "object", "additionalProperties": {"type": "array", "items": _ENTRY}},
+        "total": _ENTRY,
+    },
+}
+_BUDGET_HEADERS = {
+    name: {"description": description, "schema": STRING}
+    for name, description in (
+        ("DP-Budget-Epsilon-Remaining", "epsilon left in this period (differential privacy)"),
+        ("DP-Budget-Delta-Remaining", "delta left in this period (differential privacy)"),
+        ("DP-Budget-Reset", "seconds until the budget period ends"),
+    )
+}
+
+
+@endpoint(
+    "GET",
+    "/v1/datasets/{dataset_id}/aggregate",
+    summary="Counts, sums and means by group, on source values, under the grant's rules",
+    scope=DATASETS_SCOPE,
+    parameters=(
+        DATASET_ID,
+        PURPOSE,
+        Param("group_by", "One or two columns the grant allows, comma-separated", STRING),
+        Param("measure", "count (default), sum or mean", {**STRING, "enum": list(MEASURES)}),
+        Param("column", "For sum and mean: an integer column the grant lists", STRING),
+    ),
+    responses={"200": {**json_content(AGGREGATE), "headers": _BUDGET_HEADERS}},
+    problems=(400, 401, 403, 404, 414, 422, 429, 431, 503),
+)
 async def aggregate(request: Request) -> Response:
-    svc, ctx, principal = caller(request, "/v1/datasets/{id}/aggregate")
+    svc, ctx, principal = caller(request)
     engine = svc.engine
     purpose = purpose_of(request)
     dataset, grant = decide(engine, ctx, principal, request.path_params["dataset_id"], purpose)

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
-from gateway.api.context import audit_context
+from gateway.api.endpoints import Param, endpoint, json_content, text_content
+from gateway.api.schemas import requiring
 from gateway.errors import BadRequest, NotFound
 from gateway.integers import parse_int
 
@@ -34,9 +35,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _count(name: str, description: str, minimum: int) -> Param:
+    return Param(name, description, {"type": "integer", "minimum": minimum}, required=True)
+
+
+@endpoint(
+    "GET",
+    "/v1/audit/checkpoint",
+    summary="Newest signed checkpoint (C2SP)",
+    responses={"200": text_content("A signed note")},
+    problems=(404, 503),
+)
 async def checkpoint(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/checkpoint"
     latest = await anyio.to_thread.run_sync(svc.audit_log.latest_checkpoint)
     if latest is None:
         raise NotFound("no checkpoint has been signed yet; try again in a few seconds")
@@ -45,9 +56,16 @@ async def checkpoint(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/proof",
+    summary="Inclusion proof",
+    parameters=(_count("idx", "Entry index", 0), _count("size", "Tree size", 1)),
+    responses={"200": json_content(requiring("proof", "root"))},
+    problems=(400, 503),
+)
 async def proof(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/proof"
     _only(request, {"idx", "size"})
     idx, size = _int(request, "idx"), _int(request, "size", minimum=1)
     tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
@@ -69,9 +87,16 @@ async def proof(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/consistency",
+    summary="Consistency proof",
+    parameters=(_count("from", "Older tree size", 1), _count("to", "Newer tree size", 1)),
+    responses={"200": json_content(requiring("proof"))},
+    problems=(400, 503),
+)
 async def consistency(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/consistency"
     _only(request, {"from", "to"})
     first, second = _int(request, "from", minimum=1), _int(request, "to", minimum=1)
     tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
@@ -93,8 +118,17 @@ async def consistency(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/entries",
+    summary="Raw audit entries (scope audit:read)",
+    scope=AUDIT_SCOPE,
+    parameters=(_count("from", "First index", 0), _count("to", "End index (exclusive)", 1)),
+    responses={"200": json_content(requiring("entries"))},
+    problems=(400, 401, 403, 429, 503),
+)
 async def entries(request: Request) -> Response:
-    svc, ctx, _principal = caller(request, "/v1/audit/entries", scope=AUDIT_SCOPE)
+    svc, ctx, _principal = caller(request)
     _only(request, {"from", "to"})
     first, end = _int(request, "from"), _int(request, "to", minimum=1)
     if end <= first:

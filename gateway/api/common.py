@@ -11,12 +11,13 @@ from starlette.responses import Response
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope
-from gateway.scopes import ADMIN, AUDIT_READ, DATASETS_READ
-from gateway.services import Services
+from gateway.model.scopes import ADMIN, AUDIT_READ, DATASETS_READ
+from gateway.runtime.services import Services
 
 DATASETS_SCOPE = DATASETS_READ
 AUDIT_SCOPE = AUDIT_READ
 ADMIN_SCOPE = ADMIN
+_PRINCIPAL = "gateway.principal"  # where `authenticate` keeps the caller in the request state
 
 
 def services(request: Request) -> Services:
@@ -33,14 +34,12 @@ def json_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-def caller(
-    request: Request, route: str, scope: str = DATASETS_SCOPE
-) -> tuple[Services, AuditContext, Principal]:
-    """Authenticate the bearer token, check its scope and the client's request rate; record
-    each step in the audit context."""
+def authenticate(request: Request, scope: str | None) -> Principal:
+    """Authenticate the bearer token, check its scope (when one is needed) and the client's
+    request rate; record each step in the audit context. Run by a scoped endpoint's route
+    before its handler (gateway/api/endpoints.py); the principal is kept for `caller`."""
     svc = services(request)
     ctx = audit_context(request)
-    ctx.route = route
     ctx.policy = svc.policy.hash
     ctx.decision = "deny"
     authorization = request.headers.get("authorization")
@@ -50,10 +49,19 @@ def caller(
     principal = svc.tokens.authenticate(authorization)
     ctx.client = principal.client_id
     ctx.token_sha256 = principal.token_sha256
-    if scope not in principal.scopes:
+    if scope is not None and scope not in principal.scopes:
         raise InsufficientScope(scope)
     state = svc.limiter.request(principal)
     ctx.headers.update(state.headers)
     svc.inflight.acquire(principal.client_id)
     ctx.on_finish.append(lambda: svc.inflight.release(principal.client_id))
-    return svc, ctx, principal
+    request.scope["state"][_PRINCIPAL] = principal
+    return principal
+
+
+def caller(request: Request) -> tuple[Services, AuditContext, Principal]:
+    """The services, the audit context and the caller authenticated for this request."""
+    principal = request.scope.get("state", {}).get(_PRINCIPAL)
+    if not isinstance(principal, Principal):
+        raise RuntimeError("caller() in a handler whose endpoint declares no scope")
+    return services(request), audit_context(request), principal

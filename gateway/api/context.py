@@ -26,7 +26,7 @@ class AuditContext:
     transforms: list[str] = field(default_factory=list)
     rows: int = 0
     view: str | None = None  # the view a rows response was cut from (its key)
-    row_ids: str | None = None  # which of its rows it released (gateway/trace/rowset.py)
+    row_ids: str | None = None  # which of its rows it released (gateway/audit/rowset.py)
     rejected: str | None = None  # the defect, when the HTTP parser refused the request
     peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)

@@ -2,7 +2,7 @@
 response, as CSV, NDJSON or Parquet, rendered chunk by chunk: the body is never held whole.
 Beyond the view itself (already in memory), an export holds the positions of its rows (8 bytes
 each), one chunk of output, and for CSV and Parquet the view as an Arrow table (shared with the
-pandas view where columns are unchanged; cached per view, gateway/api/released.py).
+pandas view where columns are unchanged; cached per view, gateway/runtime/released.py).
 
 Everything that could refuse the call happens before the first byte: the policy decision, the
 filters, the row quota (the whole export is counted at once), and the audit entry, which names
@@ -25,11 +25,13 @@ import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from gateway.api.common import caller
+from gateway.api.common import DATASETS_SCOPE, caller
 from gateway.api.datasets import _column_types, _load_view, decide, purpose_of
+from gateway.api.endpoints import Param, endpoint
+from gateway.api.schemas import DATASET_ID, ROWS_PARAMS, STRING
+from gateway.audit.rowset import MAX_ROWS, encode_rows
 from gateway.errors import BadRequest
 from gateway.query import Query, apply, parse_query
-from gateway.trace.rowset import MAX_ROWS, encode_rows
 
 CHUNK = 20_000  # rows rendered at a time: the memory an export holds beyond the view
 EXPORT_FORMATS = {
@@ -131,8 +133,37 @@ def parquet_stream(table: pa.Table, positions: npt.NDArray[np.int64]) -> Iterato
     yield sink.drain()
 
 
+_PAGING = {"_size", "_next", "_extra", "_format"}
+EXPORT_PARAMS = (
+    Param(
+        "format",
+        "csv (default), ndjson or parquet",
+        {**STRING, "enum": list(EXPORT_FORMATS)},
+    ),
+    *(p for p in ROWS_PARAMS if p.name not in _PAGING),
+)
+
+
+@endpoint(
+    "GET",
+    "/v1/datasets/{dataset_id}/export",
+    summary="The whole released view (or what the filters select), streamed",
+    scope=DATASETS_SCOPE,
+    parameters=(DATASET_ID, *EXPORT_PARAMS),
+    responses={
+        "200": {
+            "description": "Every selected row; `Export-Rows` says how many",
+            "headers": {"Export-Rows": {"description": "rows in the body", "schema": STRING}},
+            "content": {
+                media: {"schema": {**STRING, **({"format": "binary"} if k == "parquet" else {})}}
+                for k, media in EXPORT_FORMATS.items()
+            },
+        }
+    },
+    problems=(400, 401, 403, 404, 414, 429, 431, 503),
+)
 async def export(request: Request) -> Response:
-    svc, ctx, principal = caller(request, "/v1/datasets/{id}/export")
+    svc, ctx, principal = caller(request)
     engine = svc.engine
     purpose = purpose_of(request)
     dataset, grant = decide(engine, ctx, principal, request.path_params["dataset_id"], purpose)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
-from gateway.scopes import DATASETS_READ, SCOPES
+from gateway.model.scopes import DATASETS_READ, SCOPES
 from gateway.store.db import Connection, Database, DuplicateKey, Shared, StoreError
+from gateway.store.schema import StoreSchema
 
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 DEFAULT_SCOPES = (DATASETS_READ,)
@@ -65,7 +66,18 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 CACHE_SECONDS = 0.5
 CHANNEL = "gateway_registry"  # PostgreSQL NOTIFY channel: a client or revocation changed
-TABLES = ("clients", "revoked", "assertions", "shared_state", "counters")
+# What `gateway store migrate` copies.
+REGISTRY_STORE = StoreSchema(
+    what="a registry",
+    ddl=SCHEMA,
+    tables=(
+        ("clients", "1"),
+        ("revoked", "1"),
+        ("assertions", "client_id, jti"),
+        ("shared_state", "1"),
+        ("counters", "1"),
+    ),
+)
 
 
 def derive(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:

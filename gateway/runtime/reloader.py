@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.errors import AuditUnavailable, ConfigError
+from gateway.model.policyset import PolicySet
 from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
-from gateway.policy.model import PolicySet
 from gateway.policy.testing import load_cases, run_cases
-from gateway.services import Services, view_maker
+from gateway.runtime.services import Services, view_maker
 
 log = logging.getLogger("gateway.policy")
 
