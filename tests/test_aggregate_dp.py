@@ -178,7 +178,7 @@ def test_queries_together_never_spend_more_than_the_budget(
     assert sum(answered) <= float(dp_rules.budget_epsilon) + 1e-9
     _, stored = read_entries(demo.settings.audit_database)
     entries = [decode_entry(e.line) for e in stored]
-    logged = [e for e in entries if e.get("route") == "/v1/datasets/{id}/aggregate"]
+    logged = [e for e in entries if e.get("route") == "/v1/datasets/{dataset_id}/aggregate"]
     assert len(logged) == len(answered) + 1
     assert logged[-1]["status"] == 429
     assert logged[-1]["dp"]["spent"] == "no"

@@ -96,7 +96,7 @@ def test_one_entry_records_every_row_released(client: TestClient, demo: Demo, to
     assert len(entries) == 1
     entry = entries[0]
     released = int(response.headers["export-rows"])
-    assert entry["route"] == "/v1/datasets/{id}/export"
+    assert entry["route"] == "/v1/datasets/{dataset_id}/export"
     assert entry["export"] == "csv"
     assert entry["rows"] == released
     assert entry["resp_sha256"] is None  # committed before the body existed
