@@ -13,7 +13,7 @@ from gateway.policy.files import load_policies
 from tests.test_policy_files import GRANT, HEADER, problems, write
 
 GOOD = """    aggregate:
-      group_by: {city: [北京市, 上海市], name: null}
+      group_by: {city: [北京市, 上海市], income: null}
       measures: {income: {lower: 0, upper: 1000}}
       min_cell: 5
       dp:
@@ -28,7 +28,7 @@ def grant_with(aggregate: str) -> str:
 
 def test_good_rules_load(tmp_path: Path) -> None:
     """Rules as documented load, with exact decimal amounts."""
-    text = grant_with(GOOD.replace(", name: null", ""))
+    text = grant_with(GOOD.replace(", income: null", ""))
     policy = load_policies(write(tmp_path, text), tmp_path)
     rules = policy.grants[0].aggregate
     assert rules is not None
@@ -42,11 +42,18 @@ def test_good_rules_load(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("aggregate", "message"),
     [
+        (GOOD, "aggregate.group_by.income: 'income' is classified personal or sensitive"),
         (
-            GOOD,
-            "aggregate.group_by.name: with dp every grouping column needs its public categories",
+            GOOD.replace("income: null", "name: [a], city: null").replace(
+                "city: [北京市, 上海市], ", ""
+            ),
+            "aggregate.group_by.city: with dp every grouping column needs its public categories",
         ),
         ("    aggregate: {group_by: [nope]}\n", "no column 'nope'"),
+        (
+            "    aggregate: {group_by: [name]}\n",
+            "aggregate.group_by.name: 'name' is classified personal or sensitive: list its public",
+        ),
         (
             "    aggregate: {group_by: [city], measures: {city: {lower: 0, upper: 1}}}\n",
             "not an integer column",

@@ -43,7 +43,11 @@ def _number(
 
 
 def _group_by(
-    problem: Problem, raw: Any, path: tuple[str | int, ...], columns: Sequence[str]
+    problem: Problem,
+    raw: Any,
+    path: tuple[str | int, ...],
+    columns: Sequence[str],
+    protected: Sequence[str],
 ) -> list[tuple[str, tuple[str, ...] | None]]:
     if isinstance(raw, list):
         raw = dict.fromkeys(raw)
@@ -57,6 +61,14 @@ def _group_by(
             problem(cpath, f"no column {name!r} in this dataset", f"columns: {', '.join(columns)}")
             continue
         if categories is None:
+            if name in protected:
+                # Promise 2: the groups' keys would be the column's raw values.
+                problem(
+                    cpath,
+                    f"{name!r} is classified personal or sensitive: list its public categories",
+                    "categories from the data would release its raw values as group keys",
+                )
+                continue
             found.append((name, None))
             continue
         if (
@@ -158,6 +170,7 @@ def parse_rules(
     path: tuple[str | int, ...],
     columns: Sequence[str],
     integers: Sequence[str],
+    protected: Sequence[str] = (),
 ) -> AggregateRules | None:
     """The `aggregate` mapping of a grant, or None (with problems reported) if invalid."""
     if raw is None:
@@ -168,7 +181,7 @@ def parse_rules(
     for key in raw:
         if key not in _KEYS:
             problem((*path, str(key)), "unknown key", f"allowed keys: {', '.join(sorted(_KEYS))}")
-    group_by = _group_by(problem, raw.get("group_by"), (*path, "group_by"), columns)
+    group_by = _group_by(problem, raw.get("group_by"), (*path, "group_by"), columns, protected)
     measures = _measures(problem, raw.get("measures"), (*path, "measures"), integers)
     min_cell = raw.get("min_cell", DEFAULT_MIN_CELL)
     if not isinstance(min_cell, int) or isinstance(min_cell, bool) or not 2 <= min_cell <= 10**6:

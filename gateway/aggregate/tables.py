@@ -41,26 +41,26 @@ class Table:
 
 
 def _codes(
-    series: pd.Series, declared: tuple[str, ...] | None
+    series: pd.Series, declared: tuple[str, ...] | None, *, other: bool
 ) -> tuple[Ints, tuple[str | None, ...]]:
-    """Integer codes of a grouping column; -1 for rows outside the declared categories."""
+    """Integer codes of a grouping column, by its declared categories or those of the data.
+    Rows outside the declared categories (or null) get the code of a last group `None` when
+    `other` (so every table adds up to the same total), else -1 (counted nowhere)."""
     text = series.astype("string")
-    if declared is not None:
-        categories: tuple[str | None, ...] = declared
-    else:
-        values = sorted(text.dropna().unique().tolist())
-        categories = (*values, None) if text.isna().any() else tuple(values)
-    if len(categories) > MAX_CELLS:
+    known = list(declared) if declared is not None else sorted(text.dropna().unique().tolist())
+    if len(known) > MAX_CELLS:
         raise TooManyCells(f"{series.name} has more than {MAX_CELLS} values")
-    known = [c for c in categories if c is not None]
     codes = pd.Categorical(text, categories=known).codes.astype(np.int64)
-    if None in categories:
-        codes = np.where(text.isna().to_numpy(), len(known), codes)
+    categories: tuple[str | None, ...] = tuple(known)
+    if other and (codes < 0).any():
+        codes = np.where(codes < 0, len(known), codes)
+        categories = (*categories, None)
     return codes, categories
 
 
 def table(frame: pd.DataFrame, rules: AggregateRules, request: Request, *, clamp: bool) -> Table:
-    coded = [_codes(frame[c], rules.categories(c) if rules.dp else None) for c in request.group_by]
+    other = rules.dp is None  # exact tables count every row; dp counts the declared groups
+    coded = [_codes(frame[c], rules.categories(c), other=other) for c in request.group_by]
     sizes = [len(categories) for _, categories in coded] + [1] * (2 - len(coded))
     if sizes[0] * sizes[1] > MAX_CELLS:
         raise TooManyCells(f"the table would have {sizes[0] * sizes[1]} cells")

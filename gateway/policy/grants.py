@@ -278,6 +278,7 @@ def read_grants(check: FileCheck, raw: Any, dataset: Dataset, home: Path) -> lis
                     (*path, "aggregate"),
                     [c.name for c in dataset.columns],
                     [c.name for c in dataset.columns if c.type is ColumnType.INTEGER],
+                    [c.name for c in dataset.columns if c.classification.protected],
                 ),
             )
         )
