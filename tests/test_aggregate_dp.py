@@ -234,3 +234,28 @@ def test_bad_queries_get_4xx_and_spend_nothing(client: TestClient, token: str, q
     assert "dp-budget-epsilon-remaining" not in response.headers
     fine = _get(client, token, f"{PLANNING}&group_by=gender")
     assert fine.headers["dp-budget-epsilon-remaining"] == "1.75"
+
+
+def test_store_migrate_carries_the_spent_budget(demo: Demo, pg_url: str) -> None:
+    """Moving to PostgreSQL (`gateway store migrate`) keeps what was spent: no budget is handed
+    back by a migration."""
+    from gateway.runtime.migrate import migrate
+
+    rules = Privacy("laplace", Decimal("0.5"), Decimal(0), Decimal(1), Decimal(0), "day")
+    before = Budgets(demo.settings.registry_database)
+    assert before.spend("c", "g", rules, (rules.epsilon, rules.delta)).allowed
+    before.close()
+    target = demo.settings.with_overrides(store=pg_url)
+    migrate(
+        demo.settings.audit_database,
+        demo.settings.registry_database,
+        target.audit_database,
+        target.registry_database,
+        lambda database: None,
+    )
+    after = Budgets(target.registry_database)
+    try:
+        assert after.spend("c", "g", rules, (rules.epsilon, rules.delta)).allowed
+        assert not after.spend("c", "g", rules, (rules.epsilon, rules.delta)).allowed
+    finally:
+        after.close()

@@ -18,6 +18,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from gateway.aggregate.rules import period_of
 from gateway.model.aggregate import Privacy
 from gateway.store.db import Database, Shared
+from gateway.store.schema import StoreSchema
 
 EPSILON_UNIT = Decimal("1e-6")
 DELTA_UNIT = Decimal("1e-15")
@@ -31,6 +32,11 @@ CREATE TABLE IF NOT EXISTS dp_budget (
     PRIMARY KEY (client_id, grant_id, period)
 )
 """
+
+# What `gateway store migrate` copies (the budgets live in the registry's database).
+BUDGET_STORE = StoreSchema(
+    what="privacy budgets", ddl=SCHEMA, tables=(("dp_budget", "client_id, grant_id, period"),)
+)
 
 
 def units(value: Decimal, unit: Decimal, *, up: bool) -> int:
