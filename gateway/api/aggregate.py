@@ -19,6 +19,7 @@ from gateway.api.schemas import DATASET_ID, PURPOSE, STRING, requiring
 from gateway.errors import BadRequest, BudgetExhausted, Denied, TableUnprotectable
 from gateway.model.aggregate import MAX_CELLS, MEASURES, AggregateRules
 from gateway.model.dataset import Dataset
+from gateway.model.decision import Verdict
 from gateway.model.grant import Grant
 from gateway.privacy.filters import row_mask
 from gateway.runtime.services import Services
@@ -190,7 +191,7 @@ async def aggregate(request: Request) -> Response:
         raise BadRequest(f"{exc}; group by fewer or coarser columns", parameter="group_by") from exc
     except suppress.CannotProtect as exc:
         raise TableUnprotectable(str(exc)) from exc
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     payload: dict[str, Any] = {
         "dataset": dataset.id,
         "grant": grant.id,

@@ -9,7 +9,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import DATASETS_SCOPE, caller, json_response
+from gateway.api.common import DATASETS_SCOPE, caller, json_response, recorded_purpose
 from gateway.api.context import AuditContext
 from gateway.api.endpoints import endpoint, json_content
 from gateway.api.paging import next_link
@@ -19,6 +19,7 @@ from gateway.audit.rowset import encode_rows
 from gateway.auth.tokens import Principal
 from gateway.errors import BadRequest, Denied, NotFound, PrivacyUnavailable
 from gateway.model.dataset import Dataset
+from gateway.model.decision import Verdict
 from gateway.model.grant import Grant
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
 from gateway.privacy.assess import figures
@@ -48,6 +49,7 @@ def decide(
 ) -> tuple[Dataset, Grant]:
     """The policy decision for this call, recorded in the audit context; raise when denied."""
     dataset = engine.policy.datasets.get(dataset_id)
+    ctx.purpose = recorded_purpose(engine.policy, purpose)
     decision = engine.decide(
         principal.client_id, dataset_id, purpose, principal.scopes, datetime.now(UTC)
     )
@@ -175,7 +177,7 @@ async def list_datasets(request: Request) -> Response:
 
     items = await anyio.to_thread.run_sync(describe_all)  # may build views the first time
     ctx.policy = engine.policy.hash
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response({"datasets": items, "policy": engine.policy.hash})
 
 
@@ -234,7 +236,7 @@ async def get_dataset(request: Request) -> Response:
             purpose = sorted(visible[0].purposes)[0]
     dataset, grant = decide(engine, ctx, principal, dataset_id, purpose)
     view = await _load_view(svc, engine, dataset, grant, principal)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(
         {
             **_describe(dataset, grant),
@@ -336,7 +338,7 @@ async def rows(request: Request) -> Response:
     ctx.transforms = view.transforms
     ctx.rows = count
     ctx.view, ctx.row_ids = view.key, row_ids
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     headers: dict[str, str] = {}
     if fmt == "csv":
         headers["Content-Disposition"] = f'attachment; filename="{dataset.id}.csv"'

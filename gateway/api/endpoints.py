@@ -78,7 +78,7 @@ class Endpoint:
     path: str
     handler: Handler
     summary: str
-    scope: str | None = None  # the OAuth scope a bearer token must hold; None: public
+    scope: str | tuple[str, ...] | None = None  # scope(s) a token must hold (one of); None: public
     parameters: tuple[Param, ...] = ()
     responses: Schema = field(default_factory=dict)  # status -> OpenAPI response object
     problems: tuple[int, ...] = ()  # statuses answered with an RFC 9457 problem
@@ -159,7 +159,7 @@ def endpoint(
     path: str,
     *,
     summary: str,
-    scope: str | None = None,
+    scope: str | tuple[str, ...] | None = None,
     parameters: tuple[Param, ...] = (),
     responses: Schema | None = None,
     problems: tuple[int, ...] = (),

@@ -31,6 +31,7 @@ from gateway.api.endpoints import Param, endpoint
 from gateway.api.schemas import DATASET_ID, ROWS_PARAMS, STRING
 from gateway.audit.rowset import MAX_ROWS, encode_rows
 from gateway.errors import BadRequest
+from gateway.model.decision import Verdict
 from gateway.query import Query, apply, parse_query
 
 CHUNK = 20_000  # rows rendered at a time: the memory an export holds beyond the view
@@ -192,7 +193,7 @@ async def export(request: Request) -> Response:
     ctx.transforms = view.transforms
     ctx.rows = len(positions)
     ctx.view, ctx.row_ids = view.key, encode_rows(positions)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     ctx.stream = fmt
     body: Iterator[bytes]
     if fmt == "ndjson":

@@ -459,6 +459,12 @@ class ClientRegistry:
 
     # --- shared state between workers -------------------------------------------------------
 
+    def shared(self, key: str) -> str | None:
+        """The value `claim` last set for `key`, or None."""
+        with self._counters.use() as conn:
+            row = conn.execute("SELECT value FROM shared_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
     def claim(self, key: str, value: str) -> bool:
         """Set `key` to `value` if `key` does not hold `value` yet; True for the one caller (in
         any worker or host) that made the change. Used so that one process, not all, logs a

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from gateway.cli import audit, clients, keys, policy, serve, store, trace
+from gateway.cli import answers, audit, clients, keys, policy, serve, store, trace
 from gateway.cli.common import print_err
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    for group in (serve, clients, policy, store, audit, trace, keys):
+    for group in (serve, clients, policy, store, audit, answers, trace, keys):
         group.add_commands(sub, home)
     return parser
 
@@ -34,9 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except ConfigError as exc:
+    except ConfigError as exc:  # its message may list several problems, one per line
         print_err(f"error: {exc}")
-        return 1
+        return exc.exit_code
+    except GatewayError as exc:  # the audit log or the store failed, an extract was refused...
+        print_err(f"error: {' '.join(str(exc).split()) or type(exc).__name__}")
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     return result

@@ -7,8 +7,12 @@ from pathlib import Path
 
 from gateway.audit.bundle import export_bundle
 from gateway.audit.halt import resume
+from gateway.audit.paging import index_range
+from gateway.audit.query import make_filters
 from gateway.audit.verify import print_report, verify_path
+from gateway.cli import answers
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
+from gateway.policy.history import attach_sets
 from gateway.store.db import Database
 
 
@@ -58,8 +62,23 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
     if out.exists():
         print_err(f"error: {out} exists; choose a new directory")
         return 2
-    count = export_bundle(settings.audit_database, out, args.from_idx, args.to_idx)
-    print_out(f"exported {count} entries to {out}")
+    first, end = args.from_idx, args.to_idx
+    if args.since or args.until:
+        try:
+            filters = make_filters({}, since=args.since, until=args.until)
+        except ValueError as exc:
+            print_err(f"error: {exc}")
+            return 2
+        start, stop = index_range(settings.audit_database, filters.since_ms, filters.until_ms)
+        first, end = max(first, start), stop if end is None else min(end, stop)
+    count = export_bundle(
+        settings.audit_database, out, first, end if end is None else max(end, first)
+    )
+    sets = attach_sets(out, settings.workspace.policy_sets)
+    span = f" ({first}..{first + count - 1})" if count else ""
+    print_out(f"exported {count} entries{span} to {out}")
+    if sets:
+        print_out(f"with the {len(sets)} policy set(s) they name (policy-sets/)")
     print_out(f"verify with: python -m gateway.audit.verify {out} --key <audit public key>")
     return 0
 
@@ -103,6 +122,9 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     c.add_argument("--out", required=True, help="new directory for the bundle")
     c.add_argument("--from", dest="from_idx", type=int, default=0, help="first index (default 0)")
     c.add_argument("--to", dest="to_idx", type=int, help="end index, exclusive (default: all)")
+    c.add_argument("--since", help="entries from this time: ISO 8601 (UTC unless an offset) or 1h")
+    c.add_argument("--until", help="entries before this time (same forms as --since)")
     c.set_defaults(func=cmd_audit_export)
     c = asub.add_parser("resume", parents=[home], help="clear a halt after verifying the log")
     c.set_defaults(func=cmd_audit_resume)
+    answers.add_audit_commands(asub, home)

@@ -17,6 +17,9 @@ class PolicySet:
     files: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     file_hashes: Mapping[str, str] = field(default_factory=dict)  # name -> SHA-256 of content
+    # The exact bytes hashed (policy files and hierarchies), kept in the policy history when the
+    # set goes live (gateway/policy/history.py).
+    sources: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def grants_of(self, client_id: str) -> list[Grant]:
         return [grant for grant in self.grants if client_id in grant.clients]

@@ -155,6 +155,7 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         tuple(name for name in contents if not name.startswith("hierarchy:")),
         tuple(_warnings(grants, datetime.now(UTC))),
         file_hashes,
+        dict(contents),
     )
 
 
