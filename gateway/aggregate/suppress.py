@@ -35,6 +35,9 @@ Mask = npt.NDArray[np.bool_]
 Node = tuple[str, int | str]  # ("r" or "c", index or "T" for the margin)
 
 
+MAX_ROUNDS = 400
+
+
 class CannotProtect(Exception):
     """No suppression pattern was found that protects the table (nothing is released)."""
 
@@ -161,7 +164,9 @@ def two_way(counts: Counts, threshold: int) -> Pattern:
     if total:
         return Pattern(np.ones(counts.shape, bool), rows, columns, True)
     cells = counts < threshold
-    for _ in range(4 * counts.size + 8):  # each round withholds at least one more cell
+    # Each round withholds at least one more cell; past MAX_ROUNDS (a large, fragmented table)
+    # every inner cell is withheld instead, which is safe and bounds the work per query.
+    for _ in range(min(4 * counts.size + 8, MAX_ROUNDS)):
         if _fix_lines(counts, cells, rows, columns, threshold):
             continue
         bridges = exposed(Pattern(cells, rows, columns, False))
