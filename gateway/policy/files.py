@@ -49,6 +49,7 @@ from gateway.policy.yamlsrc import (
     PARSE_SECONDS,
     Located,
     Path_,
+    error_line,
     load_located,
 )
 from gateway.privacy import transforms
@@ -810,9 +811,8 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
             problems.append(Problem(name, 1, "(file)", f"not UTF-8: {exc}"))
             continue
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            problems.append(Problem(name, line, "yaml", str(getattr(exc, "problem", exc))))
+            line, message = error_line(exc)
+            problems.append(Problem(name, line, "yaml", message))
             continue
         check = _FileCheck(name, doc)
         top = check.mapping(doc.value, (), _FILE_KEYS)
