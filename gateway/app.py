@@ -173,6 +173,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             Route("/v1/audit/checkpoint", audit.checkpoint, methods=["GET"]),
             Route("/v1/audit/proof", audit.proof, methods=["GET"]),
             Route("/v1/audit/consistency", audit.consistency, methods=["GET"]),
+            Route("/v1/audit/keys", audit.keys, methods=["GET"]),
             Route("/v1/audit/entries", audit.entries, methods=["GET"]),
             Route("/v1/admin/status", admin.status, methods=["GET"]),
             Route("/v1/admin/reload", admin.reload, methods=["POST"]),

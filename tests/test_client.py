@@ -409,3 +409,85 @@ def test_every_python_example_in_developers_md_runs(live: Live, tmp_path: Path) 
     assert re.search(r"\d+ rows, logged at index \d+ by key", text)
     exported = sorted(p.name for p in tmp_path.glob("example-*/*"))
     assert exported == ["registry.parquet", "residents.csv"]
+
+
+# --- audit key rotation -----------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+def test_receipts_follow_an_audit_key_rotation(tmp_path: Path) -> None:
+    """Promise 6 after `gateway keys rotate audit`: a developer holding only the old audit key
+    still verifies receipts (the client, and docs/audit.md's example, follow the rotation entry
+    the old key signed); a tampered rotation is refused, a stranger's key is never trusted."""
+    import base64
+
+    from gateway.audit.checkpoint import raw_public
+    from gateway.audit.rotation import follow_rotations
+    from gateway.audit.signing import key_id
+    from gateway.audit.verify import load_keys
+
+    home = tmp_path / "ws"
+    gateway("init", "--demo", "--rows", "500", home=home)
+    old_pub = tmp_path / "old-audit.pub"
+    old_pub.write_bytes((home / "keys" / "audit-ed25519.pub").read_bytes())
+    creds = json.loads((home / "demo-client.json").read_text())
+    example = python_blocks("audit.md")[0]
+    server = start_server(home, env={"GATEWAY_CHECKPOINT_SECONDS": "1"})
+    try:
+        with GatewayClient(
+            server.base,
+            creds["client_id"],
+            client_secret=creds["client_secret"],
+            ca_cert=home / "keys" / "ca.crt",
+            audit_keys=[old_pub],
+        ) as gw:
+            gw.datasets()
+            assert gw.last_receipt is not None
+            old_kid = gw.last_receipt["kid"]
+            rotated = gateway("keys", "rotate", "audit", home=home)
+            assert "audit key rotated" in rotated.stdout
+            gw.datasets()
+            assert gw.last_receipt is not None
+            assert gw.last_receipt["kid"] != old_kid  # signed by the new key, and verified
+        result = subprocess.run(
+            [sys.executable, "-c", example],
+            cwd=tmp_path,
+            env={
+                **os.environ,
+                "GW": server.base,
+                "CA": str(server.home / "keys" / "ca.crt"),
+                "AUDIT_PUB": str(old_pub),
+            },
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "is in the signed tree of size" in result.stdout
+        with httpx.Client(verify=server.ca) as http:
+            answer = http.get(f"{server.base}/v1/audit/keys").json()
+    finally:
+        server.stop()
+
+    trusted = load_keys([old_pub])
+    followed = follow_rotations(trusted, answer)
+    assert len(followed) == 2
+    assert set(followed) == {w["kid"] for w in answer["keys"]}
+    # A key nobody trusted hands nothing over.
+    stranger = Ed25519PrivateKey.generate().public_key()
+    assert set(follow_rotations({key_id(stranger): stranger}, answer)) == {key_id(stranger)}
+    # A rotation entry altered to hand over to an attacker's key does not verify.
+    (rotation,) = answer["rotations"]
+    entry = json.loads(rotation["entry"])
+    entry["new_key"] = base64.b64encode(raw_public(stranger)).decode()
+    entry["new_kid"] = key_id(stranger)
+    forged = {"rotations": [{**rotation, "entry": json.dumps(entry, sort_keys=True)}]}
+    with pytest.raises(ValueError, match="does not verify"):
+        follow_rotations(trusted, forged)
+    bad_sig = {"rotations": [{**rotation, "sig": base64.b64encode(bytes(64)).decode()}]}
+    with pytest.raises(ValueError, match="does not verify"):
+        follow_rotations(trusted, bad_sig)
+    for hostile in ({}, {"rotations": "x"}, {"rotations": [1]}, {"rotations": [{"idx": True}]}):
+        with pytest.raises(ValueError, match="rotation"):
+            follow_rotations(trusted, hostile)

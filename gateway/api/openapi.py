@@ -355,6 +355,15 @@ def build_openapi(base_url: str) -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/audit/keys": {
+                "get": {
+                    "summary": "Audit keys and the rotation entries that handed over between them",
+                    "responses": {
+                        "200": _json({"type": "object", "required": ["keys", "rotations"]}),
+                        **_problems(400, 503),
+                    },
+                }
+            },
             "/v1/audit/consistency": {
                 "get": {
                     "summary": "Consistency proof",

@@ -438,6 +438,14 @@ class AuditLog:
             StoredEntry(int(i), _bytes(line), str(kid), bytes(sig)) for i, line, kid, sig in rows
         ]
 
+    def key_windows(self) -> list[KeyWindow]:
+        """Every audit key with the first index it signs, oldest first (public information)."""
+        with self._reader.use() as read:
+            rows = read.execute(
+                "SELECT kid, public_key, from_idx FROM keys ORDER BY from_idx"
+            ).fetchall()
+        return [KeyWindow(_text(kid), bytes(key), int(first)) for kid, key, first in rows]
+
     def size(self) -> int:
         with self._reader.use() as read:
             row = read.execute("SELECT MAX(idx) FROM entries").fetchone()
@@ -596,6 +604,10 @@ class AuditLog:
         with self._lease_lock:
             if self._lease is not None:
                 self._lease.close()
+
+
+def _text(value: object) -> str:
+    return bytes(value).decode() if isinstance(value, bytes | memoryview) else str(value)
 
 
 def _bytes(value: object) -> bytes:

@@ -5,7 +5,9 @@ a private key, RFC 7523 `private_key_jwt`). authlib fetches a new token by itsel
 it holds is within `leeway` seconds of expiry, so a long download never meets an expired token;
 a token that stops working before then (revoked, the client's secret rotated) gets one fresh
 fetch and one more try. 429 and 503 answers are tried again after their `Retry-After`
-(`gateway.client.retry`). With audit keys, every answer's `Audit-Receipt` is checked.
+(`gateway.client.retry`). With audit keys, every answer's `Audit-Receipt` is checked; a receipt
+by a key the client does not know yet is checked after following the log's signed key
+rotations from the keys it was given (`gateway.audit.rotation`).
 
 A session is not thread-safe: give each thread its own client.
 """
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from gateway.audit.receipt import parse_receipt, verify_receipt
+from gateway.audit.rotation import follow_rotations
 from gateway.audit.signing import key_id
 from gateway.audit.verify import load_keys
 from gateway.client.errors import ClientError, ProblemError, ReceiptError
@@ -126,6 +129,7 @@ class Session:
         self.retry = retry
         self.keys = trusted_keys(audit_keys) if audit_keys is not None else None
         self.last_receipt: ReceiptFields | None = None
+        self._followed: set[str] = set()  # key ids looked up in the log's rotations already
         self._sleep = sleep
         common: dict[str, Any] = {
             "scope": scope,
@@ -181,11 +185,30 @@ class Session:
                 raise ReceiptError(f"the answer from {response.url} carries no Audit-Receipt")
             return None
         try:
-            if self.keys is not None:
-                return verify_receipt(header, self.keys)
-            return parse_receipt(header)
+            if self.keys is None:
+                return parse_receipt(header)
+            kid = parse_receipt(header).get("kid")
+            if isinstance(kid, str) and kid not in self.keys and kid not in self._followed:
+                self._followed.add(kid)
+                self._follow_rotations()
+            return verify_receipt(header, self.keys)
         except ValueError as exc:
             raise ReceiptError(f"{exc} (answer from {response.url})") from None
+
+    def _follow_rotations(self) -> None:
+        """Trust keys the audit key was rotated to, from the log's own rotation entries signed
+        by keys already trusted (`GET /v1/audit/keys`, public; gateway.audit.rotation)."""
+        assert self.keys is not None  # noqa: S101 - only called with keys
+        answer = self.http.request("GET", f"{self.base_url}/v1/audit/keys", withhold_token=True)
+        if answer.status_code != 200:
+            return  # an older gateway: the receipt stays unverified and says which key
+        try:
+            document = json.loads(answer.content)
+        except ValueError:
+            raise ValueError("the gateway's /v1/audit/keys answer is not JSON") from None
+        if not isinstance(document, dict):
+            raise ValueError("the gateway's /v1/audit/keys answer is not a JSON object")
+        self.keys = follow_rotations(self.keys, document)
 
     @contextmanager
     def open(self, url: str, params: Params = ()) -> Iterator[Response]:
