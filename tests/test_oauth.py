@@ -378,7 +378,7 @@ def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
     assert published == {first_kid, next_kid}
     still_old = token_for(client, demo.client_id, demo.client_secret)
     assert json.loads(base64.urlsafe_b64decode(still_old.split(".")[0] + "=="))["kid"] == first_kid
-    step, active = rotate(keys_dir)
+    step, active = rotate(keys_dir, force=True)  # at once: the JWKS cache window is tested below
     assert (step, active) == ("activated", next_kid)
     time.sleep(1.1)
     fresh = token_for(client, demo.client_id, demo.client_secret)
@@ -395,6 +395,49 @@ def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
     assert {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]} == {next_kid}
     assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
     assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200
+
+
+def test_second_rotation_step_waits_for_jwks_caches(demo: Demo) -> None:
+    """Promise 9 (no token signed by a key verifiers cannot know): activating the next token
+    key within the JWKS cache lifetime of its publication is refused, nothing changes, and the
+    message says when to run it again; after the window, or with force, it proceeds."""
+    from gateway.auth.keys import JWKS_MAX_AGE, read_state
+    from gateway.errors import ConfigError
+
+    keys_dir = demo.home / "keys"
+    published_at = 1_800_000_000.0
+    step, next_kid = rotate(keys_dir, now=published_at)
+    assert step == "published"
+    before = (keys_dir / STATE_FILE).read_bytes()
+    for elapsed in (0, 1, JWKS_MAX_AGE - 1):
+        with pytest.raises(ConfigError, match=r"published \d+ s ago.*again in \d+ s.*--force"):
+            rotate(keys_dir, now=published_at + elapsed)
+        assert (keys_dir / STATE_FILE).read_bytes() == before  # refused: nothing changed
+    assert [e["state"] for e in read_state(keys_dir)] == ["active", "next"]
+    step, active = rotate(keys_dir, now=published_at + JWKS_MAX_AGE)
+    assert (step, active) == ("activated", next_kid)
+    step, newer = rotate(keys_dir, now=published_at + JWKS_MAX_AGE + 1)
+    assert step == "published"
+    step, forced = rotate(keys_dir, force=True, now=published_at + JWKS_MAX_AGE + 2)
+    assert (step, forced) == ("activated", newer)
+
+
+@pytest.mark.parametrize("stamp", ['"soon"', "true", "null", "[1]"])
+def test_hostile_publication_time_is_refused_or_ignored(demo: Demo, stamp: str) -> None:
+    """A state file whose publication time is not a number is refused with the file named
+    (null counts as a state file written before publication times were recorded)."""
+    from gateway.errors import ConfigError
+
+    keys_dir = demo.home / "keys"
+    rotate(keys_dir)
+    state = json.loads((keys_dir / STATE_FILE).read_text())
+    state["keys"][-1]["published_at"] = json.loads(stamp)
+    (keys_dir / STATE_FILE).write_text(json.dumps(state))
+    if stamp == "null":
+        assert rotate(keys_dir)[0] == "activated"
+        return
+    with pytest.raises(ConfigError, match="published_at"):
+        rotate(keys_dir)
 
 
 def test_registry_rejects_private_jwks(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from gateway.api.common import json_response, services
 from gateway.api.context import audit_context
+from gateway.auth.keys import JWKS_MAX_AGE
 from gateway.auth.limits import address_key
 from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, Outcome, TokenRequest
 from gateway.errors import BadRequest
@@ -97,7 +98,7 @@ async def jwks(request: Request) -> Response:
     svc = services(request)
     audit_context(request).route = "/.well-known/jwks.json"
     return json_response(
-        svc.token_keys.current().jwks, headers={"Cache-Control": "public, max-age=300"}
+        svc.token_keys.current().jwks, headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"}
     )
 
 
