@@ -175,6 +175,78 @@ def test_rotate_secret(client: TestClient, demo: Demo) -> None:
     assert token_for(client, "demo", new)
 
 
+def test_rotate_secret_revokes_tokens_issued_before(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """Promise 9: after rotate-secret, a token obtained with the old secret stops working at
+    once (introspection calls it inactive); a token obtained with the new secret works."""
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 200
+    reg = registry(demo)
+    new = reg.rotate_secret("demo")
+    reg.close()
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+    assert last_entry(demo)["reason"] == "token_revoked"
+    fresh = token_for(client, "demo", new)
+    assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200
+    seen = client.post("/oauth/introspect", data={"token": token}, auth=("demo", new))
+    assert seen.json() == {"active": False}
+
+
+def test_retired_client_is_gone_for_good(client: TestClient, demo: Demo, token: str) -> None:
+    """A retired client's tokens stop at once, it gets no new token with its old secret, it
+    cannot be enabled or given a new secret, and its id cannot be registered again."""
+    from gateway.errors import ConfigError
+
+    reg = registry(demo)
+    reg.retire("demo")
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+    refused = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=("demo", demo.client_secret)
+    )
+    assert refused.status_code == 401
+    retired = reg.get("demo")
+    assert retired is not None
+    assert retired.retired
+    assert retired.disabled
+    assert not retired.check_secret(demo.client_secret)
+    with pytest.raises(ConfigError, match="retired"):
+        reg.set_disabled("demo", False)
+    with pytest.raises(ConfigError, match="retired"):
+        reg.rotate_secret("demo")
+    with pytest.raises(ConfigError, match="retired"):
+        reg.retire("demo")
+    with pytest.raises(ConfigError, match="already exists"):
+        reg.add("demo")
+    reg.close()
+
+
+def test_registry_made_before_tokens_after_is_upgraded(tmp_path: Path) -> None:
+    """A registry created before the cut-off column existed gains it on open; clients stay."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE clients (client_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL,"
+            " scopes TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,"
+            " created_ms INTEGER NOT NULL, jwks TEXT, rate_per_min INTEGER, rows_per_day INTEGER)"
+        )
+        conn.execute(
+            "INSERT INTO clients (client_id, secret_hash, scopes, created_ms)"
+            " VALUES ('old', '', 'datasets:read', 0)"
+        )
+    reg = ClientRegistry(path)
+    old = reg.get("old")
+    assert old is not None
+    assert (old.tokens_after, old.retired) == (None, False)
+    reg.retire("old")
+    retired = reg.get("old")
+    assert retired is not None
+    assert retired.retired
+    reg.close()
+    ClientRegistry(path).close()  # opening again finds the column in place
+
+
 # --- revocation and introspection ------------------------------------------------------------
 
 
