@@ -180,6 +180,15 @@ class ServiceUnavailable(ApiError):
     reason = "audit_unavailable"
 
 
+class LogInvalid(ApiError):
+    """The audit log does not verify: no figures are computed from it."""
+
+    status = 500
+    slug = "audit-log-invalid"
+    title = "The audit log does not verify"
+    reason = "audit_log_invalid"
+
+
 class PrivacyUnavailable(ApiError):
     """The view's declared privacy model (or a release floor) cannot be met on the current data:
     nothing is released until an admin changes the grant."""

@@ -42,6 +42,16 @@ class Workspace:
         return self.home / "state"
 
     @property
+    def audit_public_keys(self) -> list[Path]:
+        """The current audit public key and every earlier (rotated) one."""
+        return [self.audit_pub, *sorted(self.keys.glob("audit-ed25519.*.pub"))]
+
+    @property
+    def policy_sets(self) -> Path:
+        """Every policy set that went live, content-addressed (gateway/policy/history.py)."""
+        return self.state / "policy-sets"
+
+    @property
     def audit_db(self) -> Path:
         return self.audit / "log.sqlite3"
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.jwk import ECKey
 
 from gateway.audit.entry import leaf_hash
-from gateway.audit.store import read_log
+from gateway.audit.reader import read_log
 from gateway.client import (
     ClientError,
     GatewayClient,

@@ -16,7 +16,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.context import AuditContext
-from gateway.api.metrics import Metrics
 from gateway.api.problems import problem_response
 from gateway.api.protocol import MAX_HEAD_BYTES, REJECTED, REQUEST_SECONDS
 from gateway.audit.receipt import make_receipt
@@ -29,6 +28,7 @@ from gateway.errors import (
     RequestTimeout,
     ServiceUnavailable,
 )
+from gateway.runtime.metrics import Metrics
 
 log = logging.getLogger("gateway.audit")
 

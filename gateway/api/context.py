@@ -21,6 +21,7 @@ class AuditContext:
     decision: str = "none"  # allow | deny | error | none (no access decision was needed)
     reason: str | None = None
     dataset: str | None = None
+    purpose: str | None = None  # a purpose the policy set declares; "(undeclared)" otherwise
     grant: str | None = None
     policy: str | None = None
     transforms: list[str] = field(default_factory=list)
@@ -51,6 +52,7 @@ class AuditContext:
             "decision": self.decision,
             "reason": self.reason,
             "dataset": self.dataset,
+            "purpose": self.purpose,
             "grant": self.grant,
             "policy": self.policy,
             "transforms": list(self.transforms),

@@ -289,7 +289,7 @@ def verify_path(
     """Verify a bundle directory or a log database (a SQLite file, or a PostgreSQL store);
     returns (origin, report)."""
     from gateway.audit.bundle import read_bundle
-    from gateway.audit.store import read_log
+    from gateway.audit.reader import read_log
 
     keys = load_keys(key_files)
     kept_notes = [p.read_text() for p in kept]

@@ -44,9 +44,11 @@ import pandas as pd
 import yaml
 
 from gateway.errors import ConfigError
+from gateway.model.dataset import Dataset
+from gateway.model.grant import Grant
+from gateway.policy.check import CST, Problem, parse_moment
 from gateway.policy.engine import Engine
-from gateway.policy.files import CST, Problem, parse_moment, read_policy_files
-from gateway.policy.model import Dataset, Grant
+from gateway.policy.files import read_policy_files
 from gateway.policy.yamlsrc import PARSE_SECONDS, error_line, load_located
 from gateway.privacy.kanon import PrivacyUnreachable
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gateway.policy.model import PrivacyModel
+from gateway.model.grant import PrivacyModel
 from gateway.privacy.lattice import Unreachable, anonymize
 from gateway.privacy.mondrian import MondrianUnreachable, mondrian
 

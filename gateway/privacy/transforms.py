@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gateway.policy.model import ColumnType
+from gateway.model.dataset import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
 from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
 

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 
 from gateway.audit.entry import StoredEntry
+from gateway.audit.rowset import decode_rows
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
-from gateway.policy.model import PolicySet
+from gateway.model.policyset import PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import materialize
@@ -29,7 +30,6 @@ from gateway.trace.attribute import (
 )
 from gateway.trace.extract import Extract
 from gateway.trace.limits import UNLIMITED, Deadline
-from gateway.trace.rowset import decode_rows
 
 
 @dataclass(frozen=True)
