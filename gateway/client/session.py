@@ -223,7 +223,8 @@ class Session:
         while True:
             attempt += 1
             wait: float | None = None
-            with self.http.stream("GET", target, params=list(params)) as response:
+            query = list(params) or None  # an empty list would drop the query of a next link
+            with self.http.stream("GET", target, params=query) as response:
                 if response.status_code == 401 and not refreshed:
                     response.read()
                     refreshed = True
