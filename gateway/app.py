@@ -3,7 +3,6 @@ all of it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -33,6 +32,7 @@ from gateway.errors import (
     RequestTimeout,
     StoreUnavailable,
 )
+from gateway.model.decision import Verdict
 from gateway.runtime.reloader import PolicyReloader
 from gateway.runtime.services import Services, build_services
 from gateway.settings import Settings
@@ -45,7 +45,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
     ctx = audit_context(request)
     ctx.reason = ctx.reason or (exc.code if isinstance(exc, Denied) else exc.reason)
-    ctx.decision = "error" if exc.status >= 500 else "deny"
+    ctx.decision = Verdict.ERROR if exc.status >= 500 else Verdict.DENY
     ctx.rows = 0
     return problem_response(exc, ctx.rid)
 
@@ -120,14 +120,17 @@ async def _policy_watch(reloader: PolicyReloader) -> None:
                 log_.exception("policy reload failed")
 
 
-def _on_sighup(reloader: PolicyReloader) -> None:
+async def _sighup_watch(reloader: PolicyReloader) -> None:
     """`kill -HUP <worker pid>` reloads at once (where the platform has signals)."""
     try:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.run_in_executor(None, reloader.reload, "SIGHUP")
-        )
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                try:
+                    await anyio.to_thread.run_sync(reloader.reload, "SIGHUP")
+                except Exception:  # the reloader rejects bad sets itself; never stop listening
+                    log_.exception("policy reload failed")
     except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        # No signals here (Windows), or not the main thread (an app served by a test client).
         log_.info("SIGHUP reload not available here; file changes are still picked up")
 
 
@@ -145,7 +148,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
             tasks.start_soon(_policy_watch, reloader)
-            _on_sighup(reloader)
+            tasks.start_soon(_sighup_watch, reloader)
             yield
             tasks.cancel_scope.cancel()
         # At shutdown: one last checkpoint covering everything this gateway logged.

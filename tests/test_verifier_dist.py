@@ -13,8 +13,21 @@ import pytest
 
 from tests.conftest import Demo
 
-pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parent.parent
+CLOSURE = """
+import json, runpy, sys
+for name in ("pandas", "numpy", "starlette", "authlib", "joserfc", "yaml", "faker", "uvicorn",
+             "pyarrow", "httpx", "httpx2", "anyio", "psycopg"):
+    sys.modules[name] = None  # importing any of these now fails
+for argv in (sys.argv[1:3], ["--log", sys.argv[3], *sys.argv[2:3]]):
+    sys.argv = ["verify", *argv]
+    try:
+        runpy.run_module("gateway.audit.verify", run_name="__main__")
+    except SystemExit as done:
+        assert done.code == 0, done.code
+import gateway.audit.receipt, gateway.audit.rotation
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "gateway")))
+"""
 
 
 def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -23,6 +36,33 @@ def run(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProce
     )
 
 
+def test_verifier_distribution_lists_every_module_verification_imports(
+    demo: Demo, tmp_path: Path
+) -> None:
+    """verifier/pyproject.toml names every gateway module that verifying a bundle and a log,
+    and checking receipts, import (so a refactor that adds one cannot break the auditors'
+    install unnoticed)."""
+    import json
+    import tomllib
+
+    bundle = tmp_path / "bundle"
+    exported = run(
+        sys.executable, "-m", "gateway", "audit", "export", "--out", bundle, "--home", demo.home
+    )
+    assert exported.returncode == 0, exported.stderr
+    key = demo.home / "keys" / "audit-ed25519.pub"
+    log = demo.home / "audit" / "log.sqlite3"
+    closure = run(sys.executable, "-c", CLOSURE, bundle, f"--key={key}", log, cwd=REPO)
+    assert closure.returncode == 0, closure.stderr
+    imported = set(json.loads(closure.stdout.splitlines()[-1]))
+    listed = tomllib.loads((REPO / "verifier" / "pyproject.toml").read_text())["tool"][
+        "setuptools"
+    ]["py-modules"]
+    shipped = {m.removesuffix(".__init__") for m in listed}
+    assert imported <= shipped, sorted(imported - shipped)
+
+
+@pytest.mark.e2e
 def test_verifier_installs_alone_with_cryptography_and_verifies_a_bundle(
     demo: Demo, tmp_path: Path
 ) -> None:
@@ -50,6 +90,8 @@ def test_verifier_installs_alone_with_cryptography_and_verifies_a_bundle(
     }
     server_side = run(python, "-c", "import gateway.app")
     assert server_side.returncode != 0  # the server is not installed, only the verifier
+    receipts = run(python, "-c", "import gateway.audit.receipt, gateway.audit.rotation")
+    assert receipts.returncode == 0, receipts.stderr
 
     bundle = tmp_path / "bundle"
     exported = run(

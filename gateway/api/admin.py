@@ -16,6 +16,7 @@ from gateway.api.schemas import OBJECT, STRING, requiring
 from gateway.audit.query import FILTER_FIELDS, Filters, LogNotVerified, VerifiedLog, load_verified
 from gateway.audit.usage import UsageRow, totals, usage, usage_csv, usage_json
 from gateway.errors import BadRequest, LogInvalid
+from gateway.model.decision import Verdict
 from gateway.policy.check import parse_moment
 from gateway.policy.explain import explain
 from gateway.privacy.assess import assess
@@ -79,7 +80,7 @@ _PROBLEMS = (401, 403, 429, 503)
 async def status(request: Request) -> Response:
     svc, ctx, _ = caller(request)
     body = await anyio.to_thread.run_sync(_status, svc, _reloader(request).status)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(body)
 
 
@@ -97,7 +98,7 @@ async def reload(request: Request) -> Response:
         _reloader(request).reload, "admin endpoint", principal.client_id
     )
     body = await anyio.to_thread.run_sync(_status, svc, result)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     ctx.policy = svc.policy.hash
     return json_response(body, status=200 if result.last_error is None else 422)
 
@@ -144,7 +145,7 @@ async def explain_decision(request: Request) -> Response:
             figures_of,
         )
     )
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(result)
 
 
@@ -194,7 +195,7 @@ async def usage_report(request: Request) -> Response:
             f"the audit log does not verify ({exc.problem}); no figures are computed from it. "
             "The operator runs `gateway audit verify` to see every problem."
         ) from None
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     if fmt == "csv":
         return Response(
             usage_csv(rows),

@@ -18,6 +18,7 @@ from gateway.audit.paging import Page, scan
 from gateway.audit.query import FILTER_FIELDS, Filters, make_filters
 from gateway.errors import BadRequest, NotFound
 from gateway.integers import parse_int
+from gateway.model.decision import Verdict
 
 MAX_ENTRIES = 1000
 DEFAULT_ENTRIES = 100
@@ -234,7 +235,7 @@ async def entries(request: Request) -> Response:
         return scan(log.entries, log.size(), filters, after=after, limit=limit)
 
     found = await anyio.to_thread.run_sync(page)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     ctx.rows = len(found.items)
     headers = {}
     next_cursor = None if found.next_after is None else str(found.next_after)

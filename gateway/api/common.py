@@ -11,6 +11,7 @@ from starlette.responses import Response
 from gateway.api.context import AuditContext, audit_context
 from gateway.auth.tokens import Principal, token_sha256
 from gateway.errors import InsufficientScope, TooManyRequests
+from gateway.model.decision import Verdict
 from gateway.model.policyset import PolicySet
 from gateway.model.scopes import ADMIN, AUDIT_READ, DATASETS_READ
 from gateway.runtime.services import Services
@@ -68,7 +69,7 @@ def authenticate(request: Request, scope: str | tuple[str, ...] | None) -> Princ
     svc = services(request)
     ctx = audit_context(request)
     ctx.policy = svc.policy.hash
-    ctx.decision = "deny"
+    ctx.decision = Verdict.DENY
     authorization = request.headers.get("authorization")
     if authorization:
         # Every failure is logged with a hash of what was presented, never the token itself.

@@ -19,6 +19,7 @@ from gateway.audit.rowset import encode_rows
 from gateway.auth.tokens import Principal
 from gateway.errors import BadRequest, Denied, NotFound, PrivacyUnavailable
 from gateway.model.dataset import Dataset
+from gateway.model.decision import Verdict
 from gateway.model.grant import Grant
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
 from gateway.privacy.assess import figures
@@ -176,7 +177,7 @@ async def list_datasets(request: Request) -> Response:
 
     items = await anyio.to_thread.run_sync(describe_all)  # may build views the first time
     ctx.policy = engine.policy.hash
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response({"datasets": items, "policy": engine.policy.hash})
 
 
@@ -235,7 +236,7 @@ async def get_dataset(request: Request) -> Response:
             purpose = sorted(visible[0].purposes)[0]
     dataset, grant = decide(engine, ctx, principal, dataset_id, purpose)
     view = await _load_view(svc, engine, dataset, grant, principal)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(
         {
             **_describe(dataset, grant),
@@ -337,7 +338,7 @@ async def rows(request: Request) -> Response:
     ctx.transforms = view.transforms
     ctx.rows = count
     ctx.view, ctx.row_ids = view.key, row_ids
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     headers: dict[str, str] = {}
     if fmt == "csv":
         headers["Content-Disposition"] = f'attachment; filename="{dataset.id}.csv"'

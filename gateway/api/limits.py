@@ -16,6 +16,7 @@ from gateway.errors import (
     UriTooLong,
 )
 from gateway.integers import parse_int
+from gateway.model.decision import Verdict
 
 MAX_QUERY = 8 * 1024
 MAX_HEADER = 16 * 1024  # (Authorization has its own, lower limit: 8 KB, see auth/tokens.py)
@@ -79,7 +80,7 @@ class SizeLimits:
     async def _refuse(scope: Scope, error: ApiError, receive: Receive, send: Send) -> None:
         ctx = scope.get("state", {}).get("audit")
         if ctx is not None:
-            ctx.decision, ctx.reason = "deny", error.reason
+            ctx.decision, ctx.reason = Verdict.DENY, error.reason
         response = problem_response(error, getattr(ctx, "rid", None))
         await response(scope, receive, send)
 

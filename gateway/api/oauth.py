@@ -25,6 +25,7 @@ from gateway.auth.keys import JWKS_MAX_AGE
 from gateway.auth.limits import address_key
 from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, Outcome, TokenRequest
 from gateway.errors import BadRequest
+from gateway.model.decision import Verdict
 from gateway.model.scopes import SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
@@ -34,7 +35,7 @@ async def _form_request(request: Request) -> TokenRequest:
     svc = services(request)
     ctx = audit_context(request)
     ctx.policy = svc.policy.hash
-    ctx.decision = "deny"
+    ctx.decision = Verdict.DENY
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         ctx.reason = "invalid_request"
@@ -72,7 +73,7 @@ async def _run(request: Request, call: Callable[[TokenRequest], Outcome], done: 
         outcome = await anyio.to_thread.run_sync(call, oauth_request, limiter=server.hash_limiter)
     ctx.client = outcome.client_id
     if outcome.status == 200:
-        ctx.decision, ctx.reason = "allow", done
+        ctx.decision, ctx.reason = Verdict.ALLOW, done
     else:
         ctx.reason = outcome.reason
     return json_response(outcome.body, outcome.status, dict(outcome.headers))

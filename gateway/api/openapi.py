@@ -23,6 +23,7 @@ from gateway.api.context import audit_context
 from gateway.api.datasets import view_of
 from gateway.api.endpoints import Endpoint
 from gateway.api.schemas import PROBLEM_SCHEMA
+from gateway.model.decision import Verdict
 from gateway.model.scopes import DATASETS_READ, SCOPES
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.views import View
@@ -155,7 +156,7 @@ async def served_openapi(request: Request) -> Response:
     if DATASETS_READ in principal.scopes:
         typed = await anyio.to_thread.run_sync(typed_rows, svc, principal.client_id)
     ctx = audit_context(request)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     document = build_openapi(svc.settings.base_url, endpoints, typed)
     return json_response(
         document, headers={"Cache-Control": "private, no-cache", "Vary": "Authorization"}

@@ -22,9 +22,11 @@ from typing import Any
 
 from gateway.audit.bundle import read_bundle
 from gateway.audit.entry import StoredEntry, decode_entry
+from gateway.audit.events import Kind
 from gateway.audit.reader import read_log
 from gateway.audit.verify import VerifyReport, load_keys, verify_log
 from gateway.errors import ConfigError
+from gateway.model.decision import Verdict
 from gateway.store.db import Database
 
 # The columns of a table or CSV answer, in order (fields an entry lacks are left empty).
@@ -309,11 +311,11 @@ def count_by(entries: Iterable[Mapping[str, Any]], fields: Sequence[str]) -> lis
             groups[key] = group
         group["calls"] += 1
         decision = entry.get("decision")
-        if decision == "allow":
+        if decision == Verdict.ALLOW:
             group["rows"] += released_rows(entry)
-        elif decision == "deny":
+        elif decision == Verdict.DENY:
             group["refused"] += 1
-        elif decision == "error":
+        elif decision == Verdict.ERROR:
             group["errors"] += 1
     return [groups[k] for k in sorted(groups, key=lambda k: tuple(str(v) for v in k))]
 
@@ -331,7 +333,7 @@ def row_of(entry: Mapping[str, Any]) -> dict[str, Any]:
     """An entry as one table/CSV row (COLUMNS)."""
     row = {name: entry.get(name) for name in COLUMNS}
     row["time"] = iso_time(int(entry["ts"])) if isinstance(entry.get("ts"), int) else None
-    if entry.get("kind") == "admin" and row["subject"] is None:
+    if entry.get("kind") == Kind.ADMIN and row["subject"] is None:
         row["subject"] = entry.get("trigger")  # a policy.reload's (no client is its subject)
     return row
 

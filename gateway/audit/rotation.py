@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.entry import signed_message
+from gateway.audit.events import is_key_rotation
 from gateway.audit.signing import ENTRY_CONTEXT, key_id, verify_signature
 
 MAX_ROTATIONS = 10_000
@@ -51,7 +52,7 @@ def _new_key(idx: int, old_kid: str, line: bytes) -> tuple[str, Ed25519PublicKey
     entry = json.loads(line)
     if not isinstance(entry, dict) or entry.get("idx") != idx:
         raise ValueError(f"rotation {idx}: the entry is not the one at index {idx}")
-    if entry.get("kind") != "admin" or entry.get("action") != "key.rotate":
+    if not is_key_rotation(entry):
         raise ValueError(f"rotation {idx}: the entry is not a key.rotate entry")
     try:
         raw = base64.b64decode(str(entry.get("new_key", "")), validate=True)

@@ -10,7 +10,6 @@ Readers that need no running log are in audit/reader.py."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -21,6 +20,7 @@ from gateway.audit.canonical import JsonValue
 from gateway.audit.checkpoint import raw_public, sign_checkpoint
 from gateway.audit.connection import WriteConnection
 from gateway.audit.entry import Appended, StoredEntry
+from gateway.audit.events import key_rotated
 from gateway.audit.halt import Halt
 from gateway.audit.lease import CheckpointLease
 from gateway.audit.merkle import MerkleTree, verify_consistency
@@ -246,14 +246,9 @@ class AuditLog:
                 conn = self._write.get()
                 conn.begin(SEQUENCER)
                 old = self._signers.in_force(conn)
-                event: dict[str, JsonValue] = {
-                    "kind": "admin",
-                    "action": "key.rotate",
-                    "actor": actor,
-                    "old_kid": old.kid,
-                    "new_kid": new.kid,
-                    "new_key": base64.b64encode(raw_public(new.private_key.public_key())).decode(),
-                }
+                event = key_rotated(
+                    actor, old.kid, new.kid, raw_public(new.private_key.public_key())
+                )
                 (written,) = write_entries(conn, self.origin, old, next_position(conn), [event])
                 if isinstance(written, Exception):
                     raise written

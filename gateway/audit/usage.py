@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gateway.audit.events import is_http
 from gateway.audit.query import day_of, released_rows, to_csv
+from gateway.model.decision import Verdict
 
 CSV_COLUMNS = (
     "day",
@@ -54,7 +56,7 @@ def usage(
     table: dict[tuple[str, str | None, str | None, str | None], UsageRow] = {}
     per_client_day: dict[tuple[str, str | None], int] = {}
     for entry in entries:
-        if entry.get("kind") != "http" or not isinstance(entry.get("ts"), int):
+        if not is_http(entry) or not isinstance(entry.get("ts"), int):
             continue
         day = day_of(int(entry["ts"]))
         client, dataset, purpose = (_text(entry, k) for k in ("client", "dataset", "purpose"))
@@ -64,16 +66,16 @@ def usage(
             row = table[key] = UsageRow(day, client, dataset, purpose)
         row.calls += 1
         decision = entry.get("decision")
-        if decision == "allow":
+        if decision == Verdict.ALLOW:
             row.allowed += 1
             count = released_rows(entry)
             row.rows += count
             per_client_day[(day, client)] = per_client_day.get((day, client), 0) + count
-        elif decision == "deny":
+        elif decision == Verdict.DENY:
             row.refusals += 1
             reason = _text(entry, "reason") or "unknown"
             row.refusals_by_reason[reason] = row.refusals_by_reason.get(reason, 0) + 1
-        elif decision == "error":
+        elif decision == Verdict.ERROR:
             row.errors += 1
     for (day, client, _, _), row in table.items():
         row.quota_used = per_client_day.get((day, client), 0)

@@ -44,6 +44,7 @@ from gateway.audit.entry import (
     leaf_hash,
     statement,
 )
+from gateway.audit.events import is_key_rotation
 from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, key_id, load_public_key, verify_signature
 from gateway.errors import ConfigError
@@ -160,7 +161,7 @@ def verify_log(
             entry = decode_entry(stored.line)
             last_ts = int(entry["ts"])
             prev = leaf.hex()
-            if entry.get("kind") == "admin" and entry.get("action") == "key.rotate":
+            if is_key_rotation(entry):
                 rotation_problem = keys.rotate(stored.kid, expected, entry)
                 if rotation_problem:
                     report.problems.append(Problem("entry", expected, rotation_problem))

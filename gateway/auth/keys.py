@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey, KeyParameters, KeySet, OctKey, OKPKey, RSAKey
@@ -164,7 +164,9 @@ def _published_ago(entry: dict[str, Any], now: float) -> float | None:
     return now - float(published)
 
 
-def rotate(keys_dir: Path, *, force: bool = False, now: float | None = None) -> tuple[str, str]:
+def rotate(
+    keys_dir: Path, *, force: bool = False, now: float | None = None
+) -> tuple[Literal["published", "activated"], str]:
     """One rotation step. Returns (what happened, kid): ("published", next kid) or
     ("activated", new active kid). Activation within JWKS_MAX_AGE of publication is refused
     unless forced: a verifier holding a cached JWKS would not know the new key yet."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from gateway.cli import answers, audit, clients, keys, policy, serve, store, trace
 from gateway.cli.common import print_err
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,9 +34,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-    except ConfigError as exc:
+    except ConfigError as exc:  # its message may list several problems, one per line
         print_err(f"error: {exc}")
-        return 1
+        return exc.exit_code
+    except GatewayError as exc:  # the audit log or the store failed, an extract was refused...
+        print_err(f"error: {' '.join(str(exc).split()) or type(exc).__name__}")
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     return result

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from gateway.audit.events import Kind
 from gateway.audit.query import (
     COLUMNS,
     COUNT_FIELDS,
@@ -215,7 +216,7 @@ def _pairs(counts: Mapping[str, object]) -> str:
 
 
 def _policy_entries(entry: Mapping[str, Any]) -> bool:
-    return entry.get("kind") == "admin" and str(entry.get("action", "")).startswith("policy.")
+    return entry.get("kind") == Kind.ADMIN and str(entry.get("action", "")).startswith("policy.")
 
 
 def cmd_policy_history(args: argparse.Namespace, settings: Settings) -> int:

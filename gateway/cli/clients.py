@@ -7,10 +7,11 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from gateway.audit.events import ClientAction, client_changed
 from gateway.auth.registry import ClientRegistry
 from gateway.cli.common import Subparsers, print_out, settings_of
 from gateway.errors import ConfigError
-from gateway.workspace import admin_event
+from gateway.workspace import actor, admin_event
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
@@ -32,7 +33,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
                 rate_per_min=args.rate_limit,
                 rows_per_day=args.rows_per_day,
             )
-            admin_event(settings, "client.add", client.client_id)
+            admin_event(settings, client_changed("client.add", client.client_id, actor()))
             print_out(f"client_id:     {client.client_id}")
             if secret is not None:
                 print_out(f"client_secret: {secret}")
@@ -53,7 +54,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
                 )
         elif args.action == "rotate-secret":
             secret = registry.rotate_secret(args.client_id)
-            admin_event(settings, "client.rotate_secret", args.client_id)
+            admin_event(settings, client_changed("client.rotate_secret", args.client_id, actor()))
             print_out(f"client_secret: {secret}")
             print_out(
                 "The old secret no longer works, and every token the client held has been "
@@ -61,7 +62,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
             )
         elif args.action == "retire":
             registry.retire(args.client_id)
-            admin_event(settings, "client.retire", args.client_id)
+            admin_event(settings, client_changed("client.retire", args.client_id, actor()))
             print_out(
                 f"client {args.client_id} retired for good: its credentials are destroyed and its "
                 "tokens stop working; it cannot be enabled again and its id cannot be registered "
@@ -70,7 +71,8 @@ def cmd_clients(args: argparse.Namespace) -> int:
         else:
             disable = args.action == "disable"
             registry.set_disabled(args.client_id, disable)
-            admin_event(settings, f"client.{args.action}", args.client_id)
+            action: ClientAction = "client.disable" if disable else "client.enable"
+            admin_event(settings, client_changed(action, args.client_id, actor()))
             print_out(f"client {args.client_id} {'disabled' if disable else 'enabled'}")
     finally:
         registry.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from gateway.audit.events import token_key_rotated
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.keys import JWKS_MAX_AGE
@@ -18,7 +19,7 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     ws = settings.workspace
     if args.which == "token":
         step, kid = rotate_token_key(ws.keys, force=args.force)
-        admin_event(settings, f"token_key.{step}", kid)
+        admin_event(settings, token_key_rotated(step, kid, _actor()))
         if step == "published":
             print_out(f"next token key {kid} is published in the JWKS but does not sign yet.")
             print_out(

@@ -11,6 +11,7 @@ from gateway.cli import answers
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
+from gateway.model.decision import Verdict
 from gateway.model.policyset import PolicySet
 from gateway.policy.check import PolicyError, parse_moment
 from gateway.policy.engine import Engine
@@ -127,7 +128,7 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
         _figures_of(settings, policy),
     )
     print_out(json.dumps(result, ensure_ascii=False, indent=2) if args.json else render(result))
-    return 0 if result["decision"] == "allow" else 3
+    return 0 if result["decision"] == Verdict.ALLOW else 3
 
 
 def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:

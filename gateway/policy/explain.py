@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.model.decision import Verdict
 from gateway.model.filterlang import operator
 from gateway.model.grant import Condition, RowFilter
 from gateway.policy.engine import Engine
@@ -27,7 +28,7 @@ def explain(
 ) -> dict[str, Any]:
     decision = engine.decide(client, dataset, purpose, scopes, at)
     result: dict[str, Any] = {
-        "decision": "allow" if decision.allowed else "deny",
+        "decision": Verdict.ALLOW if decision.allowed else Verdict.DENY,
         "reason": decision.reason,
         "grant": decision.grant.id if decision.grant else None,
         "policy": decision.policy,

@@ -21,6 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.events import Event, policy_rejected, policy_reloaded
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.model.policyset import PolicySet
 from gateway.policy.engine import Engine
@@ -111,16 +112,8 @@ class PolicyReloader:
         previous = svc.registry.shared("policy.active")
         if svc.registry.claim("policy.active", policy.hash):
             # A set that went live at start (first start, or files edited while stopped).
-            self._event(
-                "policy.reload",
-                {
-                    "old": previous,
-                    "new": policy.hash,
-                    "files": _changed(sets, previous, policy),
-                    "trigger": "start",
-                },
-                "gateway",
-            )
+            files = _changed(sets, previous, policy)
+            self._event(policy_reloaded(previous, policy.hash, files, "start", "gateway"))
 
     def changed(self) -> bool:
         return fingerprint(self._directory) != self._seen
@@ -150,11 +143,7 @@ class PolicyReloader:
                     "policy reload (%s) rejected; keeping %s: %s", trigger, old.hash[:12], error
                 )
                 if self._svc.registry.claim("policy.rejected", self._seen):
-                    self._event(
-                        "policy.rejected",
-                        {"active": old.hash, "error": _short(error), "trigger": trigger},
-                        actor,
-                    )
+                    self._event(policy_rejected(old.hash, _short(error), trigger, actor))
                 return self.status
             self.status.last_error = None
             if new.hash == old.hash:
@@ -171,25 +160,14 @@ class PolicyReloader:
                     for name in set(old.file_hashes) | set(new.file_hashes)
                     if old.file_hashes.get(name) != new.file_hashes.get(name)
                 )
-                self._event(
-                    "policy.reload",
-                    {
-                        "old": old.hash,
-                        "new": new.hash,
-                        "files": changed,
-                        "trigger": trigger,
-                    },
-                    actor,
-                )
+                self._event(policy_reloaded(old.hash, new.hash, changed, trigger, actor))
             return self.status
 
-    def _event(self, action: str, detail: dict[str, str | list[str] | None], actor: str) -> None:
+    def _event(self, event: Event) -> None:
         try:
-            self._svc.audit_log.append(
-                {"kind": "admin", "action": action, "actor": actor, **detail}
-            )
+            self._svc.audit_log.append(event)
         except AuditUnavailable:
-            log.exception("could not log %s", action)
+            log.exception("could not log %s", event["action"])
 
 
 def _changed(sets: Path, previous: str | None, new: PolicySet) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gateway.audit.entry import StoredEntry
+from gateway.audit.events import is_http
 from gateway.audit.rowset import decode_rows
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
@@ -116,7 +117,7 @@ def follow(
             entry = json.loads(stored.line)
         except ValueError:
             continue  # `gateway audit verify` reports malformed entries
-        if not isinstance(entry, dict) or entry.get("kind") != "http":
+        if not is_http(entry):
             continue
         if (entry.get("client"), entry.get("grant"), entry.get("dataset")) != (
             named.client,
