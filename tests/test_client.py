@@ -408,7 +408,8 @@ def test_every_python_example_in_developers_md_runs(live: Live, tmp_path: Path) 
     assert "403 urn:gateway:problem:denied" in text
     assert re.search(r"\d+ rows, logged at index \d+ by key", text)
     exported = sorted(p.name for p in tmp_path.glob("example-*/*"))
-    assert exported == ["registry.parquet", "residents.csv"]
+    assert exported == ["registry.parquet", "residents.csv", "residents.csv"]
+    assert re.search(r"downloaded \d+ rows", text)
 
 
 # --- audit key rotation -----------------------------------------------------------------------
