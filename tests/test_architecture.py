@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),
     ("client", "report", "trace", "workspace"),
     ("policy",),
-    ("privacy",),
+    ("aggregate", "privacy"),
     ("data",),
     ("audit", "auth"),
     ("settings",),
