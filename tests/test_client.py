@@ -22,7 +22,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.jwk import ECKey
 
-from gateway.audit.entry import leaf_hash
+from gateway.audit.entry import decode_entry, leaf_hash
 from gateway.audit.reader import read_log
 from gateway.client import (
     ClientError,
@@ -225,6 +225,8 @@ def test_client_walks_every_row_once_and_downloads_the_same_view(
         assert all(len(page.records()) == 300 for page in pages[:-1])
 
         frame = gw.to_pandas("residents", purpose="statistics")
+        assert gw.last_receipt is not None
+        exported_at = int(gw.last_receipt["idx"])
         assert list(frame.columns) == view["columns"]
         expected = _sorted_rows(pd.DataFrame(rows, columns=view["columns"]))
         assert _sorted_rows(frame) == expected
@@ -237,6 +239,11 @@ def test_client_walks_every_row_once_and_downloads_the_same_view(
         assert _sorted_rows(ndjson) == expected
         assert _sorted_rows(pd.read_parquet(parquet_path)) == expected
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.ndjson", "r.parquet"]
+
+        # The gateway has the export endpoint: the whole DataFrame came in one audited call.
+        contents = read_log(live.home / "audit" / "log.sqlite3")
+        entry = next(decode_entry(e.line) for e in contents.entries if e.idx == exported_at)
+        assert (entry["route"], entry["rows"]) == ("/v1/datasets/{dataset_id}/export", total)
 
         women = list(gw.rows("residents", purpose="statistics", filters={"gender": "女"}))
         assert women
