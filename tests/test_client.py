@@ -33,6 +33,7 @@ from gateway.client import (
     query_params,
     retry_after,
 )
+from gateway.client.api import write_pages
 from gateway.client.files import format_of
 from gateway.client.paging import next_link, resolve_next
 from gateway.client.retry import delay
@@ -239,6 +240,18 @@ def test_client_walks_every_row_once_and_downloads_the_same_view(
         assert _sorted_rows(ndjson) == expected
         assert _sorted_rows(pd.read_parquet(parquet_path)) == expected
         assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv", "r.ndjson", "r.parquet"]
+        assert csv_path.read_bytes().startswith(b"id_card,")
+
+        # Without an export endpoint the client assembles the same files from JSON pages.
+        for name in ("p.csv", "p.ndjson", "p.parquet"):
+            target = tmp_path / "pages" / name
+            fmt = format_of(target, None)
+            write_pages(gw.pages("residents", purpose="statistics", size=300), target, fmt)
+        paged_csv = pd.read_csv(tmp_path / "pages" / "p.csv", dtype=str, keep_default_na=False)
+        assert _sorted_rows(paged_csv) == expected
+        paged_ndjson = pd.read_json(tmp_path / "pages" / "p.ndjson", lines=True, dtype=False)
+        assert _sorted_rows(paged_ndjson) == expected
+        assert _sorted_rows(pd.read_parquet(tmp_path / "pages" / "p.parquet")) == expected
 
         # The gateway has the export endpoint: the whole DataFrame came in one audited call.
         contents = read_log(live.home / "audit" / "log.sqlite3")

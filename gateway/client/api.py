@@ -295,16 +295,22 @@ class GatewayClient:
         except ProblemError as exc:
             if exc.status not in _EXPORT_ABSENT:
                 raise
-        pages = self.pages(dataset, purpose=purpose, columns=columns, filters=filters)
-        if fmt == "parquet":
-            frames = [_frame(page) for page in pages]
-            with atomic_file(target) as out:
-                pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
-            return target
+        return write_pages(
+            self.pages(dataset, purpose=purpose, columns=columns, filters=filters), target, fmt
+        )
+
+
+def write_pages(pages: Iterable[Page], target: Path, fmt: str) -> Path:
+    """A download assembled from JSON pages (for a gateway without the export endpoint)."""
+    if fmt == "parquet":
+        frames = [_frame(page) for page in pages]
         with atomic_file(target) as out:
-            for number, page in enumerate(pages):
-                write_page(out, _frame(page), fmt, first=number == 0)
+            pd.concat(frames, ignore_index=True).to_parquet(out, index=False)
         return target
+    with atomic_file(target) as out:
+        for number, page in enumerate(pages):
+            write_page(out, _frame(page), fmt, first=number == 0)
+    return target
 
 
 def _path(dataset: str) -> str:
