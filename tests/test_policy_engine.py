@@ -307,6 +307,7 @@ def test_explain_over_http_and_cli(
     assert "-> grant demo-residents: match" in out
     assert "quasi-identifiers: gender, age, province, city, district, employer_credit_code" in out
     assert "privacy model: k=5, l=2 on monthly_income, local recoding" in out
+    assert "{'" not in out  # no Python dict anywhere in the text (issue 17 item 7)
     assert "  achieved: k=" in out
     assert "  risk: 0 of " in out
     assert not set(raw["id_card"]) & set(out.replace("=", " ").split())  # no raw 身份证号
