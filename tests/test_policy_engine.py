@@ -393,6 +393,11 @@ def test_good_edit_goes_live_and_is_logged(client: TestClient, demo: Demo, token
     after = response.json()["policy"]["active"]
     assert after != before
     logged = [e for e in entries(demo) if e.get("action") == "policy.reload"]
+    # The set the gateway started with went live once, logged once (trigger "start").
+    started = [e for e in logged if e.get("trigger") == "start"]
+    assert len(started) == 1
+    assert started[0]["new"] == before
+    logged = [e for e in logged if e.get("trigger") != "start"]
     assert len(logged) == 1
     assert (logged[0]["old"], logged[0]["new"], logged[0]["files"]) == (
         before,
