@@ -22,7 +22,9 @@ class Kind(StrEnum):
 
 
 KEY_ROTATE = "key.rotate"
-ClientAction = Literal["client.add", "client.rotate_secret", "client.disable", "client.enable"]
+ClientAction = Literal[
+    "client.add", "client.rotate_secret", "client.disable", "client.enable", "client.retire"
+]
 TokenKeyStep = Literal["published", "activated"]
 
 
@@ -95,7 +97,7 @@ def _admin(action: str, actor: str, detail: Mapping[str, JsonValue]) -> Event:
 
 
 def client_changed(action: ClientAction, client_id: str, actor: str) -> Event:
-    """`gateway clients add|rotate-secret|disable|enable` (and `init --demo`'s client)."""
+    """`gateway clients add|rotate-secret|disable|enable|retire` (and `init --demo`'s client)."""
     return _admin(action, actor, {"subject": client_id})
 
 
