@@ -21,7 +21,7 @@ from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.store.config import databases
 from gateway.store.db import Database
-from tests.pgserver import create_database, drop_database
+from tests.pgserver import Databases
 
 
 def make_signer() -> Signer:
@@ -37,11 +37,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Data
             f"sqlite:///{tmp_path}", tmp_path / "a.sqlite3", tmp_path / "r.sqlite3", 5000
         )
         return
-    url, name = create_database()
+    pool: Databases = request.getfixturevalue("pg_databases")
+    url, name = pool.acquire()
     try:
         yield databases(url, tmp_path / "a", tmp_path / "r", 5000)
     finally:
-        drop_database(name)
+        pool.release(name)
 
 
 def test_concurrent_appends_form_one_verified_chain(store: tuple[Database, Database]) -> None:
