@@ -21,6 +21,7 @@ from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.store.config import databases
 from gateway.store.db import Database
+from tests.doubles import FakeClock
 from tests.pgserver import Databases
 
 
@@ -130,7 +131,8 @@ def test_a_host_with_other_keys_is_refused_at_start(store: tuple[Database, Datab
 
 def test_registry_clients_revocations_replays(store: tuple[Database, Database]) -> None:
     """Clients, revocations and the assertion replay cache, seen by a second 'host' at once."""
-    one, two = ClientRegistry(store[1]), ClientRegistry(store[1])
+    clock = FakeClock()  # the second host's read cache lives by it
+    one, two = ClientRegistry(store[1]), ClientRegistry(store[1], clock=clock)
     _client, secret = one.add("acme", rate_per_min=5)
     assert secret is not None
     assert two.authenticate("acme", secret) is not None
@@ -142,7 +144,7 @@ def test_registry_clients_revocations_replays(store: tuple[Database, Database]) 
     one.revoke("jti-1", "acme", int(time.time()) + 600)
     one.revoke("jti-1", "acme", int(time.time()) + 600)  # twice is fine
     assert one.is_revoked("jti-1")
-    time.sleep(CACHE_SECONDS)  # another host: within its read cache's lifetime (< 1 s)
+    clock.advance(CACHE_SECONDS + 0.01)  # another host: once its cached answers expire (< 1 s)
     assert two.authenticate("acme", secret) is None
     assert two.is_revoked("jti-1")
     assert one.remember_assertion("acme", "a-1", int(time.time()) + 60)
