@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
-from gateway.clock import Clock
-from gateway.services import build_services
 from gateway.audit.signing import key_id, load_public_key
+from gateway.clock import Clock
+from gateway.runtime.migrate import migrate
+from gateway.runtime.services import build_services
 from gateway.settings import Settings
-from gateway.store.migrate import migrate
 from gateway.workspace import init_workspace
 from tests.doubles import FakeClock
 from tests.pgserver import Databases

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.store.db import Database
 
 

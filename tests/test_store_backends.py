@@ -14,8 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.entry import decode_entry
+from gateway.audit.halt import resume
+from gateway.audit.reader import read_log
+from gateway.audit.schema import SEQUENCER
 from gateway.audit.signing import Signer, key_id
-from gateway.audit.store import SEQUENCER, AuditLog, read_log, resume
+from gateway.audit.store import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError
@@ -95,12 +98,21 @@ def test_only_one_host_signs_checkpoints_at_a_time(store: tuple[Database, Databa
     """PostgreSQL: the lease goes to one host; when it closes, another takes over. SQLite:
     every process may sign (a size is stored once)."""
     signer = make_signer()
-    a, b = AuditLog(store[0], signer), AuditLog(store[0], signer)
+    clock = FakeClock()  # the second host's retries for the lease go by it
+    a, b = AuditLog(store[0], signer), AuditLog(store[0], signer, clock=clock)
     a.append({"kind": "test"})
     assert a.signs_checkpoints()
     assert b.signs_checkpoints() is (not store[0].postgres)
     a.close()
-    time.sleep(1.1)  # a host without the lease asks again at most once a second
+    assert b.signs_checkpoints() is (not store[0].postgres)  # not asked again within a second
+    # A host without the lease asks again at most once a second (of b's clock); a's session
+    # ends at the server a moment after close(), so b may need to ask more than once.
+    deadline = time.monotonic() + 30
+    while True:
+        clock.advance(1.0)
+        if b.signs_checkpoints() or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert b.signs_checkpoints()  # the lease passed on
     b.append({"kind": "test"})
     checkpoint = b.checkpoint()

@@ -15,7 +15,8 @@ import threading
 import pandas as pd
 
 from gateway.data.sources import SourceCache
-from gateway.policy.model import ColumnType, PolicySet
+from gateway.model.dataset import ColumnType
+from gateway.model.policyset import PolicySet
 
 FORMATS = {
     "id_card": r"\d{17}[\dXx]",
