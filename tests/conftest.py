@@ -92,8 +92,14 @@ def pg_url(pg_databases: Databases) -> Iterator[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores."""
-    if getattr(metafunc.module, "BOTH_STORES", False) and "demo" in metafunc.fixturenames:
+    """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores, except
+    a test marked `store_independent`: its subject (parameter parsing, views, rendering) never
+    depends on the store, which it touches only as every call does; it runs on SQLite."""
+    if (
+        getattr(metafunc.module, "BOTH_STORES", False)
+        and "demo" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("store_independent") is None
+    ):
         metafunc.parametrize("demo", ["sqlite", "postgresql"], indirect=True)
 
 

@@ -177,6 +177,7 @@ def test_decisions(
 # --- over HTTP ---------------------------------------------------------------------------------
 
 
+@pytest.mark.store_independent
 def test_purpose_by_parameter_or_header(client: TestClient, token: str) -> None:
     """The purpose comes from `purpose=` or the Data-Purpose header; giving two different ones,
     or none, is a 400 naming the parameter."""
@@ -215,6 +216,7 @@ def test_denial_carries_the_safe_reason_and_is_audited(
     assert entry["policy"] == load_policies(demo.home / "policies", demo.home).hash
 
 
+@pytest.mark.store_independent
 def test_view_reports_the_privacy_model_achieved(client: TestClient, token: str) -> None:
     """The rows response and the dataset description report k over the whole view."""
     view = client.get(f"{ROWS}?purpose=statistics&_size=1", headers=bearer(token)).json()["view"]
@@ -227,6 +229,7 @@ def test_view_reports_the_privacy_model_achieved(client: TestClient, token: str)
     assert described["rows"] == view["total_rows"]
 
 
+@pytest.mark.store_independent
 def test_unreachable_privacy_model_releases_nothing(
     client: TestClient, demo: Demo, token: str
 ) -> None:
@@ -324,6 +327,7 @@ def test_explain_over_http_and_cli(
     )
 
 
+@pytest.mark.store_independent
 def test_example_policies_pass_their_tests(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
     """`gateway policy test` passes on the shipped example policies (values checked on data)."""
     code = main(["policy", "test", "--home", str(demo.home)])
@@ -332,6 +336,7 @@ def test_example_policies_pass_their_tests(demo: Demo, capsys: pytest.CaptureFix
     assert "10 passed, 0 failed" in out
 
 
+@pytest.mark.store_independent
 def test_policy_test_failure_is_reported(demo: Demo, capsys: pytest.CaptureFixture[str]) -> None:
     """A case that no longer holds fails with what was expected and what happened; exit 1."""
     cases = demo.home / "policies" / "tests" / "demo.yaml"
