@@ -453,3 +453,31 @@ def test_parse_time_forms_and_hostile_input() -> None:
         make_filters({}, since="1h", until="2h", now_ms=now)
     with pytest.raises(ValueError, match="unknown filter"):
         make_filters({"bogus": ["x"]})
+
+
+def test_entries_endpoint_survives_a_line_that_is_not_json(workload: Workload) -> None:
+    """Hostile: a stored line replaced by bytes that are not UTF-8 is served as `entry: null`
+    with `invalid` to an unfiltered reader, left out of filtered answers, and never a 500."""
+    conn = sqlite3.connect(workload.settings.workspace.audit_db)
+    with conn:
+        conn.execute("UPDATE entries SET line = CAST(? AS TEXT) WHERE idx = 3", (b"\xff\xfe{",))
+    conn.close()
+    registry = ClientRegistry(workload.settings.registry_database)
+    _, secret = registry.add("reader", scopes=("audit:read",))
+    registry.close()
+    assert secret is not None
+    with TestClient(create_app(workload.settings), base_url=BASE) as client:
+        headers = {"Authorization": f"Bearer {token_for(client, 'reader', secret)}"}
+        plain = client.get("/v1/audit/entries?from=2&to=5", headers=headers)
+        assert plain.status_code == 200
+        assert [(e["idx"], e["entry"] is None) for e in plain.json()["entries"]] == [
+            (2, False),
+            (3, True),
+            (4, False),
+        ]
+        assert "invalid" in plain.json()["entries"][1]
+        filtered = client.get("/v1/audit/entries?from=2&to=5&kind=http", headers=headers)
+        assert filtered.status_code == 200
+        assert 3 not in [e["idx"] for e in filtered.json()["entries"]]
+        since = client.get("/v1/audit/entries?since=2020-01-01&limit=1000", headers=headers)
+        assert since.status_code == 200

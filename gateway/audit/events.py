@@ -120,6 +120,11 @@ def key_rotated(actor: str, old_kid: str, new_kid: str, new_key: bytes) -> Event
     )
 
 
+def audit_resumed(halt: str | None, actor: str) -> Event:
+    """`gateway audit resume` cleared a halt; `halt`: the note it cleared (None if unrecorded)."""
+    return _admin("audit.resume", actor, {"halt": halt})
+
+
 # --- readers -------------------------------------------------------------------------------
 
 
