@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.testclient import TestClient
@@ -89,6 +90,14 @@ def pg_url(pg_databases: Databases) -> Iterator[str]:
         yield url
     finally:
         pg_databases.release(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No timing assertions in tests: hypothesis's per-example deadline (200 ms unless a test
+    sets its own) fails correct tests on a loaded machine or beside a second xdist worker. Every
+    example still runs; only the stopwatch is off."""
+    hypothesis.settings.register_profile("gateway", deadline=None)
+    hypothesis.settings.load_profile("gateway")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
