@@ -481,3 +481,32 @@ def test_entries_endpoint_survives_a_line_that_is_not_json(workload: Workload) -
         assert 3 not in [e["idx"] for e in filtered.json()["entries"]]
         since = client.get("/v1/audit/entries?since=2020-01-01&limit=1000", headers=headers)
         assert since.status_code == 200
+
+
+def test_query_refuses_hostile_options(
+    workload: Workload, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile CLI input: an unknown --count-by field, a huge or Unicode-digit time, too many
+    values, an entry index that is no number and a bundle that is not one get a clear error
+    (exit 1 or 2), never a traceback or an answer."""
+    home = str(workload.home)
+    pub = str(workload.settings.workspace.audit_pub)
+    cases = [
+        (["audit", "query", "--count-by", "client,secret"], "count by one or more of"),
+        (["audit", "query", "--since", "١h"], "ISO 8601"),
+        (["audit", "query", "--since", "9" * 400 + "h"], "ISO 8601"),
+        (["audit", "query", *[w for i in range(65) for w in ("--client", str(i))]], "at most 64"),
+        (["audit", "query", "--until", "1h", "--since", "2026-01-01T00:00:00+99:00"], "ISO 8601"),
+        (["usage", "--bundle", home], "--key"),
+        (["audit", "query", "--bundle", home, "--key", "nope.pub"], "does not exist"),
+        (["audit", "query", "--bundle", home, "--key", pub], "not an audit bundle"),
+    ]
+    for argv, message in cases:
+        code, out, err = run(capsys, *argv, "--home", home)
+        assert code == 1, (argv, err)
+        assert out == ""
+        assert message in err, (argv, err)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "explain", "²", "--home", home])
+    assert exit_info.value.code == 2
+    assert "not an entry index" in capsys.readouterr().err

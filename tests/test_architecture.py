@@ -22,9 +22,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("console",),
     ("api", "httpserver"),
     ("runtime",),
-    ("report", "trace", "workspace"),
+    ("client", "report", "trace", "workspace"),
     ("policy",),
-    ("privacy",),
+    ("aggregate", "privacy"),
     ("data",),
     ("audit", "auth"),
     ("settings",),
@@ -40,8 +40,8 @@ CONFINED = {
     "uvicorn": {"api", "cli", "httpserver"},
     "h11": {"api", "httpserver"},
     "httptools": {"httpserver"},
-    "authlib": {"auth"},
-    "joserfc": {"auth"},
+    "authlib": {"auth", "client"},  # client/: the developer's side of OAuth (docs/developers.md)
+    "joserfc": {"auth", "client"},
 }
 
 

@@ -3,6 +3,7 @@ log that does not verify."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -103,3 +104,23 @@ def test_each_console_route_labels_its_entry(demo: Demo) -> None:
             log = raw_entries(demo.home)
             assert len(log) == before + 1
             assert log[-1]["route"] == path
+
+
+def test_sign_in_guessing_is_throttled_like_the_token_endpoint(demo: Demo) -> None:
+    """Promise 9: the sign-in form is the token endpoint's client authentication, throttle
+    included: past the failure limit it answers 429 with Retry-After, audited, no cookie."""
+    settings = dataclasses.replace(demo.settings, auth_fail_per_client=2)
+    with TestClient(create_app(settings), base_url=BASE) as client:
+        answers = [
+            client.post(
+                "/console/sign-in",
+                data={"client_id": "demo", "client_secret": "wrong-" + "x" * 30},
+                headers=SAME,
+            )
+            for _ in range(3)
+        ]
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert int(answers[-1].headers["retry-after"]) > 0
+    assert all("set-cookie" not in a.headers for a in answers)
+    entries = [e for e in raw_entries(demo.home) if e.get("route") == "/console/sign-in"]
+    assert [e["reason"] for e in entries] == ["invalid_client", "invalid_client", "auth_throttled"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
+import json
 import re
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.cli import main as gateway_main
+from gateway.settings import Settings
 from tests.browser import launch_chromium
 from tests.conftest import BASE, Demo
 from tests.report_workload import HOSTILE, install_clock, raw_entries, run_workload
@@ -80,13 +83,21 @@ def number(text: str) -> int:
     return int(text.replace(",", ""))
 
 
-@pytest.fixture
-def worked(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> tuple[Demo, dt.datetime]:
-    clock, day = install_clock(monkeypatch)
-    with TestClient(create_app(demo.settings), base_url=BASE) as client:
-        run_workload(client, demo, clock, day)
-    clock.at(day + dt.timedelta(days=1, hours=16))
-    assert gateway_main(["keys", "rotate", "audit", "--home", str(demo.home)]) == 0
+@pytest.fixture(scope="module")
+def worked(
+    template_home: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Demo, dt.datetime]:
+    """One workspace with the known workload (the tests only read it): built once per module."""
+    home = tmp_path_factory.mktemp("report") / "ws"
+    shutil.copytree(template_home, home, symlinks=True)
+    creds = json.loads((home / "demo-client.json").read_text())
+    demo = Demo(Settings(home=home, public_url=BASE), creds["client_id"], creds["client_secret"])
+    with pytest.MonkeyPatch.context() as patch:
+        clock, day = install_clock(patch)
+        with TestClient(create_app(demo.settings), base_url=BASE) as client:
+            run_workload(client, demo, clock, day)
+        clock.at(day + dt.timedelta(days=1, hours=16))
+        assert gateway_main(["keys", "rotate", "audit", "--home", str(demo.home)]) == 0
     return demo, day
 
 

@@ -105,7 +105,7 @@ class Console:
         body = self.env.get_template(template).render(
             css=self.style.css,
             nav=NAV,
-            local=lambda ms: _local(ms),
+            local=_local,
             **context,
         )
         return HTMLResponse(body, status_code=status, headers=self.headers)
@@ -128,14 +128,20 @@ class Console:
         ctx.client = outcome.client_id
         if outcome.status != 200:
             ctx.reason = outcome.reason
+            throttled = outcome.status == 429
             message = (
                 "Too many failed sign-ins; wait a while and try again."
-                if outcome.status == 429
+                if throttled
                 else "The client id or secret is not right, or the client is disabled."
             )
-            return self.render(
-                "console/sign_in.html.j2", {"error": message, "user": None}, status=401
+            refused = self.render(
+                "console/sign_in.html.j2",
+                {"error": message, "user": None},
+                status=429 if throttled else 401,
             )
+            if throttled:  # when to try again, as the token endpoint says it
+                refused.headers.update({k: v for k, v in outcome.headers if k == "Retry-After"})
+            return refused
         token = str(outcome.body["access_token"])
         ctx.token_sha256 = token_sha256(token)
         svc = services(request)
