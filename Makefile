@@ -28,9 +28,15 @@ run: $(VENV)/.installed
 	@test -f $(HOME_DIR)/keys/audit-ed25519.key || GATEWAY_PORT=$(PORT) $(BIN)/gateway init --demo --home $(HOME_DIR)
 	GATEWAY_PORT=$(PORT) $(BIN)/gateway serve --home $(HOME_DIR)
 
+# The suite in two processes (pytest-xdist; each test still runs once, `pytest -q` alone runs it
+# serially), with compiled modules kept under .venv even where PYTHONDONTWRITEBYTECODE is set:
+# every `gateway` process an end-to-end test starts would otherwise compile the package again.
+PYTEST_FAST := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache \
+	$(BIN)/pytest -p xdist.plugin -n 2 --dist worksteal
+
 ## test: lint, type-check and run the whole test suite (end-to-end tests included)
 test: $(VENV)/.installed-dev lint typecheck
-	$(BIN)/pytest -q
+	$(PYTEST_FAST) -q
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -40,10 +46,10 @@ typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
 unit: $(VENV)/.installed-dev
-	$(BIN)/pytest -q -m "not e2e"
+	$(PYTEST_FAST) -q -m "not e2e"
 
 e2e: $(VENV)/.installed-dev
-	$(BIN)/pytest -q -m e2e
+	$(PYTEST_FAST) -q -m e2e
 
 ## bench: install the benchmark extras and run the benchmarks (throughput.py, which needs wrk, is
 ## separate: see benchmarks/README.md). pycanon (for tests/test_pycanon.py) pins old versions of

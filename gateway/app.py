@@ -110,10 +110,10 @@ async def _checkpoint_loop(svc: Services) -> None:
 POLICY_POLL_SECONDS = 2.0
 
 
-async def _policy_watch(reloader: PolicyReloader) -> None:
+async def _policy_watch(reloader: PolicyReloader, every: float) -> None:
     """Pick up edited policy files within a couple of seconds (every worker for itself)."""
     while True:
-        await anyio.sleep(POLICY_POLL_SECONDS)
+        await anyio.sleep(every)
         if await anyio.to_thread.run_sync(reloader.changed):  # a directory scan: off the loop
             try:
                 await anyio.to_thread.run_sync(reloader.reload, "file change")
@@ -135,8 +135,14 @@ async def _sighup_watch(reloader: PolicyReloader) -> None:
         log_.info("SIGHUP reload not available here; file changes are still picked up")
 
 
-def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
-    """Build the gateway. Raises ConfigError (with a message naming what to fix) at start-up."""
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    *,
+    policy_poll_seconds: float = POLICY_POLL_SECONDS,
+) -> ASGIApp:
+    """Build the gateway. Raises ConfigError (with a message naming what to fix) at start-up.
+    `policy_poll_seconds`: how often the policy directory is looked at (tests shorten it)."""
     svc = services or build_services(settings)
 
     reloader = PolicyReloader(svc)
@@ -148,7 +154,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         await anyio.to_thread.run_sync(svc.audit_log.tree)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
-            tasks.start_soon(_policy_watch, reloader)
+            tasks.start_soon(_policy_watch, reloader, policy_poll_seconds)
             tasks.start_soon(_sighup_watch, reloader)
             yield
             tasks.cancel_scope.cancel()

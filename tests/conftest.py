@@ -9,16 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit.signing import key_id, load_public_key
+from gateway.clock import Clock
 from gateway.runtime.migrate import migrate
+from gateway.runtime.services import build_services
 from gateway.settings import Settings
 from gateway.workspace import init_workspace
-from tests.pgserver import create_database, drop_database
+from tests.doubles import FakeClock
+from tests.pgserver import Databases
 
 TEST_ROWS = 2000
 BASE = "https://testserver"
@@ -42,6 +46,14 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[Databases]:
+    """New, empty PostgreSQL databases, recycled between tests (tests/pgserver.py)."""
+    databases = Databases()
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
 def demo(request: pytest.FixtureRequest, template_home: Path, tmp_path: Path) -> Iterator[Demo]:
     """A fresh copy of the demo workspace for one test (its own log, registry and keys). On the
@@ -54,7 +66,8 @@ def demo(request: pytest.FixtureRequest, template_home: Path, tmp_path: Path) ->
     if getattr(request, "param", "sqlite") == "sqlite":
         yield Demo(settings, creds["client_id"], creds["client_secret"])
         return
-    url, name = create_database()
+    databases: Databases = request.getfixturevalue("pg_databases")
+    url, name = databases.acquire()
     try:
         target = settings.with_overrides(store=url)
         migrate(
@@ -66,22 +79,36 @@ def demo(request: pytest.FixtureRequest, template_home: Path, tmp_path: Path) ->
         )
         yield Demo(target, creds["client_id"], creds["client_secret"])
     finally:
-        drop_database(name)
+        databases.release(name)
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
+def pg_url(pg_databases: Databases) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test (skips without a server)."""
-    url, name = create_database()
+    url, name = pg_databases.acquire()
     try:
         yield url
     finally:
-        drop_database(name)
+        pg_databases.release(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No timing assertions in tests: hypothesis's per-example deadline (200 ms unless a test
+    sets its own) fails correct tests on a loaded machine or beside a second xdist worker. Every
+    example still runs; only the stopwatch is off."""
+    hypothesis.settings.register_profile("gateway", deadline=None)
+    hypothesis.settings.load_profile("gateway")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores."""
-    if getattr(metafunc.module, "BOTH_STORES", False) and "demo" in metafunc.fixturenames:
+    """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores, except
+    a test marked `store_independent`: its subject (parameter parsing, views, rendering) never
+    depends on the store, which it touches only as every call does; it runs on SQLite."""
+    if (
+        getattr(metafunc.module, "BOTH_STORES", False)
+        and "demo" in metafunc.fixturenames
+        and metafunc.definition.get_closest_marker("store_independent") is None
+    ):
         metafunc.parametrize("demo", ["sqlite", "postgresql"], indirect=True)
 
 
@@ -89,6 +116,19 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def client(demo: Demo) -> Iterator[TestClient]:
     with TestClient(create_app(demo.settings), base_url=BASE) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (tests/doubles.py), at the start of a calendar minute."""
+    return FakeClock()
+
+
+def client_with(demo: Demo, clock: Clock) -> TestClient:
+    """A TestClient of the demo gateway whose time-counting parts read `clock`."""
+    return TestClient(
+        create_app(demo.settings, build_services(demo.settings, clock)), base_url=BASE
+    )
 
 
 def token_for(client: TestClient, client_id: str, secret: str) -> str:

@@ -87,6 +87,7 @@ def test_token_endpoint_rejects_non_form_bodies(client: TestClient) -> None:
     assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.store_independent
 def test_jwks_has_one_ec_key_with_kid(client: TestClient) -> None:
     """The JWKS publishes the ES256 public key with its kid, and nothing private."""
     jwks = client.get("/.well-known/jwks.json").json()
@@ -108,6 +109,7 @@ def test_missing_token_is_401_with_challenge(client: TestClient) -> None:
     assert response.json()["type"] == "urn:gateway:problem:unauthorized"
 
 
+@pytest.mark.store_independent
 @pytest.mark.parametrize(
     "value",
     [
@@ -148,6 +150,7 @@ def test_disabled_client_token_stops_working_at_once(
 # --- catalog and rows ------------------------------------------------------------------------
 
 
+@pytest.mark.store_independent
 def test_catalog_lists_granted_datasets(client: TestClient, token: str) -> None:
     """The demo client sees both datasets, each once with its grants and their purposes, and
     each column's transform and GB/T 37964 category."""
@@ -175,6 +178,7 @@ def test_catalog_lists_granted_datasets(client: TestClient, token: str) -> None:
     assert columns["employer_credit_code"]["category"] == "suppression"
 
 
+@pytest.mark.store_independent
 def test_rows_are_masked_and_shaped(client: TestClient, demo: Demo, token: str) -> None:
     """Promise 2: masked and synthetic values differ from the raw ones and keep their shape;
     columns the grant does not name never appear."""
@@ -216,6 +220,7 @@ def test_rows_are_masked_and_shaped(client: TestClient, demo: Demo, token: str) 
         assert name[0] != "*"
 
 
+@pytest.mark.store_independent
 def test_pseudonyms_differ_from_raw_and_are_stable(
     client: TestClient, demo: Demo, token: str
 ) -> None:
@@ -260,6 +265,7 @@ STATISTICS = ("residents", "statistics")
 REGISTER = ("enterprise_registry", "market-analysis")
 
 
+@pytest.mark.store_independent
 @pytest.mark.parametrize(
     ("view", "query", "parameter"),
     [

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("settings",),
     ("logs", "query", "store", "tls"),
     ("integers", "model"),
-    ("demo", "errors", "fsutil", "gateway", "web"),
+    ("clock", "demo", "errors", "fsutil", "gateway", "web"),
 )
 
 # Third-party libraries only some packages may use: HTTP stays at the edge, and only auth/

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -100,10 +101,19 @@ def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> 
     raise RuntimeError("gateway serve did not become ready within 60 s")
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    home = tmp_path / "ws"
+@pytest.fixture(scope="module")
+def initialized(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace made by `gateway init --demo`, as a user makes it (once per module)."""
+    home = tmp_path_factory.mktemp("e2e") / "ws"
     gateway("init", "--demo", "--rows", ROWS, home=home)
+    return home
+
+
+@pytest.fixture
+def home(initialized: Path, tmp_path: Path) -> Path:
+    """A copy of it for one test: its own log, registry, state and keys."""
+    home = tmp_path / "ws"
+    shutil.copytree(initialized, home, symlinks=True)
     return home
 
 
@@ -282,7 +292,9 @@ def test_kill_9_under_load_loses_no_delivered_call(home: Path) -> None:
     threads = [threading.Thread(target=load) for _ in range(8)]
     for thread in threads:
         thread.start()
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while len(receipts) < 60 and time.monotonic() < deadline:  # under load: calls delivered
+        time.sleep(0.05)
     os.killpg(server.process.pid, signal.SIGKILL)
     server.process.wait(10)
     stop.set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -598,16 +599,33 @@ def _entries(home: Any) -> list[dict[str, Any]]:
     return [json.loads(e.line) for e in entries]
 
 
+@pytest.fixture(scope="module")
+def small_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`gateway init --demo --rows 200`, once for the module's live servers."""
+    from tests.test_e2e import gateway
+
+    home = tmp_path_factory.mktemp("hostile-http") / "ws"
+    gateway("init", "--demo", "--rows", "200", home=home)
+    return home
+
+
+@pytest.fixture
+def served_home(small_workspace: Path, tmp_path: Path) -> Path:
+    """A copy of it for one test: its own log, registry and state."""
+    home = tmp_path / "ws"
+    shutil.copytree(small_workspace, home, symlinks=True)
+    return home
+
+
 @pytest.mark.e2e
-def test_requests_the_parser_refuses_are_audited(tmp_path: Any) -> None:
+def test_requests_the_parser_refuses_are_audited(served_home: Path) -> None:
     """Promise 6 and 10: requests the HTTP parser refuses (NUL in a header, bad or conflicting
     Content-Length, missing or repeated Host, raw bytes in the path, huge headers) get a
     problem+json answer with an Audit-Receipt and exactly one audit entry naming the peer and
     the defect, and no byte of the request."""
-    from tests.test_e2e import gateway, start_server
+    from tests.test_e2e import start_server
 
-    home = tmp_path / "ws"
-    gateway("init", "--demo", "--rows", "200", home=home)
+    home = served_home
     server = start_server(home)
     try:
         for what, request, status, defect in REFUSED_BY_THE_PARSER:
@@ -657,7 +675,7 @@ def test_requests_the_parser_refuses_are_audited(tmp_path: Any) -> None:
 
 
 @pytest.mark.e2e
-def test_half_open_and_slowloris_connections_are_closed(tmp_path: Any) -> None:
+def test_half_open_and_slowloris_connections_are_closed(served_home: Path) -> None:
     """Promise 6 and availability: a connection that sends nothing is closed (no entry: no call
     was made); one that trickles a request's headers is answered 408 (audited) and closed
     within the request deadline, however often it sends a byte; one that trickles a body is
@@ -665,10 +683,9 @@ def test_half_open_and_slowloris_connections_are_closed(tmp_path: Any) -> None:
     import threading
 
     from gateway.api.protocol import REQUEST_SECONDS
-    from tests.test_e2e import gateway, start_server
+    from tests.test_e2e import start_server
 
-    home = tmp_path / "ws"
-    gateway("init", "--demo", "--rows", "200", home=home)
+    home = served_home
     server = start_server(home)
     results: dict[str, bytes] = {}
 

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.audit.reader import read_entries
 from gateway.settings import Settings
-from tests.pgserver import create_database, drop_database
+from tests.pgserver import Databases
 from tests.test_e2e import Server, gateway, start_server
 
 pytestmark = pytest.mark.e2e
@@ -35,12 +35,12 @@ QUOTA_ROWS = 1000  # the quota client's rows per day: 100 pages of 10
 
 
 @pytest.fixture
-def store_url() -> Iterator[str]:
-    url, name = create_database()
+def store_url(pg_databases: Databases) -> Iterator[str]:
+    url, name = pg_databases.acquire()
     try:
         yield url
     finally:
-        drop_database(name)
+        pg_databases.release(name)
 
 
 @pytest.fixture

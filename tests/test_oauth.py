@@ -22,7 +22,8 @@ from gateway.audit.reader import read_entries
 from gateway.auth.keys import STATE_FILE, rotate
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.tokens import token_sha256
-from tests.conftest import BASE, Demo, token_for
+from tests.conftest import BASE, Demo, client_with, token_for
+from tests.doubles import FakeClock
 
 BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
 
@@ -389,21 +390,25 @@ def test_insufficient_scope_is_403_by_the_book(client: TestClient, demo: Demo) -
 # --- rate limits and quotas ------------------------------------------------------------------
 
 
-def test_rate_limit_answers_429_with_headers(client: TestClient, demo: Demo) -> None:
-    """Past its per-minute rate a client gets 429 with Retry-After and RateLimit-* headers."""
+def test_rate_limit_answers_429_with_headers(demo: Demo, clock: FakeClock) -> None:
+    """Past its per-minute rate a client gets 429 with Retry-After and RateLimit-* headers; a
+    new calendar minute starts a new window."""
     secret = add_client(demo, "busy", rate_per_min=3)
     assert secret is not None
-    busy = token_for(client, "busy", secret)
-    while time.time() % 60 > 55:  # rate windows are calendar minutes: stay inside one
-        time.sleep(1)
-    statuses = [client.get("/v1/datasets", headers=bearer(busy)) for _ in range(4)]
-    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
-    assert statuses[0].headers["ratelimit-limit"] == "3"
-    assert statuses[0].headers["ratelimit-remaining"] == "2"
-    limited = statuses[3]
-    assert int(limited.headers["retry-after"]) > 0
-    assert limited.headers["ratelimit-remaining"] == "0"
-    assert last_entry(demo)["reason"] == "quota_exceeded"
+    with client_with(demo, clock) as client:  # at the start of a minute: one window for all
+        busy = token_for(client, "busy", secret)
+        clock.advance(10)
+        statuses = [client.get("/v1/datasets", headers=bearer(busy)) for _ in range(4)]
+        assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+        assert statuses[0].headers["ratelimit-limit"] == "3"
+        assert statuses[0].headers["ratelimit-remaining"] == "2"
+        limited = statuses[3]
+        assert int(limited.headers["retry-after"]) > 0
+        assert limited.headers["retry-after"] == "50"  # the rest of this calendar minute
+        assert limited.headers["ratelimit-remaining"] == "0"
+        assert last_entry(demo)["reason"] == "quota_exceeded"
+        clock.advance(50)
+        assert client.get("/v1/datasets", headers=bearer(busy)).status_code == 200
 
 
 def test_daily_row_quota_never_releases_a_partial_page(client: TestClient, demo: Demo) -> None:
@@ -438,35 +443,41 @@ def test_daily_row_quota_never_releases_a_partial_page(client: TestClient, demo:
 # --- token key rotation ----------------------------------------------------------------------
 
 
-def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
+def test_token_key_rotation(demo: Demo, clock: FakeClock) -> None:
     """The next key is published before it signs; the old key keeps validating its tokens until
     they expire, then leaves the JWKS."""
-    keys_dir = demo.home / "keys"
-    first_kid = client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
-    step, next_kid = rotate(keys_dir)
-    assert step == "published"
-    time.sleep(1.1)  # gateways look at the key state file at most once a second
-    published = {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
-    assert published == {first_kid, next_kid}
-    still_old = token_for(client, demo.client_id, demo.client_secret)
-    assert json.loads(base64.urlsafe_b64decode(still_old.split(".")[0] + "=="))["kid"] == first_kid
-    step, active = rotate(keys_dir, force=True)  # at once: the JWKS cache window is tested below
-    assert (step, active) == ("activated", next_kid)
-    time.sleep(1.1)
-    fresh = token_for(client, demo.client_id, demo.client_secret)
-    assert json.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"] == next_kid
-    assert not (keys_dir / "token-es256.key").exists()  # the retired private key is gone
-    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 200  # old token ok
-    # Pretend the retirement happened long ago: every old token has expired by now.
-    state = json.loads((keys_dir / STATE_FILE).read_text())
-    for entry in state["keys"]:
-        if entry["state"] == "retired":
-            entry["retired_at"] = 0
-    (keys_dir / STATE_FILE).write_text(json.dumps(state))
-    time.sleep(1.1)
-    assert {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]} == {next_kid}
-    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
-    assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200
+    with client_with(demo, clock) as client:
+        token = token_for(client, demo.client_id, demo.client_secret)
+        keys_dir = demo.home / "keys"
+        first_kid = client.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
+        step, next_kid = rotate(keys_dir)
+        assert step == "published"
+        clock.advance(1.1)  # gateways look at the key state file at most once a second
+        published = {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]}
+        assert published == {first_kid, next_kid}
+        still_old = token_for(client, demo.client_id, demo.client_secret)
+        assert (
+            json.loads(base64.urlsafe_b64decode(still_old.split(".")[0] + "=="))["kid"] == first_kid
+        )
+        step, active = rotate(
+            keys_dir, force=True
+        )  # at once: the JWKS cache window is tested below
+        assert (step, active) == ("activated", next_kid)
+        clock.advance(1.1)
+        fresh = token_for(client, demo.client_id, demo.client_secret)
+        assert json.loads(base64.urlsafe_b64decode(fresh.split(".")[0] + "=="))["kid"] == next_kid
+        assert not (keys_dir / "token-es256.key").exists()  # the retired private key is gone
+        assert client.get("/v1/datasets", headers=bearer(token)).status_code == 200  # old token ok
+        # Pretend the retirement happened long ago: every old token has expired by now.
+        state = json.loads((keys_dir / STATE_FILE).read_text())
+        for entry in state["keys"]:
+            if entry["state"] == "retired":
+                entry["retired_at"] = 0
+        (keys_dir / STATE_FILE).write_text(json.dumps(state))
+        clock.advance(1.1)
+        assert {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]} == {next_kid}
+        assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+        assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200
 
 
 def test_second_rotation_step_waits_for_jwks_caches(demo: Demo) -> None:

@@ -19,9 +19,10 @@ from starlette.testclient import TestClient
 
 from gateway.api.paging import next_url
 from tests.test_api import bearer
-from tests.test_e2e import Server, home, oauth_client, server
+from tests.test_e2e import Server, home, initialized, oauth_client, server
 
-__all__ = ["home", "server"]  # the end-to-end fixtures: a demo workspace, `gateway serve` on TLS
+# the end-to-end fixtures: `gateway init --demo` once, a copy of it per test, `gateway serve` on TLS
+__all__ = ["home", "initialized", "server"]
 
 REGISTRY = "/v1/datasets/enterprise_registry/rows"
 PURPOSE = "purpose=market-analysis"

@@ -39,6 +39,7 @@ def walk(client: TestClient, token: str, url: str) -> list[dict[str, Any]]:
     raise AssertionError("pagination did not end")
 
 
+@pytest.mark.store_independent
 def test_walking_next_returns_every_row_once(client: TestClient, token: str) -> None:
     """Default order, ascending and descending sort with many ties: every row exactly once."""
     total = get(client, token, f"{ENTERPRISES}&_size=1&_extra=count").json()["view"]["count"]
@@ -52,6 +53,7 @@ def test_walking_next_returns_every_row_once(client: TestClient, token: str) -> 
     assert same == again  # stable
 
 
+@pytest.mark.store_independent
 def test_sort_order_is_correct(client: TestClient, token: str) -> None:
     """_sort and _sort_desc order the released values."""
     asc = [
@@ -65,6 +67,7 @@ def test_sort_order_is_correct(client: TestClient, token: str) -> None:
     assert desc == sorted(desc, reverse=True)
 
 
+@pytest.mark.store_independent
 def test_filters_match_released_values(client: TestClient, token: str) -> None:
     """Every operator keeps exactly the rows whose RELEASED values match (checked against the
     whole view fetched without filters)."""
@@ -106,6 +109,7 @@ def test_filters_match_released_values(client: TestClient, token: str) -> None:
             assert expected.any(), query  # the case selects something
 
 
+@pytest.mark.store_independent
 def test_filters_cannot_find_raw_values(client: TestClient, demo: Demo, token: str) -> None:
     """Promise 3: filtering a masked, generalized, pseudonymized or synthetic column by a raw
     value finds nothing."""
@@ -141,6 +145,7 @@ def test_filters_cannot_find_raw_values(client: TestClient, demo: Demo, token: s
         assert body["rows"] == []
 
 
+@pytest.mark.store_independent
 def test_cursor_is_bound_to_its_query_and_view(client: TestClient, demo: Demo, token: str) -> None:
     """A cursor from one query, or a tampered one, is a 400 elsewhere."""
     page = get(client, token, f"{ROWS}&_size=5&_sort=age").json()
@@ -154,6 +159,7 @@ def test_cursor_is_bound_to_its_query_and_view(client: TestClient, demo: Demo, t
     assert get(client, token, f"{ENTERPRISES}&_size=5&_next={cursor}").status_code == 400
 
 
+@pytest.mark.store_independent
 def test_column_selection(client: TestClient, token: str) -> None:
     """_col picks released columns (in view order); _nocol removes some."""
     only = get(client, token, f"{ROWS}&_size=2&_col=monthly_income&_col=gender").json()
@@ -165,6 +171,7 @@ def test_column_selection(client: TestClient, token: str) -> None:
     assert list(without["rows"][0]) == [c for c in released if c != "employer_credit_code"]
 
 
+@pytest.mark.store_independent
 def test_formats_round_trip_chinese(client: TestClient, token: str) -> None:
     """JSON, CSV and NDJSON carry the same rows with Chinese intact; by _format or Accept."""
     as_json = get(client, token, f"{ROWS}&_size=20&_sort=id_card").json()["rows"]
@@ -207,6 +214,7 @@ def test_csv_injection_is_neutralized() -> None:
     assert rows[1][1] == "-1"
 
 
+@pytest.mark.store_independent
 @settings(
     max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
 )
@@ -245,6 +253,7 @@ def test_hostile_parameters_never_500(
         assert response.headers["content-type"] == "application/problem+json"
 
 
+@pytest.mark.store_independent
 @pytest.mark.parametrize("size", [1_001, 5_000])
 def test_oversized_inputs_get_4xx(client: TestClient, token: str, size: int) -> None:
     """A very long filter value or query string is refused with a 4xx."""
@@ -278,6 +287,7 @@ def test_size_limits_are_4xx_and_audited(client: TestClient, demo: Demo, token: 
     assert all(e["reason"] == "too_large" for e in tail)
 
 
+@pytest.mark.store_independent
 def test_catalog_reports_update_time_and_released_rows(client: TestClient, token: str) -> None:
     """The catalog names each dataset's update time and the row count of the released view."""
     listing = get(client, token, "/v1/datasets").json()["datasets"]

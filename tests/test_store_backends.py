@@ -24,7 +24,8 @@ from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.store.config import databases
 from gateway.store.db import Database
-from tests.pgserver import create_database, drop_database
+from tests.doubles import FakeClock
+from tests.pgserver import Databases
 
 
 def make_signer() -> Signer:
@@ -40,11 +41,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Data
             f"sqlite:///{tmp_path}", tmp_path / "a.sqlite3", tmp_path / "r.sqlite3", 5000
         )
         return
-    url, name = create_database()
+    pool: Databases = request.getfixturevalue("pg_databases")
+    url, name = pool.acquire()
     try:
         yield databases(url, tmp_path / "a", tmp_path / "r", 5000)
     finally:
-        drop_database(name)
+        pool.release(name)
 
 
 def test_concurrent_appends_form_one_verified_chain(store: tuple[Database, Database]) -> None:
@@ -96,12 +98,21 @@ def test_only_one_host_signs_checkpoints_at_a_time(store: tuple[Database, Databa
     """PostgreSQL: the lease goes to one host; when it closes, another takes over. SQLite:
     every process may sign (a size is stored once)."""
     signer = make_signer()
-    a, b = AuditLog(store[0], signer), AuditLog(store[0], signer)
+    clock = FakeClock()  # the second host's retries for the lease go by it
+    a, b = AuditLog(store[0], signer), AuditLog(store[0], signer, clock=clock)
     a.append({"kind": "test"})
     assert a.signs_checkpoints()
     assert b.signs_checkpoints() is (not store[0].postgres)
     a.close()
-    time.sleep(1.1)  # a host without the lease asks again at most once a second
+    assert b.signs_checkpoints() is (not store[0].postgres)  # not asked again within a second
+    # A host without the lease asks again at most once a second (of b's clock); a's session
+    # ends at the server a moment after close(), so b may need to ask more than once.
+    deadline = time.monotonic() + 30
+    while True:
+        clock.advance(1.0)
+        if b.signs_checkpoints() or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     assert b.signs_checkpoints()  # the lease passed on
     b.append({"kind": "test"})
     checkpoint = b.checkpoint()
@@ -132,7 +143,8 @@ def test_a_host_with_other_keys_is_refused_at_start(store: tuple[Database, Datab
 
 def test_registry_clients_revocations_replays(store: tuple[Database, Database]) -> None:
     """Clients, revocations and the assertion replay cache, seen by a second 'host' at once."""
-    one, two = ClientRegistry(store[1]), ClientRegistry(store[1])
+    clock = FakeClock()  # the second host's read cache lives by it
+    one, two = ClientRegistry(store[1]), ClientRegistry(store[1], clock=clock)
     _client, secret = one.add("acme", rate_per_min=5)
     assert secret is not None
     assert two.authenticate("acme", secret) is not None
@@ -144,7 +156,7 @@ def test_registry_clients_revocations_replays(store: tuple[Database, Database]) 
     one.revoke("jti-1", "acme", int(time.time()) + 600)
     one.revoke("jti-1", "acme", int(time.time()) + 600)  # twice is fine
     assert one.is_revoked("jti-1")
-    time.sleep(CACHE_SECONDS)  # another host: within its read cache's lifetime (< 1 s)
+    clock.advance(CACHE_SECONDS + 0.01)  # another host: once its cached answers expire (< 1 s)
     assert two.authenticate("acme", secret) is None
     assert two.is_revoked("jti-1")
     assert one.remember_assertion("acme", "a-1", int(time.time()) + 60)

@@ -5,8 +5,8 @@ it passes to another host when the holder's connection ends), and the others ser
 from __future__ import annotations
 
 import threading
-import time
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.store.db import Connection, Database, StoreError, lock_id
 
 LEASE_RETRY_SECONDS = 1.0
@@ -14,8 +14,9 @@ _CHECKPOINT_LEASE = lock_id("public-data-gateway/checkpoint-signer")
 
 
 class CheckpointLease:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, clock: Clock = SYSTEM_CLOCK) -> None:
         self._database = database
+        self._clock = clock
         self._lease: Connection | None = None  # PostgreSQL: holds the signer's lease
         self._tried = -LEASE_RETRY_SECONDS  # monotonic time of the last try for the lease
         self._lock = threading.Lock()
@@ -36,7 +37,7 @@ class CheckpointLease:
                 except StoreError:
                     self._lease.close()
                     self._lease = None
-            now = time.monotonic()
+            now = self._clock.monotonic()
             if now - self._tried < LEASE_RETRY_SECONDS:
                 return False
             self._tried = now

@@ -38,6 +38,7 @@ from gateway.audit.schema import (
 from gateway.audit.signers import Signers, SignerSource
 from gateway.audit.signing import Signer
 from gateway.audit.writer import GroupWriter, write_entries
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.store.db import Connection, Database, Shared, StoreError
 
@@ -52,6 +53,7 @@ class AuditLog:
         *,
         busy_timeout_ms: int = 10_000,
         signer_for: SignerSource | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if isinstance(database, Path):
             database = Database.sqlite(database, busy_timeout_ms)
@@ -60,7 +62,7 @@ class AuditLog:
         self._read_lock = threading.Lock()
         self._tree = MerkleTree()
         self._reader = Shared(database)
-        self._lease = CheckpointLease(database)
+        self._lease = CheckpointLease(database, clock)
         try:
             self._write = WriteConnection(database)
             conn = self._write.current

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey, KeyParameters, KeySet, OctKey, OKPKey, RSAKey
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigError
 from gateway.fsutil import replace_private, write_new
 
@@ -108,16 +109,19 @@ def load_token_keys(
 class TokenKeyring:
     """The current token keys, reloaded when the state file changes (cheap stat per use)."""
 
-    def __init__(self, keys_dir: Path, *, ttl: int, leeway: int) -> None:
+    def __init__(
+        self, keys_dir: Path, *, ttl: int, leeway: int, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._dir = keys_dir
         self._ttl = ttl
         self._leeway = leeway
+        self._clock = clock
         self._lock = threading.Lock()
         self._stamp: tuple[float, int] | None = None
-        self._keys = load_token_keys(keys_dir, ttl=ttl, leeway=leeway)
-        self._loaded = time.time()
+        self._keys = self._load()
+        self._loaded = clock.time()
         self._stamp = self._state_stamp()
-        self._checked = 0.0
+        self._checked = clock.monotonic() - 1.0  # the first use looks at the state file
 
     def _state_stamp(self) -> tuple[float, int] | None:
         try:
@@ -126,18 +130,23 @@ class TokenKeyring:
             return None
         return stat.st_mtime, stat.st_size
 
+    def _load(self) -> TokenKeys:
+        return load_token_keys(
+            self._dir, ttl=self._ttl, leeway=self._leeway, now=self._clock.time()
+        )
+
     def current(self) -> TokenKeys:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if now - self._checked < 1.0:  # look at the state file at most once a second
             return self._keys
         self._checked = now
         stamp = self._state_stamp()
         # Reload on a changed state file, and once a minute so expired retired keys drop out.
-        if stamp != self._stamp or time.time() - self._loaded > 60:
+        if stamp != self._stamp or self._clock.time() - self._loaded > 60:
             with self._lock:
-                self._keys = load_token_keys(self._dir, ttl=self._ttl, leeway=self._leeway)
+                self._keys = self._load()
                 self._stamp = stamp
-                self._loaded = time.time()
+                self._loaded = self._clock.time()
         return self._keys
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.tokens import Principal
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import TooManyRequests
 from gateway.model.grant import Grant
 
@@ -39,13 +39,16 @@ class RateState:
 
 
 class Limiter:
-    def __init__(self, registry: ClientRegistry, default_rate_per_min: int) -> None:
+    def __init__(
+        self, registry: ClientRegistry, default_rate_per_min: int, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._registry = registry
         self._default = default_rate_per_min
+        self._clock = clock  # the calendar minutes and days the limits are counted in
 
     def request(self, principal: Principal, now: float | None = None) -> RateState:
         """Count one request; raise TooManyRequests past the client's rate."""
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         limit = principal.rate_per_min or self._default
         window = int(now // 60)
         reset = 60 - int(now % 60)
@@ -66,7 +69,7 @@ class Limiter:
         limit = grant.limits.requests_per_minute
         if limit is None:
             return
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         window = int(now // 60)
         reset = 60 - int(now % 60)
         name = f"grpm:{grant.id}:{principal.client_id}:{window}"
@@ -84,7 +87,7 @@ class Limiter:
     ) -> None:
         """Reserve `count` rows of today's quotas (UTC day): the client's and the grant's.
         Raise TooManyRequests if either would be passed; nothing is released then."""
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         quotas = []
         if principal.rows_per_day is not None:
             quotas.append(
@@ -162,9 +165,16 @@ class AuthThrottle:
     hashing slots of all workers."""
 
     def __init__(
-        self, registry: ClientRegistry, *, per_client: int, per_address: int, window: int
+        self,
+        registry: ClientRegistry,
+        *,
+        per_client: int,
+        per_address: int,
+        window: int,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._registry = registry
+        self._clock = clock
         self.per_client = per_client
         self.per_address = per_address
         self.window = window
@@ -182,7 +192,7 @@ class AuthThrottle:
         self, client_id: str | None, address: str, now: float | None = None
     ) -> Throttled | None:
         """Throttled if this client id or address has used up its failures for this window."""
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         for name, limit, scope in self._names(client_id, address, now):
             if self._registry.counter(name) >= limit:
                 return Throttled(max(1, self.window - int(now % self.window)), scope)
@@ -190,7 +200,7 @@ class AuthThrottle:
 
     def failed(self, client_id: str | None, address: str, now: float | None = None) -> None:
         """Count one failed authentication against the client id (if any) and the address."""
-        now = time.time() if now is None else now
+        now = self._clock.time() if now is None else now
         expires = (int(now // self.window) + 2) * self.window
         for name, _, _ in self._names(client_id, address, now):
             self._registry.bump(name, 1, expires)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigError
 from gateway.model.scopes import DATASETS_READ, SCOPES
 from gateway.store.db import Connection, Database, DuplicateKey, Shared, StoreError
@@ -171,7 +172,7 @@ def _now() -> int:
 
 
 class ClientRegistry:
-    def __init__(self, database: Database | Path) -> None:
+    def __init__(self, database: Database | Path, clock: Clock = SYSTEM_CLOCK) -> None:
         if isinstance(database, Path):
             # Committed state survives a crash of the process (WAL); counters need no fsync each.
             database = Database.sqlite(database, 5000, "NORMAL")
@@ -182,6 +183,7 @@ class ClientRegistry:
         self._counters = Shared(replace(database, durable=False, synchronous="NORMAL"))
         self._local = threading.local()  # SQLite: one read connection per thread
         self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
+        self._clock = clock  # the read cache's lifetimes
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         self._cache_lock = threading.Lock()
         self._generation = 0  # bumped by every local write
@@ -392,7 +394,7 @@ class ClientRegistry:
             self._start_listener()
         with self._cache_lock:
             hit = self._cache.get(key)
-        if hit is None or hit[0] < time.monotonic():
+        if hit is None or hit[0] < self._clock.monotonic():
             return False, None
         return True, hit[1]
 
@@ -400,7 +402,7 @@ class ClientRegistry:
         """Taken before a read: when the answer expires (counted from before the query, so a
         slow read never lives longer), and the generation it belongs to."""
         with self._cache_lock:
-            return time.monotonic() + CACHE_SECONDS, self._generation
+            return self._clock.monotonic() + CACHE_SECONDS, self._generation
 
     def _remember(self, key: tuple[str, str], value: object, stamp: tuple[float, int]) -> None:
         if not self.database.postgres:

@@ -18,6 +18,7 @@ from gateway.auth.limits import AuthThrottle, InFlight, Limiter
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.server import TokenServer
 from gateway.auth.tokens import AccessTokenValidator
+from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
@@ -134,12 +135,15 @@ def figures_maker(
     return lambda dataset, grant, client_id: figures(view_of(dataset, grant, client_id), grant)
 
 
-def build_services(settings: Settings) -> Services:
-    """Load and check everything at start-up; raise ConfigError with a helpful message."""
+def build_services(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Services:
+    """Load and check everything at start-up; raise ConfigError with a helpful message.
+    `clock` is where the parts that count time read it (tests pass one they move by hand)."""
     ws = settings.workspace
     policy = load_policies(ws.policies, ws.home)
-    registry = ClientRegistry(settings.registry_database)
-    keyring = TokenKeyring(ws.keys, ttl=settings.token_ttl, leeway=settings.token_leeway)
+    registry = ClientRegistry(settings.registry_database, clock=clock)
+    keyring = TokenKeyring(
+        ws.keys, ttl=settings.token_ttl, leeway=settings.token_leeway, clock=clock
+    )
     external = [IssuerKeys(config) for config in load_issuers(ws.issuers, ws.home)]
     validator = AccessTokenValidator(
         keyring,
@@ -169,16 +173,18 @@ def build_services(settings: Settings) -> Services:
                 per_client=settings.auth_fail_per_client,
                 per_address=settings.auth_fail_per_address,
                 window=settings.auth_fail_window,
+                clock=clock,
             ),
             hash_threads=settings.auth_hash_threads,
         ),
         tokens=validator,
-        limiter=Limiter(registry, settings.rate_per_minute),
+        limiter=Limiter(registry, settings.rate_per_minute, clock=clock),
         audit_log=AuditLog(
             settings.audit_database,
             signer,
             busy_timeout_ms=settings.audit_busy_timeout_ms,
             signer_for=lambda kid: _rotated_signer(settings, kid),
+            clock=clock,
         ),
         pseudonym_secret=secret,
         sources=sources,
