@@ -1,8 +1,15 @@
 """The client registry and the shared authentication state, in the store every worker process
 and host uses (a SQLite file by default, or PostgreSQL): clients (secrets only as salted scrypt
 hashes, or a public JWKS for private_key_jwt), revoked token ids, the client-assertion replay
-cache, rate and quota counters, and small shared status values. Every read goes to the store,
-so a revocation or a disabled client is seen by every host on its next call."""
+cache, rate and quota counters, and small shared status values.
+
+Client records and revocation answers are read on every call, so they are cached in memory,
+and a change (a client added, disabled or given a new secret; a token revoked) reaches every
+process at once: on SQLite, every change appends a byte to a marker file next to the database
+(`<database>-changes`), and each call compares the marker's size with the one its cache was
+filled under (one `stat`, no query); on PostgreSQL, a NOTIFY clears every host's cache within
+milliseconds. Either way no answer is kept longer than CACHE_SECONDS, the bound if the signal is
+lost (a change made to the database by other means than this class, or a lost connection)."""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import os
 import re
 import secrets
 import threading
@@ -21,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.errors import ConfigError
+from gateway.fsutil import private_file
 from gateway.scopes import DATASETS_READ, SCOPES
 from gateway.store.db import Connection, Database, DuplicateKey, Shared, StoreError
 
@@ -160,7 +169,10 @@ class ClientRegistry:
         self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         self._cache_lock = threading.Lock()
-        self._generation = 0  # bumped by every local write
+        self._generation = 0  # bumped by every local write and every change seen elsewhere
+        # SQLite: the marker file every change appends to, and its state the cache belongs to.
+        self._changes = None if database.postgres else Path(f"{database.url}-changes")
+        self._marker: tuple[int, int] | None = None
         # PostgreSQL: a thread LISTENing for changes made by any process or host clears the
         # cache within milliseconds; the cache lifetime is only the bound if it cannot.
         self._listener: threading.Thread | None = None
@@ -172,14 +184,29 @@ class ClientRegistry:
             raise ConfigError(f"cannot open the client registry {database.display}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, changes: bool = True) -> Iterator[Connection]:
+        """A write transaction; `changes`: it may change a client or a revocation, which every
+        process's cache must then forget (signalled after the commit, before returning)."""
         try:
             with self._writer.use() as conn:
                 yield conn
-                if self.database.postgres:
+                if self.database.postgres and changes:
                     conn.execute(f"NOTIFY {CHANNEL}")  # every other process and host: at once
+            if changes and self._changes is not None:
+                self._signal_change(self._changes)
         finally:
             self._forget()  # this process sees its own changes at once
+
+    @staticmethod
+    def _signal_change(marker: Path) -> None:
+        """Append a byte to the marker (O_APPEND: concurrent writers never lose one): its size
+        grows with every change, which is what readers compare."""
+        private_file(marker)
+        fd = os.open(marker, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, b".")
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -277,7 +304,7 @@ class ClientRegistry:
         return client
 
     def all(self) -> list[Client]:
-        with self._write() as conn:
+        with self._write(changes=False) as conn:
             query = f"SELECT {_COLUMNS} FROM clients ORDER BY client_id"  # noqa: S608 - constant
             rows = conn.execute(query).fetchall()
         return [_client(row) for row in rows]
@@ -322,15 +349,15 @@ class ClientRegistry:
         self._remember(("revoked", jti), row is not None, stamp)
         return row is not None
 
-    # --- a short-lived read cache (PostgreSQL only) -----------------------------------------
-    # A remote store costs a network round trip per read on every call. Clients and revocation
-    # answers are kept for at most CACHE_SECONDS, so a change made on another host is seen
-    # within that time (the promise is one second); changes made here clear it at once.
+    # --- the read cache of clients and revocation answers -----------------------------------
+    # A read costs a query (SQLite) or a network round trip (PostgreSQL) on every call. Answers
+    # are kept until a change is signalled (the marker file's size, or NOTIFY), and for at most
+    # CACHE_SECONDS in any case; changes made here clear it at once.
 
     def _cached(self, key: tuple[str, str]) -> tuple[bool, object]:
-        if not self.database.postgres:
-            return False, None
-        if self._listener is None:
+        if self._changes is not None:
+            self._check_marker(self._changes)
+        elif self._listener is None:
             self._start_listener()
         with self._cache_lock:
             hit = self._cache.get(key)
@@ -344,9 +371,22 @@ class ClientRegistry:
         with self._cache_lock:
             return time.monotonic() + CACHE_SECONDS, self._generation
 
+    def _check_marker(self, marker: Path) -> None:
+        """Forget every cached answer when the marker changed since the cache was filled (a
+        client or revocation changed in some process). Called before each cached read, so a
+        read that starts after a change has returned never answers from before it."""
+        try:
+            status = os.stat(marker)
+            seen = (status.st_ino, status.st_size)
+        except FileNotFoundError:
+            seen = (0, 0)
+        if seen != self._marker:
+            with self._cache_lock:
+                self._cache.clear()
+                self._generation += 1
+                self._marker = seen
+
     def _remember(self, key: tuple[str, str], value: object, stamp: tuple[float, int]) -> None:
-        if not self.database.postgres:
-            return
         deadline, generation = stamp
         with self._cache_lock:
             if generation != self._generation:
@@ -392,7 +432,7 @@ class ClientRegistry:
 
     def remember_assertion(self, client_id: str, jti: str, expires: int) -> bool:
         """Record an assertion's jti until it expires; False if it was seen before (a replay)."""
-        with self._write() as conn:
+        with self._write(changes=False) as conn:
             conn.execute("DELETE FROM assertions WHERE expires < ?", (_now() - 300,))
             cursor = conn.execute(
                 "INSERT INTO assertions (client_id, jti, expires) VALUES (?, ?, ?)"
