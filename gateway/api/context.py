@@ -31,6 +31,9 @@ class AuditContext:
     peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
+    # A response body whose SHA-256 is already known (a cached page), with that digest: used
+    # only when the body sent is that very object, so the digest logged is the body's own.
+    known_body: tuple[bytes, str] | None = None
 
     def event(
         self, *, method: str, path: str, query: str, status: int, body: bytes, key: bytes
@@ -55,7 +58,7 @@ class AuditContext:
             "policy": self.policy,
             "transforms": list(self.transforms),
             "rows": self.rows,
-            "resp_sha256": _sha256(body),
+            "resp_sha256": self._body_sha256(body),
         }
         if self.rejected is not None:
             # Nothing of the request was parsed (its bytes may hold anything): who and why.
@@ -66,6 +69,12 @@ class AuditContext:
             event["view"] = self.view
             event["row_ids"] = self.row_ids
         return event
+
+    def _body_sha256(self, body: bytes) -> str:
+        known = self.known_body
+        if known is not None and known[0] is body:
+            return known[1]
+        return _sha256(body)
 
 
 def _path_bytes(path: str) -> bytes:

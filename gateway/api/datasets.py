@@ -3,6 +3,7 @@ purpose the caller's grant allows."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import anyio.to_thread
@@ -211,13 +212,15 @@ def _column_types(view: View) -> dict[str, str]:
 
 def _page(
     svc: Services, view: View, query: Query, fmt: str, purpose: str | None, grant: Grant
-) -> tuple[bytes, int, str]:
-    """Filter, order and cut one page of the view; render it, and record which rows it holds.
-    Cached per view and query (the row record under a key of its own)."""
+) -> tuple[bytes, int, str, str]:
+    """Filter, order and cut one page of the view; render it, and record which rows it holds
+    and the body's SHA-256 (which the audit entry carries). Cached per view and query (the row
+    record and digest under a key of their own)."""
     cache_key = (view.key, query, fmt, purpose)
-    cached, cached_rows = svc.pages.get(cache_key), svc.pages.get(("row_ids", *cache_key))
-    if cached is not None and cached_rows is not None:
-        return cached[0], cached[1], cached_rows[0].decode("ascii")
+    cached, extra = svc.pages.get(cache_key), svc.pages.get(("extra", *cache_key))
+    if cached is not None and extra is not None:
+        row_ids, digest = extra[0].decode("ascii").split(" ")
+        return cached[0], cached[1], row_ids, digest
     ordered = apply(view.ordered, query)
     matching = len(ordered)
     if query.cursor is not None:
@@ -243,9 +246,10 @@ def _page(
         meta["count"] = matching
     body = render(page[list(query.columns)], fmt, meta, next_cursor)
     row_ids = encode_rows(page["_rid"].to_numpy())
-    svc.pages.put(("row_ids", *cache_key), (row_ids.encode("ascii"), len(page)))
+    digest = hashlib.sha256(body).hexdigest()
+    svc.pages.put(("extra", *cache_key), (f"{row_ids} {digest}".encode("ascii"), len(page)))
     svc.pages.put(cache_key, (body, len(page)))
-    return body, len(page), row_ids
+    return body, len(page), row_ids, digest
 
 
 async def rows(request: Request) -> Response:
@@ -275,11 +279,12 @@ async def rows(request: Request) -> Response:
         max_size=grant.max_rows,
         default_size=min(DEFAULT_PAGE, grant.max_rows),
     )
-    body, count, row_ids = _page(svc, view, query, fmt, purpose, grant)
+    body, count, row_ids, digest = _page(svc, view, query, fmt, purpose, grant)
     svc.limiter.rows(principal, count, grant)
     ctx.transforms = view.transforms
     ctx.rows = count
     ctx.view, ctx.row_ids = view.key, row_ids
+    ctx.known_body = (body, digest)  # the audit entry's body digest, computed once per page
     ctx.decision, ctx.reason = "allow", None
     headers = (
         {"Content-Disposition": f'attachment; filename="{dataset.id}.csv"'}

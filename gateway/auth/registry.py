@@ -5,19 +5,22 @@ cache, rate and quota counters, and small shared status values.
 
 Client records and revocation answers are read on every call, so they are cached in memory,
 and a change (a client added, disabled or given a new secret; a token revoked) reaches every
-process at once: on SQLite, every change appends a byte to a marker file next to the database
-(`<database>-changes`), and each call compares the marker's size with the one its cache was
-filled under (one `stat`, no query); on PostgreSQL, a NOTIFY clears every host's cache within
-milliseconds. Either way no answer is kept longer than CACHE_SECONDS, the bound if the signal is
-lost (a change made to the database by other means than this class, or a lost connection)."""
+process at once: on SQLite, every change adds one to a counter in a marker file next to the
+database (`<database>-changes`), which each process maps into memory and compares, before each
+cached read, with the value its cache was filled under (no query, no system call); on
+PostgreSQL, a NOTIFY clears every host's cache within milliseconds. Either way no answer is
+kept longer than CACHE_SECONDS, the bound if the signal is lost (a change made to the database
+by other means than this class, or a lost connection)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import mmap
 import os
 import re
 import secrets
@@ -172,7 +175,8 @@ class ClientRegistry:
         self._generation = 0  # bumped by every local write and every change seen elsewhere
         # SQLite: the marker file every change appends to, and its state the cache belongs to.
         self._changes = None if database.postgres else Path(f"{database.url}-changes")
-        self._marker: tuple[int, int] | None = None
+        self._marker: bytes | None = None
+        self._map: mmap.mmap | None = None
         # PostgreSQL: a thread LISTENing for changes made by any process or host clears the
         # cache within milliseconds; the cache lifetime is only the bound if it cannot.
         self._listener: threading.Thread | None = None
@@ -199,14 +203,16 @@ class ClientRegistry:
 
     @staticmethod
     def _signal_change(marker: Path) -> None:
-        """Append a byte to the marker (O_APPEND: concurrent writers never lose one): its size
-        grows with every change, which is what readers compare."""
+        """Add one to the marker's 8-byte counter, under an exclusive lock (writers in any
+        process never lose an increment): every reader's mapping of the file sees it."""
         private_file(marker)
-        fd = os.open(marker, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(marker, os.O_RDWR)
         try:
-            os.write(fd, b".")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            count = int.from_bytes(os.pread(fd, 8, 0).ljust(8, b"\0"), "little")
+            os.pwrite(fd, ((count + 1) % 2**64).to_bytes(8, "little"), 0)
         finally:
-            os.close(fd)
+            os.close(fd)  # releases the lock
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -356,7 +362,8 @@ class ClientRegistry:
 
     def _cached(self, key: tuple[str, str]) -> tuple[bool, object]:
         if self._changes is not None:
-            self._check_marker(self._changes)
+            if not self._check_marker(self._changes):
+                return False, None
         elif self._listener is None:
             self._start_listener()
         with self._cache_lock:
@@ -371,20 +378,21 @@ class ClientRegistry:
         with self._cache_lock:
             return time.monotonic() + CACHE_SECONDS, self._generation
 
-    def _check_marker(self, marker: Path) -> None:
-        """Forget every cached answer when the marker changed since the cache was filled (a
-        client or revocation changed in some process). Called before each cached read, so a
-        read that starts after a change has returned never answers from before it."""
-        try:
-            status = os.stat(marker)
-            seen = (status.st_ino, status.st_size)
-        except FileNotFoundError:
-            seen = (0, 0)
-        if seen != self._marker:
+    def _check_marker(self, marker: Path) -> bool:
+        """Forget every cached answer when the marker's counter changed since the cache was
+        filled (a client or revocation changed in some process). Called before each cached
+        read, so a read that starts after a change has returned never answers from before it.
+        The marker is read through a shared mapping: no system call per read. False when it
+        cannot be read: then nothing is answered from the cache."""
+        if self._map is None:
+            self._map = _map_marker(marker)
+        seen = self._map[:8] if self._map is not None else None
+        if seen is None or seen != self._marker:
             with self._cache_lock:
                 self._cache.clear()
                 self._generation += 1
                 self._marker = seen
+        return seen is not None
 
     def _remember(self, key: tuple[str, str], value: object, stamp: tuple[float, int]) -> None:
         deadline, generation = stamp
@@ -511,6 +519,26 @@ class ClientRegistry:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
+def _map_marker(marker: Path) -> mmap.mmap | None:
+    """A read-only shared mapping of the marker's counter (created, zero, if missing), or None
+    when it cannot be mapped: then every read misses the cache (always correct, only slower)."""
+    try:
+        private_file(marker)
+        fd = os.open(marker, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_size < 8:
+                os.pwrite(fd, bytes(8), 0)
+            return mmap.mmap(fd, 8, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
 
 
 def _check_jwks(jwks: dict[str, Any]) -> None:
