@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.audit.canonical import JsonValue
 from gateway.audit.entry import leaf_hash
 from gateway.audit.merkle import root_of
+from gateway.audit.reader import read_log
 from gateway.audit.signing import Signer, key_id
-from gateway.audit.store import AuditLog, read_log
+from gateway.audit.store import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.data import demo
 from gateway.privacy.transforms import CATALOGUE, TransformContext, scope_key
@@ -114,8 +115,9 @@ def decision_benchmarks() -> None:
     over every grant (the naive baseline)."""
     from datetime import UTC, datetime
 
+    from gateway.model.grant import Grant, Limits
+    from gateway.model.policyset import PolicySet
     from gateway.policy.engine import Engine, _check
-    from gateway.policy.model import Grant, Limits, PolicySet
 
     at = datetime(2026, 6, 1, tzinfo=UTC)
     for count in (10, 100, 1000):

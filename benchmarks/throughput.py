@@ -316,8 +316,9 @@ def grow_log(home: Path, total: int, chunk: int = 50_000) -> tuple[int, float]:
     """Append entries until the log holds `total`; each is a copy of the newest request entry
     (a new rid), chained, signed and stored exactly as the writer does. Returns (added, s)."""
     from gateway.audit.entry import HEADER_FIELDS, encode_entry, leaf_hash, statement
+    from gateway.audit.schema import SEQUENCER
     from gateway.audit.signing import load_signer
-    from gateway.audit.store import SEQUENCER, AuditLog
+    from gateway.audit.store import AuditLog
     from gateway.settings import Settings
 
     settings = Settings(home=home)
@@ -367,9 +368,10 @@ def grow_log(home: Path, total: int, chunk: int = 50_000) -> tuple[int, float]:
 
 
 def _head(conn: object) -> tuple[int, str, int]:
-    from gateway.audit.store import _next_position
+    from gateway.audit.schema import next_position
 
-    return _next_position(conn)  # type: ignore[arg-type]
+    head = next_position(conn)  # type: ignore[arg-type]
+    return head.idx, head.prev, head.ts
 
 
 # --- the run -------------------------------------------------------------------------------------

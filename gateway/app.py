@@ -3,7 +3,6 @@ all of it."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -17,14 +16,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from gateway.api import admin, audit, datasets, health, oauth
 from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.limits import SizeLimits
 from gateway.api.problems import problem_response
+from gateway.api.routes import ENDPOINTS
 from gateway.errors import (
     ApiError,
     AuditUnavailable,
@@ -34,8 +32,9 @@ from gateway.errors import (
     RequestTimeout,
     StoreUnavailable,
 )
-from gateway.reloader import PolicyReloader
-from gateway.services import Services, build_services
+from gateway.model.decision import Verdict
+from gateway.runtime.reloader import PolicyReloader
+from gateway.runtime.services import Services, build_services
 from gateway.settings import Settings
 from gateway.store.db import StoreError
 
@@ -46,7 +45,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)  # noqa: S101 - registered for ApiError only
     ctx = audit_context(request)
     ctx.reason = ctx.reason or (exc.code if isinstance(exc, Denied) else exc.reason)
-    ctx.decision = "error" if exc.status >= 500 else "deny"
+    ctx.decision = Verdict.ERROR if exc.status >= 500 else Verdict.DENY
     ctx.rows = 0
     return problem_response(exc, ctx.rid)
 
@@ -108,7 +107,6 @@ async def _checkpoint_loop(svc: Services) -> None:
 
 
 POLICY_POLL_SECONDS = 2.0
-NO_HEAD = ("/v1/", "/oauth/")  # routes that authenticate, release data or count quota
 
 
 async def _policy_watch(reloader: PolicyReloader) -> None:
@@ -122,14 +120,17 @@ async def _policy_watch(reloader: PolicyReloader) -> None:
                 log_.exception("policy reload failed")
 
 
-def _on_sighup(reloader: PolicyReloader) -> None:
+async def _sighup_watch(reloader: PolicyReloader) -> None:
     """`kill -HUP <worker pid>` reloads at once (where the platform has signals)."""
     try:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(
-            signal.SIGHUP, lambda: loop.run_in_executor(None, reloader.reload, "SIGHUP")
-        )
+        with anyio.open_signal_receiver(signal.SIGHUP) as signals:
+            async for _ in signals:
+                try:
+                    await anyio.to_thread.run_sync(reloader.reload, "SIGHUP")
+                except Exception:  # the reloader rejects bad sets itself; never stop listening
+                    log_.exception("policy reload failed")
     except (NotImplementedError, RuntimeError, ValueError, AttributeError):
+        # No signals here (Windows), or not the main thread (an app served by a test client).
         log_.info("SIGHUP reload not available here; file changes are still picked up")
 
 
@@ -147,7 +148,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
             tasks.start_soon(_policy_watch, reloader)
-            _on_sighup(reloader)
+            tasks.start_soon(_sighup_watch, reloader)
             yield
             tasks.cancel_scope.cancel()
         # At shutdown: one last checkpoint covering everything this gateway logged.
@@ -156,28 +157,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         svc.close()
 
     app = Starlette(
-        routes=[
-            Route("/healthz", health.healthz, methods=["GET"]),
-            Route("/readyz", health.readyz, methods=["GET"]),
-            Route("/metrics", health.metrics, methods=["GET"]),
-            Route("/openapi.json", health.openapi, methods=["GET"]),
-            Route("/docs", health.docs, methods=["GET"]),
-            Route("/oauth/token", oauth.token, methods=["POST"]),
-            Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
-            Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
-            Route("/.well-known/jwks.json", oauth.jwks, methods=["GET"]),
-            Route("/.well-known/oauth-authorization-server", oauth.metadata, methods=["GET"]),
-            Route("/v1/datasets", datasets.list_datasets, methods=["GET"]),
-            Route("/v1/datasets/{dataset_id}", datasets.get_dataset, methods=["GET"]),
-            Route("/v1/datasets/{dataset_id}/rows", datasets.rows, methods=["GET"]),
-            Route("/v1/audit/checkpoint", audit.checkpoint, methods=["GET"]),
-            Route("/v1/audit/proof", audit.proof, methods=["GET"]),
-            Route("/v1/audit/consistency", audit.consistency, methods=["GET"]),
-            Route("/v1/audit/entries", audit.entries, methods=["GET"]),
-            Route("/v1/admin/status", admin.status, methods=["GET"]),
-            Route("/v1/admin/reload", admin.reload, methods=["POST"]),
-            Route("/v1/admin/explain", admin.explain_decision, methods=["GET"]),
-        ],
+        routes=[item.route() for item in ENDPOINTS],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
@@ -190,12 +170,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     # Never redirect: a redirect built from the Host header sends the caller wherever the
     # request said (`GET /v1/datasets/` with `Host: evil.example`). A trailing slash is a 404.
     app.router.redirect_slashes = False
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.path.startswith(NO_HEAD) and route.methods:
-            # Starlette adds HEAD to every GET route and runs the GET handler for it: the rows
-            # would be cut, recorded as released and counted against quotas though no body is
-            # sent. HEAD on the API is a 405; it stays on the health and discovery routes.
-            route.methods.discard("HEAD")
+    app.state.endpoints = ENDPOINTS  # the OpenAPI document is generated from them
     app.state.services = svc
     app.state.reloader = reloader
     hash_key = hmac.new(

@@ -1,7 +1,12 @@
 """The GatewayError tree. Each error knows its HTTP status and its public, non-revealing message.
 
 Two families: `ConfigError` for operators (bad workspace, bad policy, missing key; never sent to
-HTTP callers) and `ApiError` for callers (rendered as RFC 9457 problem+json).
+HTTP callers) and `ApiError` for callers (rendered as RFC 9457 problem+json). The errors of one
+part are defined next to it and join the tree too: `store.db.StoreError`,
+`privacy.kanon.PrivacyUnreachable` (and the recoders' `Unreachable`, `MondrianUnreachable`),
+`privacy.transforms.SyntheticClash`, `data.confine.Unconfined`, `trace.limits.ExtractError` and
+`TraceTimeout`. The `gateway` command prints any of them as one line on stderr and exits with its
+`exit_code`, never with a traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from typing import ClassVar
 
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
+
+    exit_code: ClassVar[int] = 1  # what the `gateway` command exits with
 
 
 class ConfigError(GatewayError):
@@ -178,6 +185,15 @@ class ServiceUnavailable(ApiError):
     slug = "audit-unavailable"
     title = "Service unavailable"
     reason = "audit_unavailable"
+
+
+class LogInvalid(ApiError):
+    """The audit log does not verify: no figures are computed from it."""
+
+    status = 500
+    slug = "audit-log-invalid"
+    title = "The audit log does not verify"
+    reason = "audit_log_invalid"
 
 
 class PrivacyUnavailable(ApiError):

@@ -1,6 +1,7 @@
 """Row queries on a released view, Datasette style: column selection, filters, sorting, keyset
 pagination. Parsed from request parameters into typed values first; applied as vectorized
-pandas operations on RELEASED values only (promise 3). Knows nothing of HTTP."""
+pandas operations on RELEASED values only (promise 3), in the filter language policy row
+filters use too (gateway/filterlang.py). Knows nothing of HTTP."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ import pandas as pd
 
 from gateway.errors import BadRequest
 from gateway.integers import parse_int
+from gateway.model.filterlang import UnknownOperator, mask, operator
 
-FILTER_OPS = ("exact", "not", "in", "gt", "gte", "lt", "lte", "startswith", "contains", "isnull")
 RESERVED = (
     "_size",
     "_next",
@@ -86,14 +87,13 @@ def parse_query(
         if name.startswith("_"):
             raise BadRequest(f"unsupported parameter {name!r}", parameter=name)
         column, _, op = name.partition("__")
-        op = op or "exact"
         if column not in column_types:
             # Same answer for a column that does not exist and one that is not released.
             raise BadRequest(f"{column!r} is not a column of this view", parameter=name)
-        if op not in FILTER_OPS:
-            raise BadRequest(
-                f"unknown filter {op!r}; use one of {', '.join(FILTER_OPS)}", parameter=name
-            )
+        try:
+            op = operator(op or "exact").name  # any spelling; the canonical name from here on
+        except UnknownOperator as exc:
+            raise BadRequest(str(exc), parameter=name) from None
         for raw in values:
             filters.append(_filter(column, op, raw, column_types[column], name))
     columns = list(released)
@@ -143,19 +143,20 @@ def parse_query(
 
 
 def _filter(column: str, op: str, raw: str, dtype: str, parameter: str) -> Filter:
-    if op == "isnull":
+    definition = operator(op)
+    if definition.takes == "flag":
         if raw not in ("0", "1", "true", "false"):
             raise BadRequest(f"{parameter} takes 1 or 0", parameter=parameter)
         return Filter(column, op, raw in ("1", "true"))
-    if op == "in":
+    if definition.text_only and dtype == "integer":
+        raise BadRequest(f"{op} applies to text columns", parameter=parameter)
+    if definition.takes == "list":
         items = [item for item in raw.split(",")] if raw else []
         if not items or len(items) > MAX_IN:
             raise BadRequest(
                 f"{parameter} takes 1 to {MAX_IN} comma-separated values", parameter=parameter
             )
         return Filter(column, op, tuple(_typed(i, dtype, parameter) for i in items))
-    if op in ("startswith", "contains") and dtype == "integer":
-        raise BadRequest(f"{op} applies to text columns", parameter=parameter)
     return Filter(column, op, _typed(raw, dtype, parameter))
 
 
@@ -163,7 +164,7 @@ def apply(frame: pd.DataFrame, query: Query) -> pd.DataFrame:
     """Filters, then order (stable; ties by row id), on the released view. Adds `_rid`."""
     result = frame.assign(_rid=np.arange(len(frame), dtype=np.int64))
     for item in query.filters:
-        result = result[_mask(result[item.column], item).to_numpy()]
+        result = result[mask(result[item.column], item.op, item.value).to_numpy()]
     if query.sort is not None:
         result = result.sort_values(
             [query.sort, "_rid"],
@@ -171,32 +172,6 @@ def apply(frame: pd.DataFrame, query: Query) -> pd.DataFrame:
             na_position="last",
             kind="mergesort",
         )
-    return result
-
-
-def _mask(column: pd.Series, item: Filter) -> pd.Series:
-    op, value = item.op, item.value
-    if op == "isnull":
-        return column.isna() if value else column.notna()
-    if op == "in":
-        hits = column.isin(list(value))
-    elif op == "startswith":
-        hits = column.astype("string").str.startswith(value)
-    elif op == "contains":
-        hits = column.astype("string").str.contains(value, regex=False)
-    elif op == "exact":
-        hits = column == value
-    elif op == "not":
-        hits = column != value
-    elif op == "gt":
-        hits = column > value
-    elif op == "gte":
-        hits = column >= value
-    elif op == "lt":
-        hits = column < value
-    else:
-        hits = column <= value
-    result: pd.Series = hits.fillna(False).astype(bool) & column.notna()
     return result
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from gateway.errors import ConfigError
 from gateway.store.config import databases
@@ -40,6 +40,16 @@ class Workspace:
     @property
     def state(self) -> Path:
         return self.home / "state"
+
+    @property
+    def audit_public_keys(self) -> list[Path]:
+        """The current audit public key and every earlier (rotated) one."""
+        return [self.audit_pub, *sorted(self.keys.glob("audit-ed25519.*.pub"))]
+
+    @property
+    def policy_sets(self) -> Path:
+        """Every policy set that went live, content-addressed (gateway/policy/history.py)."""
+        return self.state / "policy-sets"
 
     @property
     def audit_db(self) -> Path:
@@ -92,7 +102,10 @@ class Workspace:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the gateway needs to know at start-up. Built once, passed down explicitly."""
+    """Everything the gateway needs to know at start-up. Built once, passed down explicitly.
+
+    Each setting is listed once, here: its field gives the name, type and default, and the
+    variable GATEWAY_<NAME> (`to_env` and `from_env` walk these fields)."""
 
     home: Path = field(default_factory=Path.cwd)
     host: str = "127.0.0.1"
@@ -172,71 +185,59 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """Environment that makes `from_env` rebuild these settings (for worker processes)."""
-        env = {
-            "HOME_DIR": str(self.home),
-            "HOST": self.host,
-            "PORT": str(self.port),
-            "WORKERS": str(self.workers),
-            "INSECURE_HTTP": "1" if self.insecure_http else "0",
-            "TOKEN_TTL": str(self.token_ttl),
-            "TOKEN_LEEWAY": str(self.token_leeway),
-            "AUDIT_BUSY_TIMEOUT_MS": str(self.audit_busy_timeout_ms),
-            "MAX_PAGE_SIZE": str(self.max_page_size),
-            "CHECKPOINT_EVERY": str(self.checkpoint_every),
-            "CHECKPOINT_SECONDS": str(self.checkpoint_seconds),
-            "RATE_PER_MINUTE": str(self.rate_per_minute),
-            "MAX_INFLIGHT": str(self.max_inflight),
-            "TRACE_SECONDS": str(self.trace_seconds),
-            "STORE": self.store,
-            "AUTH_FAIL_PER_CLIENT": str(self.auth_fail_per_client),
-            "AUTH_FAIL_PER_ADDRESS": str(self.auth_fail_per_address),
-            "AUTH_FAIL_WINDOW": str(self.auth_fail_window),
-            "AUTH_HASH_THREADS": str(self.auth_hash_threads),
-        }
-        if self.public_url:
-            env["PUBLIC_URL"] = self.public_url
-        return {_PREFIX + k: v for k, v in env.items()}
+        env: dict[str, str] = {}
+        for name, kind in _kinds().items():
+            value = getattr(self, name)
+            if value is None:
+                continue  # an unset optional (public_url)
+            text = ("1" if value else "0") if kind is bool else str(value)
+            env[_PREFIX + _env_name(name)] = text
+        return env
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read `GATEWAY_*` variables (GATEWAY_HOME or GATEWAY_HOME_DIR for the workspace)."""
+        """Read `GATEWAY_*` variables (GATEWAY_HOME or GATEWAY_HOME_DIR for the workspace): one
+        per field above, named after it; an unset or empty variable keeps the default."""
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str | None:
             value = env.get(_PREFIX + name)
             return value if value not in (None, "") else None
 
-        def integer(name: str, default: int) -> int:
-            raw = get(name)
+        values: dict[str, Any] = {}
+        for name, kind in _kinds().items():
+            raw = get(_env_name(name)) or (get("HOME") if name == "home" else None)
             if raw is None:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(
-                    f"{_PREFIX}{name}={raw!r} is not an integer; set it to a whole number"
-                ) from None
+                continue
+            if kind is Path:
+                values[name] = Path(raw).expanduser().resolve()
+            elif kind is bool:
+                values[name] = raw.lower() in ("1", "true", "yes")
+            elif kind is int:
+                try:
+                    values[name] = int(raw)
+                except ValueError:
+                    raise ConfigError(
+                        f"{_PREFIX}{_env_name(name)}={raw!r} is not an integer; "
+                        "set it to a whole number"
+                    ) from None
+            else:
+                values[name] = raw
+        values.setdefault("home", Path.cwd().resolve())
+        return cls(**values)
 
-        home = get("HOME_DIR") or get("HOME")
-        return cls(
-            home=Path(home).expanduser().resolve() if home else Path.cwd().resolve(),
-            host=get("HOST") or cls.host,
-            port=integer("PORT", cls.port),
-            workers=integer("WORKERS", cls.workers),
-            insecure_http=(get("INSECURE_HTTP") or "0").lower() in ("1", "true", "yes"),
-            public_url=get("PUBLIC_URL"),
-            token_ttl=integer("TOKEN_TTL", cls.token_ttl),
-            token_leeway=integer("TOKEN_LEEWAY", cls.token_leeway),
-            audit_busy_timeout_ms=integer("AUDIT_BUSY_TIMEOUT_MS", cls.audit_busy_timeout_ms),
-            max_page_size=integer("MAX_PAGE_SIZE", cls.max_page_size),
-            checkpoint_every=integer("CHECKPOINT_EVERY", cls.checkpoint_every),
-            checkpoint_seconds=integer("CHECKPOINT_SECONDS", cls.checkpoint_seconds),
-            rate_per_minute=integer("RATE_PER_MINUTE", cls.rate_per_minute),
-            max_inflight=integer("MAX_INFLIGHT", cls.max_inflight),
-            trace_seconds=integer("TRACE_SECONDS", cls.trace_seconds),
-            store=get("STORE") or "",
-            auth_fail_per_client=integer("AUTH_FAIL_PER_CLIENT", cls.auth_fail_per_client),
-            auth_fail_per_address=integer("AUTH_FAIL_PER_ADDRESS", cls.auth_fail_per_address),
-            auth_fail_window=integer("AUTH_FAIL_WINDOW", cls.auth_fail_window),
-            auth_hash_threads=integer("AUTH_HASH_THREADS", cls.auth_hash_threads),
-        )
+
+def _env_name(field_name: str) -> str:
+    """The variable of a setting, without the prefix (`home` is HOME_DIR: HOME is taken)."""
+    return "HOME_DIR" if field_name == "home" else field_name.upper()
+
+
+def _kinds() -> dict[str, type]:
+    """Each setting's name and the type its variable is read as (optional types: the inner)."""
+    hints = get_type_hints(Settings)
+    kinds: dict[str, type] = {}
+    for item in fields(Settings):
+        hint = hints[item.name]
+        inner = [arg for arg in get_args(hint) if arg is not type(None)]
+        kinds[item.name] = inner[0] if inner else hint
+    return kinds

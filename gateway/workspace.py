@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.events import Event, client_changed
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.keys import generate_token_key
@@ -39,12 +40,11 @@ def actor() -> str:
         return "unknown"
 
 
-def admin_event(settings: Settings, action: str, subject: str) -> int:
-    """Append an admin event (who did what to which client) to the audit log; returns its index."""
+def admin_event(settings: Settings, event: Event) -> int:
+    """Append an admin event (audit/events.py) to the audit log; returns its index."""
     ws = settings.workspace
     log = AuditLog(settings.audit_database, load_signer(ws.audit_key))
     try:
-        event = {"kind": "admin", "action": action, "subject": subject, "actor": actor()}
         appended = log.append(event)
         return appended.idx
     finally:
@@ -90,7 +90,7 @@ def init_workspace(
     try:
         if registry.get(DEMO_CLIENT) is None:
             _client, secret = registry.add(DEMO_CLIENT)
-            admin_event(settings, "client.add", DEMO_CLIENT)
+            admin_event(settings, client_changed("client.add", DEMO_CLIENT, actor()))
             credentials = {
                 "client_id": DEMO_CLIENT,
                 "client_secret": secret,

@@ -15,8 +15,8 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit.signing import key_id, load_public_key
+from gateway.runtime.migrate import migrate
 from gateway.settings import Settings
-from gateway.store.migrate import migrate
 from gateway.workspace import init_workspace
 from tests.pgserver import create_database, drop_database
 

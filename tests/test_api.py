@@ -10,8 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from gateway.audit.entry import decode_entry
+from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
-from gateway.audit.store import SEQUENCER, read_entries
+from gateway.audit.schema import SEQUENCER
 from gateway.audit.verify import verify_log
 from gateway.auth.registry import ClientRegistry
 from gateway.data.checksums import id_card_valid
@@ -148,17 +149,25 @@ def test_disabled_client_token_stops_working_at_once(
 
 
 def test_catalog_lists_granted_datasets(client: TestClient, token: str) -> None:
-    """The demo client sees both datasets, with each column's transform and GB/T 37964 category."""
+    """The demo client sees both datasets, each once with its grants and their purposes, and
+    each column's transform and GB/T 37964 category."""
     body = client.get("/v1/datasets", headers=bearer(token)).json()
-    grants = sorted((d["id"], d["grant"]) for d in body["datasets"])
+    assert sorted(d["id"] for d in body["datasets"]) == ["enterprise_registry", "residents"]
+    grants = sorted((d["id"], g["id"]) for d in body["datasets"] for g in d["grants"])
     assert grants == [
         ("enterprise_registry", "demo-enterprise-registry"),
         ("enterprise_registry", "demo-enterprise-research"),
         ("residents", "demo-residents"),
         ("residents", "demo-residents-planning"),
     ]  # the expired 2025 research grant is not listed
-    residents = next(d for d in body["datasets"] if d["grant"] == "demo-residents")
-    columns = {c["name"]: c for c in residents["columns"]}
+    for dataset in body["datasets"]:
+        held = {p for g in dataset["grants"] for p in g["purposes"]}
+        assert dataset["purposes"] == sorted(held)
+    residents = next(d for d in body["datasets"] if d["id"] == "residents")
+    grant = next(g for g in residents["grants"] if g["id"] == "demo-residents")
+    assert grant["rows_per_request"] == 500
+    assert "max_rows" not in grant  # one name for the page limit everywhere
+    columns = {c["name"]: c for c in grant["columns"]}
     assert not set(columns) & {"name", "birth_date", "address", "mobile"}  # not named: withheld
     assert columns["id_card"]["transform"] == "synthesize"
     assert columns["id_card"]["category"] == "synthesis"

@@ -7,8 +7,10 @@ import base64
 
 from starlette.testclient import TestClient
 
+from gateway.audit.canonical import canonical_json
 from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.merkle import verify_consistency, verify_inclusion
+from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
 from gateway.auth.registry import ClientRegistry
 from tests.conftest import Demo, audit_keys, services_of, token_for
@@ -84,7 +86,11 @@ def test_entries_need_audit_scope(client: TestClient, demo: Demo, token: str) ->
         "/v1/audit/entries?from=0&to=3", headers={"Authorization": f"Bearer {auditor}"}
     ).json()
     assert [e["idx"] for e in body["entries"]] == [0, 1, 2]
-    assert '"kind":"admin"' in body["entries"][0]["entry"]
+    assert body["entries"][0]["entry"]["kind"] == "admin"
+    # An object, not a string: its canonical form is exactly the signed line.
+    _, stored = read_entries(demo.settings.audit_database)
+    lines = [e.line for e in stored][:3]
+    assert [canonical_json(e["entry"]) for e in body["entries"]] == lines
 
 
 def test_bad_proof_parameters_are_400(client: TestClient) -> None:

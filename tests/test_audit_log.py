@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.audit.entry import decode_entry, leaf_hash, signed_message
+from gateway.audit.reader import read_entries
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, key_id, load_signer
-from gateway.audit.store import AuditLog, read_entries
+from gateway.audit.store import AuditLog
 from gateway.audit.verify import VerifyReport, verify_log
 from gateway.errors import AuditUnavailable
 

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
+from gateway.errors import AuditUnavailable
+from tests.conftest import Demo
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -149,3 +155,91 @@ def test_rotate_audit_key_while_serving(tmp_path: Path, capsys: pytest.CaptureFi
     assert report.checkpoints >= 1
     code, out, _ = run(capsys, "audit", "verify", "--home", str(home))
     assert code == 0, out
+
+
+def _break(database: Path, table: str) -> None:
+    """Make every write to `table` fail the way a damaged store does (an error that is neither
+    busy nor a lost connection): a trigger writing to a table that no longer exists."""
+    fail = "BEGIN INSERT INTO doomed VALUES (1); END;"
+    script = f"""CREATE TABLE doomed (x INTEGER);
+        CREATE TRIGGER broken_insert BEFORE INSERT ON {table} {fail}
+        CREATE TRIGGER broken_update BEFORE UPDATE ON {table} {fail}
+        DROP TABLE doomed;"""  # `table` is one of the test's own table names
+    conn = sqlite3.connect(database)
+    conn.executescript(script)
+    conn.close()
+
+
+def _gateway(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The real console entry point, in its own process (a traceback would reach stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *argv, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("broken", "table", "argv", "says"),
+    [
+        ("audit/log.sqlite3", "entries", ("clients", "add", "acme"), "the audit log"),
+        ("state/registry.sqlite3", "clients", ("clients", "add", "acme"), "no such table"),
+        ("state/registry.sqlite3", "clients", ("clients", "disable", "demo"), "no such table"),
+    ],
+)
+def test_a_broken_log_or_store_is_one_line_not_a_traceback(
+    demo: Demo, broken: str, table: str, argv: tuple[str, ...], says: str
+) -> None:
+    """Errors tell the user what happened: when the audit log (AuditUnavailable) or the store
+    (StoreError) fails, the command prints one `error:` line on stderr and exits 1."""
+    _break(demo.home / broken, table)
+    done = _gateway(demo.home, *argv)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    assert says in lines[0]
+
+
+def test_a_halted_log_is_one_line_not_a_traceback(demo: Demo) -> None:
+    """A log halted by an earlier failed write refuses admin events: one line, exit 1, and the
+    halt's reason, until `gateway audit resume`."""
+    _break(demo.home / "audit" / "log.sqlite3", "entries")
+    assert _gateway(demo.home, "clients", "add", "first").returncode == 1
+    done = _gateway(demo.home, "clients", "add", "second")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: the audit log is halted: write failed")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_every_gateway_error_becomes_an_exit_code(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Any GatewayError a command raises is printed as one line, with the error's exit code:
+    the errors of every part join the one tree."""
+    from gateway.cli import clients
+    from gateway.privacy.kanon import PrivacyUnreachable
+    from gateway.store.db import StoreError
+    from gateway.trace.limits import ExtractError
+
+    for error, code in (
+        (StoreError("the store went away\nat once"), 1),
+        (AuditUnavailable("the audit log is closed"), 1),
+        (PrivacyUnreachable("k=5 cannot be met"), 1),
+        (ExtractError("not a CSV file"), 2),
+    ):
+
+        def fail(args: object, error: Exception = error) -> int:
+            raise error
+
+        monkeypatch.setattr(clients, "cmd_clients", fail)
+        assert main(["clients", "list"]) == code
+        _, err = capsys.readouterr()
+        assert err.count("\n") == 1, err
+        assert err.startswith("error: ")

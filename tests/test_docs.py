@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from gateway.policy.check import PolicyError
 from gateway.policy.engine import Engine
-from gateway.policy.files import PolicyError, load_policies
+from gateway.policy.files import load_policies
 from gateway.policy.testing import load_cases, run_cases
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 
@@ -119,8 +120,8 @@ def test_mask_preset_table_matches_the_code() -> None:
 def test_transform_examples_are_valid() -> None:
     """Every example line in docs/transforms.md is a valid transform for that demo column."""
     from gateway.demo import POLICY_DIR
-    from gateway.policy.floors import floor_problem
-    from gateway.policy.model import Classification, Column, ColumnType
+    from gateway.model.dataset import Classification, Column, ColumnType
+    from gateway.model.floors import floor_problem
     from gateway.privacy.transforms import validate
 
     types: dict[str, str] = {}

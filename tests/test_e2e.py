@@ -22,8 +22,8 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 
 from gateway.audit.entry import decode_entry
+from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
-from gateway.audit.store import read_entries
 from tests.conftest import audit_keys
 
 pytestmark = pytest.mark.e2e
@@ -261,8 +261,8 @@ def test_kill_9_under_load_loses_no_delivered_call(home: Path) -> None:
     whose response (and receipt) was delivered."""
     import threading
 
+    from gateway.audit.reader import read_log
     from gateway.audit.receipt import parse_receipt
-    from gateway.audit.store import read_log
 
     server = start_server(home, "--workers", "2")
     receipts: list[str] = []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.policy.files import PolicyError, load_policies
+from gateway.policy.check import PolicyError
+from gateway.policy.files import load_policies
 
 HEADER = """\
 dataset:

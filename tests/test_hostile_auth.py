@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 import gateway.auth.registry as registry_module
 from gateway.app import create_app
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.auth.credentials import ASSERTION_TYPE
 from gateway.auth.limits import address_key
 from gateway.auth.registry import ClientRegistry

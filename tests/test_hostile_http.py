@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from gateway.audit.checkpoint import parse_checkpoint
-from gateway.audit.store import AuditLog, read_log, resume
+from gateway.audit.halt import resume
+from gateway.audit.reader import read_log
+from gateway.audit.store import AuditLog
 from gateway.audit.verify import _size_of
 from gateway.cli import main as gateway_main
 from gateway.data.checksums import id_card_valid
@@ -590,7 +592,7 @@ def _read_all(sock: Any) -> bytes:
 
 
 def _entries(home: Any) -> list[dict[str, Any]]:
-    from gateway.audit.store import read_entries
+    from gateway.audit.reader import read_entries
 
     _, entries = read_entries(home / "audit" / "log.sqlite3")
     return [json.loads(e.line) for e in entries]

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.policy.model import Classification, Column, ColumnType, PrivacyModel, TransformSpec
+from gateway.model.dataset import Classification, Column, ColumnType
+from gateway.model.grant import PrivacyModel, TransformSpec
 from gateway.privacy.kanon import PrivacyUnreachable, enforce
 from gateway.privacy.ladders import ladder
 from gateway.privacy.synthesize import generate

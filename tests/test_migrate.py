@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit.bundle import export_bundle
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.audit.verify import verify_path
 from gateway.auth.registry import ClientRegistry
 from gateway.cli import main
@@ -81,7 +81,7 @@ def test_a_copy_that_does_not_verify_is_removed(demo: Demo, pg_url: str) -> None
     """If the copied log fails verification, the target is emptied again, so the migration can
     simply be run once more after the cause is fixed."""
     from gateway.errors import ConfigError
-    from gateway.store.migrate import migrate
+    from gateway.runtime.migrate import migrate
 
     source = demo.settings
     target = source.with_overrides(store=pg_url)

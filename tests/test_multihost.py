@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.settings import Settings
 from tests.pgserver import create_database, drop_database
 from tests.test_e2e import Server, gateway, start_server

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.auth.keys import STATE_FILE, rotate
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.tokens import token_sha256

@@ -21,7 +21,8 @@ from starlette.testclient import TestClient
 from gateway.data.confine import Unconfined, private_dirs, read_confined, resolve_confined
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
-from gateway.policy.files import PolicyError, load_policies
+from gateway.policy.check import PolicyError
+from gateway.policy.files import load_policies
 from gateway.settings import Workspace
 from tests.conftest import Demo, token_for
 from tests.test_policy_engine import admin_token, bearer

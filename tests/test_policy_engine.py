@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from gateway.app import create_app
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
 from gateway.cli import main
 from gateway.policy.engine import Engine

@@ -11,7 +11,8 @@ import pytest
 
 from gateway.demo import POLICY_DIR
 from gateway.errors import ConfigError
-from gateway.policy.files import PolicyError, load_policies
+from gateway.policy.check import PolicyError
+from gateway.policy.files import load_policies
 from tests.conftest import Demo
 
 HEADER = """\

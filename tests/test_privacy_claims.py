@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 
 from gateway.data.sources import SourceCache
+from gateway.model.dataset import Dataset
+from gateway.model.grant import Grant
+from gateway.model.policyset import PolicySet
 from gateway.policy.files import load_policies
-from gateway.policy.model import Dataset, Grant, PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.views import View, ViewCache
-from gateway.services import released_view_maker
+from gateway.runtime.services import released_view_maker
 from tests.conftest import Demo
 
 ViewOf = Callable[[Dataset, Grant, str], View]

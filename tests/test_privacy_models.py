@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.policy.model import Condition, PrivacyModel, RowFilter
+from gateway.model.grant import Condition, PrivacyModel, RowFilter
 from gateway.privacy.filters import row_mask
 from gateway.privacy.kanon import PrivacyUnreachable, enforce
 

@@ -16,7 +16,7 @@ from joserfc.jwk import ECKey
 from starlette.testclient import TestClient
 
 from gateway.audit.entry import decode_entry
-from gateway.audit.store import read_entries, read_log
+from gateway.audit.reader import read_entries, read_log
 from gateway.audit.verify import verify_log
 from gateway.privacy.lattice import anonymize
 from tests.conftest import BASE, Demo, audit_keys, services_of, token_for

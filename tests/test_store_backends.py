@@ -14,8 +14,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.audit.entry import decode_entry
+from gateway.audit.halt import resume
+from gateway.audit.reader import read_log
+from gateway.audit.schema import SEQUENCER
 from gateway.audit.signing import Signer, key_id
-from gateway.audit.store import SEQUENCER, AuditLog, read_log, resume
+from gateway.audit.store import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.auth.registry import CACHE_SECONDS, ClientRegistry
 from gateway.errors import AuditUnavailable, ConfigError

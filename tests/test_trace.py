@@ -20,24 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
+from gateway.audit.rowset import decode_rows, encode_rows
 from gateway.cli import main
 from gateway.data.checksums import credit_code_valid, id_card_valid
 from gateway.data.sources import SourceCache
-from gateway.policy.files import PolicyError, load_policies
-from gateway.policy.model import (
-    Classification,
-    Column,
-    ColumnType,
-    Dataset,
-    Fingerprint,
-    Grant,
-    Limits,
-    PolicySet,
-    PrivacyModel,
-    TransformSpec,
-    derived_qis,
-)
+from gateway.model.dataset import Classification, Column, ColumnType, Dataset
+from gateway.model.grant import Fingerprint, Grant, Limits, PrivacyModel, TransformSpec, derived_qis
+from gateway.model.policyset import PolicySet
+from gateway.policy.check import PolicyError
+from gateway.policy.files import load_policies
 from gateway.privacy.fingerprint import apply_fingerprint, carriers
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE, TransformContext
@@ -46,7 +38,6 @@ from gateway.settings import Workspace
 from gateway.trace import tracer
 from gateway.trace.attribute import DECOY, Candidate, attribute
 from gateway.trace.extract import ExtractError, canonical, read_extract
-from gateway.trace.rowset import decode_rows, encode_rows
 from tests.conftest import Demo
 
 SECRET = bytes(range(32))
@@ -473,7 +464,7 @@ def test_trace_names_the_client_and_lists_the_audit_entries(
     assert second.status_code == 200
     _, stored = read_entries(demo.settings.audit_database)
     entries = [json.loads(e.line) for e in stored]
-    rows_entries = [e for e in entries if e.get("route") == "/v1/datasets/{id}/rows"]
+    rows_entries = [e for e in entries if e.get("route") == "/v1/datasets/{dataset_id}/rows"]
     assert [len(decode_rows(e["row_ids"])) for e in rows_entries] == [300, 100]
     assert all(e["view"] == rows_entries[0]["view"] for e in rows_entries)
     leaked = pd.read_csv(io.StringIO(first.text), dtype=str).sample(frac=1, random_state=1)

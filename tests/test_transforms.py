@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from gateway.policy.model import ColumnType
+from gateway.model.dataset import ColumnType
 from gateway.privacy.transforms import CATALOGUE, TransformContext, validate
 
 CTX = TransformContext(secret=b"s" * 32, client_id="alpha", grant_id="g1")

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from gateway.audit.bundle import export_bundle, read_bundle
 from gateway.audit.checkpoint import parse_checkpoint, sign_checkpoint
 from gateway.audit.entry import signed_message
+from gateway.audit.halt import resume
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, generate_keypair, key_id, load_signer
-from gateway.audit.store import AuditLog, resume
+from gateway.audit.store import AuditLog
 from gateway.audit.verify import VerifyReport, verify_log
 from gateway.errors import AuditUnavailable
 
@@ -349,7 +350,7 @@ def test_concurrent_appends_share_commits(tmp_path: Path) -> None:
         t.join()
     log.close()
     assert sorted(results) == list(range(800))
-    from gateway.audit.store import read_log
+    from gateway.audit.reader import read_log
 
     contents = read_log(tmp_path / "log.sqlite3")
     assert verify_log(contents.origin, contents.entries, trust(signer)).ok
@@ -435,7 +436,7 @@ def test_checkpoints_while_appending_never_break_the_log(tmp_path: Path) -> None
     assert log.halted is None
     log.close()
     assert errors == []
-    from gateway.audit.store import read_log
+    from gateway.audit.reader import read_log
 
     contents = read_log(tmp_path / "log.sqlite3")
     report = verify_log(

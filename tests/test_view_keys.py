@@ -7,11 +7,11 @@ from __future__ import annotations
 import pandas as pd
 
 from gateway.data.sources import SourceCache
+from gateway.model.grant import TransformSpec
 from gateway.policy.files import load_policies
-from gateway.policy.model import TransformSpec
 from gateway.privacy.views import ViewCache, avoids_real_values, real_values_of
 from gateway.privacy.viewstore import ViewStore
-from gateway.services import read_secret, released_view_maker
+from gateway.runtime.services import read_secret, released_view_maker
 from tests.conftest import Demo
 
 GRANT = "demo-residents"  # synthesizes id_card: never equal to any real 身份证号 of the workspace

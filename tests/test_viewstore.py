@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 import gateway.privacy.views as views_module
 from gateway.app import create_app
-from gateway.policy.model import PrivacyModel
+from gateway.model.grant import PrivacyModel
 from gateway.privacy.kanon import PrivacyReport, enforce, ncp
 from gateway.privacy.viewstore import StoredView, ViewStore
 from tests.conftest import BASE, Demo, token_for

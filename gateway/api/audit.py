@@ -4,17 +4,23 @@ Certificate Transparency), and raw entries (scope audit:read)."""
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlencode
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.api.common import AUDIT_SCOPE, caller, json_response, services
-from gateway.api.context import audit_context
+from gateway.api.endpoints import Param, endpoint, json_content, text_content
+from gateway.api.schemas import STRING, STRINGS, requiring
+from gateway.audit.paging import Page, scan
+from gateway.audit.query import FILTER_FIELDS, Filters, make_filters
 from gateway.errors import BadRequest, NotFound
 from gateway.integers import parse_int
+from gateway.model.decision import Verdict
 
 MAX_ENTRIES = 1000
+DEFAULT_ENTRIES = 100
 
 
 def _int(request: Request, name: str, *, minimum: int = 0) -> int:
@@ -34,9 +40,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _count(name: str, description: str, minimum: int) -> Param:
+    return Param(name, description, {"type": "integer", "minimum": minimum}, required=True)
+
+
+@endpoint(
+    "GET",
+    "/v1/audit/checkpoint",
+    summary="Newest signed checkpoint (C2SP)",
+    responses={"200": text_content("A signed note")},
+    problems=(404, 503),
+)
 async def checkpoint(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/checkpoint"
     latest = await anyio.to_thread.run_sync(svc.audit_log.latest_checkpoint)
     if latest is None:
         raise NotFound("no checkpoint has been signed yet; try again in a few seconds")
@@ -45,9 +61,16 @@ async def checkpoint(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/proof",
+    summary="Inclusion proof",
+    parameters=(_count("idx", "Entry index", 0), _count("size", "Tree size", 1)),
+    responses={"200": json_content(requiring("proof", "root"))},
+    problems=(400, 503),
+)
 async def proof(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/proof"
     _only(request, {"idx", "size"})
     idx, size = _int(request, "idx"), _int(request, "size", minimum=1)
     tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
@@ -69,9 +92,16 @@ async def proof(request: Request) -> Response:
     )
 
 
+@endpoint(
+    "GET",
+    "/v1/audit/consistency",
+    summary="Consistency proof",
+    parameters=(_count("from", "Older tree size", 1), _count("to", "Newer tree size", 1)),
+    responses={"200": json_content(requiring("proof"))},
+    problems=(400, 503),
+)
 async def consistency(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/v1/audit/consistency"
     _only(request, {"from", "to"})
     first, second = _int(request, "from", minimum=1), _int(request, "to", minimum=1)
     tree = await anyio.to_thread.run_sync(svc.audit_log.tree)
@@ -93,27 +123,98 @@ async def consistency(request: Request) -> Response:
     )
 
 
+ENTRY_PARAMS = {"from", "to", "since", "until", "limit", "cursor", *FILTER_FIELDS}
+
+
+def _one(request: Request, name: str) -> str | None:
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"give {name} at most once", parameter=name)
+    return values[0] if values else None
+
+
+def _optional_int(request: Request, name: str, *, minimum: int = 0) -> int | None:
+    raw = _one(request, name)
+    return None if raw is None else parse_int(raw, name, minimum=minimum)
+
+
+def entry_filters(request: Request) -> Filters:
+    """The filters of `gateway audit query`, from query parameters (shared by the audit and
+    usage endpoints)."""
+    try:
+        return make_filters(
+            {name: request.query_params.getlist(name) for name in FILTER_FIELDS},
+            since=_one(request, "since"),
+            until=_one(request, "until"),
+            first=_optional_int(request, "from"),
+            end=_optional_int(request, "to"),
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc).replace("--", "")) from None
+
+
+TIME_FILTERS = (
+    Param("since", "From this time: ISO 8601 (UTC unless an offset) or 1h, 2d", STRING),
+    Param("until", "Before this time (same forms as since)", STRING),
+)
+VALUE_FILTERS = tuple(
+    Param(name, f"Only entries with this {name} (repeatable)", STRINGS) for name in FILTER_FIELDS
+)
+
+
+@endpoint(
+    "GET",
+    "/v1/audit/entries",
+    summary="Audit entries as JSON objects, filtered, with keyset paging (scope audit:read)",
+    scope=AUDIT_SCOPE,
+    parameters=(
+        Param("from", "First index", {"type": "integer", "minimum": 0}),
+        Param("to", "End index (exclusive)", {"type": "integer", "minimum": 1}),
+        *TIME_FILTERS,
+        *VALUE_FILTERS,
+        Param("limit", "Entries per page (default 100)", {"type": "integer", "minimum": 1}),
+        Param("cursor", "Continue after this page (`next`)", {"type": "integer", "minimum": 0}),
+    ),
+    responses={"200": json_content(requiring("entries", "next"))},
+    problems=(400, 401, 403, 429, 503),
+)
 async def entries(request: Request) -> Response:
-    svc, ctx, _principal = caller(request, "/v1/audit/entries", scope=AUDIT_SCOPE)
-    _only(request, {"from", "to"})
-    first, end = _int(request, "from"), _int(request, "to", minimum=1)
-    if end <= first:
-        raise BadRequest("to must be larger than from", parameter="to")
-    if end - first > MAX_ENTRIES:
-        raise BadRequest(f"at most {MAX_ENTRIES} entries per call", parameter="to")
-    rows = await anyio.to_thread.run_sync(svc.audit_log.entries, first, end)
-    ctx.decision, ctx.reason = "allow", None
-    ctx.rows = len(rows)
+    """Entries matching the filters, oldest first, as JSON objects, `limit` per page (at most
+    MAX_ENTRIES) with a keyset cursor: `next` in the body and a `Link: <...>; rel="next"`."""
+    svc, ctx, _principal = caller(request)
+    _only(request, ENTRY_PARAMS)
+    filters = entry_filters(request)
+    limit = _optional_int(request, "limit", minimum=1) or DEFAULT_ENTRIES
+    if limit > MAX_ENTRIES:
+        raise BadRequest(f"at most {MAX_ENTRIES} entries per call", parameter="limit")
+    after = _optional_int(request, "cursor")
+    log = svc.audit_log
+
+    def page() -> Page:
+        return scan(log.entries, log.size(), filters, after=after, limit=limit)
+
+    found = await anyio.to_thread.run_sync(page)
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
+    ctx.rows = len(found.items)
+    headers = {}
+    next_cursor = None if found.next_after is None else str(found.next_after)
+    if next_cursor is not None:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        link = "/v1/audit/entries?" + urlencode([*query, ("cursor", next_cursor)])
+        headers["Link"] = f'<{link}>; rel="next"'
     return json_response(
         {
             "entries": [
                 {
-                    "idx": e.idx,
-                    "entry": e.line.decode("utf-8", "replace"),
-                    "kid": e.kid,
-                    "sig": _b64(e.sig),
+                    "idx": stored.idx,
+                    "entry": entry,
+                    **({} if entry is not None else {"invalid": "not a canonical JSON entry"}),
+                    "kid": stored.kid,
+                    "sig": _b64(stored.sig),
                 }
-                for e in rows
-            ]
-        }
+                for stored, entry in found.items
+            ],
+            "next": next_cursor,
+        },
+        headers=headers,
     )

@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.context import AuditContext
-from gateway.api.metrics import Metrics
 from gateway.api.problems import problem_response
 from gateway.api.protocol import MAX_HEAD_BYTES, REJECTED, REQUEST_SECONDS
 from gateway.audit.receipt import make_receipt
@@ -32,6 +31,8 @@ from gateway.errors import (
     RequestTimeout,
     ServiceUnavailable,
 )
+from gateway.model.decision import Verdict
+from gateway.runtime.metrics import Metrics
 
 log = logging.getLogger("gateway.audit")
 
@@ -82,7 +83,7 @@ class AuditMiddleware:
                 release()
         if start is None or not complete:
             # Never a partial release: an unfinished response is replaced by a 500.
-            ctx.decision, ctx.reason, ctx.rows = "error", "internal_error", 0
+            ctx.decision, ctx.reason, ctx.rows = Verdict.ERROR, "internal_error", 0
             start, chunks = _render(problem_response(ApiError(), ctx.rid))
         status = int(start["status"])
         body = b"".join(chunks)
@@ -99,7 +100,12 @@ class AuditMiddleware:
             appended = await self.audit_log.append_async(event)
         except AuditUnavailable:
             self.metrics.record(
-                ctx.route, 503, "audit_unavailable", "error", time.perf_counter() - started, None
+                ctx.route,
+                503,
+                "audit_unavailable",
+                Verdict.ERROR,
+                time.perf_counter() - started,
+                None,
             )
             log.exception("audit log unavailable; refusing request %s", ctx.rid)
             error = ServiceUnavailable("the audit log cannot be written; no data is released")
@@ -146,7 +152,7 @@ async def _refuse(rejected: dict[str, Any], scope: Scope, ctx: AuditContext, sen
         error = MalformedRequest(f"the HTTP parser refused the request ({defect})")
     client = scope.get("client")
     ctx.peer = str(client[0])[:64] if client else None
-    ctx.rejected, ctx.decision, ctx.reason = defect, "deny", error.reason
+    ctx.rejected, ctx.decision, ctx.reason = defect, Verdict.DENY, error.reason
     start, chunks = _render(problem_response(error, ctx.rid))
     await send(start)
     await send({"type": "http.response.body", "body": b"".join(chunks)})

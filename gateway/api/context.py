@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from gateway.audit.canonical import JsonValue
+from gateway.audit.events import Event, HttpCall
+from gateway.model.decision import Verdict
 
 
 @dataclass
@@ -18,15 +19,16 @@ class AuditContext:
     route: str | None = None  # the route template, never the raw path (it may hold anything)
     client: str | None = None
     token_sha256: str | None = None
-    decision: str = "none"  # allow | deny | error | none (no access decision was needed)
+    decision: Verdict = Verdict.NONE
     reason: str | None = None
     dataset: str | None = None
+    purpose: str | None = None  # a purpose the policy set declares; "(undeclared)" otherwise
     grant: str | None = None
     policy: str | None = None
     transforms: list[str] = field(default_factory=list)
     rows: int = 0
     view: str | None = None  # the view a rows response was cut from (its key)
-    row_ids: str | None = None  # which of its rows it released (gateway/trace/rowset.py)
+    row_ids: str | None = None  # which of its rows it released (gateway/audit/rowset.py)
     rejected: str | None = None  # the defect, when the HTTP parser refused the request
     peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
@@ -37,38 +39,36 @@ class AuditContext:
 
     def event(
         self, *, method: str, path: str, query: str, status: int, body: bytes, key: bytes
-    ) -> dict[str, JsonValue]:
+    ) -> Event:
         """The call as an audit event. The raw path and query string may hold personal values
         (a 身份证号 in a filter), which a plain hash would not hide (the value space is small
         enough to enumerate): they are logged as HMACs under a workspace key instead."""
-        event: dict[str, JsonValue] = {
-            "kind": "http",
-            "rid": self.rid,
-            "method": method[:16],
-            "route": self.route,
-            "path_hmac": _hmac(key, _path_bytes(path)),
-            "query_hmac": _hmac(key, query.encode("latin-1", "replace")) if query else None,
-            "status": status,
-            "client": self.client,
-            "token_sha256": self.token_sha256,
-            "decision": self.decision,
-            "reason": self.reason,
-            "dataset": self.dataset,
-            "grant": self.grant,
-            "policy": self.policy,
-            "transforms": list(self.transforms),
-            "rows": self.rows,
-            "resp_sha256": self._body_sha256(body),
-        }
-        if self.rejected is not None:
-            # Nothing of the request was parsed (its bytes may hold anything): who and why.
-            event["rejected"] = self.rejected
-            event["peer"] = self.peer
-        if self.view is not None and self.decision == "allow" and status == 200:
+        released = self.decision == Verdict.ALLOW and status == 200
+        return HttpCall(
+            rid=self.rid,
+            method=method[:16],
+            route=self.route,
+            path_hmac=_hmac(key, _path_bytes(path)),
+            query_hmac=_hmac(key, query.encode("latin-1", "replace")) if query else None,
+            status=status,
+            client=self.client,
+            token_sha256=self.token_sha256,
+            decision=self.decision,
+            reason=self.reason,
+            dataset=self.dataset,
+            purpose=self.purpose,
+            grant=self.grant,
+            policy=self.policy,
+            transforms=tuple(self.transforms),
+            rows=self.rows,
+            resp_sha256=self._body_sha256(body),
+            # Nothing of a refused request was parsed (its bytes may hold anything): who and why.
+            rejected=self.rejected,
+            peer=self.peer if self.rejected is not None else None,
             # Which rows left, so a leak can be followed to the calls that released it.
-            event["view"] = self.view
-            event["row_ids"] = self.row_ids
-        return event
+            view=self.view if released else None,
+            row_ids=self.row_ids if released else None,
+        ).event()
 
     def _body_sha256(self, body: bytes) -> str:
         known = self.known_body

@@ -5,25 +5,31 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import caller, json_response
+from gateway.api.common import DATASETS_SCOPE, caller, json_response, recorded_purpose
 from gateway.api.context import AuditContext
+from gateway.api.endpoints import endpoint, json_content
+from gateway.api.paging import next_link
 from gateway.api.render import FORMATS, choose_format, render
+from gateway.api.schemas import CATALOG, DATASET, DATASET_ID, PURPOSE, ROWS_PARAMS, rows_content
+from gateway.audit.rowset import encode_rows
 from gateway.auth.tokens import Principal
 from gateway.errors import BadRequest, Denied, NotFound, PrivacyUnavailable
+from gateway.model.dataset import Dataset
+from gateway.model.decision import Verdict
+from gateway.model.grant import Grant
 from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
-from gateway.policy.model import Dataset, Grant
 from gateway.privacy.assess import figures
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE
 from gateway.privacy.views import View, avoids_real_values
 from gateway.query import Query, after, apply, parse_query
-from gateway.services import Services
-from gateway.trace.rowset import encode_rows
+from gateway.runtime.services import Services
 
 DEFAULT_PAGE = 100
 _NOT_FOUND = "no dataset with this id is available to you"
@@ -45,6 +51,7 @@ def decide(
 ) -> tuple[Dataset, Grant]:
     """The policy decision for this call, recorded in the audit context; raise when denied."""
     dataset = engine.policy.datasets.get(dataset_id)
+    ctx.purpose = recorded_purpose(engine.policy, purpose)
     decision = engine.decide(
         principal.client_id, dataset_id, purpose, principal.scopes, datetime.now(UTC)
     )
@@ -74,8 +81,8 @@ def _privacy(view: View, grant: Grant) -> dict[str, object]:
     return {**(model or {"model": None}), "risk": risk}
 
 
-def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
-    released = []
+def _released_columns(dataset: Dataset, grant: Grant) -> list[dict[str, object]]:
+    released: list[dict[str, object]] = []
     for name, spec in grant.columns:
         definition = CATALOGUE[spec.name]
         column = dataset.column(name)
@@ -89,18 +96,31 @@ def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
                 "category": definition.category,
             }
         )
+    return released
+
+
+def _grant_fields(dataset: Dataset, grant: Grant) -> dict[str, object]:
+    """What one grant releases: its purposes, term, page limit and columns."""
+    return {
+        "purposes": sorted(grant.purposes),
+        "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
+        "rows_per_request": grant.rows_per_request,
+        "columns": _released_columns(dataset, grant),
+        "not_identifying": dict(grant.not_identifying),
+    }
+
+
+def _about(dataset: Dataset) -> dict[str, object]:
     return {
         "id": dataset.id,
         "title": dataset.title,
         "description": dataset.description,
         "licence": dataset.licence,
-        "grant": grant.id,
-        "purposes": sorted(grant.purposes),
-        "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
-        "max_rows": grant.max_rows,
-        "columns": released,
-        "not_identifying": dict(grant.not_identifying),
     }
+
+
+def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
+    return {**_about(dataset), "grant": grant.id, **_grant_fields(dataset, grant)}
 
 
 def _updated(dataset: Dataset) -> str | None:
@@ -114,30 +134,52 @@ def _updated(dataset: Dataset) -> str | None:
 def _released_rows(svc: Services, engine: Engine, grant: Grant, client_id: str) -> int | None:
     try:
         return len(
-            _view(svc, engine, engine.policy.datasets[grant.dataset], grant, client_id).frame
+            view_of(svc, engine, engine.policy.datasets[grant.dataset], grant, client_id).frame
         )
     except PrivacyUnreachable:
         return None
 
 
+@endpoint(
+    "GET",
+    "/v1/datasets",
+    summary="Datasets you hold a grant for, each once, with its grants and purposes",
+    scope=DATASETS_SCOPE,
+    responses={"200": json_content(CATALOG)},
+    problems=(400, 401, 403, 429, 503),
+)
 async def list_datasets(request: Request) -> Response:
-    svc, ctx, principal = caller(request, "/v1/datasets")
+    svc, ctx, principal = caller(request)
     engine = svc.engine
     grants = engine.visible(principal.client_id, datetime.now(UTC))
 
     def describe_all() -> list[dict[str, object]]:
-        return [
-            {
-                **_describe(engine.policy.datasets[g.dataset], g),
-                "updated": _updated(engine.policy.datasets[g.dataset]),
-                "rows": _released_rows(svc, engine, g, principal.client_id),
-            }
-            for g in grants
-        ]
+        by_dataset: dict[str, list[Grant]] = {}
+        for grant in grants:
+            by_dataset.setdefault(grant.dataset, []).append(grant)
+        items = []
+        for dataset_id, held in by_dataset.items():
+            dataset = engine.policy.datasets[dataset_id]
+            items.append(
+                {
+                    **_about(dataset),
+                    "updated": _updated(dataset),
+                    "purposes": sorted({p for g in held for p in g.purposes}),
+                    "grants": [
+                        {
+                            "id": g.id,
+                            **_grant_fields(dataset, g),
+                            "rows": _released_rows(svc, engine, g, principal.client_id),
+                        }
+                        for g in held
+                    ],
+                }
+            )
+        return items
 
     items = await anyio.to_thread.run_sync(describe_all)  # may build views the first time
     ctx.policy = engine.policy.hash
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response({"datasets": items, "policy": engine.policy.hash})
 
 
@@ -158,7 +200,8 @@ def _cached_view(
     return svc.views.peek(source.version, dataset, grant, engine.policy.hash, client_id, real)
 
 
-def _view(svc: Services, engine: Engine, dataset: Dataset, grant: Grant, client_id: str) -> View:
+def view_of(svc: Services, engine: Engine, dataset: Dataset, grant: Grant, client_id: str) -> View:
+    """The grant's released view for this client (built, or from the cache)."""
     source = svc.sources.load(dataset)
     ctx = svc.context(client_id, grant)
     return svc.views.get(source.frame, source.version, dataset, grant, engine.policy.hash, ctx)
@@ -169,7 +212,7 @@ async def _load_view(
 ) -> View:
     try:
         return await anyio.to_thread.run_sync(
-            _view, svc, engine, dataset, grant, principal.client_id
+            view_of, svc, engine, dataset, grant, principal.client_id
         )
     except PrivacyUnreachable as exc:
         # Nothing is released; the operator must fix the grant. The caller learns why.
@@ -178,8 +221,17 @@ async def _load_view(
         ) from exc
 
 
+@endpoint(
+    "GET",
+    "/v1/datasets/{dataset_id}",
+    summary="A dataset's released schema",
+    scope=DATASETS_SCOPE,
+    parameters=(DATASET_ID, PURPOSE),
+    responses={"200": json_content(DATASET)},
+    problems=(400, 401, 403, 404, 429, 503),
+)
 async def get_dataset(request: Request) -> Response:
-    svc, ctx, principal = caller(request, "/v1/datasets/{id}")
+    svc, ctx, principal = caller(request)
     engine = svc.engine
     dataset_id = request.path_params["dataset_id"]
     purpose = purpose_of(request)
@@ -194,7 +246,7 @@ async def get_dataset(request: Request) -> Response:
             purpose = sorted(visible[0].purposes)[0]
     dataset, grant = decide(engine, ctx, principal, dataset_id, purpose)
     view = await _load_view(svc, engine, dataset, grant, principal)
-    ctx.decision, ctx.reason = "allow", None
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(
         {
             **_describe(dataset, grant),
@@ -210,17 +262,39 @@ def _column_types(view: View) -> dict[str, str]:
     return {c.name: c.type for c in view.columns}
 
 
+class _Page(NamedTuple):
+    body: bytes
+    rows: int
+    row_ids: str  # which rows of the view it holds (gateway/audit/rowset.py)
+    next_cursor: str | None  # None on the last page
+    sha256: str  # of the body: the audit entry carries it
+
+
 def _page(
     svc: Services, view: View, query: Query, fmt: str, purpose: str | None, grant: Grant
-) -> tuple[bytes, int, str, str]:
-    """Filter, order and cut one page of the view; render it, and record which rows it holds
-    and the body's SHA-256 (which the audit entry carries). Cached per view and query (the row
-    record and digest under a key of their own)."""
+) -> _Page:
+    """Filter, order and cut one page of the view; render it, record which rows it holds, the
+    cursor of the next page (None on the last) and the body's SHA-256 (the audit entry carries
+    it). Cached per view and query (the row record, cursor and digest under keys of their
+    own)."""
     cache_key = (view.key, query, fmt, purpose)
-    cached, extra = svc.pages.get(cache_key), svc.pages.get(("extra", *cache_key))
-    if cached is not None and extra is not None:
-        row_ids, digest = extra[0].decode("ascii").split(" ")
-        return cached[0], cached[1], row_ids, digest
+    cached, cached_rows = svc.pages.get(cache_key), svc.pages.get(("row_ids", *cache_key))
+    cached_next = svc.pages.get(("next", *cache_key))
+    cached_sha = svc.pages.get(("sha256", *cache_key))
+    if (
+        cached is not None
+        and cached_rows is not None
+        and cached_next is not None
+        and cached_sha is not None
+    ):
+        following = cached_next[0].decode("ascii") if cached_next[1] else None
+        return _Page(
+            cached[0],
+            cached[1],
+            cached_rows[0].decode("ascii"),
+            following,
+            cached_sha[0].decode("ascii"),
+        )
     ordered = apply(view.ordered, query)
     matching = len(ordered)
     if query.cursor is not None:
@@ -247,15 +321,28 @@ def _page(
     body = render(page[list(query.columns)], fmt, meta, next_cursor)
     row_ids = encode_rows(page["_rid"].to_numpy())
     digest = hashlib.sha256(body).hexdigest()
-    svc.pages.put(("extra", *cache_key), (f"{row_ids} {digest}".encode("ascii"), len(page)))
+    svc.pages.put(("row_ids", *cache_key), (row_ids.encode("ascii"), len(page)))
+    svc.pages.put(
+        ("next", *cache_key), ((next_cursor or "").encode("ascii"), int(bool(next_cursor)))
+    )
+    svc.pages.put(("sha256", *cache_key), (digest.encode("ascii"), 0))
     svc.pages.put(cache_key, (body, len(page)))
-    return body, len(page), row_ids, digest
+    return _Page(body, len(page), row_ids, next_cursor, digest)
 
 
+@endpoint(
+    "GET",
+    "/v1/datasets/{dataset_id}/rows",
+    summary="Desensitized rows",
+    scope=DATASETS_SCOPE,
+    parameters=(DATASET_ID, *ROWS_PARAMS),
+    rows_response=rows_content,
+    problems=(400, 401, 403, 404, 414, 429, 431, 503),
+)
 async def rows(request: Request) -> Response:
     # The common case (a cached view) is cheap and runs on the event loop: thread hand-offs cost
     # more than the work. Building a view can take seconds: that happens in a worker thread.
-    svc, ctx, principal = caller(request, "/v1/datasets/{id}/rows")
+    svc, ctx, principal = caller(request)
     engine = svc.engine
     purpose = purpose_of(request)
     dataset, grant = decide(engine, ctx, principal, request.path_params["dataset_id"], purpose)
@@ -265,7 +352,7 @@ async def rows(request: Request) -> Response:
         view = _cached_view(svc, engine, dataset, grant, principal.client_id)
         if view is None:
             view = await anyio.to_thread.run_sync(
-                _view, svc, engine, dataset, grant, principal.client_id
+                view_of, svc, engine, dataset, grant, principal.client_id
             )
     except PrivacyUnreachable as exc:
         # Nothing is released; the operator must fix the grant. The caller learns why.
@@ -276,19 +363,21 @@ async def rows(request: Request) -> Response:
     query = parse_query(
         params,
         _column_types(view),
-        max_size=grant.max_rows,
-        default_size=min(DEFAULT_PAGE, grant.max_rows),
+        max_size=grant.rows_per_request,
+        default_size=min(DEFAULT_PAGE, grant.rows_per_request),
     )
-    body, count, row_ids, digest = _page(svc, view, query, fmt, purpose, grant)
+    page = _page(svc, view, query, fmt, purpose, grant)
+    body, count, row_ids, next_cursor = page.body, page.rows, page.row_ids, page.next_cursor
     svc.limiter.rows(principal, count, grant)
     ctx.transforms = view.transforms
     ctx.rows = count
     ctx.view, ctx.row_ids = view.key, row_ids
-    ctx.known_body = (body, digest)  # the audit entry's body digest, computed once per page
-    ctx.decision, ctx.reason = "allow", None
-    headers = (
-        {"Content-Disposition": f'attachment; filename="{dataset.id}.csv"'}
-        if fmt == "csv"
-        else None
-    )
+    ctx.known_body = (body, page.sha256)  # the body's digest, computed once per page
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
+    headers: dict[str, str] = {}
+    if fmt == "csv":
+        headers["Content-Disposition"] = f'attachment; filename="{dataset.id}.csv"'
+    if next_cursor is not None:
+        # RFC 8288: the next page in every format (a CSV or NDJSON body has no room for it).
+        headers["Link"] = next_link(request, next_cursor)
     return Response(body, media_type=FORMATS[fmt], headers=headers)

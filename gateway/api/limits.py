@@ -1,11 +1,8 @@
 """Request size limits, checked before any handler runs (inside the audit middleware, so every
 refusal is logged): query string, header fields, and body; and headers that must not repeat.
-Per-client concurrency is enforced by `InFlight`, acquired once the caller is authenticated."""
+Per-client concurrency is enforced by `auth.limits.InFlight`, once the caller is authenticated."""
 
 from __future__ import annotations
-
-import threading
-from collections import defaultdict
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -16,10 +13,10 @@ from gateway.errors import (
     HeadersTooLarge,
     LengthRequired,
     PayloadTooLarge,
-    TooManyRequests,
     UriTooLong,
 )
 from gateway.integers import parse_int
+from gateway.model.decision import Verdict
 
 MAX_QUERY = 8 * 1024
 MAX_HEADER = 16 * 1024  # (Authorization has its own, lower limit: 8 KB, see auth/tokens.py)
@@ -83,7 +80,7 @@ class SizeLimits:
     async def _refuse(scope: Scope, error: ApiError, receive: Receive, send: Send) -> None:
         ctx = scope.get("state", {}).get("audit")
         if ctx is not None:
-            ctx.decision, ctx.reason = "deny", error.reason
+            ctx.decision, ctx.reason = Verdict.DENY, error.reason
         response = problem_response(error, getattr(ctx, "rid", None))
         await response(scope, receive, send)
 
@@ -117,28 +114,3 @@ def _body_length(declared: list[bytes]) -> ApiError | None:
     if length > MAX_BODY:
         return PayloadTooLarge(f"the body is larger than {MAX_BODY} bytes")
     return None
-
-
-class InFlight:
-    """At most `limit` concurrent requests per client in this worker process."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._lock = threading.Lock()
-        self._count: defaultdict[str, int] = defaultdict(int)
-
-    def acquire(self, client: str) -> None:
-        with self._lock:
-            if self._count[client] >= self._limit:
-                raise TooManyRequests(
-                    f"more than {self._limit} requests of this client are in progress; retry",
-                    retry_after=1,
-                    headers={},
-                )
-            self._count[client] += 1
-
-    def release(self, client: str) -> None:
-        with self._lock:
-            self._count[client] -= 1
-            if self._count[client] <= 0:
-                del self._count[client]

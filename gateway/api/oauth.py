@@ -12,20 +12,29 @@ from starlette.responses import Response
 
 from gateway.api.common import json_response, services
 from gateway.api.context import audit_context
+from gateway.api.endpoints import endpoint, json_content
+from gateway.api.schemas import (
+    OBJECT,
+    TOKEN_ARG_FORM,
+    TOKEN_FORM,
+    form,
+    oauth_responses,
+    requiring,
+)
 from gateway.auth.limits import address_key
 from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, Outcome, TokenRequest
 from gateway.errors import BadRequest
-from gateway.scopes import SCOPES
+from gateway.model.decision import Verdict
+from gateway.model.scopes import SCOPES
 
 MAX_FORM_BYTES = 16 * 1024
 
 
-async def _form_request(request: Request, route: str) -> TokenRequest:
+async def _form_request(request: Request) -> TokenRequest:
     svc = services(request)
     ctx = audit_context(request)
-    ctx.route = route
     ctx.policy = svc.policy.hash
-    ctx.decision = "deny"
+    ctx.decision = Verdict.DENY
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/x-www-form-urlencoded":
         ctx.reason = "invalid_request"
@@ -49,10 +58,8 @@ async def _form_request(request: Request, route: str) -> TokenRequest:
     )
 
 
-async def _run(
-    request: Request, route: str, call: Callable[[TokenRequest], Outcome], done: str
-) -> Response:
-    oauth_request = await _form_request(request, route)
+async def _run(request: Request, call: Callable[[TokenRequest], Outcome], done: str) -> Response:
+    oauth_request = await _form_request(request)
     ctx = audit_context(request)
     server = services(request).token_server
     # Throttled callers and malformed credentials are answered from store reads alone, without
@@ -65,45 +72,79 @@ async def _run(
         outcome = await anyio.to_thread.run_sync(call, oauth_request, limiter=server.hash_limiter)
     ctx.client = outcome.client_id
     if outcome.status == 200:
-        ctx.decision, ctx.reason = "allow", done
+        ctx.decision, ctx.reason = Verdict.ALLOW, done
     else:
         ctx.reason = outcome.reason
     return json_response(outcome.body, outcome.status, dict(outcome.headers))
 
 
+_FORM_PROBLEMS = (413, 414, 431, 503)
+
+
+@endpoint(
+    "POST",
+    "/oauth/token",
+    summary="Access token (client credentials)",
+    request_body=form(TOKEN_FORM),
+    responses=oauth_responses(OBJECT),
+    problems=_FORM_PROBLEMS,
+)
 async def token(request: Request) -> Response:
     svc = services(request)
-    return await _run(request, "/oauth/token", svc.token_server.issue, "token_issued")
+    return await _run(request, svc.token_server.issue, "token_issued")
 
 
+@endpoint(
+    "POST",
+    "/oauth/revoke",
+    summary="Revoke your token (RFC 7009)",
+    request_body=form(TOKEN_ARG_FORM),
+    responses=oauth_responses(OBJECT),
+    problems=_FORM_PROBLEMS,
+)
 async def revoke(request: Request) -> Response:
     svc = services(request)
-    return await _run(
-        request, "/oauth/revoke", lambda r: svc.token_server.endpoint("revocation", r), "revoked"
-    )
+    return await _run(request, lambda r: svc.token_server.endpoint("revocation", r), "revoked")
 
 
+@endpoint(
+    "POST",
+    "/oauth/introspect",
+    summary="Introspect a token (RFC 7662)",
+    request_body=form(TOKEN_ARG_FORM),
+    responses=oauth_responses(requiring("active")),
+    problems=_FORM_PROBLEMS,
+)
 async def introspect(request: Request) -> Response:
     svc = services(request)
     return await _run(
-        request,
-        "/oauth/introspect",
-        lambda r: svc.token_server.endpoint("introspection", r),
-        "introspected",
+        request, lambda r: svc.token_server.endpoint("introspection", r), "introspected"
     )
 
 
+@endpoint(
+    "GET",
+    "/.well-known/jwks.json",
+    summary="Token signing keys",
+    responses={"200": json_content(requiring("keys"))},
+    problems=(503,),
+)
 async def jwks(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/.well-known/jwks.json"
     return json_response(
         svc.token_keys.current().jwks, headers={"Cache-Control": "public, max-age=300"}
     )
 
 
+@endpoint(
+    "GET",
+    "/.well-known/oauth-authorization-server",
+    summary="OAuth metadata (RFC 8414)",
+    responses={"200": json_content(requiring("issuer"))},
+    problems=(503,),
+)
 async def metadata(request: Request) -> Response:
     svc = services(request)
-    audit_context(request).route = "/.well-known/oauth-authorization-server"
     base = svc.settings.base_url
     return json_response(
         {

@@ -1,170 +1,106 @@
-"""The OpenAPI 3.1 description of the API, kept true by a schemathesis run in the test suite."""
+"""The OpenAPI 3.1 description, generated from the endpoint declarations (so every mounted
+route is described, and only those) and kept true by a schemathesis run in the test suite.
+
+Served to a caller who presents a bearer token, it also describes the rows of each dataset the
+caller holds a grant for: one rows path per dataset, with its released columns, their types and
+formats, taken from the caller's released views under the active policy set (so it changes when
+the policy is reloaded). Without a token it names no dataset (promise 10)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response
+
 from gateway import __version__
-from gateway.scopes import SCOPES
+from gateway.api.common import authenticate, json_response, services
+from gateway.api.context import audit_context
+from gateway.api.datasets import view_of
+from gateway.api.endpoints import Endpoint
+from gateway.api.schemas import PROBLEM_SCHEMA
+from gateway.model.decision import Verdict
+from gateway.model.scopes import DATASETS_READ, SCOPES
+from gateway.privacy.kanon import PrivacyUnreachable
+from gateway.privacy.views import View
+from gateway.runtime.services import Services
 
-PROBLEM = {"$ref": "#/components/responses/Problem"}
+# Released column type -> JSON Schema. Any released cell may be null (a missing source value).
+_TYPES: dict[str, dict[str, Any]] = {
+    "string": {"type": ["string", "null"]},
+    "integer": {"type": ["integer", "null"]},
+    "date": {"type": ["string", "null"], "format": "date"},
+}
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+@dataclass(frozen=True)
+class TypedRows:
+    """The rows one caller may read from one dataset: a row schema per grant."""
+
+    dataset: str
+    purposes: tuple[str, ...]
+    grants: tuple[tuple[str, dict[str, Any]], ...]  # (grant id, row schema)
 
 
-def _problems(*codes: int) -> dict[str, Any]:
-    return {str(code): PROBLEM for code in codes}
+def row_schema(view: View, descriptions: dict[str, str]) -> dict[str, Any]:
+    """A released row as JSON Schema: each released column with its type and format, the
+    transform that made it and its GB/T 37964 category. `_col`/`_nocol` may leave columns out,
+    so none is required; no other property ever appears."""
+    properties = {
+        column.name: {
+            **_TYPES.get(column.type, {}),
+            "description": descriptions.get(column.name, ""),
+            "x-transform": column.transform,
+            "x-category": column.category,
+        }
+        for column in view.columns
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False}
 
 
-def _param(
-    name: str,
-    description: str,
-    schema: dict[str, Any],
-    *,
-    where: str = "query",
-    required: bool = False,
+def build_openapi(
+    base_url: str, endpoints: Sequence[Endpoint], typed: Sequence[TypedRows] = ()
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": where,
-        "description": description,
-        "required": required,
-        "schema": schema,
-    }
-
-
-DATASET_ID = _param("dataset_id", "Dataset id", {"type": "string"}, where="path", required=True)
-PURPOSE = _param(
-    "purpose", "The purpose of the request (or the Data-Purpose header)", {"type": "string"}
-)
-_COLUMN = {
-    "type": "object",
-    "required": ["name", "type", "transform", "category"],
-    "properties": {
-        "name": {"type": "string"},
-        "type": {"type": "string"},
-        "description": {"type": "string"},
-        "transform": {"type": "string"},
-        "category": {"type": "string"},
-    },
-}
-_PRIVACY = {"type": ["object", "null"]}
-_DATASET = {
-    "type": "object",
-    "required": ["id", "title", "grant", "purposes", "columns"],
-    "properties": {
-        "id": {"type": "string"},
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "licence": {"type": "string"},
-        "grant": {"type": "string"},
-        "purposes": {"type": "array", "items": {"type": "string"}},
-        "valid_until": {"type": ["string", "null"]},
-        "max_rows": {"type": "integer"},
-        "updated": {"type": ["string", "null"]},
-        "rows": {"type": ["integer", "null"]},
-        "columns": {"type": "array", "items": _COLUMN},
-        "privacy": _PRIVACY,
-        "policy": {"type": "string"},
-    },
-}
-_ROWS = {
-    "type": "object",
-    "required": ["rows", "next", "view"],
-    "properties": {
-        "rows": {"type": "array", "items": {"type": "object"}},
-        "next": {"type": ["string", "null"], "description": "cursor for the next page"},
-        "view": {
-            "type": "object",
-            "required": ["dataset", "grant", "policy", "total_rows", "columns"],
+    paths: dict[str, dict[str, Any]] = {}
+    for item in endpoints:
+        paths.setdefault(item.path, {})[item.method.lower()] = item.operation()
+    schemas: dict[str, Any] = {}
+    for rows in typed:
+        refs = []
+        for grant, row in rows.grants:
+            name = f"{rows.dataset}.{grant}.row"
+            schemas[name] = row
+            refs.append({"$ref": f"#/components/schemas/{name}"})
+        row_of = refs[0] if len(refs) == 1 else {"anyOf": refs}
+        for item in endpoints:
+            if item.rows_response is not None:
+                path, operation = item.typed_operation(rows.dataset, row_of, rows.purposes)
+                paths.setdefault(path, {})[item.method.lower()] = operation
+    components: dict[str, Any] = {
+        "securitySchemes": {
+            "oauth2": {
+                "type": "oauth2",
+                "flows": {
+                    "clientCredentials": {
+                        "tokenUrl": f"{base_url}/oauth/token",
+                        "scopes": {s: s for s in SCOPES},
+                    }
+                },
+            },
         },
-    },
-}
-_FORM_TOKEN = {
-    "type": "object",
-    "properties": {
-        "grant_type": {"type": "string", "enum": ["client_credentials"]},
-        "scope": {"type": "string"},
-        "client_id": {"type": "string"},
-        "client_secret": {"type": "string"},
-        "client_assertion_type": {"type": "string"},
-        "client_assertion": {"type": "string"},
-    },
-    "required": ["grant_type"],
-}
-_FORM_TOKEN_ARG = {
-    "type": "object",
-    "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"}},
-    "required": ["token"],
-}
-_OAUTH_ERROR = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}},
-}
-
-
-def _form(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": schema}}}
-
-
-def _oauth_responses(ok: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "200": _json(ok),
-        "400": _json(_OAUTH_ERROR, "OAuth error (RFC 6749 5.2)"),
-        "401": _json(_OAUTH_ERROR, "Client authentication failed"),
-        **_problems(413, 414, 431, 503),
-    }
-
-
-def build_openapi(base_url: str) -> dict[str, Any]:
-    bearer: list[dict[str, list[str]]] = [{"oauth2": []}]
-    rows_params = [
-        DATASET_ID,
-        PURPOSE,
-        _param(
-            "_size", "Rows per page (default 100, at most the grant's limit)", {"type": "integer"}
-        ),
-        _param("_next", "Cursor from the previous page's `next`", {"type": "string"}),
-        _param(
-            "_col",
-            "Return only these columns (repeatable)",
-            {"type": "array", "items": {"type": "string"}},
-        ),
-        _param(
-            "_nocol",
-            "Leave out these columns (repeatable)",
-            {"type": "array", "items": {"type": "string"}},
-        ),
-        _param("_sort", "Sort ascending by a column", {"type": "string"}),
-        _param("_sort_desc", "Sort descending by a column", {"type": "string"}),
-        _param(
-            "_extra",
-            "`count` adds the number of matching rows",
-            {"type": "string", "enum": ["count"]},
-        ),
-        _param(
-            "_format",
-            "json (default), csv or ndjson; or use Accept",
-            {"type": "string", "enum": ["json", "csv", "ndjson"]},
-        ),
-        {
-            "name": "filters",
-            "in": "query",
-            "style": "form",
-            "explode": True,
-            "description": "Filters on released values: `col=v`, `col__exact`, `__not`, "
-            "`__in` (comma list), `__gt`, `__gte`, `__lt`, `__lte`, `__startswith`, "
-            "`__contains`, `__isnull`",
-            "schema": {"type": "object", "additionalProperties": {"type": "string"}},
+        "responses": {
+            "Problem": {
+                "description": "RFC 9457 problem",
+                "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}},
+            },
         },
-    ]
-    audit_range = [
-        _param("from", "First index", {"type": "integer", "minimum": 0}, required=True),
-        _param("to", "End index (exclusive)", {"type": "integer", "minimum": 1}, required=True),
-    ]
+    }
+    if schemas:
+        components["schemas"] = schemas
     return {
         "openapi": "3.1.0",
         "info": {
@@ -174,257 +110,54 @@ def build_openapi(base_url: str) -> dict[str, Any]:
             "See docs/developers.md.",
         },
         "servers": [{"url": base_url}],
-        "components": {
-            "securitySchemes": {
-                "oauth2": {
-                    "type": "oauth2",
-                    "flows": {
-                        "clientCredentials": {
-                            "tokenUrl": f"{base_url}/oauth/token",
-                            "scopes": {s: s for s in SCOPES},
-                        }
-                    },
-                },
-            },
-            "responses": {
-                "Problem": {
-                    "description": "RFC 9457 problem",
-                    "content": {
-                        "application/problem+json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["type", "title", "status"],
-                                "properties": {
-                                    "type": {"type": "string"},
-                                    "title": {"type": "string"},
-                                    "status": {"type": "integer"},
-                                    "detail": {"type": "string"},
-                                    "parameter": {"type": "string"},
-                                    "reason": {"type": "string"},
-                                    "request_id": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
-            },
-        },
-        "paths": {
-            "/healthz": {
-                "get": {
-                    "summary": "Liveness",
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["status"]}),
-                        **_problems(503),
-                    },
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Readiness: keys, policies, audit log",
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["ready", "checks"]}),
-                        "503": {
-                            "description": "Not ready (or the audit log cannot record the call)"
-                        },
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics of this worker",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        },
-                        **_problems(503),
-                    },
-                }
-            },
-            "/oauth/token": {
-                "post": {
-                    "summary": "Access token (client credentials)",
-                    "requestBody": _form(_FORM_TOKEN),
-                    "responses": _oauth_responses({"type": "object"}),
-                }
-            },
-            "/oauth/revoke": {
-                "post": {
-                    "summary": "Revoke your token (RFC 7009)",
-                    "requestBody": _form(_FORM_TOKEN_ARG),
-                    "responses": _oauth_responses({"type": "object"}),
-                }
-            },
-            "/oauth/introspect": {
-                "post": {
-                    "summary": "Introspect a token (RFC 7662)",
-                    "requestBody": _form(_FORM_TOKEN_ARG),
-                    "responses": _oauth_responses({"type": "object", "required": ["active"]}),
-                }
-            },
-            "/.well-known/jwks.json": {
-                "get": {
-                    "summary": "Token signing keys",
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["keys"]}),
-                        **_problems(503),
-                    },
-                }
-            },
-            "/.well-known/oauth-authorization-server": {
-                "get": {
-                    "summary": "OAuth metadata (RFC 8414)",
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["issuer"]}),
-                        **_problems(503),
-                    },
-                }
-            },
-            "/v1/datasets": {
-                "get": {
-                    "summary": "Datasets you hold a grant for",
-                    "security": bearer,
-                    "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "required": ["datasets"],
-                                "properties": {"datasets": {"type": "array", "items": _DATASET}},
-                            }
-                        ),
-                        **_problems(400, 401, 403, 429, 503),
-                    },
-                }
-            },
-            "/v1/datasets/{dataset_id}": {
-                "get": {
-                    "summary": "A dataset's released schema",
-                    "security": bearer,
-                    "parameters": [DATASET_ID, PURPOSE],
-                    "responses": {
-                        "200": _json(_DATASET),
-                        **_problems(400, 401, 403, 404, 429, 503),
-                    },
-                }
-            },
-            "/v1/datasets/{dataset_id}/rows": {
-                "get": {
-                    "summary": "Desensitized rows",
-                    "security": bearer,
-                    "parameters": rows_params,
-                    "responses": {
-                        "200": {
-                            "description": "A page of rows",
-                            "content": {
-                                "application/json": {"schema": _ROWS},
-                                "text/csv": {"schema": {"type": "string"}},
-                                "application/x-ndjson": {"schema": {"type": "string"}},
-                            },
-                        },
-                        **_problems(400, 401, 403, 404, 414, 429, 431, 503),
-                    },
-                }
-            },
-            "/v1/audit/checkpoint": {
-                "get": {
-                    "summary": "Newest signed checkpoint (C2SP)",
-                    "responses": {
-                        "200": {
-                            "description": "A signed note",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        },
-                        **_problems(404, 503),
-                    },
-                }
-            },
-            "/v1/audit/proof": {
-                "get": {
-                    "summary": "Inclusion proof",
-                    "parameters": [
-                        _param(
-                            "idx", "Entry index", {"type": "integer", "minimum": 0}, required=True
-                        ),
-                        _param(
-                            "size", "Tree size", {"type": "integer", "minimum": 1}, required=True
-                        ),
-                    ],
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["proof", "root"]}),
-                        **_problems(400, 503),
-                    },
-                }
-            },
-            "/v1/audit/consistency": {
-                "get": {
-                    "summary": "Consistency proof",
-                    "parameters": [
-                        _param(
-                            "from",
-                            "Older tree size",
-                            {"type": "integer", "minimum": 1},
-                            required=True,
-                        ),
-                        _param(
-                            "to",
-                            "Newer tree size",
-                            {"type": "integer", "minimum": 1},
-                            required=True,
-                        ),
-                    ],
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["proof"]}),
-                        **_problems(400, 503),
-                    },
-                }
-            },
-            "/v1/audit/entries": {
-                "get": {
-                    "summary": "Raw audit entries (scope audit:read)",
-                    "security": bearer,
-                    "parameters": audit_range,
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["entries"]}),
-                        **_problems(400, 401, 403, 429, 503),
-                    },
-                }
-            },
-            "/v1/admin/status": {
-                "get": {
-                    "summary": "Policy and audit status (scope admin)",
-                    "security": bearer,
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["policy", "audit"]}),
-                        **_problems(401, 403, 429, 503),
-                    },
-                }
-            },
-            "/v1/admin/reload": {
-                "post": {
-                    "summary": "Reload policies now (scope admin)",
-                    "security": bearer,
-                    "responses": {
-                        "200": _json({"type": "object"}),
-                        "422": _json({"type": "object"}, "Rejected"),
-                        **_problems(401, 403, 429, 503),
-                    },
-                }
-            },
-            "/v1/admin/explain": {
-                "get": {
-                    "summary": "Explain a decision (scope admin)",
-                    "security": bearer,
-                    "parameters": [
-                        _param("client", "Client id", {"type": "string"}, required=True),
-                        _param("dataset", "Dataset id", {"type": "string"}, required=True),
-                        _param("purpose", "Purpose", {"type": "string"}),
-                        _param("at", "ISO 8601 time", {"type": "string"}),
-                    ],
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["decision"]}),
-                        **_problems(400, 401, 403, 429, 503),
-                    },
-                }
-            },
-        },
+        "components": components,
+        "paths": paths,
     }
+
+
+def typed_rows(svc: Services, client_id: str) -> list[TypedRows]:
+    """The row schemas of every dataset this client holds a grant for now, from its released
+    views (built if need be). A grant whose view cannot be released is left out."""
+    engine = svc.engine
+    held: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    purposes: dict[str, set[str]] = {}
+    for grant in engine.visible(client_id, datetime.now(UTC)):
+        dataset = engine.policy.datasets[grant.dataset]
+        try:
+            view = view_of(svc, engine, dataset, grant, client_id)
+        except PrivacyUnreachable:
+            continue
+        descriptions = {c.name: c.description for c in dataset.columns}
+        held.setdefault(dataset.id, []).append((grant.id, row_schema(view, descriptions)))
+        purposes.setdefault(dataset.id, set()).update(grant.purposes)
+    return [
+        TypedRows(dataset, tuple(sorted(purposes[dataset])), tuple(grants))
+        for dataset, grants in held.items()
+    ]
+
+
+def endpoints_of(request: Request) -> tuple[Endpoint, ...]:
+    found = request.app.state.endpoints
+    assert isinstance(found, tuple)  # noqa: S101 - set by create_app
+    return found
+
+
+async def served_openapi(request: Request) -> Response:
+    """The document for this caller: generic and cacheable without a token; with one (checked
+    like on any API call), typed for the caller's grants and private."""
+    svc = services(request)
+    endpoints = endpoints_of(request)
+    if request.headers.get("authorization") is None:
+        document = build_openapi(svc.settings.base_url, endpoints)
+        cache = {"Cache-Control": "public, max-age=300", "Vary": "Authorization"}
+        return json_response(document, headers=cache)
+    principal = authenticate(request, None)
+    typed: list[TypedRows] = []
+    if DATASETS_READ in principal.scopes:
+        typed = await anyio.to_thread.run_sync(typed_rows, svc, principal.client_id)
+    ctx = audit_context(request)
+    ctx.decision, ctx.reason = Verdict.ALLOW, None
+    document = build_openapi(svc.settings.base_url, endpoints, typed)
+    return json_response(
+        document, headers={"Cache-Control": "private, no-cache", "Vary": "Authorization"}
+    )

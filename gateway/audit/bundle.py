@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from gateway.audit.entry import StoredEntry, leaf_hash
-from gateway.audit.store import KeyWindow, read_log
+from gateway.audit.reader import read_log
+from gateway.audit.schema import KeyWindow
 from gateway.fsutil import PRIVATE_DIR, new_private, private_dir
 from gateway.store.db import Database
 

@@ -44,6 +44,7 @@ from gateway.audit.entry import (
     leaf_hash,
     statement,
 )
+from gateway.audit.events import is_key_rotation
 from gateway.audit.merkle import MerkleTree, verify_consistency
 from gateway.audit.signing import ENTRY_CONTEXT, key_id, load_public_key, verify_signature
 from gateway.errors import ConfigError
@@ -160,7 +161,7 @@ def verify_log(
             entry = decode_entry(stored.line)
             last_ts = int(entry["ts"])
             prev = leaf.hex()
-            if entry.get("kind") == "admin" and entry.get("action") == "key.rotate":
+            if is_key_rotation(entry):
                 rotation_problem = keys.rotate(stored.kid, expected, entry)
                 if rotation_problem:
                     report.problems.append(Problem("entry", expected, rotation_problem))
@@ -289,7 +290,7 @@ def verify_path(
     """Verify a bundle directory or a log database (a SQLite file, or a PostgreSQL store);
     returns (origin, report)."""
     from gateway.audit.bundle import read_bundle
-    from gateway.audit.store import read_log
+    from gateway.audit.reader import read_log
 
     keys = load_keys(key_files)
     kept_notes = [p.read_text() for p in kept]

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey, KeyParameters, KeySet, OctKey, OKPKey, RSAKey
@@ -153,7 +153,7 @@ def generate_token_key(path: Path) -> bool:
     return write_new(path, pem)
 
 
-def rotate(keys_dir: Path) -> tuple[str, str]:
+def rotate(keys_dir: Path) -> tuple[Literal["published", "activated"], str]:
     """One rotation step. Returns (what happened, kid): ("published", next kid) or
     ("activated", new active kid)."""
     entries = read_state(keys_dir)

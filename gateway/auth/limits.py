@@ -3,19 +3,22 @@ registry database so every worker sees the same numbers. Answers 429 with `Retry
 `RateLimit-*` headers of draft-ietf-httpapi-ratelimit-headers.
 
 Also the throttle on failed client authentication at the OAuth endpoints (`AuthThrottle`), counted
-in the same store: per presented client id and per source address."""
+in the same store: per presented client id and per source address; and the cap on one client's
+concurrent requests in this worker (`InFlight`)."""
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import threading
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.tokens import Principal
 from gateway.errors import TooManyRequests
-from gateway.policy.model import Grant
+from gateway.model.grant import Grant
 
 DAY = 86_400
 
@@ -191,3 +194,28 @@ class AuthThrottle:
         expires = (int(now // self.window) + 2) * self.window
         for name, _, _ in self._names(client_id, address, now):
             self._registry.bump(name, 1, expires)
+
+
+class InFlight:
+    """At most `limit` concurrent requests per client in this worker process."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._count: defaultdict[str, int] = defaultdict(int)
+
+    def acquire(self, client: str) -> None:
+        with self._lock:
+            if self._count[client] >= self._limit:
+                raise TooManyRequests(
+                    f"more than {self._limit} requests of this client are in progress; retry",
+                    retry_after=1,
+                    headers={},
+                )
+            self._count[client] += 1
+
+    def release(self, client: str) -> None:
+        with self._lock:
+            self._count[client] -= 1
+            if self._count[client] <= 0:
+                del self._count[client]

@@ -33,8 +33,9 @@ from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.fsutil import private_file
-from gateway.scopes import DATASETS_READ, SCOPES
+from gateway.model.scopes import DATASETS_READ, SCOPES
 from gateway.store.db import Connection, Database, DuplicateKey, Shared, StoreError
+from gateway.store.schema import StoreSchema
 
 CLIENT_ID = re.compile(r"^[a-z][a-z0-9_-]{1,63}$")
 DEFAULT_SCOPES = (DATASETS_READ,)
@@ -77,7 +78,18 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 CACHE_SECONDS = 0.5
 CHANNEL = "gateway_registry"  # PostgreSQL NOTIFY channel: a client or revocation changed
-TABLES = ("clients", "revoked", "assertions", "shared_state", "counters")
+# What `gateway store migrate` copies.
+REGISTRY_STORE = StoreSchema(
+    what="a registry",
+    ddl=SCHEMA,
+    tables=(
+        ("clients", "1"),
+        ("revoked", "1"),
+        ("assertions", "client_id, jti"),
+        ("shared_state", "1"),
+        ("counters", "1"),
+    ),
+)
 
 
 def derive(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
@@ -494,6 +506,12 @@ class ClientRegistry:
         return 0 if row is None else int(row[0])
 
     # --- shared state between workers -------------------------------------------------------
+
+    def shared(self, key: str) -> str | None:
+        """The value `claim` last set for `key`, or None."""
+        with self._counters.use() as conn:
+            row = conn.execute("SELECT value FROM shared_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
 
     def claim(self, key: str, value: str) -> bool:
         """Set `key` to `value` if `key` does not hold `value` yet; True for the one caller (in

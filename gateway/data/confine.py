@@ -15,6 +15,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
+from gateway.errors import GatewayError
 from gateway.settings import Workspace
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -28,7 +29,7 @@ def private_dirs(ws: Workspace) -> tuple[Path, ...]:
     return (ws.keys, ws.state, ws.audit)
 
 
-class Unconfined(ValueError):
+class Unconfined(GatewayError, ValueError):
     """A named file is outside its allowed directories, not a regular file, or too large.
     The message names the path as written and the rule; never any content."""
 

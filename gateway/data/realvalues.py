@@ -16,7 +16,8 @@ import time
 import pandas as pd
 
 from gateway.data.sources import Source, SourceCache
-from gateway.policy.model import ColumnType, PolicySet
+from gateway.model.dataset import ColumnType
+from gateway.model.policyset import PolicySet
 
 FORMATS = {
     "id_card": r"\d{17}[\dXx]",

@@ -18,7 +18,7 @@ import pandas as pd
 
 from gateway.data.confine import Unconfined, private_dirs, read_confined
 from gateway.errors import ConfigError
-from gateway.policy.model import ColumnType, Dataset
+from gateway.model.dataset import ColumnType, Dataset
 from gateway.settings import Workspace
 
 _DTYPES = {ColumnType.STRING: "string", ColumnType.INTEGER: "Int64", ColumnType.DATE: "string"}

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from gateway.policy.model import Grant, PolicySet
+from gateway.model.grant import Grant
+from gateway.model.policyset import PolicySet
 
 # Reason codes, safe to show the caller (they reveal nothing beyond what its own grants say).
 NO_GRANT = "no_grant"

@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from gateway.model.decision import Verdict
+from gateway.model.filterlang import operator
+from gateway.model.grant import Condition, RowFilter
 from gateway.policy.engine import Engine
-from gateway.policy.model import Condition, RowFilter
 from gateway.policy.testing import ViewOf
 from gateway.privacy.assess import FiguresOf
 from gateway.privacy.kanon import PrivacyUnreachable
@@ -26,7 +28,7 @@ def explain(
 ) -> dict[str, Any]:
     decision = engine.decide(client, dataset, purpose, scopes, at)
     result: dict[str, Any] = {
-        "decision": "allow" if decision.allowed else "deny",
+        "decision": Verdict.ALLOW if decision.allowed else Verdict.DENY,
         "reason": decision.reason,
         "grant": decision.grant.id if decision.grant else None,
         "policy": decision.policy,
@@ -90,26 +92,14 @@ def explain(
     return result
 
 
-_OPS = {
-    "eq": "=",
-    "ne": "!=",
-    "lt": "<",
-    "lte": "<=",
-    "gt": ">",
-    "gte": ">=",
-    "in": "in",
-    "not_in": "not in",
-    "startswith": "starts with",
-}
-
-
 def describe_filter(item: RowFilter | Condition) -> str:
     """A row filter as readable text: `age >= 18 and age <= 65`."""
     if isinstance(item, Condition):
-        if item.op in ("is_null", "not_null"):
-            return f"{item.column} is {'' if item.op == 'is_null' else 'not '}null"
+        op = operator(item.op)
+        if op.takes == "flag":
+            return f"{item.column} {op.words}"
         value = list(item.value) if isinstance(item.value, tuple) else item.value
-        return f"{item.column} {_OPS[item.op]} {value!r}"
+        return f"{item.column} {op.words} {value!r}"
     joiner = " and " if item.mode == "all" else " or "
     parts = [
         describe_filter(i) if isinstance(i, Condition) else f"({describe_filter(i)})"

@@ -44,9 +44,12 @@ import pandas as pd
 import yaml
 
 from gateway.errors import ConfigError
+from gateway.model.dataset import Dataset
+from gateway.model.decision import Verdict
+from gateway.model.grant import Grant
+from gateway.policy.check import CST, Problem, parse_moment
 from gateway.policy.engine import Engine
-from gateway.policy.files import CST, Problem, parse_moment, read_policy_files
-from gateway.policy.model import Dataset, Grant
+from gateway.policy.files import read_policy_files
 from gateway.policy.yamlsrc import PARSE_SECONDS, load_located
 from gateway.privacy.kanon import PrivacyUnreachable
 
@@ -110,7 +113,7 @@ def load_cases(directory: Path) -> list[tuple[str, dict[str, Any]]]:
             for required in ("client", "dataset", "expect"):
                 if required not in case:
                     raise ConfigError(f"{path}: case {i}: `{required}` is required")
-            if case["expect"] not in ("allow", "deny"):
+            if case["expect"] not in (Verdict.ALLOW, Verdict.DENY):
                 raise ConfigError(f"{path}: case {i}: expect must be allow or deny")
             cases.append((path.name, case))
     return cases
@@ -200,7 +203,7 @@ def _run(
         case.get("scopes", ["datasets:read"]),
         at,
     )
-    got = "allow" if decision.allowed else "deny"
+    got = Verdict.ALLOW if decision.allowed else Verdict.DENY
     if got != case["expect"]:
         return (
             False,

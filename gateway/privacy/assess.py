@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from gateway.policy.model import Dataset, Grant, PolicySet
+from gateway.model.dataset import Dataset
+from gateway.model.grant import Grant
+from gateway.model.policyset import PolicySet
 from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable
 from gateway.privacy.views import View
 

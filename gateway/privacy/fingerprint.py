@@ -25,7 +25,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gateway.policy.model import ColumnType, Dataset, Grant
+from gateway.model.dataset import ColumnType, Dataset
+from gateway.model.grant import Grant
 from gateway.privacy.keyed import keyed_words
 
 LABEL = b"public-data-gateway/fingerprint/v1"

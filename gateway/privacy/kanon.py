@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from gateway.policy.model import PrivacyModel
+from gateway.errors import GatewayError
+from gateway.model.grant import PrivacyModel
 from gateway.privacy.lattice import Unreachable, anonymize
 from gateway.privacy.mondrian import MondrianUnreachable, mondrian
 
 
-class PrivacyUnreachable(Exception):
+class PrivacyUnreachable(GatewayError):
     """The privacy model cannot be met within the suppression limit; nothing is released."""
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gateway.policy.model import Column, ColumnType, TransformSpec
+from gateway.model.dataset import Column, ColumnType
+from gateway.model.grant import TransformSpec
 from gateway.privacy import generalize
 from gateway.privacy.transforms import HIERARCHY_TABLE
 

@@ -29,12 +29,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gateway.errors import GatewayError
+
 MAX_NODES = 100_000
 
 Codes = npt.NDArray[np.int64]
 
 
-class Unreachable(Exception):
+class Unreachable(GatewayError):
     """No lattice node meets the model within the suppression limit."""
 
 

@@ -54,6 +54,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gateway.errors import GatewayError
+
 KINDS = ("numeric", "date", "ordered", "categorical")
 SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
 TOP = "*"
@@ -64,7 +66,7 @@ Bools = npt.NDArray[np.bool_]
 Texts = npt.NDArray[np.object_]
 
 
-class MondrianUnreachable(Exception):
+class MondrianUnreachable(GatewayError):
     """The model cannot be met within the suppression limit; nothing is released."""
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from gateway.policy.model import ColumnType
+from gateway.errors import GatewayError
+from gateway.model.dataset import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
 from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
 
@@ -221,7 +222,7 @@ def scope_key(secret: bytes, scope: str, ctx: TransformContext) -> bytes:
 MAX_REDRAWS = 32
 
 
-class SyntheticClash(ValueError):
+class SyntheticClash(GatewayError, ValueError):
     """Synthetic values kept equalling real ones after every redraw (a tiny value space)."""
 
 

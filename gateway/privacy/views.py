@@ -15,8 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gateway.policy.floors import has_words
-from gateway.policy.model import Dataset, Grant
+from gateway.model.dataset import Dataset
+from gateway.model.floors import has_words
+from gateway.model.grant import Grant
 from gateway.privacy.filters import row_mask
 from gateway.privacy.fingerprint import VERSION as FINGERPRINT_VERSION
 from gateway.privacy.fingerprint import apply_fingerprint

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from gateway.errors import GatewayError
 from gateway.fsutil import private_file
 
 _SQLITE_BUSY = (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
 
 
-class StoreError(Exception):
+class StoreError(GatewayError):
     """A database operation failed. `busy` marks transient lock contention; `lost` a connection
     that went away (server restart, failover, idle timeout): transient too, not a failed write."""
 

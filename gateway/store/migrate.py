@@ -1,20 +1,17 @@
 """Moving a gateway's state from one store to another (typically from the embedded SQLite
-default up to PostgreSQL): the audit log is copied byte for byte, so its chain, signatures and
-checkpoints stay valid, and the copy is verified before the command reports success."""
+default up to PostgreSQL): each store's tables are copied byte for byte (an audit log's chain,
+signatures and checkpoints stay valid), and the copy is verified before the command reports
+success. What to copy comes from each module's `StoreSchema`; this module knows none of them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gateway.audit.store import SCHEMA as AUDIT_SCHEMA
-from gateway.audit.store import SEQUENCER
-from gateway.auth.registry import SCHEMA as REGISTRY_SCHEMA
-from gateway.auth.registry import TABLES as REGISTRY_TABLES
 from gateway.errors import ConfigError
 from gateway.store.db import Connection, Database, StoreError
+from gateway.store.schema import StoreSchema
 
-AUDIT_TABLES = ("meta", "keys", "entries", "checkpoints")
 _BATCH = 5000
 
 
@@ -22,6 +19,15 @@ _BATCH = 5000
 class Copied:
     table: str
     rows: int
+
+
+@dataclass(frozen=True)
+class Move:
+    """One store's tables, from `source` to `target`."""
+
+    schema: StoreSchema
+    source: Database
+    target: Database
 
 
 def _columns(conn: Connection, table: str) -> list[str]:
@@ -47,70 +53,52 @@ def _portable(row: tuple[object, ...]) -> tuple[object, ...]:
     return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
 
 
-def _require_empty(conn: Connection, tables: tuple[str, ...], what: str, display: str) -> None:
-    for table in tables:
-        if table == "meta":
+def _require_empty(conn: Connection, schema: StoreSchema, display: str) -> None:
+    for table in schema.table_names:
+        if table in schema.replaced:
             continue
         if conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:  # noqa: S608
             raise ConfigError(
-                f"the target store {display} already holds {what} ({table} is not empty); "
+                f"the target store {display} already holds {schema.what} ({table} is not empty); "
                 "migrate into an empty database"
             )
 
 
-def migrate(
-    audit_source: Database,
-    registry_source: Database,
-    audit_target: Database,
-    registry_target: Database,
-    verify: Callable[[Database], str | None],
-) -> list[Copied]:
-    """Copy the audit log and the registry, then verify the copied log (`verify` returns None
-    when it verifies, else the problem). Raises ConfigError with what to do on any failure."""
-    if audit_source.url == audit_target.url and audit_source.postgres == audit_target.postgres:
-        raise ConfigError("the target store is the current store; nothing to migrate")
+def copy_stores(moves: Sequence[Move], verify: Callable[[], str | None]) -> list[Copied]:
+    """Copy each store's tables, then `verify` the copy (None when it verifies, else the
+    problem; then every target is emptied again). Raises ConfigError with what to do."""
     copied: list[Copied] = []
-    pairs = (
-        (audit_source, audit_target, AUDIT_SCHEMA, AUDIT_TABLES, "an audit log"),
-        (registry_source, registry_target, REGISTRY_SCHEMA, REGISTRY_TABLES, "a registry"),
-    )
-    for source_db, target_db, schema, tables, what in pairs:
-        source, target = source_db.connect(), target_db.connect()
+    for move in moves:
+        schema = move.schema
+        source, target = move.source.connect(), move.target.connect()
         try:
-            target.executescript(schema)
-            with target.transaction(SEQUENCER if what == "an audit log" else None):
-                _require_empty(target, tables, what, target_db.display)
-                if what == "an audit log":
-                    # A fresh database may hold an origin from opening it; the source's wins.
-                    target.execute("DELETE FROM meta")
-                for table in tables:
-                    order = {
-                        "entries": "idx",
-                        "checkpoints": "size",
-                        "keys": "from_idx",
-                        "assertions": "client_id, jti",
-                    }.get(table, "1")
+            target.executescript(schema.ddl)
+            with target.transaction(schema.lock):
+                _require_empty(target, schema, move.target.display)
+                for table in schema.replaced:
+                    target.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+                for table, order in schema.tables:
                     copied.append(Copied(table, _copy(source, target, table, order)))
         except StoreError as exc:
             raise ConfigError(
-                f"migration to {target_db.display} failed, nothing was committed there: {exc}"
+                f"migration to {move.target.display} failed, nothing was committed there: {exc}"
             ) from exc
         finally:
             source.close()
             target.close()
-    problem = verify(audit_target)
+    problem = verify()
     if problem is not None:
-        _empty(audit_target, AUDIT_TABLES)  # leave the target as it was: empty, ready to retry
-        _empty(registry_target, REGISTRY_TABLES)
+        for move in moves:  # leave the targets as they were: empty, ready to retry
+            _empty(move.target, move.schema)
         raise ConfigError(f"the copied log does not verify, the copy was removed: {problem}")
     return copied
 
 
-def _empty(database: Database, tables: tuple[str, ...]) -> None:
+def _empty(database: Database, schema: StoreSchema) -> None:
     conn = database.connect()
     try:
-        with conn.transaction(SEQUENCER):
-            for table in tables:
+        with conn.transaction(schema.lock):
+            for table in schema.table_names:
                 conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
     finally:
         conn.close()

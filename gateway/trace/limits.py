@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.errors import GatewayError
+
 MAX_BYTES = 1 << 30  # a leaked extract larger than 1 GiB: trace a sample of it
 MAX_JSON_BYTES = 256 << 20  # a JSON or NDJSON file is parsed whole: 256 MiB at most
 MAX_CELLS = 50_000_000  # rows x columns of the table read from the file
@@ -24,12 +26,16 @@ MAX_PART = 16 << 20  # an .xlsx part other than the sheet and its strings (workb
 DEFAULT_SECONDS = 300  # wall-clock limit of a whole trace (`--time-limit`, GATEWAY_TRACE_SECONDS)
 
 
-class ExtractError(Exception):
+class ExtractError(GatewayError):
     """The file cannot be read as an extract; the message says why (never a cell value)."""
 
+    exit_code = 2
 
-class TraceTimeout(Exception):
+
+class TraceTimeout(GatewayError):
     """The trace ran past its time limit."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from gateway.audit.entry import StoredEntry
+from gateway.audit.events import is_http
+from gateway.audit.rowset import decode_rows
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
-from gateway.policy.model import PolicySet
+from gateway.model.policyset import PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import avoids_real_values, materialize
@@ -29,7 +31,6 @@ from gateway.trace.attribute import (
 )
 from gateway.trace.extract import Extract
 from gateway.trace.limits import UNLIMITED, Deadline
-from gateway.trace.rowset import decode_rows
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def follow(
             entry = json.loads(stored.line)
         except ValueError:
             continue  # `gateway audit verify` reports malformed entries
-        if not isinstance(entry, dict) or entry.get("kind") != "http":
+        if not is_http(entry):
             continue
         if (entry.get("client"), entry.get("grant"), entry.get("dataset")) != (
             named.client,

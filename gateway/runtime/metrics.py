@@ -7,6 +7,8 @@ import os
 import threading
 from collections import defaultdict
 
+from gateway.model.decision import Verdict
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -51,13 +53,13 @@ class Metrics:
         route: str | None,
         status: int,
         reason: str | None,
-        decision: str,
+        decision: Verdict,
         seconds: float,
         audit_seconds: float | None,
     ) -> None:
         with self._lock:
             self.requests[(route or "unmatched", status)] += 1
-            if decision == "deny" and reason:
+            if decision == Verdict.DENY and reason:
                 self.denials[reason] += 1
             self.latency.observe(seconds)
             if audit_seconds is not None:

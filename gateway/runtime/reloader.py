@@ -21,12 +21,14 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.audit.events import Event, policy_rejected, policy_reloaded
 from gateway.errors import AuditUnavailable, ConfigError
+from gateway.model.policyset import PolicySet
 from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
-from gateway.policy.model import PolicySet
+from gateway.policy.history import load_set, store_set
 from gateway.policy.testing import load_cases, run_cases
-from gateway.services import Services, view_maker
+from gateway.runtime.services import Services, view_maker
 
 log = logging.getLogger("gateway.policy")
 
@@ -102,12 +104,23 @@ class PolicyReloader:
         self._seen = fingerprint(self._directory)
         policy = svc.policy
         self.status = PolicyStatus(policy.hash, time.time(), policy.files)
-        svc.registry.claim("policy.active", policy.hash)
+        sets = svc.settings.workspace.policy_sets
+        try:
+            store_set(sets, policy.sources)
+        except OSError as exc:
+            raise ConfigError(f"cannot keep the active policy set in {sets}: {exc}") from exc
+        previous = svc.registry.shared("policy.active")
+        if svc.registry.claim("policy.active", policy.hash):
+            # A set that went live at start (first start, or files edited while stopped).
+            files = _changed(sets, previous, policy)
+            self._event(policy_reloaded(previous, policy.hash, files, "start", "gateway"))
 
     def changed(self) -> bool:
         return fingerprint(self._directory) != self._seen
 
-    def reload(self, trigger: str) -> PolicyStatus:
+    def reload(self, trigger: str, actor: str = "gateway") -> PolicyStatus:
+        """Load, check and swap in the policy directory's set. `actor`: who asked (the admin
+        API's client id; "gateway" for file changes and signals), recorded in the entry."""
         _off_the_event_loop()
         with self._lock:
             self._seen = fingerprint(self._directory)
@@ -118,6 +131,11 @@ class PolicyReloader:
                 failures = check_policy_set(self._svc, new)
                 if failures:
                     raise ConfigError("policy tests failed:\n" + "\n".join(failures))
+                sets = self._svc.settings.workspace.policy_sets
+                try:
+                    store_set(sets, new.sources)  # kept before it goes live, or it does not
+                except OSError as exc:
+                    raise ConfigError(f"cannot keep the policy set in {sets}: {exc}") from exc
             except Exception as exc:  # any failure rejects the candidate; the watcher lives on
                 error = describe_rejection(exc)
                 self.status.last_error = error
@@ -125,7 +143,7 @@ class PolicyReloader:
                     "policy reload (%s) rejected; keeping %s: %s", trigger, old.hash[:12], error
                 )
                 if self._svc.registry.claim("policy.rejected", self._seen):
-                    self._event("policy.rejected", {"active": old.hash, "error": _short(error)})
+                    self._event(policy_rejected(old.hash, _short(error), trigger, actor))
                 return self.status
             self.status.last_error = None
             if new.hash == old.hash:
@@ -142,16 +160,24 @@ class PolicyReloader:
                     for name in set(old.file_hashes) | set(new.file_hashes)
                     if old.file_hashes.get(name) != new.file_hashes.get(name)
                 )
-                self._event("policy.reload", {"old": old.hash, "new": new.hash, "files": changed})
+                self._event(policy_reloaded(old.hash, new.hash, changed, trigger, actor))
             return self.status
 
-    def _event(self, action: str, detail: dict[str, str | list[str]]) -> None:
+    def _event(self, event: Event) -> None:
         try:
-            self._svc.audit_log.append(
-                {"kind": "admin", "action": action, "actor": "gateway", **detail}
-            )
+            self._svc.audit_log.append(event)
         except AuditUnavailable:
-            log.exception("could not log %s", action)
+            log.exception("could not log %s", event["action"])
+
+
+def _changed(sets: Path, previous: str | None, new: PolicySet) -> list[str]:
+    """The files that differ from the previous live set (all of them when it is not kept)."""
+    try:
+        before = load_set(sets, previous) if previous else {}
+    except ConfigError:
+        before = {}
+    now = new.sources
+    return sorted(name for name in set(before) | set(now) if before.get(name) != now.get(name))
 
 
 def _short(text: str, limit: int = 2000) -> str:

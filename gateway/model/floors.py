@@ -20,7 +20,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from gateway.policy.model import Column
+from gateway.model.dataset import Column
 
 CORE, IMPORTANT = "核心", "重要"
 CORE_ALLOWED = frozenset({"suppress", "synthesize", "drop"})

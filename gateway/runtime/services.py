@@ -4,34 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from gateway.api.limits import InFlight
-from gateway.api.metrics import Metrics
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
 from gateway.auth.keys import TokenKeyring
-from gateway.auth.limits import AuthThrottle, Limiter
+from gateway.auth.limits import AuthThrottle, InFlight, Limiter
 from gateway.auth.registry import ClientRegistry
 from gateway.auth.server import TokenServer
 from gateway.auth.tokens import AccessTokenValidator
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
+from gateway.model.dataset import Dataset
+from gateway.model.grant import Grant
+from gateway.model.policyset import PolicySet
 from gateway.policy.engine import Engine
 from gateway.policy.files import load_policies
-from gateway.policy.model import Dataset, Grant, PolicySet
 from gateway.policy.testing import ViewOf
 from gateway.privacy.assess import FiguresOf, figures
 from gateway.privacy.transforms import TransformContext
 from gateway.privacy.views import View, ViewCache, avoids_real_values
 from gateway.privacy.viewstore import ViewStore
 from gateway.query import Cursors
+from gateway.runtime.metrics import Metrics
+from gateway.runtime.pages import PageCache
 from gateway.settings import Settings
 
 
@@ -96,28 +96,6 @@ def _rotated_signer(settings: Settings, kid: str) -> Signer | None:
     """After `gateway keys rotate audit`, the new key is at the usual path."""
     signer = load_signer(settings.workspace.audit_key)
     return signer if signer.kid == kid else None
-
-
-class PageCache:
-    """Rendered pages of immutable views (a small LRU shared by the threads of one worker)."""
-
-    def __init__(self, capacity: int = 512) -> None:
-        self._capacity = capacity
-        self._lock = threading.Lock()
-        self._pages: OrderedDict[Hashable, tuple[bytes, int]] = OrderedDict()
-
-    def get(self, key: Hashable) -> tuple[bytes, int] | None:
-        with self._lock:
-            found = self._pages.get(key)
-            if found is not None:
-                self._pages.move_to_end(key)
-            return found
-
-    def put(self, key: Hashable, value: tuple[bytes, int]) -> None:
-        with self._lock:
-            self._pages[key] = value
-            while len(self._pages) > self._capacity:
-                self._pages.popitem(last=False)
 
 
 def released_view_maker(

@@ -1,74 +1,15 @@
-"""The policy model: datasets (schema and classification) and grants (who gets which view)."""
+"""Grants: who gets which view of a dataset (columns and their transforms, row filter, limits,
+privacy model, fingerprint)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-
-class Classification(StrEnum):
-    PUBLIC = "public"
-    PERSONAL = "personal"
-    SENSITIVE = "sensitive"
-
-    @property
-    def protected(self) -> bool:
-        """Personal and sensitive columns are never released raw without a justification."""
-        return self is not Classification.PUBLIC
-
-
-# What a column's values are, where it matters (synthetic and format-preserving values are kept
-# apart from every real value of the same kind in the workspace; masks know the value's length).
-KINDS = ("name", "id_card", "mobile", "address", "company", "credit_code", "email", "bank_card")
-
-
-class ColumnType(StrEnum):
-    STRING = "string"
-    INTEGER = "integer"
-    DATE = "date"
-
-
-# GB/T 43697-2024 data grades; English aliases accepted in files.
-GRADES = {
-    "一般": "一般",
-    "重要": "重要",
-    "核心": "核心",
-    "general": "一般",
-    "important": "重要",
-    "core": "核心",
-}
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: ColumnType
-    classification: Classification
-    grade: str = "一般"
-    description: str = ""
-    kind: str | None = None  # what the values are (id_card, mobile, name, ...): see KINDS
-
-
-@dataclass(frozen=True)
-class Dataset:
-    id: str
-    title: str
-    description: str
-    licence: str
-    source: Path
-    columns: tuple[Column, ...]
-    file: str
-
-    def column(self, name: str) -> Column | None:
-        for column in self.columns:
-            if column.name == name:
-                return column
-        return None
-
+from gateway.model.filterlang import SPELLINGS
 
 # Transforms whose released values carry no real attribute of the row: per-person tokens and
 # suppressed cells. Every other transform releases something derived from the real value.
@@ -87,19 +28,7 @@ class TransformSpec:
         return dict(self.params)
 
 
-FILTER_OPS = (
-    "eq",
-    "ne",
-    "in",
-    "not_in",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "is_null",
-    "not_null",
-    "startswith",
-)
+FILTER_OPS = SPELLINGS  # every accepted spelling (gateway/model/filterlang.py)
 
 
 @dataclass(frozen=True)
@@ -121,9 +50,11 @@ class RowFilter:
 
 @dataclass(frozen=True)
 class Limits:
-    rows_per_request: int = 1000
+    rows_per_request: int = 1000  # the page limit (largest `_size`); one name everywhere
     requests_per_minute: int | None = None
     rows_per_day: int | None = None
+    # Deprecated spellings the file used (`max_rows`): `policy check` warns about each.
+    deprecated: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -185,7 +116,8 @@ class Grant:
         return derived_qis(self.columns, self.not_identifying, None)
 
     @property
-    def max_rows(self) -> int:
+    def rows_per_request(self) -> int:
+        """The page limit: the largest `_size` a caller may ask for."""
         return self.limits.rows_per_request
 
     def valid_at(self, at: datetime) -> bool:
@@ -206,16 +138,3 @@ def derived_qis(
     return tuple(
         name for name, spec in columns if spec.name not in NOT_DERIVED and name not in excluded
     )
-
-
-@dataclass(frozen=True)
-class PolicySet:
-    datasets: Mapping[str, Dataset]
-    grants: tuple[Grant, ...]
-    hash: str  # SHA-256 over the policy files; named by every decision and audit entry
-    files: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    file_hashes: Mapping[str, str] = field(default_factory=dict)  # name -> SHA-256 of content
-
-    def grants_of(self, client_id: str) -> list[Grant]:
-        return [grant for grant in self.grants if client_id in grant.clients]

@@ -1,17 +1,19 @@
-"""The `gateway trace FILE` command (wired in gateway/cli.py)."""
+"""`gateway trace FILE`: name the recipient of a leaked extract."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.audit.store import read_entries
+from gateway.audit.reader import read_entries
+from gateway.cli.common import Subparsers, settings_of
 from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.policy.files import load_policies
-from gateway.services import read_secret
+from gateway.runtime.services import read_secret
 from gateway.settings import Settings
 from gateway.trace.extract import read_extract
 from gateway.trace.limits import Deadline, ExtractError, TraceTimeout
@@ -91,3 +93,35 @@ def _trace(
     else:
         sys.stdout.write(render(trace, str(file)) + "\n")
     return ATTRIBUTED if named is not None else NOT_ATTRIBUTED
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    seconds = settings.trace_seconds if args.time_limit is None else args.time_limit
+    return trace_command(settings, Path(args.file), args.dataset, args.json, seconds)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "trace", parents=[home], help="name the recipient of a leaked extract (exit 0, else 3)"
+    )
+    p.add_argument("file", help="the extract: CSV, JSON, NDJSON or .xlsx")
+    p.add_argument("--dataset", action="append", help="only this dataset's grants (repeatable)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument(
+        "--time-limit",
+        type=_seconds,
+        metavar="SECONDS",
+        help="refuse (exit 2) a trace running longer (default: $GATEWAY_TRACE_SECONDS or 300)",
+    )
+    p.set_defaults(func=cmd_trace)

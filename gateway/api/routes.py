@@ -1,0 +1,10 @@
+"""Every endpoint of the gateway: the declarations of each handler module, in order. Routes,
+audit route labels and the OpenAPI document all come from this tuple
+(gateway/api/endpoints.py); a module of new endpoints is added here once."""
+
+from __future__ import annotations
+
+from gateway.api import admin, audit, datasets, health, oauth
+from gateway.api.endpoints import endpoints_in
+
+ENDPOINTS = endpoints_in(health, oauth, datasets, audit, admin)

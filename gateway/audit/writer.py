@@ -1,0 +1,186 @@
+"""Appends, group-committed: callers hand their event to this process's writer thread, which
+writes everything waiting in one transaction holding the log's sequencer lock (SQLite's single
+write lock, `BEGIN IMMEDIATE`; on PostgreSQL a transaction-level advisory lock, so every host
+appends after the head it reads), signs each entry, and commits durably (SQLite
+`synchronous=FULL`; PostgreSQL `synchronous_commit=on`). Only then do the callers get receipts.
+A busy lock (another writer holding it past the timeout) fails only the calls concerned."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+
+from gateway.audit.canonical import JsonValue
+from gateway.audit.connection import WriteConnection
+from gateway.audit.entry import GENESIS_PREV, Appended, encode_entry, leaf_hash, statement
+from gateway.audit.halt import Halt
+from gateway.audit.schema import SEQUENCER, Head, now_ms
+from gateway.audit.signers import Signers
+from gateway.audit.signing import ENTRY_CONTEXT, Signer
+from gateway.errors import AuditUnavailable
+from gateway.store.db import Connection, StoreError
+
+_BATCH_MAX = 512
+Event = Mapping[str, JsonValue]
+Pending = tuple[Event, "Future[Appended]"]
+
+
+def write_entries(
+    conn: Connection, origin: str, signer: Signer, head: Head, events: Sequence[Event]
+) -> list[Appended | Exception]:
+    """Encode, sign and insert `events` after `head` (inside the caller's write transaction),
+    in one statement (one round trip on PostgreSQL). A malformed event fails alone: its place
+    in the result holds the error."""
+    results: list[Appended | Exception] = []
+    rows: list[tuple[int, str, bytes, int, str, bytes]] = []
+    idx, prev, last_ts = head.idx, head.prev, head.ts
+    for event in events:
+        try:
+            ts = max(now_ms(), last_ts)  # never backwards along the chain
+            line = encode_entry(event, origin=origin, idx=idx, ts=ts, prev=prev)
+        except (TypeError, ValueError) as exc:
+            results.append(exc)
+            continue
+        leaf = leaf_hash(line)
+        sig = signer.sign(ENTRY_CONTEXT, statement(origin, idx, ts, leaf))
+        rows.append((idx, line.decode("utf-8"), leaf, ts, signer.kid, sig))
+        results.append(Appended(origin, idx, ts, leaf, signer.kid, sig))
+        idx, prev, last_ts = idx + 1, leaf.hex(), ts
+    if rows:
+        conn.executemany(
+            "INSERT INTO entries (idx, line, leaf, ts, kid, sig) VALUES (?, ?, ?, ?, ?, ?)", rows
+        )
+    return results
+
+
+class GroupWriter:
+    """This process's writer thread (started on the first append) and its queue."""
+
+    def __init__(self, write: WriteConnection, halt: Halt, signers: Signers, origin: str) -> None:
+        self._write = write
+        self._halt = halt
+        self._signers = signers
+        self._origin = origin
+        self._lock = threading.Lock()  # the queue and the writer thread's lifecycle
+        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def submit(self, event: Event) -> Future[Appended]:
+        """Queue one entry for the next group commit; the future resolves once it is durable."""
+        future: Future[Appended] = Future()
+        with self._lock:
+            if self._closed:
+                raise AuditUnavailable("the audit log is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="audit-writer", daemon=True)
+                self._thread.start()
+            self._queue.put((event, future))
+        return future
+
+    def close(self) -> bool:
+        """Stop after what is queued; False if it was closed already."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._closed = True
+            thread = self._thread
+            self._queue.put(None)
+        if thread is not None:
+            thread.join()
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < _BATCH_MAX:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batch.append(more)
+            with self._write.lock:
+                self._commit(batch)
+
+    def _commit(self, batch: list[Pending]) -> None:
+        # A connection lost before COMMIT was sent wrote nothing: try once more on a new one.
+        if self._commit_once(batch, retry=True):
+            self._commit_once(batch, retry=False)
+
+    def _commit_once(self, batch: list[Pending], *, retry: bool) -> bool:
+        """Write the batch in one transaction and resolve its futures. True (futures still
+        pending) when the connection was lost before COMMIT and `retry` allows another try."""
+        conn: Connection | None = None
+        committing = False
+        try:
+            conn = self._write.get()
+            conn.begin(SEQUENCER)
+            # One round trip for the halt flag, the resume counter, the active key and the head
+            # of the chain.
+            halted, resumes, active_kid, head_idx, head_leaf, head_ts = conn.execute(
+                "SELECT (SELECT value FROM meta WHERE key = 'halted'),"
+                " (SELECT value FROM meta WHERE key = 'resumed'),"
+                " (SELECT kid FROM keys ORDER BY from_idx DESC LIMIT 1),"
+                " h.idx, h.leaf, h.ts FROM (SELECT 1 AS one) AS o LEFT JOIN"
+                " (SELECT idx, leaf, ts FROM entries ORDER BY idx DESC LIMIT 1) AS h ON TRUE"
+            ).fetchone()
+            reason = self._halt.observe(halted, resumes)
+            if reason is not None:
+                conn.rollback()
+                error = AuditUnavailable(f"the audit log is halted: {reason}")
+                for _, future in batch:
+                    future.set_exception(error)
+                return False
+            signer = self._signers.of(active_kid)
+            if head_idx is None:
+                head = Head(0, GENESIS_PREV, 0)
+            else:
+                head = Head(int(head_idx) + 1, bytes(head_leaf).hex(), int(head_ts))
+            outcomes = write_entries(conn, self._origin, signer, head, [e for e, _ in batch])
+            committing = True
+            conn.commit()
+        except StoreError as exc:
+            if conn is not None:
+                conn.rollback()
+            if exc.lost:
+                # Not a failed write: the store went away (restart, failover, idle timeout).
+                # Reconnect; never halt for it. Lost during COMMIT, the entries may be stored:
+                # the chain stays consistent either way (the next batch reads the real head).
+                self._write.drop()
+                if retry and not committing:
+                    return True
+                state = "while committing" if committing else "before writing"
+                error = AuditUnavailable(f"the audit store connection was lost {state}: {exc}")
+            elif exc.busy:
+                error = AuditUnavailable(f"the audit log is busy: {exc}")
+            else:
+                self._halt.halt(f"write failed: {exc}")
+                error = AuditUnavailable(f"the audit log write failed and the log is halted: {exc}")
+            for _, future in batch:
+                future.set_exception(error)
+            return False
+        except Exception as exc:  # any failure (e.g. the rotated key cannot be loaded) fails all
+            if conn is not None:
+                conn.rollback()
+            error = (
+                exc
+                if isinstance(exc, AuditUnavailable)
+                else AuditUnavailable(f"audit append failed: {exc}")
+            )
+            for _, future in batch:
+                future.set_exception(error)
+            return False
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        return False
