@@ -221,10 +221,13 @@ class ClientRegistry:
         fd = os.open(marker, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            count = int.from_bytes(os.pread(fd, 8, 0).ljust(8, b"\0"), "little")
-            os.pwrite(fd, ((count + 1) % 2**64).to_bytes(8, "little"), 0)
+            try:
+                count = int.from_bytes(os.pread(fd, 8, 0).ljust(8, b"\0"), "little")
+                os.pwrite(fd, ((count + 1) % 2**64).to_bytes(8, "little"), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
-            os.close(fd)  # releases the lock
+            os.close(fd)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -550,8 +553,13 @@ def _map_marker(marker: Path) -> mmap.mmap | None:
         fd = os.open(marker, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_size < 8:
-                os.pwrite(fd, bytes(8), 0)
+            try:
+                if os.fstat(fd).st_size < 8:
+                    os.pwrite(fd, bytes(8), 0)
+            finally:
+                # Unlocked before mapping: the mapping keeps a duplicate of the descriptor,
+                # which would otherwise hold the lock (and block every writer) for good.
+                fcntl.flock(fd, fcntl.LOCK_UN)
             return mmap.mmap(fd, 8, access=mmap.ACCESS_READ)
         finally:
             os.close(fd)
