@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOME_DIR ?= .
+PORT   ?= 8443
 
 .PHONY: run test lint typecheck unit e2e bench clean-workspace
 
@@ -22,9 +23,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 ## run: create .venv, install, create the demo workspace if it has no keys, serve HTTPS on :8443
+## (another port: `make run PORT=9443`; another workspace: `make run HOME_DIR=/srv/gateway`)
 run: $(VENV)/.installed
-	@test -f $(HOME_DIR)/keys/audit-ed25519.key || $(BIN)/gateway init --demo --home $(HOME_DIR)
-	$(BIN)/gateway serve --home $(HOME_DIR)
+	@test -f $(HOME_DIR)/keys/audit-ed25519.key || GATEWAY_PORT=$(PORT) $(BIN)/gateway init --demo --home $(HOME_DIR)
+	GATEWAY_PORT=$(PORT) $(BIN)/gateway serve --home $(HOME_DIR)
 
 ## test: lint, type-check and run the whole test suite (end-to-end tests included)
 test: $(VENV)/.installed-dev lint typecheck

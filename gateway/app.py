@@ -23,6 +23,7 @@ from gateway.api.context import audit_context
 from gateway.api.limits import SizeLimits
 from gateway.api.problems import problem_response
 from gateway.api.routes import ENDPOINTS
+from gateway.console.views import console_routes
 from gateway.errors import (
     ApiError,
     AuditUnavailable,
@@ -157,7 +158,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         svc.close()
 
     app = Starlette(
-        routes=[item.route() for item in ENDPOINTS],
+        # The API's declared endpoints, then the console's HTML pages (not part of the API
+        # document; they label their audit entries themselves).
+        routes=[*(item.route() for item in ENDPOINTS), *console_routes()],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

@@ -211,3 +211,21 @@ class StoreUnavailable(ApiError):
     slug = "store-unavailable"
     title = "Service unavailable"
     reason = "store_unavailable"
+
+
+class BudgetExhausted(TooManyRequests):
+    """A differentially private query would pass the privacy-loss budget of its client and
+    grant for the current period: nothing is computed, nothing is spent."""
+
+    slug = "privacy-budget-exhausted"
+    title = "Privacy budget exhausted"
+    reason = "budget_exhausted"
+
+
+class TableUnprotectable(ApiError):
+    """No cell-suppression pattern protects the requested table: nothing is released."""
+
+    status = 422
+    slug = "table-unprotectable"
+    title = "Table cannot be released safely"
+    reason = "table_unprotectable"

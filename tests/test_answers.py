@@ -453,3 +453,60 @@ def test_parse_time_forms_and_hostile_input() -> None:
         make_filters({}, since="1h", until="2h", now_ms=now)
     with pytest.raises(ValueError, match="unknown filter"):
         make_filters({"bogus": ["x"]})
+
+
+def test_entries_endpoint_survives_a_line_that_is_not_json(workload: Workload) -> None:
+    """Hostile: a stored line replaced by bytes that are not UTF-8 is served as `entry: null`
+    with `invalid` to an unfiltered reader, left out of filtered answers, and never a 500."""
+    conn = sqlite3.connect(workload.settings.workspace.audit_db)
+    with conn:
+        conn.execute("UPDATE entries SET line = CAST(? AS TEXT) WHERE idx = 3", (b"\xff\xfe{",))
+    conn.close()
+    registry = ClientRegistry(workload.settings.registry_database)
+    _, secret = registry.add("reader", scopes=("audit:read",))
+    registry.close()
+    assert secret is not None
+    with TestClient(create_app(workload.settings), base_url=BASE) as client:
+        headers = {"Authorization": f"Bearer {token_for(client, 'reader', secret)}"}
+        plain = client.get("/v1/audit/entries?from=2&to=5", headers=headers)
+        assert plain.status_code == 200
+        assert [(e["idx"], e["entry"] is None) for e in plain.json()["entries"]] == [
+            (2, False),
+            (3, True),
+            (4, False),
+        ]
+        assert "invalid" in plain.json()["entries"][1]
+        filtered = client.get("/v1/audit/entries?from=2&to=5&kind=http", headers=headers)
+        assert filtered.status_code == 200
+        assert 3 not in [e["idx"] for e in filtered.json()["entries"]]
+        since = client.get("/v1/audit/entries?since=2020-01-01&limit=1000", headers=headers)
+        assert since.status_code == 200
+
+
+def test_query_refuses_hostile_options(
+    workload: Workload, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hostile CLI input: an unknown --count-by field, a huge or Unicode-digit time, too many
+    values, an entry index that is no number and a bundle that is not one get a clear error
+    (exit 1 or 2), never a traceback or an answer."""
+    home = str(workload.home)
+    pub = str(workload.settings.workspace.audit_pub)
+    cases = [
+        (["audit", "query", "--count-by", "client,secret"], "count by one or more of"),
+        (["audit", "query", "--since", "١h"], "ISO 8601"),
+        (["audit", "query", "--since", "9" * 400 + "h"], "ISO 8601"),
+        (["audit", "query", *[w for i in range(65) for w in ("--client", str(i))]], "at most 64"),
+        (["audit", "query", "--until", "1h", "--since", "2026-01-01T00:00:00+99:00"], "ISO 8601"),
+        (["usage", "--bundle", home], "--key"),
+        (["audit", "query", "--bundle", home, "--key", "nope.pub"], "does not exist"),
+        (["audit", "query", "--bundle", home, "--key", pub], "not an audit bundle"),
+    ]
+    for argv, message in cases:
+        code, out, err = run(capsys, *argv, "--home", home)
+        assert code == 1, (argv, err)
+        assert out == ""
+        assert message in err, (argv, err)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "explain", "²", "--home", home])
+    assert exit_info.value.code == 2
+    assert "not an entry index" in capsys.readouterr().err

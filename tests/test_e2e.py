@@ -497,6 +497,11 @@ def test_policy_edit_under_two_workers(home: Path) -> None:
     events = [decode(e.line) for e in stored]
     reloads = [e for e in events if e.get("action") == "policy.reload"]
     rejected = [e for e in events if e.get("action") == "policy.rejected"]
+    # The set the two workers started with went live once, logged once (by one of them).
+    started = [e for e in reloads if e.get("trigger") == "start"]
+    assert len(started) == 1
+    assert started[0]["new"] == original
+    reloads = [e for e in reloads if e.get("trigger") != "start"]
     assert len(reloads) == 1
     assert (reloads[0]["old"], reloads[0]["new"]) == (original, new_hash)
     assert len(rejected) == 1

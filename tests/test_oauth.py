@@ -175,6 +175,78 @@ def test_rotate_secret(client: TestClient, demo: Demo) -> None:
     assert token_for(client, "demo", new)
 
 
+def test_rotate_secret_revokes_tokens_issued_before(
+    client: TestClient, demo: Demo, token: str
+) -> None:
+    """Promise 9: after rotate-secret, a token obtained with the old secret stops working at
+    once (introspection calls it inactive); a token obtained with the new secret works."""
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 200
+    reg = registry(demo)
+    new = reg.rotate_secret("demo")
+    reg.close()
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+    assert last_entry(demo)["reason"] == "token_revoked"
+    fresh = token_for(client, "demo", new)
+    assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200
+    seen = client.post("/oauth/introspect", data={"token": token}, auth=("demo", new))
+    assert seen.json() == {"active": False}
+
+
+def test_retired_client_is_gone_for_good(client: TestClient, demo: Demo, token: str) -> None:
+    """A retired client's tokens stop at once, it gets no new token with its old secret, it
+    cannot be enabled or given a new secret, and its id cannot be registered again."""
+    from gateway.errors import ConfigError
+
+    reg = registry(demo)
+    reg.retire("demo")
+    assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
+    refused = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=("demo", demo.client_secret)
+    )
+    assert refused.status_code == 401
+    retired = reg.get("demo")
+    assert retired is not None
+    assert retired.retired
+    assert retired.disabled
+    assert not retired.check_secret(demo.client_secret)
+    with pytest.raises(ConfigError, match="retired"):
+        reg.set_disabled("demo", False)
+    with pytest.raises(ConfigError, match="retired"):
+        reg.rotate_secret("demo")
+    with pytest.raises(ConfigError, match="retired"):
+        reg.retire("demo")
+    with pytest.raises(ConfigError, match="already exists"):
+        reg.add("demo")
+    reg.close()
+
+
+def test_registry_made_before_tokens_after_is_upgraded(tmp_path: Path) -> None:
+    """A registry created before the cut-off column existed gains it on open; clients stay."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE clients (client_id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL,"
+            " scopes TEXT NOT NULL, disabled INTEGER NOT NULL DEFAULT 0,"
+            " created_ms INTEGER NOT NULL, jwks TEXT, rate_per_min INTEGER, rows_per_day INTEGER)"
+        )
+        conn.execute(
+            "INSERT INTO clients (client_id, secret_hash, scopes, created_ms)"
+            " VALUES ('old', '', 'datasets:read', 0)"
+        )
+    reg = ClientRegistry(path)
+    old = reg.get("old")
+    assert old is not None
+    assert (old.tokens_after, old.retired) == (None, False)
+    reg.retire("old")
+    retired = reg.get("old")
+    assert retired is not None
+    assert retired.retired
+    reg.close()
+    ClientRegistry(path).close()  # opening again finds the column in place
+
+
 # --- revocation and introspection ------------------------------------------------------------
 
 
@@ -378,7 +450,7 @@ def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
     assert published == {first_kid, next_kid}
     still_old = token_for(client, demo.client_id, demo.client_secret)
     assert json.loads(base64.urlsafe_b64decode(still_old.split(".")[0] + "=="))["kid"] == first_kid
-    step, active = rotate(keys_dir)
+    step, active = rotate(keys_dir, force=True)  # at once: the JWKS cache window is tested below
     assert (step, active) == ("activated", next_kid)
     time.sleep(1.1)
     fresh = token_for(client, demo.client_id, demo.client_secret)
@@ -395,6 +467,49 @@ def test_token_key_rotation(client: TestClient, demo: Demo, token: str) -> None:
     assert {k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]} == {next_kid}
     assert client.get("/v1/datasets", headers=bearer(token)).status_code == 401
     assert client.get("/v1/datasets", headers=bearer(fresh)).status_code == 200
+
+
+def test_second_rotation_step_waits_for_jwks_caches(demo: Demo) -> None:
+    """Promise 9 (no token signed by a key verifiers cannot know): activating the next token
+    key within the JWKS cache lifetime of its publication is refused, nothing changes, and the
+    message says when to run it again; after the window, or with force, it proceeds."""
+    from gateway.auth.keys import JWKS_MAX_AGE, read_state
+    from gateway.errors import ConfigError
+
+    keys_dir = demo.home / "keys"
+    published_at = 1_800_000_000.0
+    step, next_kid = rotate(keys_dir, now=published_at)
+    assert step == "published"
+    before = (keys_dir / STATE_FILE).read_bytes()
+    for elapsed in (0, 1, JWKS_MAX_AGE - 1):
+        with pytest.raises(ConfigError, match=r"published \d+ s ago.*again in \d+ s.*--force"):
+            rotate(keys_dir, now=published_at + elapsed)
+        assert (keys_dir / STATE_FILE).read_bytes() == before  # refused: nothing changed
+    assert [e["state"] for e in read_state(keys_dir)] == ["active", "next"]
+    step, active = rotate(keys_dir, now=published_at + JWKS_MAX_AGE)
+    assert (step, active) == ("activated", next_kid)
+    step, newer = rotate(keys_dir, now=published_at + JWKS_MAX_AGE + 1)
+    assert step == "published"
+    step, forced = rotate(keys_dir, force=True, now=published_at + JWKS_MAX_AGE + 2)
+    assert (step, forced) == ("activated", newer)
+
+
+@pytest.mark.parametrize("stamp", ['"soon"', "true", "null", "[1]"])
+def test_hostile_publication_time_is_refused_or_ignored(demo: Demo, stamp: str) -> None:
+    """A state file whose publication time is not a number is refused with the file named
+    (null counts as a state file written before publication times were recorded)."""
+    from gateway.errors import ConfigError
+
+    keys_dir = demo.home / "keys"
+    rotate(keys_dir)
+    state = json.loads((keys_dir / STATE_FILE).read_text())
+    state["keys"][-1]["published_at"] = json.loads(stamp)
+    (keys_dir / STATE_FILE).write_text(json.dumps(state))
+    if stamp == "null":
+        assert rotate(keys_dir)[0] == "activated"
+        return
+    with pytest.raises(ConfigError, match="published_at"):
+        rotate(keys_dir)
 
 
 def test_registry_rejects_private_jwks(tmp_path: Path) -> None:

@@ -8,14 +8,20 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from gateway.api.paging import next_url
 from tests.test_api import bearer
+from tests.test_e2e import Server, home, oauth_client, server
+
+__all__ = ["home", "server"]  # the end-to-end fixtures: a demo workspace, `gateway serve` on TLS
 
 REGISTRY = "/v1/datasets/enterprise_registry/rows"
 PURPOSE = "purpose=market-analysis"
@@ -88,6 +94,29 @@ def test_every_format_carries_the_link_and_the_last_page_none(
     assert "link" not in last.headers
     ndjson = client.get(f"{REGISTRY}?{PURPOSE}&_size=5&_format=ndjson", headers=bearer(token))
     assert len([json.loads(line) for line in ndjson.text.splitlines()]) == 5
+
+
+@pytest.mark.e2e
+def test_csv_download_by_link_headers_over_tls(home: Path, server: Server) -> None:
+    """Over real TLS with a real OAuth client: following `Link` through a CSV download of the
+    register (its grant has no row filter) yields every source credit code exactly once."""
+    creds = json.loads((home / "demo-client.json").read_text())
+    api = oauth_client(server, creds["client_id"], creds["client_secret"])
+    url: str | None = f"{server.base}{REGISTRY}?{PURPOSE}&_size=300&_format=csv"
+    header: list[str] = []
+    codes: list[str] = []
+    while url:
+        page = api.get(url)
+        assert page.status_code == 200, page.text
+        table = list(csv.reader(io.StringIO(page.text)))
+        header = header or table[0]
+        assert table[0] == header
+        codes += [row[header.index("credit_code")] for row in table[1:]]
+        link = page.links.get("next")
+        url = f"{server.base}{link['url']}" if link else None
+    source = pd.read_csv(home / "data" / "enterprise_registry.csv", dtype=str)
+    assert sorted(codes) == sorted(source["credit_code"])
+    assert len(set(codes)) == len(codes)
 
 
 @settings(max_examples=200, deadline=None)

@@ -307,6 +307,7 @@ def test_explain_over_http_and_cli(
     assert "-> grant demo-residents: match" in out
     assert "quasi-identifiers: gender, age, province, city, district, employer_credit_code" in out
     assert "privacy model: k=5, l=2 on monthly_income, local recoding" in out
+    assert "{'" not in out  # no Python dict anywhere in the text (issue 17 item 7)
     assert "  achieved: k=" in out
     assert "  risk: 0 of " in out
     assert not set(raw["id_card"]) & set(out.replace("=", " ").split())  # no raw 身份证号
@@ -392,6 +393,11 @@ def test_good_edit_goes_live_and_is_logged(client: TestClient, demo: Demo, token
     after = response.json()["policy"]["active"]
     assert after != before
     logged = [e for e in entries(demo) if e.get("action") == "policy.reload"]
+    # The set the gateway started with went live once, logged once (trigger "start").
+    started = [e for e in logged if e.get("trigger") == "start"]
+    assert len(started) == 1
+    assert started[0]["new"] == before
+    logged = [e for e in logged if e.get("trigger") != "start"]
     assert len(logged) == 1
     assert (logged[0]["old"], logged[0]["new"], logged[0]["files"]) == (
         before,

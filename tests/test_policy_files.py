@@ -13,6 +13,7 @@ from gateway.demo import POLICY_DIR
 from gateway.errors import ConfigError
 from gateway.policy.check import PolicyError
 from gateway.policy.files import load_policies
+from gateway.policy.testing import load_cases
 from tests.conftest import Demo
 
 HEADER = """\
@@ -214,6 +215,43 @@ def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
     """A syntax error is reported at its line."""
     found = problems(tmp_path, HEADER + "grants:\n  - id: [unclosed\n")
     assert any(p.startswith("people.yaml:") for p in found)
+
+
+# HEADER is lines 1-8, GRANT lines 9-13; each broken line below is line 14.
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        ("      city:keep\n", "is a space missing after a colon?"),  # found one line late
+        ("      city keep\n", "is a space missing after a colon?"),  # no colon at all
+        ("     city: keep\n", "is a space missing after a colon?"),  # one space short
+        ("      city: [keep\n", "expected ',' or ']'"),  # an unclosed list
+        ("      city: {transform: keep\n", "expected ',' or '}'"),  # an unclosed mapping
+        ('      city: "keep\n', "found unexpected end of stream"),  # an unclosed quote
+        ("      city: keep: now\n", "mapping values are not allowed here"),
+        ("\tcity: keep\n", "cannot start any token"),  # a tab
+    ],
+)
+def test_yaml_syntax_error_is_reported_at_the_line_of_the_mistake(
+    tmp_path: Path, broken: str, message: str
+) -> None:
+    """Promise 8's diagnostics: a YAML syntax error names the line the admin got wrong, not the
+    line after it where PyYAML noticed (found: `city:keep` was reported one line late)."""
+    after = "      income: drop\n      name: drop\n"
+    text = HEADER + GRANT + broken + after
+    assert text.splitlines()[13] == broken.rstrip("\n")
+    found = problems(tmp_path, text)
+    assert len(found) == 1
+    assert found[0].startswith("people.yaml:14: yaml: "), found
+    assert message in found[0]
+
+
+def test_policy_test_file_syntax_error_is_reported_at_its_line(tmp_path: Path) -> None:
+    """The same for policy-test files: the line of the mistake."""
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "cases.yaml").write_text("cases:\n  - client: acme\n    dataset:people\n    x: 1\n")
+    with pytest.raises(ConfigError, match=r"cases.yaml:3: could not find expected ':'"):
+        load_cases(tests)
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
+from gateway.app import create_app
 from gateway.audit.bundle import read_bundle
 from gateway.audit.verify import verify_path
 from gateway.cli import main
 from gateway.errors import ConfigError
 from gateway.policy.files import load_policies
 from gateway.policy.history import grant_source, load_set, store_set
+from tests.conftest import BASE, Demo
 from tests.workload import ACME_GRANT, Workload, copy_workload, make_template, raw_entries
 
 
@@ -255,3 +258,40 @@ def test_policy_hash_recomputes_from_a_bundle_as_documented(
                 name.encode() + b"\x00" + hashlib.sha256(content).hexdigest().encode() + b"\n"
             )
         assert digest.hexdigest() == kept.name == manifest["hash"]
+
+
+def test_a_set_that_cannot_be_kept_does_not_go_live(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Promise 8 with history: if the new set's files cannot be kept (a full disk), the reload
+    is rejected, the last good set keeps serving, and the rejection names trigger and actor."""
+    import gateway.app
+    import gateway.runtime.reloader as reloader_module
+
+    monkeypatch.setattr(gateway.app, "POLICY_POLL_SECONDS", 3600.0)  # this test reloads itself
+    with TestClient(create_app(demo.settings), base_url=BASE) as client:
+        reloader = _app_state(client).reloader
+        before = reloader.status.active
+        policy = demo.settings.workspace.policies / "residents.yaml"
+        policy.write_text(
+            policy.read_text().replace("rows_per_request: 500", "rows_per_request: 400")
+        )
+
+        def full(directory: Path, sources: object) -> str:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(reloader_module, "store_set", full)
+        status = reloader.reload("admin endpoint", "ops")
+        assert status.active == before
+        assert "cannot keep the policy set" in str(status.last_error)
+    rejected = [e for e in raw_entries(demo.settings) if e.get("action") == "policy.rejected"]
+    assert [(e["actor"], e["trigger"], e["active"]) for e in rejected] == [
+        ("ops", "admin endpoint", before)
+    ]
+
+
+def _app_state(client: TestClient) -> Any:
+    app: Any = client.app
+    while not hasattr(app, "state"):
+        app = app.app
+    return app.state

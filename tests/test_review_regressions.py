@@ -103,17 +103,21 @@ def test_verifier_reports_malformed_entries_instead_of_crashing(
     client: TestClient, demo: Demo
 ) -> None:
     """A stored entry with a float, or deep nesting, is INVALID at its index; no crash."""
+    first = client.get("/healthz").headers["audit-receipt"]
     client.get("/healthz")
-    client.get("/healthz")
+    idx = int(first.split("idx=")[1].split(",")[0])  # the two healthz entries: idx, idx + 1
     db = demo.home / "audit" / "log.sqlite3"
     with sqlite3.connect(db) as conn:
         conn.execute(
-            "UPDATE entries SET line = replace(line, '\"rows\":0', '\"rows\":1.5') WHERE idx = 1"
+            "UPDATE entries SET line = replace(line, '\"rows\":0', '\"rows\":1.5') WHERE idx = ?",
+            (idx,),
         )
-        conn.execute("UPDATE entries SET line = ? WHERE idx = 2", ("[" * 5000 + "]" * 5000,))
+        conn.execute(
+            "UPDATE entries SET line = ? WHERE idx = ?", ("[" * 5000 + "]" * 5000, idx + 1)
+        )
     contents = read_log(db)
     report = verify_log(contents.origin, contents.entries, audit_keys(demo.home))
-    assert [p.where for p in report.problems if p.kind == "entry"][:2] == [1, 2]
+    assert [p.where for p in report.problems if p.kind == "entry"][:2] == [idx, idx + 1]
 
 
 def test_generalization_keeps_level_zero_types() -> None:

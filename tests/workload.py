@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+import gateway.app
 from gateway.app import create_app
 from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
@@ -58,6 +59,15 @@ def run_workload(demo: Demo) -> Workload:
     acme = _register(settings, "acme", ("datasets:read",), rate_per_min=ACME_RATE)
     ops = _register(settings, "ops", ("admin",))
     auditor = _register(settings, "auditor", ("audit:read",))
+    with pytest.MonkeyPatch.context() as patch:
+        # The edit below goes live through the admin API, not the file watcher (which would
+        # race it and log the change as the gateway's own).
+        patch.setattr(gateway.app, "POLICY_POLL_SECONDS", 3600.0)
+        _drive(settings, demo, acme, ops, auditor)
+    return Workload(settings)
+
+
+def _drive(settings: Settings, demo: Demo, acme: str, ops: str, auditor: str) -> None:
     with TestClient(create_app(settings), base_url=BASE) as client:
         demo_token = token_for(client, demo.client_id, demo.client_secret)
 
@@ -99,7 +109,6 @@ def run_workload(demo: Demo) -> Workload:
         assert get(acme_token, path) in (200, 429)
         auditor_token = token_for(client, "auditor", auditor)
         assert get(auditor_token, "/v1/audit/entries?limit=5") == 200
-    return Workload(settings)
 
 
 def raw_entries(settings: Settings) -> list[dict[str, Any]]:

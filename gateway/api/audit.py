@@ -1,5 +1,6 @@
-"""Transparency endpoints: the signed checkpoint, inclusion and consistency proofs (public, like
-Certificate Transparency), and raw entries (scope audit:read)."""
+"""Transparency endpoints: the signed checkpoint, inclusion and consistency proofs and the audit
+keys with their rotations (public, like Certificate Transparency), and raw entries (scope
+audit:read)."""
 
 from __future__ import annotations
 
@@ -121,6 +122,46 @@ async def consistency(request: Request) -> Response:
             "proof": [_b64(p) for p in path],
         }
     )
+
+
+@endpoint(
+    "GET",
+    "/v1/audit/keys",
+    summary="Audit keys and the rotation entries that handed over between them",
+    responses={"200": json_content(requiring("keys", "rotations"))},
+    problems=(400, 503),
+)
+async def keys(request: Request) -> Response:
+    """Every audit key with its window, and the key.rotate entries that handed over from one to
+    the next (signed by the old key), so a caller who trusts an old key can follow rotations
+    (gateway.audit.rotation)."""
+    svc = services(request)
+    _only(request, set())
+    log = svc.audit_log
+
+    def collect() -> dict[str, object]:
+        windows = log.key_windows()
+        rotations = []
+        for window in windows:
+            if window.from_idx > 0:
+                for stored in log.entries(window.from_idx - 1, window.from_idx):
+                    rotations.append(
+                        {
+                            "idx": stored.idx,
+                            "kid": stored.kid,
+                            "sig": _b64(stored.sig),
+                            "entry": stored.line.decode("utf-8", "replace"),
+                        }
+                    )
+        return {
+            "keys": [
+                {"kid": w.kid, "public_key": _b64(w.public_key), "from_idx": w.from_idx}
+                for w in windows
+            ],
+            "rotations": rotations,
+        }
+
+    return json_response(await anyio.to_thread.run_sync(collect))
 
 
 ENTRY_PARAMS = {"from", "to", "since", "until", "limit", "cursor", *FILTER_FIELDS}

@@ -2,7 +2,9 @@
 response leaves. If the entry cannot be committed, the caller gets 503 and no data (fail closed).
 
 The whole response is buffered so its SHA-256 can go into the entry; nothing is sent before the
-commit.
+commit. A streamed export (`ctx.stream` set by its handler) is the one exception: its entry,
+naming every row it releases, is committed when the response starts and before the first byte
+of the body; if that fails the caller gets the 503 instead and the stream is never read.
 """
 
 from __future__ import annotations
@@ -61,11 +63,18 @@ class AuditMiddleware:
         start: Message | None = None
         chunks: list[bytes] = []
         complete = False
+        streaming = False  # a streamed response whose entry is committed: pass the body on
 
         async def capture(message: Message) -> None:
-            nonlocal start, complete
+            nonlocal start, complete, streaming
+            if streaming:
+                await send(message)
+                return
             if message["type"] == "http.response.start":
                 start = message
+                if ctx.stream is not None and int(message["status"]) == 200:
+                    await self._start_stream(scope, ctx, message, started, send)
+                    streaming = True
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 complete = not message.get("more_body", False)
@@ -76,11 +85,20 @@ class AuditMiddleware:
                 await _refuse(rejected, scope, ctx, capture)
             else:
                 await self.app(scope, receive, capture)
+        except _StreamRefused:
+            return  # the 503 is sent; the stream was never read
         except Exception:
             log.exception("unhandled error in request %s", ctx.rid)
+            if streaming:
+                return  # logged before its first byte; the cut stream shows the client a failure
         finally:
             for release in ctx.on_finish:
                 release()
+        if streaming:
+            self.metrics.record(
+                ctx.route, 200, ctx.reason, ctx.decision, time.perf_counter() - started, None
+            )
+            return
         if start is None or not complete:
             # Never a partial release: an unfinished response is replaced by a 500.
             ctx.decision, ctx.reason, ctx.rows = Verdict.ERROR, "internal_error", 0
@@ -137,6 +155,53 @@ class AuditMiddleware:
             time.perf_counter() - started,
             audit_seconds,
         )
+
+    async def _start_stream(
+        self, scope: Scope, ctx: AuditContext, start: Message, started: float, send: Send
+    ) -> None:
+        """Commit the entry of a streamed response, then send its head (with the receipt).
+        If the entry cannot be committed, send the 503 and stop the stream (_StreamRefused)."""
+        event = ctx.event(
+            method=scope["method"],
+            path=scope.get("path", ""),
+            query=scope.get("query_string", b"").decode("latin-1"),
+            status=200,
+            body=b"",
+            key=self.hash_key,
+        )
+        try:
+            appended = await self.audit_log.append_async(event)
+        except AuditUnavailable:
+            self.metrics.record(
+                ctx.route,
+                503,
+                "audit_unavailable",
+                Verdict.ERROR,
+                time.perf_counter() - started,
+                None,
+            )
+            log.exception("audit log unavailable; refusing export %s", ctx.rid)
+            error = ServiceUnavailable("the audit log cannot be written; no data is released")
+            head, chunks = _render(problem_response(error, ctx.rid))
+            await send(head)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+            raise _StreamRefused from None
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        present = {k.lower() for k, _ in headers}
+        headers += [
+            (k.lower().encode(), v.encode())
+            for k, v in ctx.headers.items()
+            if k.lower().encode() not in present
+        ]
+        headers += [
+            (b"audit-receipt", make_receipt(appended).encode()),
+            (b"x-request-id", ctx.rid.encode()),
+        ]
+        await send({**start, "headers": headers})
+
+
+class _StreamRefused(Exception):
+    """The entry of a streamed response could not be committed: the 503 went out instead."""
 
 
 async def _refuse(rejected: dict[str, Any], scope: Scope, ctx: AuditContext, send: Send) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from gateway.audit.canonical import JsonValue
 from gateway.audit.events import Event, HttpCall
 from gateway.model.decision import Verdict
 
@@ -32,6 +33,10 @@ class AuditContext:
     rejected: str | None = None  # the defect, when the HTTP parser refused the request
     peer: str | None = None  # the peer's address, logged for refused requests only
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers (rate limits)
+    # A streamed export (gateway/api/export.py): its entry is committed when the response
+    # starts, before the first byte of the body, so it cannot hold the body's hash.
+    stream: str | None = None
+    extra: dict[str, JsonValue] = field(default_factory=dict)  # endpoint fields (aggregates)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
     # A response body whose SHA-256 is already known (a cached page), with that digest: used
     # only when the body sent is that very object, so the digest logged is the body's own.
@@ -61,13 +66,15 @@ class AuditContext:
             policy=self.policy,
             transforms=tuple(self.transforms),
             rows=self.rows,
-            resp_sha256=self._body_sha256(body),
+            resp_sha256=None if self.stream else self._body_sha256(body),
             # Nothing of a refused request was parsed (its bytes may hold anything): who and why.
             rejected=self.rejected,
             peer=self.peer if self.rejected is not None else None,
             # Which rows left, so a leak can be followed to the calls that released it.
             view=self.view if released else None,
             row_ids=self.row_ids if released else None,
+            export=self.stream,
+            extra=dict(self.extra),
         ).event()
 
     def _body_sha256(self, body: bytes) -> str:

@@ -81,7 +81,12 @@ def _privacy(view: View, grant: Grant) -> dict[str, object]:
     return {**(model or {"model": None}), "risk": risk}
 
 
-def _released_columns(dataset: Dataset, grant: Grant) -> list[dict[str, object]]:
+def _released_columns(
+    dataset: Dataset, grant: Grant, view: View | None = None
+) -> list[dict[str, object]]:
+    """Each released column: its type as released (a quasi-identifier the privacy model
+    generalized holds text labels, which the view knows), the transform and its category."""
+    types = {c.name: c.type for c in view.columns} if view is not None else {}
     released: list[dict[str, object]] = []
     for name, spec in grant.columns:
         definition = CATALOGUE[spec.name]
@@ -90,7 +95,7 @@ def _released_columns(dataset: Dataset, grant: Grant) -> list[dict[str, object]]
         released.append(
             {
                 "name": name,
-                "type": (definition.output_type or column.type).value,
+                "type": types.get(name, (definition.output_type or column.type).value),
                 "description": column.description,
                 "transform": spec.name,
                 "category": definition.category,
@@ -99,13 +104,13 @@ def _released_columns(dataset: Dataset, grant: Grant) -> list[dict[str, object]]
     return released
 
 
-def _grant_fields(dataset: Dataset, grant: Grant) -> dict[str, object]:
+def _grant_fields(dataset: Dataset, grant: Grant, view: View | None = None) -> dict[str, object]:
     """What one grant releases: its purposes, term, page limit and columns."""
     return {
         "purposes": sorted(grant.purposes),
         "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
         "rows_per_request": grant.rows_per_request,
-        "columns": _released_columns(dataset, grant),
+        "columns": _released_columns(dataset, grant, view),
         "not_identifying": dict(grant.not_identifying),
     }
 
@@ -119,8 +124,8 @@ def _about(dataset: Dataset) -> dict[str, object]:
     }
 
 
-def _describe(dataset: Dataset, grant: Grant) -> dict[str, object]:
-    return {**_about(dataset), "grant": grant.id, **_grant_fields(dataset, grant)}
+def _describe(dataset: Dataset, grant: Grant, view: View) -> dict[str, object]:
+    return {**_about(dataset), "grant": grant.id, **_grant_fields(dataset, grant, view)}
 
 
 def _updated(dataset: Dataset) -> str | None:
@@ -131,13 +136,20 @@ def _updated(dataset: Dataset) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds")
 
 
-def _released_rows(svc: Services, engine: Engine, grant: Grant, client_id: str) -> int | None:
+def _grant_item(
+    svc: Services, engine: Engine, dataset: Dataset, grant: Grant, client_id: str
+) -> dict[str, object]:
+    """One grant in the catalog, with the row count of its released view (null when the view
+    cannot be released under its privacy model)."""
     try:
-        return len(
-            view_of(svc, engine, engine.policy.datasets[grant.dataset], grant, client_id).frame
-        )
+        view: View | None = view_of(svc, engine, dataset, grant, client_id)
     except PrivacyUnreachable:
-        return None
+        view = None
+    return {
+        "id": grant.id,
+        **_grant_fields(dataset, grant, view),
+        "rows": len(view.frame) if view is not None else None,
+    }
 
 
 @endpoint(
@@ -166,12 +178,7 @@ async def list_datasets(request: Request) -> Response:
                     "updated": _updated(dataset),
                     "purposes": sorted({p for g in held for p in g.purposes}),
                     "grants": [
-                        {
-                            "id": g.id,
-                            **_grant_fields(dataset, g),
-                            "rows": _released_rows(svc, engine, g, principal.client_id),
-                        }
-                        for g in held
+                        _grant_item(svc, engine, dataset, g, principal.client_id) for g in held
                     ],
                 }
             )
@@ -249,7 +256,7 @@ async def get_dataset(request: Request) -> Response:
     ctx.decision, ctx.reason = Verdict.ALLOW, None
     return json_response(
         {
-            **_describe(dataset, grant),
+            **_describe(dataset, grant, view),
             "rows": len(view.frame),
             "updated": _updated(dataset),
             "privacy": _privacy(view, grant),

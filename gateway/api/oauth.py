@@ -21,6 +21,7 @@ from gateway.api.schemas import (
     oauth_responses,
     requiring,
 )
+from gateway.auth.keys import JWKS_MAX_AGE
 from gateway.auth.limits import address_key
 from gateway.auth.server import ASSERTION_ALGORITHMS, AUTH_METHODS, Outcome, TokenRequest
 from gateway.errors import BadRequest
@@ -132,7 +133,7 @@ async def introspect(request: Request) -> Response:
 async def jwks(request: Request) -> Response:
     svc = services(request)
     return json_response(
-        svc.token_keys.current().jwks, headers={"Cache-Control": "public, max-age=300"}
+        svc.token_keys.current().jwks, headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"}
     )
 
 

@@ -4,7 +4,7 @@ audit route labels and the OpenAPI document all come from this tuple
 
 from __future__ import annotations
 
-from gateway.api import admin, audit, datasets, health, oauth
+from gateway.api import admin, aggregate, audit, datasets, export, health, oauth
 from gateway.api.endpoints import endpoints_in
 
-ENDPOINTS = endpoints_in(health, oauth, datasets, audit, admin)
+ENDPOINTS = endpoints_in(health, oauth, datasets, export, aggregate, audit, admin)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -22,7 +22,9 @@ class Kind(StrEnum):
 
 
 KEY_ROTATE = "key.rotate"
-ClientAction = Literal["client.add", "client.rotate_secret", "client.disable", "client.enable"]
+ClientAction = Literal[
+    "client.add", "client.rotate_secret", "client.disable", "client.enable", "client.retire"
+]
 TokenKeyStep = Literal["published", "activated"]
 
 
@@ -47,11 +49,14 @@ class HttpCall:
     policy: str | None
     transforms: Sequence[str]
     rows: int
-    resp_sha256: str
+    resp_sha256: str | None  # None for a streamed export: logged before its body exists
     rejected: str | None = None  # the parser's defect, when it refused the request
     peer: str | None = None  # ... and who sent it (only then)
     view: str | None = None  # the view a released page was cut from (allowed 200s only)
     row_ids: str | None = None  # which of its rows left (audit/rowset.py)
+    export: str | None = None  # a streamed export's format (its rows: view and row_ids)
+    # Endpoint fields: an aggregate's query (`aggregate`) and privacy budget (`dp`).
+    extra: Mapping[str, JsonValue] = field(default_factory=dict)
 
     def event(self) -> Event:
         event: Event = {
@@ -80,6 +85,10 @@ class HttpCall:
         if self.view is not None:
             event["view"] = self.view
             event["row_ids"] = self.row_ids
+        if self.export is not None:
+            event["export"] = self.export
+        for name, value in self.extra.items():
+            event.setdefault(name, value)  # never over a field above
         return event
 
 
@@ -88,7 +97,7 @@ def _admin(action: str, actor: str, detail: Mapping[str, JsonValue]) -> Event:
 
 
 def client_changed(action: ClientAction, client_id: str, actor: str) -> Event:
-    """`gateway clients add|rotate-secret|disable|enable` (and `init --demo`'s client)."""
+    """`gateway clients add|rotate-secret|disable|enable|retire` (and `init --demo`'s client)."""
     return _admin(action, actor, {"subject": client_id})
 
 
@@ -118,6 +127,11 @@ def key_rotated(actor: str, old_kid: str, new_kid: str, new_key: bytes) -> Event
         actor,
         {"old_kid": old_kid, "new_kid": new_kid, "new_key": base64.b64encode(new_key).decode()},
     )
+
+
+def audit_resumed(halt: str | None, actor: str) -> Event:
+    """`gateway audit resume` cleared a halt; `halt`: the note it cleared (None if unrecorded)."""
+    return _admin("audit.resume", actor, {"halt": halt})
 
 
 # --- readers -------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from gateway.audit.schema import (
     SCHEMA,
     SEQUENCER,
     CheckpointRow,
+    KeyWindow,
     next_position,
     now_ms,
     read_origin,
@@ -160,6 +161,16 @@ class AuditLog:
             ).fetchall()
         return [
             StoredEntry(int(i), as_bytes(line), str(kid), bytes(sig)) for i, line, kid, sig in rows
+        ]
+
+    def key_windows(self) -> list[KeyWindow]:
+        """Every audit key with the first index it signs, oldest first (public information)."""
+        with self._reader.use() as read:
+            rows = read.execute(
+                "SELECT kid, public_key, from_idx FROM keys ORDER BY from_idx"
+            ).fetchall()
+        return [
+            KeyWindow(as_bytes(kid).decode(), as_bytes(key), int(first)) for kid, key, first in rows
         ]
 
     def size(self) -> int:

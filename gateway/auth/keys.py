@@ -28,6 +28,7 @@ from gateway.errors import ConfigError
 from gateway.fsutil import replace_private, write_new
 
 ALGORITHM = "ES256"
+JWKS_MAX_AGE = 300  # seconds others may cache /.well-known/jwks.json (its Cache-Control)
 STATE_FILE = "token-keys.json"
 DEFAULT_KEY = "token-es256.key"
 
@@ -153,9 +154,23 @@ def generate_token_key(path: Path) -> bool:
     return write_new(path, pem)
 
 
-def rotate(keys_dir: Path) -> tuple[Literal["published", "activated"], str]:
+def _published_ago(entry: dict[str, Any], now: float) -> float | None:
+    """Seconds since the next key was published (None for state files that do not say)."""
+    published = entry.get("published_at")
+    if published is None:
+        return None
+    if isinstance(published, bool) or not isinstance(published, int | float):
+        raise ConfigError(f"{STATE_FILE}: published_at of key {entry.get('kid')!r} is no time")
+    return now - float(published)
+
+
+def rotate(
+    keys_dir: Path, *, force: bool = False, now: float | None = None
+) -> tuple[Literal["published", "activated"], str]:
     """One rotation step. Returns (what happened, kid): ("published", next kid) or
-    ("activated", new active kid)."""
+    ("activated", new active kid). Activation within JWKS_MAX_AGE of publication is refused
+    unless forced: a verifier holding a cached JWKS would not know the new key yet."""
+    now = time.time() if now is None else now
     entries = read_state(keys_dir)
     for entry in entries:
         if "kid" not in entry:
@@ -167,10 +182,25 @@ def rotate(keys_dir: Path) -> tuple[Literal["published", "activated"], str]:
         generate_token_key(staging)
         kid = str(_load(staging, private=False).kid)
         staging.rename(keys_dir / f"token-es256.{kid}.key")
-        entries.append({"kid": kid, "file": f"token-es256.{kid}.key", "state": "next"})
+        entries.append(
+            {
+                "kid": kid,
+                "file": f"token-es256.{kid}.key",
+                "state": "next",
+                "published_at": int(now),
+            }
+        )
         write_state(keys_dir, entries)
         return "published", kid
     (nxt,) = upcoming
+    ago = _published_ago(nxt, now)
+    if not force and ago is not None and ago < JWKS_MAX_AGE:
+        wait = int(JWKS_MAX_AGE - ago) + 1
+        raise ConfigError(
+            f"the next token key {nxt['kid']} was published {int(ago)} s ago; the JWKS may be "
+            f"cached for {JWKS_MAX_AGE} s, so verifiers may not know it yet. Run this again in "
+            f"{wait} s, or now with --force (tokens it signs may be refused until caches refresh)"
+        )
     retired_files = []
     for entry in entries:
         if entry["state"] == "active":
@@ -179,7 +209,7 @@ def rotate(keys_dir: Path) -> tuple[Literal["published", "activated"], str]:
             public_file = f"token-es256.{entry['kid']}.pub"
             pem = _load(old, private=False).as_pem(private=False)
             replace_private(keys_dir / public_file, pem)
-            entry.update(state="retired", retired_at=int(time.time()), file=public_file)
+            entry.update(state="retired", retired_at=int(now), file=public_file)
             retired_files.append(old)
     nxt["state"] = "active"
     write_state(keys_dir, entries)  # one atomic switch: never zero or two active keys

@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS clients (
     created_ms     {int} NOT NULL,
     jwks           TEXT,
     rate_per_min   INTEGER,
-    rows_per_day   INTEGER
+    rows_per_day   INTEGER,
+    tokens_after   {int}
 );
 CREATE TABLE IF NOT EXISTS revoked (
     jti        TEXT PRIMARY KEY,
@@ -90,6 +91,8 @@ REGISTRY_STORE = StoreSchema(
         ("counters", "1"),
     ),
 )
+# `disabled`: 0 enabled, 1 disabled (can be enabled again), 2 retired (for good).
+ENABLED, DISABLED, RETIRED = 0, 1, 2
 
 
 def derive(secret: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
@@ -137,6 +140,10 @@ class Client:
     jwks: dict[str, Any] | None = field(default=None, repr=False)
     rate_per_min: int | None = None
     rows_per_day: int | None = None
+    # Tokens issued at or before this second (Unix time) no longer work: set when the secret
+    # is rotated or the client retired.
+    tokens_after: int | None = None
+    retired: bool = False
 
     @property
     def auth_methods(self) -> tuple[str, ...]:
@@ -150,7 +157,10 @@ class Client:
         return check_secret(secret, self.secret_hash)
 
 
-_COLUMNS = "client_id, scopes, disabled, created_ms, secret_hash, jwks, rate_per_min, rows_per_day"
+_COLUMNS = (
+    "client_id, scopes, disabled, created_ms, secret_hash, jwks, rate_per_min, rows_per_day,"
+    " tokens_after"
+)
 
 
 def _client(row: tuple[Any, ...]) -> Client:
@@ -163,6 +173,8 @@ def _client(row: tuple[Any, ...]) -> Client:
         json.loads(row[5]) if row[5] else None,
         row[6],
         row[7],
+        None if row[8] is None else int(row[8]),
+        int(row[2]) == RETIRED,
     )
 
 
@@ -196,6 +208,7 @@ class ClientRegistry:
         try:
             with self._writer.use() as conn:
                 conn.executescript(SCHEMA)
+                _add_tokens_after(conn)
         except StoreError as exc:
             raise ConfigError(f"cannot open the client registry {database.display}: {exc}") from exc
 
@@ -278,7 +291,7 @@ class ClientRegistry:
         with self._write() as conn:
             try:
                 conn.execute(
-                    f"INSERT INTO clients ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, ?, ?)",  # noqa: S608 - constant column list
+                    f"INSERT INTO clients ({_COLUMNS}) VALUES (?, ?, 0, ?, ?, ?, ?, ?, NULL)",  # noqa: S608 - constant column list
                     (
                         client_id,
                         " ".join(scopes),
@@ -294,21 +307,52 @@ class ClientRegistry:
         return client, secret
 
     def rotate_secret(self, client_id: str) -> str:
-        """A new secret for a secret-based client; the old one stops working at once."""
-        client = self.get(client_id)
-        if client is None:
-            raise ConfigError(f"no client {client_id!r}; `gateway clients list` shows the clients")
+        """A new secret for a secret-based client. The old secret stops working at once, and so
+        does every token issued until now (it may have been obtained with the old secret)."""
+        client = self._existing(client_id)
         if client.jwks:
             raise ConfigError(
                 f"client {client_id!r} authenticates with private_key_jwt; it has no secret"
             )
         secret = secrets.token_urlsafe(32)
+        cut = _now()
         with self._write() as conn:
-            conn.execute(
-                "UPDATE clients SET secret_hash = ? WHERE client_id = ?",
-                (hash_secret(secret), client_id),
+            cursor = conn.execute(
+                "UPDATE clients SET secret_hash = ?, tokens_after = ?"
+                " WHERE client_id = ? AND disabled <> ?",
+                (hash_secret(secret), cut, client_id, RETIRED),
             )
+        if cursor.rowcount == 0:
+            raise ConfigError(f"client {client_id!r} is retired; it has no secret to rotate")
+        # Token times are whole seconds: hand the new secret out only once the second of the
+        # cut-off is over, so no token obtained with it can fall under the cut-off.
+        time.sleep(max(0.0, cut + 1 - time.time()))
         return secret
+
+    def retire(self, client_id: str) -> None:
+        """Retire a client for good: its credentials are destroyed, its live tokens stop working,
+        it can never be enabled again, and its id stays taken, so that every audit entry naming
+        it keeps naming only it."""
+        self._existing(client_id)
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE clients SET disabled = ?, secret_hash = '', jwks = NULL, tokens_after = ?"
+                " WHERE client_id = ? AND disabled <> ?",
+                (RETIRED, _now(), client_id, RETIRED),
+            )
+        if cursor.rowcount == 0:
+            raise ConfigError(f"client {client_id!r} is retired already")
+
+    def _existing(self, client_id: str) -> Client:
+        client = self.get(client_id)
+        if client is None:
+            raise ConfigError(f"no client {client_id!r}; `gateway clients list` shows the clients")
+        if client.retired:
+            raise ConfigError(
+                f"client {client_id!r} is retired: it can never be used again; register a new "
+                "client with `gateway clients add`"
+            )
+        return client
 
     def get(self, client_id: str) -> Client | None:
         found, cached = self._cached(("client", client_id))
@@ -331,12 +375,14 @@ class ClientRegistry:
         return [_client(row) for row in rows]
 
     def set_disabled(self, client_id: str, disabled: bool) -> None:
+        self._existing(client_id)
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE clients SET disabled = ? WHERE client_id = ?", (int(disabled), client_id)
+                "UPDATE clients SET disabled = ? WHERE client_id = ? AND disabled <> ?",
+                (DISABLED if disabled else ENABLED, client_id, RETIRED),
             )
         if cursor.rowcount == 0:
-            raise ConfigError(f"no client {client_id!r}; `gateway clients list` shows the clients")
+            self._existing(client_id)  # retired meanwhile: say so
 
     def authenticate(self, client_id: str, secret: str) -> Client | None:
         """The enabled client with this id and secret, or None (in constant-ish time)."""
@@ -565,6 +611,22 @@ def _map_marker(marker: Path) -> mmap.mmap | None:
             os.close(fd)
     except OSError:
         return None
+
+
+def _add_tokens_after(conn: Connection) -> None:
+    """Registries made before `tokens_after` existed get the column (NULL: no cut-off)."""
+    if "tokens_after" in _column_names(conn):
+        return
+    try:
+        conn.executescript("ALTER TABLE clients ADD COLUMN tokens_after {int}")
+    except StoreError:
+        if "tokens_after" not in _column_names(conn):  # not a worker that added it meanwhile
+            raise
+
+
+def _column_names(conn: Connection) -> set[str]:
+    cursor = conn.execute("SELECT * FROM clients WHERE 1 = 0")
+    return {str(d[0]) for d in cursor.description}
 
 
 def _check_jwks(jwks: dict[str, Any]) -> None:

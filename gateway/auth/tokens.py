@@ -196,6 +196,8 @@ class AccessTokenValidator:
             raise invalid
         if client.disabled:
             raise ClientDisabled(invalid.detail)
+        if client.tokens_after is not None and int(claims["iat"]) <= client.tokens_after:
+            raise TokenRevoked(invalid.detail)  # issued before the secret was rotated
         jti = str(claims["jti"])
         if check_revoked and self._registry.is_revoked(jti):
             raise TokenRevoked(invalid.detail)

@@ -10,8 +10,9 @@ from gateway.audit.halt import resume
 from gateway.audit.paging import index_range
 from gateway.audit.query import make_filters
 from gateway.audit.verify import print_report, verify_path
-from gateway.cli import answers
+from gateway.cli import answers, report
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
+from gateway.cli.report import note_resume
 from gateway.policy.history import attach_sets
 from gateway.store.db import Database
 
@@ -96,6 +97,7 @@ def cmd_audit_resume(args: argparse.Namespace) -> int:
         )
         return 1
     reason = resume(settings.audit_database)
+    note_resume(settings, reason)
     if reason:
         print_out(f"resumed (was halted: {reason})")
     else:
@@ -125,6 +127,7 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     c.add_argument("--since", help="entries from this time: ISO 8601 (UTC unless an offset) or 1h")
     c.add_argument("--until", help="entries before this time (same forms as --since)")
     c.set_defaults(func=cmd_audit_export)
+    report.add_command(asub, home)
     c = asub.add_parser("resume", parents=[home], help="clear a halt after verifying the log")
     c.set_defaults(func=cmd_audit_resume)
     answers.add_audit_commands(asub, home)

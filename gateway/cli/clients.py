@@ -1,4 +1,4 @@
-"""`gateway clients ...`: register, list, disable, enable and rotate OAuth clients."""
+"""`gateway clients ...`: register, list, disable, enable, rotate and retire OAuth clients."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def cmd_clients(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for client in registry.all():
                 created = dt.datetime.fromtimestamp(client.created_ms / 1000, dt.UTC)
-                state = "disabled" if client.disabled else "enabled"
+                state = (
+                    "retired" if client.retired else "disabled" if client.disabled else "enabled"
+                )
                 granted = " ".join(client.scopes)
                 methods = ",".join(client.auth_methods)
                 print_out(
@@ -54,7 +56,18 @@ def cmd_clients(args: argparse.Namespace) -> int:
             secret = registry.rotate_secret(args.client_id)
             admin_event(settings, client_changed("client.rotate_secret", args.client_id, actor()))
             print_out(f"client_secret: {secret}")
-            print_out("The old secret no longer works; its tokens stay valid until they expire.")
+            print_out(
+                "The old secret no longer works, and every token the client held has been "
+                "revoked: give it the new secret, then it asks for new tokens."
+            )
+        elif args.action == "retire":
+            registry.retire(args.client_id)
+            admin_event(settings, client_changed("client.retire", args.client_id, actor()))
+            print_out(
+                f"client {args.client_id} retired for good: its credentials are destroyed and its "
+                "tokens stop working; it cannot be enabled again and its id cannot be registered "
+                "again. Its audit entries stay in the log and verify as before."
+            )
         else:
             disable = args.action == "disable"
             registry.set_disabled(args.client_id, disable)
@@ -78,7 +91,13 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
         "--scope", action="append", help="scope to allow (repeatable; default datasets:read)"
     )
     csub.add_parser("list", parents=[home], help="list clients")
-    for action in ("disable", "enable", "rotate-secret"):
-        c = csub.add_parser(action, parents=[home], help=f"{action} a client")
+    helps = {
+        "disable": "disable a client (its tokens stop at once; `enable` undoes it)",
+        "enable": "enable a disabled client",
+        "rotate-secret": "give a client a new secret (printed once); revokes its tokens",
+        "retire": "retire a client for good (irreversible); its audit trail stays",
+    }
+    for action, text in helps.items():
+        c = csub.add_parser(action, parents=[home], help=text)
         c.add_argument("client_id")
     p.set_defaults(func=cmd_clients)

@@ -7,6 +7,7 @@ import argparse
 from gateway.audit.events import token_key_rotated
 from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog
+from gateway.auth.keys import JWKS_MAX_AGE
 from gateway.auth.keys import rotate as rotate_token_key
 from gateway.cli.common import Subparsers, print_out, settings_of
 from gateway.workspace import actor as _actor
@@ -17,13 +18,14 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
     settings = settings_of(args)
     ws = settings.workspace
     if args.which == "token":
-        step, kid = rotate_token_key(ws.keys)
+        step, kid = rotate_token_key(ws.keys, force=args.force)
         admin_event(settings, token_key_rotated(step, kid, _actor()))
         if step == "published":
             print_out(f"next token key {kid} is published in the JWKS but does not sign yet.")
             print_out(
-                "Once clients and resource servers have refreshed the JWKS (it is cached up to "
-                "5 minutes), run `gateway keys rotate token` again to make it sign."
+                f"Once clients and resource servers have refreshed the JWKS (it is cached up to "
+                f"{JWKS_MAX_AGE} s), run `gateway keys rotate token` again to make it sign; "
+                "sooner, it refuses unless given --force."
             )
         else:
             print_out(
@@ -68,4 +70,10 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     ksub = p.add_subparsers(dest="action", required=True)
     c = ksub.add_parser("rotate", parents=[home], help="rotate a signing key")
     c.add_argument("which", choices=["audit", "token"], help="which key")
+    c.add_argument(
+        "--force",
+        action="store_true",
+        help=f"token: make the next key sign even within {JWKS_MAX_AGE} s of its publication "
+        "(verifiers with a cached JWKS may refuse its tokens until they refresh)",
+    )
     c.set_defaults(func=cmd_keys_rotate)

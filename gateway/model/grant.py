@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.model.aggregate import AggregateRules
 from gateway.model.filterlang import SPELLINGS
 
 # Transforms whose released values carry no real attribute of the row: per-person tokens and
@@ -107,6 +108,7 @@ class Grant:
     # Released columns the admin declared not identifying, with the written justification: they
     # are left out of the quasi-identifiers (and `policy check` lists them).
     not_identifying: tuple[tuple[str, str], ...] = ()
+    aggregate: AggregateRules | None = None  # statistics on source values (gateway/aggregate/)
 
     def quasi_identifiers(self) -> tuple[str, ...]:
         """The released columns that count as quasi-identifiers: the model's (derived, plus any

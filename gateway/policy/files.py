@@ -30,6 +30,7 @@ from gateway.policy.yamlsrc import (
     MAX_FILE_BYTES,
     MAX_SET_BYTES,
     PARSE_SECONDS,
+    error_line,
     load_located,
 )
 
@@ -111,9 +112,8 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
             problems.append(Problem(name, 1, "(file)", f"not UTF-8: {exc}"))
             continue
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            problems.append(Problem(name, line, "yaml", str(getattr(exc, "problem", exc))))
+            line, message = error_line(exc)
+            problems.append(Problem(name, line, "yaml", message))
             continue
         check = FileCheck(name, doc)
         top = check.mapping(doc.value, (), _FILE_KEYS)

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gateway.aggregate.rules import parse_rules
 from gateway.model.dataset import Column, ColumnType, Dataset
 from gateway.model.filterlang import NAMES, operator
 from gateway.model.grant import (
@@ -37,6 +38,7 @@ _GRANT_KEYS = {
     "limits",
     "privacy",
     "fingerprint",
+    "aggregate",
     "max_rows",  # deprecated: limits.rows_per_request
 }
 
@@ -270,6 +272,14 @@ def read_grants(check: FileCheck, raw: Any, dataset: Dataset, home: Path) -> lis
                 privacy=privacy,
                 fingerprint=fingerprint,
                 not_identifying=tuple(not_identifying),
+                aggregate=parse_rules(
+                    check.problem,
+                    spec.get("aggregate"),
+                    (*path, "aggregate"),
+                    [c.name for c in dataset.columns],
+                    [c.name for c in dataset.columns if c.type is ColumnType.INTEGER],
+                    [c.name for c in dataset.columns if c.classification.protected],
+                ),
             )
         )
     return grants

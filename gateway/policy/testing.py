@@ -50,7 +50,7 @@ from gateway.model.grant import Grant
 from gateway.policy.check import CST, Problem, parse_moment
 from gateway.policy.engine import Engine
 from gateway.policy.files import read_policy_files
-from gateway.policy.yamlsrc import PARSE_SECONDS, load_located
+from gateway.policy.yamlsrc import PARSE_SECONDS, error_line, load_located
 from gateway.privacy.kanon import PrivacyUnreachable
 
 _CASE_KEYS = {
@@ -94,9 +94,8 @@ def load_cases(directory: Path) -> list[tuple[str, dict[str, Any]]]:
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 1 if mark is not None else 1
-            raise ConfigError(f"{path}:{line}: {getattr(exc, 'problem', None) or exc}") from None
+            line, message = error_line(exc)
+            raise ConfigError(f"{path}:{line}: {message}") from None
         if located.problems:
             line, message = located.problems[0]
             raise ConfigError(f"{path}:{line}: {message}")

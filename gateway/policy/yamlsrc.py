@@ -112,8 +112,32 @@ def load_located(text: str, *, deadline: float | None = None) -> Located:
             located.lines[()] = node.start_mark.line + 1
             located.value = _convert(loader, node, (), located)
         return located
+    except yaml.MarkedYAMLError as exc:
+        _locate_plain_value(text, exc)
+        raise
     finally:
         loader.dispose()
+
+
+def _locate_plain_value(text: str, exc: yaml.MarkedYAMLError) -> None:
+    """`city:keep` (no space after the colon) on one line and `income: drop` on the next: YAML
+    reads both lines as one plain value and fails only at the second colon. Name the line the
+    value started on as the error's context, where the mistake is."""
+    mark = exc.problem_mark
+    if exc.context_mark is not None or mark is None or exc.problem != _MAPPING_VALUES:
+        return
+    last: Any = None
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # events only: nothing expands
+            last = event
+    except yaml.YAMLError:
+        pass
+    if not isinstance(last, ScalarEvent) or last.style is not None:
+        return
+    start: Any = last.start_mark
+    end: Any = last.end_mark
+    if start.line < mark.line == end.line:
+        exc.context, exc.context_mark = _PLAIN_CONTEXT, start
 
 
 def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, out: Located) -> Any:
@@ -138,3 +162,35 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, out: Located
             items.append(_convert(loader, item, (*path, i), out))
         return items
     return loader.construct_object(node, deep=True)
+
+
+# Errors PyYAML detects only on a later line, for a construct that began on the line of the
+# error's context mark: a key without its ": " ("b:2", "bogus line") is found missing at the
+# next line, an unclosed [ or { at the next key. The admin's mistake is on the context's line.
+_MAPPING_VALUES = "mapping values are not allowed here"
+_PLAIN_CONTEXT = "while scanning a plain value"
+_STARTED_EARLIER = (
+    _PLAIN_CONTEXT,
+    "while scanning a simple key",
+    "while parsing a flow",
+    "while scanning a quoted scalar",
+    "while scanning a block scalar",
+)
+
+
+def error_line(exc: yaml.YAMLError) -> tuple[int, str]:
+    """The 1-based line of the admin's mistake behind a YAML syntax error, and what to say."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context == _PLAIN_CONTEXT and context_mark is not None:
+        hint = "a value runs on from this line to the next: is a space missing after a colon?"
+        return context_mark.line + 1, f"{problem} ({hint})"
+    if (
+        context_mark is not None
+        and isinstance(context, str)
+        and context.startswith(_STARTED_EARLIER)
+    ):
+        return context_mark.line + 1, f"{problem} ({context} that starts on this line)"
+    return (mark.line + 1 if mark is not None else 1), str(problem)

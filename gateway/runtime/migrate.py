@@ -1,10 +1,11 @@
-"""`gateway store migrate` for a workspace: its audit log and client registry, each copied by
-its own `StoreSchema`, and the copied log verified."""
+"""`gateway store migrate` for a workspace: its audit log, client registry and privacy budgets,
+each copied by its own `StoreSchema`, and the copied log verified."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from gateway.aggregate.budget import BUDGET_STORE, Budgets
 from gateway.audit.schema import AUDIT_STORE
 from gateway.auth.registry import REGISTRY_STORE
 from gateway.errors import ConfigError
@@ -23,8 +24,10 @@ def migrate(
     when it verifies, else the problem). Raises ConfigError with what to do on any failure."""
     if audit_source.url == audit_target.url and audit_source.postgres == audit_target.postgres:
         raise ConfigError("the target store is the current store; nothing to migrate")
+    Budgets(registry_source).close()  # a registry that never served has no budget table yet
     moves = (
         Move(AUDIT_STORE, audit_source, audit_target),
         Move(REGISTRY_STORE, registry_source, registry_target),
+        Move(BUDGET_STORE, registry_source, registry_target),
     )
     return copy_stores(moves, lambda: verify(audit_target))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import partial
 
+from gateway.aggregate.budget import Budgets
 from gateway.audit.signing import Signer, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.issuers import IssuerKeys, load_issuers
@@ -32,6 +33,7 @@ from gateway.privacy.viewstore import ViewStore
 from gateway.query import Cursors
 from gateway.runtime.metrics import Metrics
 from gateway.runtime.pages import PageCache
+from gateway.runtime.released import ReleasedTables
 from gateway.settings import Settings
 
 
@@ -53,6 +55,8 @@ class Services:
     inflight: InFlight
     metrics: Metrics
     real_values: RealValues
+    budgets: Budgets | None = None  # differential-privacy budgets (gateway/aggregate/budget.py)
+    released: ReleasedTables = field(default_factory=ReleasedTables)  # views as Arrow (export)
 
     def context(self, client_id: str, grant: Grant) -> TransformContext:
         """What the transforms of one (client, grant) view may depend on (looks at the data
@@ -73,6 +77,8 @@ class Services:
     def close(self) -> None:
         self.audit_log.close()
         self.registry.close()
+        if self.budgets is not None:
+            self.budgets.close()
 
 
 def read_secret(settings: Settings) -> bytes:
@@ -189,4 +195,6 @@ def build_services(settings: Settings) -> Services:
         pages=PageCache(),
         inflight=InFlight(settings.max_inflight),
         metrics=Metrics(),
+        # Durable commits: a spend lost in a crash would hand privacy budget back.
+        budgets=Budgets(replace(settings.registry_database, synchronous="FULL", durable=True)),
     )

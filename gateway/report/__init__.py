@@ -1,0 +1,1 @@
+"""The auditor report: one self-contained HTML file built from a verified audit log."""
