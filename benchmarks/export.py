@@ -131,7 +131,7 @@ def render_floor(home: Path) -> tuple[int, float]:
         dataset,
         grant,
         svc.policy.hash,
-        svc.context("bench", grant.id),
+        svc.context("bench", grant),
     )
     query = parse_query({}, {c.name: c.type for c in view.columns}, max_size=1, default_size=1)
     best = 0.0

@@ -10,8 +10,11 @@ of the body; if that fails the caller gets the 503 instead and the stream is nev
 from __future__ import annotations
 
 import logging
+import os
+import random
 import secrets
 import time
+import weakref
 from typing import Any
 
 from starlette.responses import Response
@@ -44,13 +47,18 @@ class AuditMiddleware:
         self.audit_log = audit_log
         self.metrics = metrics
         self.hash_key = hash_key  # keys the HMACs of raw paths and query strings
+        # Request ids need to be unique, not secret: 64 bits from a generator seeded once from
+        # the system's CSPRNG (a system call per request for `secrets` costs more than it buys).
+        self._ids = random.Random(secrets.randbits(128))  # noqa: S311 - ids, not secrets
+        ids = weakref.ref(self._ids)
+        os.register_at_fork(after_in_child=lambda: _reseed(ids()))  # a forked worker's own ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        ctx = AuditContext(rid=secrets.token_hex(8))
+        ctx = AuditContext(rid=f"{self._ids.getrandbits(64):016x}")
         scope = {**scope, "state": {**scope.get("state", {}), "audit": ctx}}
         start: Message | None = None
         chunks: list[bytes] = []
@@ -213,6 +221,11 @@ async def _refuse(rejected: dict[str, Any], scope: Scope, ctx: AuditContext, sen
     start, chunks = _render(problem_response(error, ctx.rid))
     await send(start)
     await send({"type": "http.response.body", "body": b"".join(chunks)})
+
+
+def _reseed(ids: random.Random | None) -> None:
+    if ids is not None:
+        ids.seed(secrets.randbits(128))
 
 
 def _render(response: Response) -> tuple[Message, list[bytes]]:

@@ -71,10 +71,13 @@ def authenticate(request: Request, scope: str | tuple[str, ...] | None) -> Princ
     ctx.policy = svc.policy.hash
     ctx.decision = Verdict.DENY
     authorization = request.headers.get("authorization")
-    if authorization:
-        # Every failure is logged with a hash of what was presented, never the token itself.
-        ctx.token_sha256 = token_sha256(authorization.partition(" ")[2].strip())
-    principal = svc.tokens.authenticate(authorization)
+    try:
+        principal = svc.tokens.authenticate(authorization)
+    except Exception:
+        if authorization:
+            # Every failure is logged with a hash of what was presented, never the token.
+            ctx.token_sha256 = token_sha256(authorization.partition(" ")[2].strip())
+        raise
     ctx.client = principal.client_id
     ctx.token_sha256 = principal.token_sha256
     if scope is not None:

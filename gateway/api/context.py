@@ -38,6 +38,9 @@ class AuditContext:
     stream: str | None = None
     extra: dict[str, JsonValue] = field(default_factory=dict)  # endpoint fields (aggregates)
     on_finish: list[Callable[[], None]] = field(default_factory=list)  # run after the response
+    # A response body whose SHA-256 is already known (a cached page), with that digest: used
+    # only when the body sent is that very object, so the digest logged is the body's own.
+    known_body: tuple[bytes, str] | None = None
 
     def event(
         self, *, method: str, path: str, query: str, status: int, body: bytes, key: bytes
@@ -63,7 +66,7 @@ class AuditContext:
             policy=self.policy,
             transforms=tuple(self.transforms),
             rows=self.rows,
-            resp_sha256=None if self.stream else _sha256(body),
+            resp_sha256=None if self.stream else self._body_sha256(body),
             # Nothing of a refused request was parsed (its bytes may hold anything): who and why.
             rejected=self.rejected,
             peer=self.peer if self.rejected is not None else None,
@@ -73,6 +76,12 @@ class AuditContext:
             export=self.stream,
             extra=dict(self.extra),
         ).event()
+
+    def _body_sha256(self, body: bytes) -> str:
+        known = self.known_body
+        if known is not None and known[0] is body:
+            return known[1]
+        return _sha256(body)
 
 
 def _path_bytes(path: str) -> bytes:

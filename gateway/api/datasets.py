@@ -3,7 +3,9 @@ purpose the caller's grant allows."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -25,7 +27,7 @@ from gateway.policy.engine import NO_GRANT, PURPOSE_MISSING, Engine
 from gateway.privacy.assess import figures
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE
-from gateway.privacy.views import View
+from gateway.privacy.views import View, avoids_real_values
 from gateway.query import Query, after, apply, parse_query
 from gateway.runtime.services import Services
 
@@ -194,13 +196,21 @@ def _cached_view(
     source = svc.sources.peek(dataset)
     if source is None:
         return None
-    return svc.views.peek(source.version, dataset, grant, engine.policy.hash, client_id)
+    real = ""
+    if avoids_real_values(grant):
+        # Synthetic values avoid every dataset's real values: the version of those as checked
+        # within the last second; None sends the call to `_view`, which checks the files.
+        current = svc.real_values.peek_version(engine.policy)
+        if current is None:
+            return None
+        real = current
+    return svc.views.peek(source.version, dataset, grant, engine.policy.hash, client_id, real)
 
 
 def view_of(svc: Services, engine: Engine, dataset: Dataset, grant: Grant, client_id: str) -> View:
     """The grant's released view for this client (built, or from the cache)."""
     source = svc.sources.load(dataset)
-    ctx = svc.context(client_id, grant.id)
+    ctx = svc.context(client_id, grant)
     return svc.views.get(source.frame, source.version, dataset, grant, engine.policy.hash, ctx)
 
 
@@ -259,18 +269,39 @@ def _column_types(view: View) -> dict[str, str]:
     return {c.name: c.type for c in view.columns}
 
 
+class _Page(NamedTuple):
+    body: bytes
+    rows: int
+    row_ids: str  # which rows of the view it holds (gateway/audit/rowset.py)
+    next_cursor: str | None  # None on the last page
+    sha256: str  # of the body: the audit entry carries it
+
+
 def _page(
     svc: Services, view: View, query: Query, fmt: str, purpose: str | None, grant: Grant
-) -> tuple[bytes, int, str, str | None]:
-    """Filter, order and cut one page of the view; render it, record which rows it holds and
-    the cursor of the next page (None on the last). Cached per view and query (the row record
-    and the cursor under keys of their own)."""
+) -> _Page:
+    """Filter, order and cut one page of the view; render it, record which rows it holds, the
+    cursor of the next page (None on the last) and the body's SHA-256 (the audit entry carries
+    it). Cached per view and query (the row record, cursor and digest under keys of their
+    own)."""
     cache_key = (view.key, query, fmt, purpose)
     cached, cached_rows = svc.pages.get(cache_key), svc.pages.get(("row_ids", *cache_key))
     cached_next = svc.pages.get(("next", *cache_key))
-    if cached is not None and cached_rows is not None and cached_next is not None:
+    cached_sha = svc.pages.get(("sha256", *cache_key))
+    if (
+        cached is not None
+        and cached_rows is not None
+        and cached_next is not None
+        and cached_sha is not None
+    ):
         following = cached_next[0].decode("ascii") if cached_next[1] else None
-        return cached[0], cached[1], cached_rows[0].decode("ascii"), following
+        return _Page(
+            cached[0],
+            cached[1],
+            cached_rows[0].decode("ascii"),
+            following,
+            cached_sha[0].decode("ascii"),
+        )
     ordered = apply(view.ordered, query)
     matching = len(ordered)
     if query.cursor is not None:
@@ -296,12 +327,14 @@ def _page(
         meta["count"] = matching
     body = render(page[list(query.columns)], fmt, meta, next_cursor)
     row_ids = encode_rows(page["_rid"].to_numpy())
+    digest = hashlib.sha256(body).hexdigest()
     svc.pages.put(("row_ids", *cache_key), (row_ids.encode("ascii"), len(page)))
     svc.pages.put(
         ("next", *cache_key), ((next_cursor or "").encode("ascii"), int(bool(next_cursor)))
     )
+    svc.pages.put(("sha256", *cache_key), (digest.encode("ascii"), 0))
     svc.pages.put(cache_key, (body, len(page)))
-    return body, len(page), row_ids, next_cursor
+    return _Page(body, len(page), row_ids, next_cursor, digest)
 
 
 @endpoint(
@@ -340,11 +373,13 @@ async def rows(request: Request) -> Response:
         max_size=grant.rows_per_request,
         default_size=min(DEFAULT_PAGE, grant.rows_per_request),
     )
-    body, count, row_ids, next_cursor = _page(svc, view, query, fmt, purpose, grant)
+    page = _page(svc, view, query, fmt, purpose, grant)
+    body, count, row_ids, next_cursor = page.body, page.rows, page.row_ids, page.next_cursor
     svc.limiter.rows(principal, count, grant)
     ctx.transforms = view.transforms
     ctx.rows = count
     ctx.view, ctx.row_ids = view.key, row_ids
+    ctx.known_body = (body, page.sha256)  # the body's digest, computed once per page
     ctx.decision, ctx.reason = Verdict.ALLOW, None
     headers: dict[str, str] = {}
     if fmt == "csv":

@@ -1,16 +1,27 @@
 """The client registry and the shared authentication state, in the store every worker process
 and host uses (a SQLite file by default, or PostgreSQL): clients (secrets only as salted scrypt
 hashes, or a public JWKS for private_key_jwt), revoked token ids, the client-assertion replay
-cache, rate and quota counters, and small shared status values. Every read goes to the store,
-so a revocation or a disabled client is seen by every host on its next call."""
+cache, rate and quota counters, and small shared status values.
+
+Client records and revocation answers are read on every call, so they are cached in memory,
+and a change (a client added, disabled or given a new secret; a token revoked) reaches every
+process at once: on SQLite, every change adds one to a counter in a marker file next to the
+database (`<database>-changes`), which each process maps into memory and compares, before each
+cached read, with the value its cache was filled under (no query, no system call); on
+PostgreSQL, a NOTIFY clears every host's cache within milliseconds. Either way no answer is
+kept longer than CACHE_SECONDS, the bound if the signal is lost (a change made to the database
+by other means than this class, or a lost connection)."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
+import mmap
+import os
 import re
 import secrets
 import threading
@@ -22,6 +33,7 @@ from typing import Any
 
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import ConfigError
+from gateway.fsutil import private_file
 from gateway.model.scopes import DATASETS_READ, SCOPES
 from gateway.store.db import Connection, Database, DuplicateKey, Shared, StoreError
 from gateway.store.schema import StoreSchema
@@ -186,7 +198,11 @@ class ClientRegistry:
         self._clock = clock  # the read cache's lifetimes
         self._cache: dict[tuple[str, str], tuple[float, object]] = {}
         self._cache_lock = threading.Lock()
-        self._generation = 0  # bumped by every local write
+        self._generation = 0  # bumped by every local write and every change seen elsewhere
+        # SQLite: the marker file every change appends to, and its state the cache belongs to.
+        self._changes = None if database.postgres else Path(f"{database.url}-changes")
+        self._marker: bytes | None = None
+        self._map: mmap.mmap | None = None
         # PostgreSQL: a thread LISTENing for changes made by any process or host clears the
         # cache within milliseconds; the cache lifetime is only the bound if it cannot.
         self._listener: threading.Thread | None = None
@@ -199,14 +215,34 @@ class ClientRegistry:
             raise ConfigError(f"cannot open the client registry {database.display}: {exc}") from exc
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, changes: bool = True) -> Iterator[Connection]:
+        """A write transaction; `changes`: it may change a client or a revocation, which every
+        process's cache must then forget (signalled after the commit, before returning)."""
         try:
             with self._writer.use() as conn:
                 yield conn
-                if self.database.postgres:
+                if self.database.postgres and changes:
                     conn.execute(f"NOTIFY {CHANNEL}")  # every other process and host: at once
+            if changes and self._changes is not None:
+                self._signal_change(self._changes)
         finally:
             self._forget()  # this process sees its own changes at once
+
+    @staticmethod
+    def _signal_change(marker: Path) -> None:
+        """Add one to the marker's 8-byte counter, under an exclusive lock (writers in any
+        process never lose an increment): every reader's mapping of the file sees it."""
+        private_file(marker)
+        fd = os.open(marker, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                count = int.from_bytes(os.pread(fd, 8, 0).ljust(8, b"\0"), "little")
+                os.pwrite(fd, ((count + 1) % 2**64).to_bytes(8, "little"), 0)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -335,7 +371,7 @@ class ClientRegistry:
         return client
 
     def all(self) -> list[Client]:
-        with self._write() as conn:
+        with self._write(changes=False) as conn:
             query = f"SELECT {_COLUMNS} FROM clients ORDER BY client_id"  # noqa: S608 - constant
             rows = conn.execute(query).fetchall()
         return [_client(row) for row in rows]
@@ -382,15 +418,16 @@ class ClientRegistry:
         self._remember(("revoked", jti), row is not None, stamp)
         return row is not None
 
-    # --- a short-lived read cache (PostgreSQL only) -----------------------------------------
-    # A remote store costs a network round trip per read on every call. Clients and revocation
-    # answers are kept for at most CACHE_SECONDS, so a change made on another host is seen
-    # within that time (the promise is one second); changes made here clear it at once.
+    # --- the read cache of clients and revocation answers -----------------------------------
+    # A read costs a query (SQLite) or a network round trip (PostgreSQL) on every call. Answers
+    # are kept until a change is signalled (the marker file's size, or NOTIFY), and for at most
+    # CACHE_SECONDS in any case; changes made here clear it at once.
 
     def _cached(self, key: tuple[str, str]) -> tuple[bool, object]:
-        if not self.database.postgres:
-            return False, None
-        if self._listener is None:
+        if self._changes is not None:
+            if not self._check_marker(self._changes):
+                return False, None
+        elif self._listener is None:
             self._start_listener()
         with self._cache_lock:
             hit = self._cache.get(key)
@@ -404,9 +441,23 @@ class ClientRegistry:
         with self._cache_lock:
             return self._clock.monotonic() + CACHE_SECONDS, self._generation
 
+    def _check_marker(self, marker: Path) -> bool:
+        """Forget every cached answer when the marker's counter changed since the cache was
+        filled (a client or revocation changed in some process). Called before each cached
+        read, so a read that starts after a change has returned never answers from before it.
+        The marker is read through a shared mapping: no system call per read. False when it
+        cannot be read: then nothing is answered from the cache."""
+        if self._map is None:
+            self._map = _map_marker(marker)
+        seen = self._map[:8] if self._map is not None else None
+        if seen is None or seen != self._marker:
+            with self._cache_lock:
+                self._cache.clear()
+                self._generation += 1
+                self._marker = seen
+        return seen is not None
+
     def _remember(self, key: tuple[str, str], value: object, stamp: tuple[float, int]) -> None:
-        if not self.database.postgres:
-            return
         deadline, generation = stamp
         with self._cache_lock:
             if generation != self._generation:
@@ -452,7 +503,7 @@ class ClientRegistry:
 
     def remember_assertion(self, client_id: str, jti: str, expires: int) -> bool:
         """Record an assertion's jti until it expires; False if it was seen before (a replay)."""
-        with self._write() as conn:
+        with self._write(changes=False) as conn:
             conn.execute("DELETE FROM assertions WHERE expires < ?", (_now() - 300,))
             cursor = conn.execute(
                 "INSERT INTO assertions (client_id, jti, expires) VALUES (?, ?, ?)"
@@ -537,6 +588,31 @@ class ClientRegistry:
         conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+
+
+def _map_marker(marker: Path) -> mmap.mmap | None:
+    """A read-only shared mapping of the marker's counter (created, zero, if missing), or None
+    when it cannot be mapped: then every read misses the cache (always correct, only slower)."""
+    try:
+        private_file(marker)
+        fd = os.open(marker, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                if os.fstat(fd).st_size < 8:
+                    os.pwrite(fd, bytes(8), 0)
+            finally:
+                # Unlocked before mapping: the mapping keeps a duplicate of the descriptor,
+                # which would otherwise hold the lock (and block every writer) for good.
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            return mmap.mmap(fd, 8, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
 
 
 def _add_tokens_after(conn: Connection) -> None:

@@ -91,8 +91,9 @@ class AccessTokenValidator:
         self._leeway = leeway
         self._registry = registry
         self._external = {e.config.issuer: e for e in external or []}
-        # token SHA-256 -> (verified claims, exp, client id); bounded, cleared when full
-        self._verified: dict[str, tuple[dict[str, Any], int, str, KeySet]] = {}
+        # token SHA-256 -> (header, verified claims, client id, the key set that verified it);
+        # bounded, cleared when full
+        self._verified: dict[str, tuple[dict[str, Any], dict[str, Any], str, KeySet]] = {}
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Principal for an `Authorization: Bearer <token>` header; raise Unauthorized otherwise."""
@@ -134,16 +135,23 @@ class AccessTokenValidator:
     def validate(self, token: str, *, check_revoked: bool = True) -> Principal:
         invalid = Unauthorized("the access token is invalid, expired or revoked; request a new one")
         digest = token_sha256(token)
+        cached = self._verified.get(digest)
+        if cached is not None:
+            # The same bytes were verified before: if the keys that would verify them now are
+            # still the ones that did (none rotated or reloaded since), the signature and claims
+            # hold as they did. Expiry, the client's state and the deny-list can change: they
+            # are checked on every call (`_admit`).
+            try:
+                rules = self._rules(cached[0], cached[1])
+            except (JoseError, ValueError, TypeError, ConfigError, RecursionError) as exc:
+                raise invalid from exc
+            if cached[3] is rules.keys:
+                return self._admit(cached[1], cached[2], invalid, check_revoked, digest)
         try:
             header, unverified = _peek(token)
             rules = self._rules(header, unverified)
         except (JoseError, ValueError, TypeError, ConfigError, RecursionError) as exc:
             raise invalid from exc
-        cached = self._verified.get(digest)
-        if cached is not None and cached[3] is rules.keys:
-            # Verified before under the same key set: the signature and claims cannot have
-            # changed. The client's state and the deny-list can, so they are checked each call.
-            return self._admit(cached[0], cached[2], invalid, check_revoked, digest)
         try:
             decoded = jwt.decode(token, rules.keys, algorithms=list(rules.algorithms))
         except (JoseError, ValueError, TypeError, ConfigError, RecursionError) as exc:
@@ -169,7 +177,7 @@ class AccessTokenValidator:
             raise invalid
         if len(self._verified) >= _CACHE_MAX:
             self._verified.clear()
-        self._verified[digest] = (claims, int(claims["exp"]), client_id, rules.keys)
+        self._verified[digest] = (dict(decoded.header), claims, client_id, rules.keys)
         return self._admit(claims, client_id, invalid, check_revoked, digest)
 
     def _admit(

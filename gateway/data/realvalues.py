@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 
 import pandas as pd
 
-from gateway.data.sources import SourceCache
+from gateway.data.sources import Source, SourceCache
 from gateway.model.dataset import ColumnType
 from gateway.model.policyset import PolicySet
 
@@ -26,6 +27,7 @@ FORMATS = {
 }
 _SAMPLE = 1000
 _SHARE = 0.9
+FRESH_SECONDS = 1.0  # how long a version stays current without looking at the files again
 
 
 def kind_of(values: pd.Series, declared: str | None) -> str | None:
@@ -48,17 +50,40 @@ class RealValues:
         self._sources = sources
         self._lock = threading.Lock()
         self._cache: dict[str, dict[str, frozenset[str]]] = {}
+        self._current: tuple[str, float, str] | None = None  # policy hash, checked at, version
 
     def of(self, policy: PolicySet, kind: str) -> frozenset[str]:
         return self.all(policy).get(kind, frozenset())
 
+    def version(self, policy: PolicySet) -> str:
+        """A digest of the policy set and the version of every one of its datasets: what `all`
+        answers from. Part of the key of every view that avoids real values, so a change to
+        any dataset computes such views afresh. Looks at the files (`SourceCache.load`)."""
+        return self._version(policy, [self._sources.load(d) for d in policy.datasets.values()])
+
+    def peek_version(self, policy: PolicySet) -> str | None:
+        """The version computed in the last second for this policy set, or None: no file is
+        looked at, so the request path can call it (the view's own source is checked at the
+        same pace)."""
+        current = self._current
+        if current is None or current[0] != policy.hash:
+            return None
+        if time.monotonic() - current[1] >= FRESH_SECONDS:
+            return None
+        return current[2]
+
+    def _version(self, policy: PolicySet, loaded: list[Source]) -> str:
+        digest = hashlib.sha256(policy.hash.encode())
+        for source in loaded:
+            digest.update(source.version.encode())
+        key = digest.hexdigest()
+        self._current = (policy.hash, time.monotonic(), key)
+        return key
+
     def all(self, policy: PolicySet) -> dict[str, frozenset[str]]:
         """Kind -> the real values of that kind, over every dataset of the policy set."""
         loaded = [(d, self._sources.load(d)) for d in policy.datasets.values()]
-        digest = hashlib.sha256(policy.hash.encode())
-        for _, source in loaded:
-            digest.update(source.version.encode())
-        key = digest.hexdigest()
+        key = self._version(policy, [source for _, source in loaded])
         with self._lock:
             found = self._cache.get(key)
         if found is not None:

@@ -113,6 +113,95 @@ def _distinct(classes: Codes, values: Codes, count: int) -> Codes:
     return np.bincount(pd.unique(pairs) // width, minlength=count).astype(np.int64)
 
 
+def _node_key(
+    parts: Sequence[Codes], node: Sequence[int], radix: Sequence[Sequence[int]]
+) -> tuple[Codes, int]:
+    """The mixed-radix key of each element over its codes at `node`, and the key space."""
+    key = parts[0].copy()
+    space = radix[0][node[0]]
+    for i in range(1, len(node)):
+        key *= radix[i][node[i]]
+        key += parts[i]
+        space *= radix[i][node[i]]
+    return key, space
+
+
+class _Rollup:
+    """k-anonymity by rolling classes up the lattice (as ARX does): each evaluated node keeps
+    its classes as one representative tuple, a row count and a key each; a node's classes are
+    those of the node one level below it with the fewest classes, merged by their keys at the
+    node: a hash over the classes, not over the tuples. A key places each quasi-identifier's
+    code at a fixed position, so one level up on quasi-identifier i changes a class's key by
+    that code's change alone (one gather and one add). Exact when every hierarchy is a tree (a
+    label's parent is one label), which `applies` checks. Nodes are evaluated by increasing
+    loss, so a node's classes are dropped once no node left to evaluate can roll up from them."""
+
+    def __init__(
+        self, tuple_codes: list[list[Codes]], radix: list[list[int]], weights: Codes, k: int
+    ) -> None:
+        self._k = k
+        places = np.cumprod([1] + [r[0] for r in radix[:0:-1]])[::-1]  # fixed mixed radix
+        # Per QI and level L >= 1: how a tuple's key changes from level L-1 to level L.
+        self._steps = [
+            [(lv - below) * int(place) for below, lv in itertools.pairwise(levels)]
+            for levels, place in zip(tuple_codes, places, strict=True)
+        ]
+        bottom_key = sum(
+            (levels[0] * int(place) for levels, place in zip(tuple_codes, places, strict=True)),
+            np.zeros(len(weights), dtype=np.int64),
+        )
+        # A node one level above another costs at most this much more.
+        self._reach = 1.0 / (len(radix) * min(len(r) - 1 for r in radix))
+        # The bottom node's classes are the distinct tuples themselves.
+        self._bottom = (np.arange(len(weights), dtype=np.int64), weights, bottom_key)
+        self._kept: dict[tuple[int, ...], tuple[Codes, Codes, Codes, float]] = {}
+
+    @staticmethod
+    def applies(columns: Sequence[_Column], radix: Sequence[Sequence[int]]) -> bool:
+        """Whether every hierarchy is a tree (values sharing a label at one level share it at
+        every level above) and the fixed-position key fits in 62 bits."""
+        if np.prod([float(r[0]) for r in radix]) >= 2.0**62:
+            return False
+        for column in columns:
+            for lower, upper in itertools.pairwise(column.codes):
+                pairs = pd.unique(lower * (int(upper.max()) + 1) + upper)
+                if len(pairs) != len(pd.unique(lower)):
+                    return False
+        return True
+
+    def evaluate(self, node: tuple[int, ...], loss: float) -> int:
+        """The rows in classes smaller than k at `node` (whose loss is `loss`)."""
+        while self._kept:  # insertion order is loss order: drop what nothing can use now
+            oldest = next(iter(self._kept))
+            if self._kept[oldest][3] >= loss - self._reach - 1e-9:
+                break
+            del self._kept[oldest]
+        source: tuple[Codes, Codes, Codes] | None = None
+        step = -1
+        for i, level in enumerate(node):
+            lower = self._kept.get((*node[:i], level - 1, *node[i + 1 :])) if level else None
+            if lower is not None and (source is None or len(lower[0]) < len(source[0])):
+                source, step = lower[:3], i
+        if source is None:  # the bottom itself, or (never with trees) nothing below is kept
+            reps, counts, key = self._bottom
+            for i, level in enumerate(node):
+                for lv in range(1, level + 1):
+                    key = key + self._steps[i][lv - 1][reps]
+        else:
+            reps, counts, key = source
+            key = key + self._steps[step][node[step] - 1][reps]
+        merged = pd.factorize(key)[0]
+        classes = int(merged.max()) + 1 if len(merged) else 0
+        sizes = np.bincount(merged, weights=counts, minlength=classes).astype(np.int64)
+        # Any member represents its class: members share their codes at this node and above.
+        kept_reps = np.empty(classes, dtype=np.int64)
+        kept_reps[merged] = reps
+        kept_key = np.empty(classes, dtype=np.int64)
+        kept_key[merged] = key
+        self._kept[node] = (kept_reps, sizes, kept_key, loss)
+        return int(sizes[sizes < self._k].sum())
+
+
 def anonymize(
     frame: pd.DataFrame,
     qis: Sequence[str],
@@ -148,12 +237,7 @@ def anonymize(
     def evaluate(node: tuple[int, ...]) -> tuple[npt.NDArray[np.bool_], int, Codes]:
         """Per distinct tuple: whether its class misses k (or l), and its class; the rows
         suppressed."""
-        key = tuple_codes[0][node[0]].copy()
-        space = radix[0][node[0]]
-        for i in range(1, len(node)):
-            key *= radix[i][node[i]]
-            key += tuple_codes[i][node[i]]
-            space *= radix[i][node[i]]
+        key, space = _node_key([tuple_codes[i][lv] for i, lv in enumerate(node)], node, radix)
         # A small key space is counted directly; otherwise hashing (cheaper than sorting).
         inverse = key if space <= 4 * len(key) + 1024 else pd.factorize(key)[0].astype(np.int64)
         counts = np.bincount(inverse, weights=weights)
@@ -181,23 +265,33 @@ def anonymize(
         )
 
     # By increasing loss, then by position in the height order (the tie-break of the lattice
-    # walk by height): the first acceptable node fixes the least loss; nodes of the same loss
-    # compete on suppression.
-    best = (len(nodes) - 1, *top)  # position, its suppressed tuples, rows suppressed, classes
+    # walk by height): the first acceptable node fixes the least loss; nodes of equal loss
+    # compete on suppression. Every node below a node has a lower loss, so it was evaluated
+    # before: for k alone, a node's classes are rolled up from those of the node just below it
+    # with the fewest classes (ARX's roll-up), never recounted from the tuples.
+    rollup = None
+    if tuple_sens is None and _Rollup.applies(columns, radix):
+        rollup = _Rollup(tuple_codes, radix, weights, k)
+    best: tuple[int, int] | None = None  # position, rows suppressed
     least: float | None = None  # the least loss of an acceptable node, once one is found
     for position in np.lexsort((np.arange(len(nodes)), losses)).tolist():
         if least is not None and losses[position] > least:
             break
         if position == len(nodes) - 1:
-            result = top
-        else:
-            result = evaluate(nodes[position])
+            suppressed = top[1]
+        elif rollup is not None:
+            suppressed = rollup.evaluate(nodes[position], float(losses[position]))
             evaluated += 1
-        if result[1] <= allowed and (least is None or result[1] < best[2]):
+        else:
+            suppressed = evaluate(nodes[position])[1]
+            evaluated += 1
+        if suppressed <= allowed and (best is None or suppressed < best[1]):
             least = float(losses[position])
-            best = (position, *result)
-    position, small_tuples, suppressed, inverse = best
+            best = (position, suppressed)
+    assert best is not None  # noqa: S101 - the top node is acceptable (checked above)
+    position = best[0]
     node = nodes[position]
+    small_tuples, suppressed, inverse = top if position == len(nodes) - 1 else evaluate(node)
 
     def loss(node: tuple[int, ...]) -> float:
         return float(np.mean([lv / h if h else 0.0 for lv, h in zip(node, heights, strict=True)]))

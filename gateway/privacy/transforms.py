@@ -32,6 +32,10 @@ class TransformContext:
     source: pd.DataFrame | None = field(default=None, compare=False)  # for date_shift subjects
     # The workspace's real values of a kind: synthetic and format-preserving values avoid them.
     taken: Callable[[str], frozenset[str]] | None = field(default=None, compare=False)
+    # The version of what `taken` answers from (a digest over every dataset's version): part of
+    # the key of a view whose transforms draw against real values, so that a change to any
+    # dataset, not only the view's own, computes such a view afresh.
+    real_values: str = ""
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,15 @@ def _keyed_kind(
         )
     out.index = series.index
     return out.astype("string").where(~pd.Series(nulls, index=series.index), pd.NA)
+
+
+def draws_against_real_values(name: str, params: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether transform `name` with these parameters reads the workspace's real values
+    (synthetic and format-preserving values avoid every real value of their kind, in every
+    dataset)."""
+    if name == "synthesize":
+        return True
+    return name == "pseudonymize" and dict(params).get("format", "token") != "token"
 
 
 def _taken(ctx: TransformContext, kind: str) -> frozenset[str]:

@@ -24,7 +24,12 @@ from gateway.privacy.fingerprint import apply_fingerprint
 from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable, enforce
 from gateway.privacy.ladders import ladder
 from gateway.privacy.risk import Risk, class_sizes, measure
-from gateway.privacy.transforms import CATALOGUE, SyntheticClash, TransformContext
+from gateway.privacy.transforms import (
+    CATALOGUE,
+    SyntheticClash,
+    TransformContext,
+    draws_against_real_values,
+)
 from gateway.privacy.viewstore import ViewStore
 
 RAW_SHARE = 0.5  # above this share equal (or visible), a release counts as raw
@@ -117,7 +122,14 @@ def materialize(
     risk = measure(frame, source, qis, _masks(grant))
     _check_floors(grant, dataset, risk)
     frame = frame.reset_index(drop=True)
-    key = view_key(source_version, dataset.id, grant.id, policy, ctx.client_id)
+    key = view_key(
+        source_version,
+        dataset.id,
+        grant.id,
+        policy,
+        ctx.client_id,
+        real_values_of(grant, ctx.real_values),
+    )
     return View(
         dataset.id,
         grant.id,
@@ -198,11 +210,34 @@ def _code_version() -> str:
 CODE_VERSION = _code_version()
 
 
-def view_key(source_version: str, dataset: str, grant: str, policy: str, client_id: str) -> str:
-    """Identifies a view: the data's content hash, the grant, the policy set, the client, and
-    the version of the code computing it (transforms, privacy models, fingerprint), so a view
+def avoids_real_values(grant: Grant) -> bool:
+    """Whether a transform of the grant draws against the workspace's real values (synthetic
+    and format-preserving values avoid every real value of their kind, in every dataset)."""
+    return any(draws_against_real_values(spec.name, spec.params) for _, spec in grant.columns)
+
+
+def real_values_of(grant: Grant, version: str) -> str:
+    """The version of the workspace's real values the grant's view depends on: `version` (a
+    digest over every dataset's version, `RealValues.version`) when the grant's view avoids
+    real values, else nothing (a change to another dataset leaves its view as it is)."""
+    return version if avoids_real_values(grant) else ""
+
+
+def view_key(
+    source_version: str,
+    dataset: str,
+    grant: str,
+    policy: str,
+    client_id: str,
+    real_values: str = "",
+) -> str:
+    """Identifies a view: the data's content hash, the grant, the policy set, the client, the
+    version of the other datasets' real values its synthetic values avoid (if any), and the
+    version of the code computing it (transforms, privacy models, fingerprint), so a view
     computed otherwise is never read back from disk."""
     parts = [source_version, dataset, grant, policy, client_id, FINGERPRINT_VERSION, CODE_VERSION]
+    if real_values:
+        parts.append(real_values)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
 
 
@@ -225,11 +260,20 @@ class ViewCache:
         self._building: dict[tuple[str, ...], threading.Lock] = {}
 
     def peek(
-        self, source_version: str, dataset: Dataset, grant: Grant, policy: str, client_id: str
+        self,
+        source_version: str,
+        dataset: Dataset,
+        grant: Grant,
+        policy: str,
+        client_id: str,
+        real_values: str = "",
     ) -> View | None:
-        """The view if it is already materialized (never builds one)."""
+        """The view if it is already materialized (never builds one). `real_values`: the
+        version of the workspace's real values (`RealValues.peek_version`)."""
+        real = real_values_of(grant, real_values)
+        key = (source_version, dataset.id, grant.id, policy, client_id, real)
         with self._lock:
-            return self._views.get((source_version, dataset.id, grant.id, policy, client_id))
+            return self._views.get(key)
 
     def get(
         self,
@@ -240,7 +284,8 @@ class ViewCache:
         policy: str,
         ctx: TransformContext,
     ) -> View:
-        key = (source_version, dataset.id, grant.id, policy, ctx.client_id)
+        real = real_values_of(grant, ctx.real_values)
+        key = (source_version, dataset.id, grant.id, policy, ctx.client_id, real)
         with self._lock:
             view = self._views.get(key)
             if view is not None:
@@ -284,7 +329,14 @@ class ViewCache:
     ) -> View | None:
         if self._store is None:
             return None
-        key = view_key(source_version, dataset.id, grant.id, policy, ctx.client_id)
+        key = view_key(
+            source_version,
+            dataset.id,
+            grant.id,
+            policy,
+            ctx.client_id,
+            real_values_of(grant, ctx.real_values),
+        )
         stored = self._store.load(key)
         if stored is None:
             return None

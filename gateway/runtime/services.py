@@ -30,7 +30,7 @@ from gateway.policy.files import load_policies
 from gateway.policy.testing import ViewOf
 from gateway.privacy.assess import FiguresOf, figures
 from gateway.privacy.transforms import TransformContext
-from gateway.privacy.views import View, ViewCache
+from gateway.privacy.views import View, ViewCache, avoids_real_values
 from gateway.privacy.viewstore import ViewStore
 from gateway.query import Cursors
 from gateway.runtime.metrics import Metrics
@@ -62,11 +62,16 @@ class Services:
     # The live log's verified prefix, kept between console page views and usage reports.
     verified_log: IncrementalVerifier = field(default_factory=IncrementalVerifier)
 
-    def context(self, client_id: str, grant_id: str) -> TransformContext:
-        """What the transforms of one (client, grant) view may depend on."""
+    def context(self, client_id: str, grant: Grant) -> TransformContext:
+        """What the transforms of one (client, grant) view may depend on (looks at the data
+        files when the grant's view avoids real values: call it off the event loop)."""
         policy = self.engine.policy
         return TransformContext(
-            self.pseudonym_secret, client_id, grant_id, taken=partial(self.real_values.of, policy)
+            self.pseudonym_secret,
+            client_id,
+            grant.id,
+            taken=partial(self.real_values.of, policy),
+            real_values=self.real_values.version(policy) if avoids_real_values(grant) else "",
         )
 
     @property
@@ -112,7 +117,10 @@ def released_view_maker(
 
     def view_of(dataset: Dataset, grant: Grant, client_id: str) -> View:
         source = sources.load(dataset)
-        ctx = TransformContext(secret, client_id, grant.id, taken=partial(real.of, policy))
+        version = real.version(policy) if avoids_real_values(grant) else ""
+        ctx = TransformContext(
+            secret, client_id, grant.id, taken=partial(real.of, policy), real_values=version
+        )
         return views.get(source.frame, source.version, dataset, grant, policy.hash, ctx)
 
     return view_of

@@ -20,7 +20,7 @@ from gateway.data.sources import SourceCache
 from gateway.model.policyset import PolicySet
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import TransformContext
-from gateway.privacy.views import materialize
+from gateway.privacy.views import avoids_real_values, materialize
 from gateway.trace.attribute import (
     DECOY,
     Attribution,
@@ -71,7 +71,10 @@ def candidates_of(
     a false one)."""
     found: list[Candidate] = []
     skipped: list[str] = []
-    taken = partial(RealValues(sources).of, policy)
+    real = RealValues(sources)
+    taken = partial(real.of, policy)
+    # As the gateway keys views that avoid real values (so the keys match the log's).
+    version = real.version(policy) if any(avoids_real_values(g) for g in policy.grants) else ""
     for grant in policy.grants:
         if datasets is not None and grant.dataset not in datasets:
             continue
@@ -80,7 +83,7 @@ def candidates_of(
         views: list[Candidate] = []
         for client in [DECOY, *sorted(grant.clients)]:
             deadline.check()
-            ctx = TransformContext(secret, client, grant.id, taken=taken)
+            ctx = TransformContext(secret, client, grant.id, taken=taken, real_values=version)
             try:
                 view = materialize(source.frame, source.version, dataset, grant, policy.hash, ctx)
             except PrivacyUnreachable as exc:
