@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.api.context import AuditContext
 from gateway.api.problems import problem_response
 from gateway.api.protocol import MAX_HEAD_BYTES, REJECTED, REQUEST_SECONDS
+from gateway.audit.entry import Appended
 from gateway.audit.receipt import make_receipt
 from gateway.audit.store import AuditLog
 from gateway.errors import (
@@ -105,41 +106,13 @@ class AuditMiddleware:
             start, chunks = _render(problem_response(ApiError(), ctx.rid))
         status = int(start["status"])
         body = b"".join(chunks)
-        event = ctx.event(
-            method=scope["method"],
-            path=scope.get("path", ""),
-            query=scope.get("query_string", b"").decode("latin-1"),
-            status=status,
-            body=body,
-            key=self.hash_key,
-        )
         audit_started = time.perf_counter()
-        try:
-            appended = await self.audit_log.append_async(event)
-        except AuditUnavailable:
-            self.metrics.record(
-                ctx.route,
-                503,
-                "audit_unavailable",
-                Verdict.ERROR,
-                time.perf_counter() - started,
-                None,
-            )
-            log.exception("audit log unavailable; refusing request %s", ctx.rid)
-            error = ServiceUnavailable("the audit log cannot be written; no data is released")
-            start, chunks = _render(problem_response(error, ctx.rid))
-            await send(start)
-            await send({"type": "http.response.body", "body": b"".join(chunks)})
+        appended = await self._commit(scope, ctx, status, body, started, send, "request")
+        if appended is None:
             return
         audit_seconds = time.perf_counter() - audit_started
         receipt = make_receipt(appended)
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        present = {k.lower() for k, _ in headers}
-        headers += [
-            (k.lower().encode(), v.encode())
-            for k, v in ctx.headers.items()
-            if k.lower().encode() not in present
-        ]
+        headers = _with_context_headers(start, ctx)
         headers += [
             (b"content-length", str(len(body)).encode()),
             (b"audit-receipt", receipt.encode()),
@@ -161,16 +134,38 @@ class AuditMiddleware:
     ) -> None:
         """Commit the entry of a streamed response, then send its head (with the receipt).
         If the entry cannot be committed, send the 503 and stop the stream (_StreamRefused)."""
+        appended = await self._commit(scope, ctx, 200, b"", started, send, "export")
+        if appended is None:
+            raise _StreamRefused
+        headers = _with_context_headers(start, ctx)
+        headers += [
+            (b"audit-receipt", make_receipt(appended).encode()),
+            (b"x-request-id", ctx.rid.encode()),
+        ]
+        await send({**start, "headers": headers})
+
+    async def _commit(
+        self,
+        scope: Scope,
+        ctx: AuditContext,
+        status: int,
+        body: bytes,
+        started: float,
+        send: Send,
+        what: str,
+    ) -> Appended | None:
+        """Commit the call's one entry. If the log cannot take it, answer 503 instead (nothing
+        of the response leaves) and return None."""
         event = ctx.event(
             method=scope["method"],
             path=scope.get("path", ""),
             query=scope.get("query_string", b"").decode("latin-1"),
-            status=200,
-            body=b"",
+            status=status,
+            body=body,
             key=self.hash_key,
         )
         try:
-            appended = await self.audit_log.append_async(event)
+            return await self.audit_log.append_async(event)
         except AuditUnavailable:
             self.metrics.record(
                 ctx.route,
@@ -180,24 +175,25 @@ class AuditMiddleware:
                 time.perf_counter() - started,
                 None,
             )
-            log.exception("audit log unavailable; refusing export %s", ctx.rid)
+            log.exception("audit log unavailable; refusing %s %s", what, ctx.rid)
             error = ServiceUnavailable("the audit log cannot be written; no data is released")
             head, chunks = _render(problem_response(error, ctx.rid))
             await send(head)
             await send({"type": "http.response.body", "body": b"".join(chunks)})
-            raise _StreamRefused from None
-        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-        present = {k.lower() for k, _ in headers}
-        headers += [
-            (k.lower().encode(), v.encode())
-            for k, v in ctx.headers.items()
-            if k.lower().encode() not in present
-        ]
-        headers += [
-            (b"audit-receipt", make_receipt(appended).encode()),
-            (b"x-request-id", ctx.rid.encode()),
-        ]
-        await send({**start, "headers": headers})
+            return None
+
+
+def _with_context_headers(start: Message, ctx: AuditContext) -> list[tuple[bytes, bytes]]:
+    """The response's headers without its length, plus the context's (limits, budget) where
+    the response set none of the same name."""
+    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+    present = {k.lower() for k, _ in headers}
+    headers += [
+        (k.lower().encode(), v.encode())
+        for k, v in ctx.headers.items()
+        if k.lower().encode() not in present
+    ]
+    return headers
 
 
 class _StreamRefused(Exception):
