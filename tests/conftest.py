@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hypothesis
 import pytest
@@ -26,6 +26,9 @@ from tests.pgserver import Databases
 
 TEST_ROWS = 2000
 BASE = "https://testserver"
+
+if TYPE_CHECKING:
+    from tests.workload import Workload
 
 
 @dataclass(frozen=True)
@@ -156,3 +159,19 @@ def services_of(client: TestClient) -> Any:
     while not hasattr(app, "state"):
         app = app.app
     return app.state.services
+
+
+@pytest.fixture(scope="module")
+def workload_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace after the known audit workload of tests/workload.py, made once per module."""
+    from tests.workload import make_template
+
+    return make_template(template_home, tmp_path_factory)
+
+
+@pytest.fixture
+def workload(workload_template: Path, tmp_path: Path) -> Workload:
+    """A private copy of the workload's workspace."""
+    from tests.workload import copy_workload
+
+    return copy_workload(workload_template, tmp_path)

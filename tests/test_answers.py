@@ -24,23 +24,7 @@ from gateway.audit.usage import usage
 from gateway.auth.registry import ClientRegistry
 from gateway.cli import main
 from tests.conftest import BASE, token_for
-from tests.workload import Workload, copy_workload, make_template, raw_entries
-
-
-@pytest.fixture(scope="module")
-def workload_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_template(template_home, tmp_path_factory)
-
-
-@pytest.fixture
-def workload(workload_template: Path, tmp_path: Path) -> Workload:
-    return copy_workload(workload_template, tmp_path)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.workload import Workload, raw_entries, run
 
 
 def http(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,21 +14,11 @@ import pytest
 
 from gateway.audit import verify
 from gateway.cli import main
-from tests.workload import Workload, copy_workload, make_template, raw_entries
+from tests.workload import Workload, raw_entries
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ANSWERING = {("audit", "query"), ("audit", "explain"), ("usage",), ("policy", "history")}
 RUNS = ANSWERING | {("audit", "export"), ("audit", "verify"), ("policy", "diff")}
-
-
-@pytest.fixture(scope="module")
-def workload_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_template(template_home, tmp_path_factory)
-
-
-@pytest.fixture
-def workload(workload_template: Path, tmp_path: Path) -> Workload:
-    return copy_workload(workload_template, tmp_path)
 
 
 def documented_commands(doc: str) -> list[str]:

@@ -23,23 +23,7 @@ from gateway.errors import ConfigError
 from gateway.policy.files import load_policies
 from gateway.policy.history import grant_source, load_set, store_set
 from tests.conftest import BASE, Demo
-from tests.workload import ACME_GRANT, Workload, copy_workload, make_template, raw_entries
-
-
-@pytest.fixture(scope="module")
-def workload_template(template_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_template(template_home, tmp_path_factory)
-
-
-@pytest.fixture
-def workload(workload_template: Path, tmp_path: Path) -> Workload:
-    return copy_workload(workload_template, tmp_path)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from tests.workload import ACME_GRANT, Workload, raw_entries, run
 
 
 def reloads(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -131,3 +131,12 @@ def copy_workload(template: Path, tmp_path: Path) -> Workload:
     home = tmp_path / "ws"
     shutil.copytree(template, home, symlinks=True)
     return Workload(Settings(home=home, public_url=BASE))
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the `gateway` command in-process; its exit code, stdout and stderr."""
+    from gateway.cli import main
+
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
