@@ -12,6 +12,7 @@ import pandas as pd
 from starlette.requests import Request
 
 from gateway.errors import BadRequest
+from gateway.model.csvsafe import neutralize
 
 FORMATS = {
     "json": "application/json",
@@ -24,7 +25,6 @@ _ACCEPT = {
     "application/x-ndjson": "ndjson",
     "application/ndjson": "ndjson",
 }
-_FORMULA = r"^[=+\-@\t\r]"
 
 
 def choose_format(request: Request) -> str:
@@ -40,19 +40,6 @@ def choose_format(request: Request) -> str:
         if kind in _ACCEPT:
             return _ACCEPT[kind]
     return "json"
-
-
-def neutralize(page: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that start like a formula with an apostrophe (vectorized per column)."""
-    out = page.copy()
-    for name in out.columns:
-        column = out[name]
-        if pd.api.types.is_string_dtype(column) or column.dtype == object:
-            text = column.astype("string")
-            risky = text.str.contains(_FORMULA, regex=True).fillna(False).astype(bool)
-            if risky.any():
-                out[name] = text.where(~risky, "'" + text)
-    return out
 
 
 def render(page: pd.DataFrame, fmt: str, meta: dict[str, Any], next_cursor: str | None) -> bytes:

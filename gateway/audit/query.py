@@ -26,6 +26,7 @@ from gateway.audit.events import Kind
 from gateway.audit.reader import read_log
 from gateway.audit.verify import VerifyReport, load_keys, verify_log
 from gateway.errors import ConfigError
+from gateway.model.csvsafe import FORMULA_STARTS
 from gateway.model.decision import Verdict
 from gateway.store.db import Database
 
@@ -350,9 +351,7 @@ def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> str:
 def _safe_cell(value: object) -> str:
     """A CSV cell that a spreadsheet will not run as a formula (CWE-1236)."""
     text = str(value)
-    return (
-        "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _number(text) else text
-    )
+    return "'" + text if text[:1] in FORMULA_STARTS and not _number(text) else text
 
 
 def _number(text: str) -> bool:

@@ -16,8 +16,9 @@ from typing import IO
 
 import pandas as pd
 
+from gateway.model.csvsafe import neutralize
+
 FORMATS = ("csv", "ndjson", "parquet")
-_FORMULA = r"^[=+\-@\t\r]"
 
 
 def format_of(path: Path, given: str | None) -> str:
@@ -50,19 +51,6 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-
-
-def neutralize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells that start like a formula with an apostrophe (vectorized per column)."""
-    out = frame.copy()
-    for name in out.columns:
-        column = out[name]
-        if pd.api.types.is_string_dtype(column) or column.dtype == object:
-            text = column.astype("string")
-            risky = text.str.contains(_FORMULA, regex=True).fillna(False).astype(bool)
-            if risky.any():
-                out[name] = text.where(~risky, "'" + text)
-    return out
 
 
 def write_page(out: IO[bytes], frame: pd.DataFrame, fmt: str, *, first: bool) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+from gateway.model.csvsafe import FORMULA_STARTS
 
 
 def neutralized(column: pa.ChunkedArray) -> pa.ChunkedArray:
