@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import signal
-import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from benchws import bench_workspace, cpu_seconds, free_port, rss_mib, wait_ready
 
 FLOOR_APP = """
 import os
@@ -60,10 +61,10 @@ BIN = Path(sys.executable).parent
 
 
 def uvicorn(loop: str, http: str) -> Callable[[str, int, int, bool], list[str]]:
-    """The floor runs uvicorn's own protocol; ours the gateway's subclass of it, as `gateway
-    serve` does (the same parser; only its 400 answer differs)."""
+    """The floor runs uvicorn's own protocol; ours the gateway's subclass of it (the same
+    parser), as `gateway serve` does: with h11, the shipped protocol that audits refusals."""
     ours = {
-        "h11": "gateway.httpserver:ProblemH11Protocol",
+        "h11": "gateway.api.protocol:GatewayH11Protocol",
         "httptools": "gateway.httpserver:ProblemHttpToolsProtocol",
     }
 
@@ -118,50 +119,20 @@ SERVERS: dict[str, Callable[[str, int, int, bool], list[str]]] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"the server on {port} exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
-
-
-def rss_mib(pgid: int) -> float:
-    """Resident memory of every process in a process group (server and its workers)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
-                continue
-            status = (entry / "status").read_text()
-        except (OSError, ValueError, IndexError):
-            continue
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        total += int(match.group(1)) if match else 0
-    return total / 1024
-
-
-def wrk(url: str, seconds: int, headers: list[str], connections: int = 16) -> dict[str, float]:
+def wrk(
+    url: str, seconds: int, headers: list[str], connections: int = 16, pgid: int | None = None
+) -> dict[str, float]:
+    """One wrk run: requests/s, p50 and p99 latency (ms), non-2xx count; with `pgid`, also the
+    server's CPU microseconds per request (its process group's CPU time over the requests wrk
+    completed: steadier than throughput on a loaded machine)."""
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     for header in headers:
         command[1:1] = ["-H", header]
+    cpu_before = cpu_seconds(pgid) if pgid is not None else 0.0
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pgid) - cpu_before if pgid is not None else 0.0
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def latency(pct: str) -> float:
@@ -176,6 +147,7 @@ def wrk(url: str, seconds: int, headers: list[str], connections: int = 16) -> di
         "p50": latency("50"),
         "p99": latency("99"),
         "non2xx": float(errors.group(1)) if errors else 0.0,
+        "cpu_us": 1e6 * cpu / requests if pgid is not None and requests else 0.0,
     }
 
 
@@ -251,10 +223,9 @@ class Bench:
         try:
             httpx.get(floor_url)
             for _ in range(self.rounds):
-                runs["floor"].append(wrk(floor_url, self.seconds, []))
-                runs["ours"].append(
-                    wrk(base + QUERY, self.seconds, [f"Authorization: Bearer {token}"])
-                )
+                runs["floor"].append(wrk(floor_url, self.seconds, [], pgid=floor.pid))
+                auth = [f"Authorization: Bearer {token}"]
+                runs["ours"].append(wrk(base + QUERY, self.seconds, auth, pgid=ours.pid))
             rss = rss_mib(ours.pid)
         finally:
             for process in (ours, floor):
@@ -269,6 +240,10 @@ class Bench:
             "ours": best_ours,
             "ratio": best_ours["rps"] / best_floor["rps"],
             "own_us": 1e6 * (1 / best_ours["rps"] - 1 / best_floor["rps"]),
+            # CPU time per request, medians of the rounds: the server's own cost without the
+            # machine's other load (what wall time per request mixes in).
+            "cpu_floor_us": statistics.median(r["cpu_us"] for r in runs["floor"]),
+            "cpu_ours_us": statistics.median(r["cpu_us"] for r in runs["ours"]),
             "first_page_s": first_page,
             "rss_mib": rss,
             "runs": runs,
@@ -295,7 +270,8 @@ def line(row: dict[str, object]) -> str:
     return (
         f"{row['scenario']:<9} {row['server']:<13} {row['workers']}w "
         f"floor {floor['rps']:7.0f} ours {ours['rps']:6.0f} ratio {row['ratio']:5.2f} "
-        f"own {row['own_us']:5.0f} us  p50 {floor['p50']:5.2f}/{ours['p50']:6.2f} ms "
+        f"own {row['own_us']:5.0f} us  CPU/req {row['cpu_floor_us']:4.0f}/"
+        f"{row['cpu_ours_us']:5.0f} us  p50 {floor['p50']:5.2f}/{ours['p50']:6.2f} ms "
         f"p99 {floor['p99']:5.2f}/{ours['p99']:6.2f} ms  non-2xx {ours['non2xx']:.0f}  "
         f"first page {row['first_page_s']:5.1f} s  RSS {row['rss_mib']:5.0f} MiB"
     )
@@ -379,26 +355,7 @@ def _head(conn: object) -> tuple[int, str, int]:
 
 def setup(work: Path) -> tuple[Path, str]:
     home = work / "ws"
-    gateway = [sys.executable, "-m", "gateway"]
-    subprocess.run(
-        [*gateway, "init", "--demo", "--home", str(home)], check=True, capture_output=True
-    )
-    policy = home / "policies" / "residents.yaml"
-    text = policy.read_text()
-    text = re.sub(r"limits: \{[^}]*\}", "limits: {rows_per_request: 500}", text, count=1)
-    policy.write_text(text)
-    client = subprocess.run(
-        [*gateway, "clients", "add", "bench", "--rate-limit", "100000000", "--home", str(home)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    secret = next(
-        line.split()[-1] for line in client.splitlines() if line.startswith("client_secret")
-    )
-    text = policy.read_text().replace("clients: [demo]", "clients: [demo, bench]", 1)
-    policy.write_text(text)
-    return home, secret
+    return home, bench_workspace(home)
 
 
 def plan(scenarios: list[str], servers: list[str]) -> Iterator[tuple[str, str, int]]:

@@ -1,0 +1,105 @@
+"""What the HTTP benchmarks share (throughput.py, export.py, scaleout.py import it; this
+directory is on sys.path when one of them runs): the demo workspace with a `bench` client, and
+the helpers that start, wait for and measure a server process.
+
+A `bench` client (rate limit 100,000,000 calls a minute, so the limiter never refuses a
+benchmark call) is added to the demo workspace and to the `residents` grant, whose limits are
+replaced by `limits`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GATEWAY = [sys.executable, "-m", "gateway"]
+PAGE_LIMITS = "{rows_per_request: 500}"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def bench_workspace(
+    home: Path, *, rows: int | None = None, store: str | None = None, limits: str = PAGE_LIMITS
+) -> str:
+    """`gateway init --demo` in `home` (with `rows` rows per dataset, on `store` if given) and a
+    `bench` client allowed on the residents grant with `limits`; returns the client's secret."""
+    extra = ["--store", store] if store else []
+    sizes = ["--rows", str(rows)] if rows is not None else []
+    _gateway("init", "--demo", "--home", str(home), *sizes, *extra)
+    added = _gateway(
+        "clients", "add", "bench", "--rate-limit", "100000000", "--home", str(home), *extra
+    )
+    secret = next(
+        line.split()[-1] for line in added.splitlines() if line.startswith("client_secret")
+    )
+    policy = home / "policies" / "residents.yaml"
+    text = policy.read_text()
+    text = re.sub(r"limits: \{[^}]*\}", f"limits: {limits}", text, count=1)
+    policy.unlink()  # a new inode: a running gateway's file check sees the edit at once
+    policy.write_text(text.replace("clients: [demo]", "clients: [demo, bench]", 1))
+    return secret
+
+
+def _gateway(*args: str) -> str:
+    return subprocess.run([*GATEWAY, *args], check=True, capture_output=True, text=True).stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something listens on `port` (up to 2 minutes); fail if `process` exits."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server on {port} exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def _group(pgid: int) -> list[tuple[str, str]]:
+    """(stat, status) of every live process in a process group (a server and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            found.append((stat, (entry / "status").read_text()))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def rss_mib(pgid: int) -> float:
+    """Resident memory of every process in a process group."""
+    total = 0
+    for _, status in _group(pgid):
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) if match else 0
+    return total / 1024
+
+
+def cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in a process group (all its threads, and
+    the children they waited for), from /proc."""
+    total = 0
+    for stat, _ in _group(pgid):
+        fields = stat.rsplit(")", 1)[1].split()
+        # fields[11..14]: utime, stime, cutime, cstime (proc(5), counting from state = 0)
+        total += sum(int(value) for value in fields[11:15])
+    return total / TICKS
