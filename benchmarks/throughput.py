@@ -62,10 +62,10 @@ BIN = Path(sys.executable).parent
 
 def uvicorn(loop: str, http: str) -> Callable[[str, int, int, bool], list[str]]:
     """The floor runs uvicorn's own protocol; ours the gateway's subclass of it (the same
-    parser), as `gateway serve` does: with h11, the shipped protocol that audits refusals."""
+    parser) that audits refusals, as `gateway serve` does (it ships the httptools one)."""
     ours = {
         "h11": "gateway.api.protocol:GatewayH11Protocol",
-        "httptools": "gateway.httpserver:ProblemHttpToolsProtocol",
+        "httptools": "gateway.api.protocol_fast:GatewayHttpToolsProtocol",
     }
 
     def command(target: str, port: int, workers: int, factory: bool) -> list[str]:

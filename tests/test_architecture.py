@@ -39,7 +39,7 @@ CONFINED = {
     "starlette": {"api", "app", "console"},  # the console is HTML at the HTTP edge
     "uvicorn": {"api", "cli", "httpserver"},
     "h11": {"api", "httpserver"},
-    "httptools": {"httpserver"},
+    "httptools": {"api", "httpserver"},
     "authlib": {"auth", "client"},  # client/: the developer's side of OAuth (docs/developers.md)
     "joserfc": {"auth", "client"},
 }

@@ -64,7 +64,83 @@ class _Parser(h11.Connection):
             raise
 
 
-class GatewayH11Protocol(H11Protocol):
+class Refusals:
+    """What both of the gateway's HTTP protocols (h11 here, httptools in protocol_fast.py) do
+    with a request their parser refuses: pass it through the app as a rejected call (an ASGI
+    scope extension; its audit middleware signs the entry), send the answer, close. Mixed into
+    a uvicorn protocol class, whose attributes it uses."""
+
+    # (set by the uvicorn protocol class this is mixed into)
+    app: Any
+    loop: Any
+    tasks: Any
+    transport: Any
+    asgi_version: Any
+    server: Any
+    client: Any
+    scheme: Any
+    root_path: Any
+    app_state: Any
+    _rejecting: bool
+
+    def _disarm(self) -> None:
+        raise NotImplementedError
+
+    def _reject(self, reason: str, status: int) -> None:
+        self._rejecting = True
+        self._disarm()
+        self.transport.pause_reading()
+        self._answer_later(reason, status)
+
+    def _answer_later(self, reason: str, status: int) -> None:
+        task = self.loop.create_task(self._answer(reason, status))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _answer(self, reason: str, status: int) -> None:
+        """Run the rejection through the app (its audit middleware signs the entry), send its
+        answer, close."""
+        scope: dict[str, Any] = {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,
+            "method": "",  # not parsed: nothing of the request is passed on
+            "root_path": self.root_path,
+            "path": "",
+            "raw_path": b"",
+            "query_string": b"",
+            "headers": [],
+            "state": self.app_state.copy(),
+            "extensions": {REJECTED: {"reason": reason, "status": int(status)}},
+        }
+        start: MutableMapping[str, Any] | None = None
+        body: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, receive, send)
+        except Exception:
+            log.exception("could not answer a request the HTTP parser refused")
+        try:
+            if start is not None and not self.transport.is_closing():
+                self.transport.write(_response(start, b"".join(body)))
+        finally:
+            self.transport.close()
+
+
+class GatewayH11Protocol(Refusals, H11Protocol):
     """uvicorn's h11 protocol: parser rejections audited, a deadline for each request."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -130,59 +206,6 @@ class GatewayH11Protocol(H11Protocol):
         """Called by uvicorn when h11 refuses the request (instead of its text/plain 400)."""
         reason, status = self._parser.rejection or ("malformed", 400)
         self._reject(reason, status)
-
-    def _reject(self, reason: str, status: int) -> None:
-        self._rejecting = True
-        self._disarm()
-        self.transport.pause_reading()
-        self._answer_later(reason, status)
-
-    def _answer_later(self, reason: str, status: int) -> None:
-        task = self.loop.create_task(self._answer(reason, status))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _answer(self, reason: str, status: int) -> None:
-        """Run the rejection through the app (its audit middleware signs the entry), send its
-        answer, close."""
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
-            "http_version": "1.1",
-            "server": self.server,
-            "client": self.client,
-            "scheme": self.scheme,
-            "method": "",  # not parsed: nothing of the request is passed on
-            "root_path": self.root_path,
-            "path": "",
-            "raw_path": b"",
-            "query_string": b"",
-            "headers": [],
-            "state": self.app_state.copy(),
-            "extensions": {REJECTED: {"reason": reason, "status": int(status)}},
-        }
-        start: MutableMapping[str, Any] | None = None
-        body: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.disconnect"}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-            elif message["type"] == "http.response.body":
-                body.append(message.get("body", b""))
-
-        try:
-            await self.app(scope, receive, send)
-        except Exception:
-            log.exception("could not answer a request the HTTP parser refused")
-        try:
-            if start is not None and not self.transport.is_closing():
-                self.transport.write(_response(start, b"".join(body)))
-        finally:
-            self.transport.close()
 
 
 def _response(start: MutableMapping[str, Any], body: bytes) -> bytes:
