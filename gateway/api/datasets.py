@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -29,6 +28,7 @@ from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.transforms import CATALOGUE
 from gateway.privacy.views import View, avoids_real_values
 from gateway.query import Query, after, apply, parse_query
+from gateway.runtime.pages import CachedPage
 from gateway.runtime.services import Services
 
 DEFAULT_PAGE = 100
@@ -269,39 +269,16 @@ def _column_types(view: View) -> dict[str, str]:
     return {c.name: c.type for c in view.columns}
 
 
-class _Page(NamedTuple):
-    body: bytes
-    rows: int
-    row_ids: str  # which rows of the view it holds (gateway/audit/rowset.py)
-    next_cursor: str | None  # None on the last page
-    sha256: str  # of the body: the audit entry carries it
-
-
 def _page(
     svc: Services, view: View, query: Query, fmt: str, purpose: str | None, grant: Grant
-) -> _Page:
+) -> CachedPage:
     """Filter, order and cut one page of the view; render it, record which rows it holds, the
     cursor of the next page (None on the last) and the body's SHA-256 (the audit entry carries
-    it). Cached per view and query (the row record, cursor and digest under keys of their
-    own)."""
+    it). Cached per view and query, all of it in one entry."""
     cache_key = (view.key, query, fmt, purpose)
-    cached, cached_rows = svc.pages.get(cache_key), svc.pages.get(("row_ids", *cache_key))
-    cached_next = svc.pages.get(("next", *cache_key))
-    cached_sha = svc.pages.get(("sha256", *cache_key))
-    if (
-        cached is not None
-        and cached_rows is not None
-        and cached_next is not None
-        and cached_sha is not None
-    ):
-        following = cached_next[0].decode("ascii") if cached_next[1] else None
-        return _Page(
-            cached[0],
-            cached[1],
-            cached_rows[0].decode("ascii"),
-            following,
-            cached_sha[0].decode("ascii"),
-        )
+    cached = svc.pages.get(cache_key)
+    if cached is not None:
+        return cached
     ordered = apply(view.ordered, query)
     matching = len(ordered)
     if query.cursor is not None:
@@ -327,14 +304,18 @@ def _page(
         meta["count"] = matching
     body = render(page[list(query.columns)], fmt, meta, next_cursor)
     row_ids = encode_rows(page["_rid"].to_numpy())
-    digest = hashlib.sha256(body).hexdigest()
-    svc.pages.put(("row_ids", *cache_key), (row_ids.encode("ascii"), len(page)))
-    svc.pages.put(
-        ("next", *cache_key), ((next_cursor or "").encode("ascii"), int(bool(next_cursor)))
-    )
-    svc.pages.put(("sha256", *cache_key), (digest.encode("ascii"), 0))
-    svc.pages.put(cache_key, (body, len(page)))
-    return _Page(body, len(page), row_ids, next_cursor, digest)
+    rendered = CachedPage(body, len(page), row_ids, next_cursor, hashlib.sha256(body).hexdigest())
+    svc.pages.put(cache_key, rendered)
+    return rendered
+
+
+def _link(svc: Services, request: Request, cursor: str) -> str:
+    """The page's Link header, kept per path, raw query and cursor (it depends on nothing
+    else; a path starting with // depends on the Host header too, and is never kept)."""
+    path, query = request.scope["path"], request.scope.get("query_string", b"")
+    if path.startswith("//"):
+        return next_link(request, cursor)
+    return svc.links.get_or_put((path, query, cursor), lambda: next_link(request, cursor))
 
 
 @endpoint(
@@ -386,5 +367,5 @@ async def rows(request: Request) -> Response:
         headers["Content-Disposition"] = f'attachment; filename="{dataset.id}.csv"'
     if next_cursor is not None:
         # RFC 8288: the next page in every format (a CSV or NDJSON body has no room for it).
-        headers["Link"] = next_link(request, next_cursor)
+        headers["Link"] = _link(svc, request, next_cursor)
     return Response(body, media_type=FORMATS[fmt], headers=headers)

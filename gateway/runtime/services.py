@@ -34,7 +34,7 @@ from gateway.privacy.views import View, ViewCache, avoids_real_values
 from gateway.privacy.viewstore import ViewStore
 from gateway.query import Cursors
 from gateway.runtime.metrics import Metrics
-from gateway.runtime.pages import PageCache
+from gateway.runtime.pages import CachedPage, PageCache
 from gateway.runtime.released import ReleasedTables
 from gateway.settings import Settings
 
@@ -53,7 +53,8 @@ class Services:
     sources: SourceCache
     views: ViewCache
     cursors: Cursors
-    pages: PageCache
+    pages: PageCache[CachedPage]
+    links: PageCache[str]  # the Link header of a page, by path, raw query and cursor
     inflight: InFlight
     metrics: Metrics
     real_values: RealValues
@@ -202,6 +203,7 @@ def build_services(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Services:
             hmac.new(secret, b"public-data-gateway/cursor/v1", hashlib.sha256).digest()
         ),
         pages=PageCache(),
+        links=PageCache(),
         inflight=InFlight(settings.max_inflight),
         metrics=Metrics(),
         # Durable commits: a spend lost in a crash would hand privacy budget back.
