@@ -214,3 +214,59 @@ def test_receipt_verifies_and_detects_changes(tmp_path: Path) -> None:
         verify_receipt(header, keys_of(make_signer()))
     with pytest.raises(ValueError, match="malformed"):
         verify_receipt("idx=0; garbage", keys_of(signer))
+
+
+def test_awaited_appends_each_get_their_own_durable_entry(tmp_path: Path) -> None:
+    """Promise 6 on the event loop: concurrent `append_async` calls (settled by the writer once
+    per batch) each get the receipt of their own entry, in one gap-free chain; a call cancelled
+    while it waits neither breaks the batch nor takes another call's entry."""
+    import asyncio
+
+    path, signer = tmp_path / "log.sqlite3", make_signer()
+    log = AuditLog(path, signer)
+
+    async def run() -> list[int]:
+        calls = [
+            asyncio.ensure_future(log.append_async({"kind": "test", "n": i})) for i in range(40)
+        ]
+        await asyncio.sleep(0)  # every call has queued its entry and waits
+        calls[7].cancel()
+        done = await asyncio.gather(*calls, return_exceptions=True)
+        assert isinstance(done[7], asyncio.CancelledError)
+        return [a.idx for i, a in enumerate(done) if i != 7 and not isinstance(a, BaseException)]
+
+    indices = asyncio.run(run())
+    log.close()
+    assert len(indices) == 39
+    assert len(set(indices)) == 39
+    _, entries = read_entries(path)
+    by_idx = {e.idx: decode_entry(e.line) for e in entries}
+    assert len(by_idx) == 40  # the cancelled call's entry was written all the same
+    for i, idx in zip([i for i in range(40) if i != 7], indices, strict=True):
+        assert by_idx[idx]["n"] == i  # each receipt names the caller's own entry
+    assert verify(path, signer).ok
+
+
+def test_awaited_appends_fail_closed_together(tmp_path: Path) -> None:
+    """Promise 6: when the batch cannot be committed (the log is locked), every call waiting
+    on the event loop gets AuditUnavailable, none a receipt."""
+    import asyncio
+
+    path = tmp_path / "log.sqlite3"
+    log = AuditLog(path, make_signer(), busy_timeout_ms=100)
+    log.append({"kind": "test"})
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+
+    async def run() -> list[object]:
+        calls = [log.append_async({"kind": "test", "n": i}) for i in range(8)]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    try:
+        outcomes = asyncio.run(run())
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert all(isinstance(o, AuditUnavailable) for o in outcomes), outcomes
+    assert log.size() == 1
+    log.close()

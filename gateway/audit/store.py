@@ -37,7 +37,7 @@ from gateway.audit.schema import (
 )
 from gateway.audit.signers import Signers, SignerSource
 from gateway.audit.signing import Signer
-from gateway.audit.writer import GroupWriter, write_entries
+from gateway.audit.writer import GroupWriter, LoopWaiter, write_entries
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.store.db import Connection, Database, Shared, StoreError
@@ -105,15 +105,22 @@ class AuditLog:
         return self.submit(event).result()
 
     async def append_async(self, event: Mapping[str, JsonValue]) -> Appended:
-        """`append` for the event loop: waits for the commit without holding a thread."""
-        return await asyncio.wrap_future(self.submit(event))
+        """`append` for the event loop: waits for the commit without holding a thread (the
+        writer wakes the loop once per batch, not once per entry)."""
+        self._refuse_if_halted()
+        waiter = LoopWaiter(asyncio.get_running_loop())
+        self._writer.put(event, waiter)
+        return await waiter.future
 
     def submit(self, event: Mapping[str, JsonValue]) -> Future[Appended]:
         """Queue one entry for the next group commit; the future resolves once it is durable."""
+        self._refuse_if_halted()
+        return self._writer.submit(event)
+
+    def _refuse_if_halted(self) -> None:
         halted = self._halt_state.current()
         if halted is not None:
             raise AuditUnavailable(f"the audit log is halted: {halted}")
-        return self._writer.submit(event)
 
     @property
     def active_kid(self) -> str:

@@ -7,6 +7,8 @@ A busy lock (another writer holding it past the timeout) fails only the calls co
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Mapping, Sequence
@@ -24,7 +26,48 @@ from gateway.store.db import Connection, StoreError
 
 _BATCH_MAX = 512
 Event = Mapping[str, JsonValue]
-Pending = tuple[Event, "Future[Appended]"]
+
+
+class LoopWaiter:
+    """An event loop's future waiting for one entry. The writer settles every waiter of a batch
+    that belongs to one loop with a single `call_soon_threadsafe` (one wake-up of the loop per
+    batch, instead of one per entry as `asyncio.wrap_future` does)."""
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[Appended] = loop.create_future()
+
+
+Waiter = Future[Appended] | LoopWaiter
+Pending = tuple[Event, Waiter]
+Outcome = Appended | BaseException
+
+
+def settle(outcomes: Sequence[tuple[Waiter, Outcome]]) -> None:
+    """Hand each waiter its entry or its error (a loop's waiters in one call on that loop)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Appended], Outcome]]] = {}
+    for waiter, outcome in outcomes:
+        if isinstance(waiter, LoopWaiter):
+            by_loop.setdefault(waiter.loop, []).append((waiter.future, outcome))
+        elif isinstance(outcome, BaseException):
+            waiter.set_exception(outcome)
+        else:
+            waiter.set_result(outcome)
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_deliver, settled)
+
+
+def _deliver(settled: list[tuple[asyncio.Future[Appended], Outcome]]) -> None:
+    for future, outcome in settled:
+        if future.done():  # the waiting call was cancelled
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
 
 def write_entries(
@@ -71,14 +114,18 @@ class GroupWriter:
     def submit(self, event: Event) -> Future[Appended]:
         """Queue one entry for the next group commit; the future resolves once it is durable."""
         future: Future[Appended] = Future()
+        self.put(event, future)
+        return future
+
+    def put(self, event: Event, waiter: Waiter) -> None:
+        """Queue one entry; `waiter` is settled once it is durable (or cannot be)."""
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("the audit log is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="audit-writer", daemon=True)
                 self._thread.start()
-            self._queue.put((event, future))
-        return future
+            self._queue.put((event, waiter))
 
     def close(self) -> bool:
         """Stop after what is queued; False if it was closed already."""
@@ -136,8 +183,7 @@ class GroupWriter:
             if reason is not None:
                 conn.rollback()
                 error = AuditUnavailable(f"the audit log is halted: {reason}")
-                for _, future in batch:
-                    future.set_exception(error)
+                settle([(waiter, error) for _, waiter in batch])
                 return False
             signer = self._signers.of(active_kid)
             if head_idx is None:
@@ -164,8 +210,7 @@ class GroupWriter:
             else:
                 self._halt.halt(f"write failed: {exc}")
                 error = AuditUnavailable(f"the audit log write failed and the log is halted: {exc}")
-            for _, future in batch:
-                future.set_exception(error)
+            settle([(waiter, error) for _, waiter in batch])
             return False
         except Exception as exc:  # any failure (e.g. the rotated key cannot be loaded) fails all
             if conn is not None:
@@ -175,12 +220,7 @@ class GroupWriter:
                 if isinstance(exc, AuditUnavailable)
                 else AuditUnavailable(f"audit append failed: {exc}")
             )
-            for _, future in batch:
-                future.set_exception(error)
+            settle([(waiter, error) for _, waiter in batch])
             return False
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+        settle([(waiter, outcome) for (_, waiter), outcome in zip(batch, outcomes, strict=True)])
         return False
