@@ -45,8 +45,7 @@ def recorded_purpose(policy: PolicySet, purpose: str | None) -> str | None:
     anything, a personal value included)."""
     if purpose is None:
         return None
-    declared = any(purpose in grant.purposes for grant in policy.grants)
-    return purpose if declared else UNDECLARED_PURPOSE
+    return purpose if purpose in policy.purposes else UNDECLARED_PURPOSE
 
 
 def _record_subject(request: Request, svc: Services, ctx: AuditContext) -> None:

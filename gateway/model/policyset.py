@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from gateway.model.dataset import Dataset
 from gateway.model.grant import Grant
@@ -20,6 +21,11 @@ class PolicySet:
     # The exact bytes hashed (policy files and hierarchies), kept in the policy history when the
     # set goes live (gateway/policy/history.py).
     sources: Mapping[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    @cached_property
+    def purposes(self) -> frozenset[str]:
+        """Every purpose some grant of the set declares (asked on every call: kept)."""
+        return frozenset(purpose for grant in self.grants for purpose in grant.purposes)
 
     def grants_of(self, client_id: str) -> list[Grant]:
         return [grant for grant in self.grants if client_id in grant.clients]
