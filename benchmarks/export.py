@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 import httpx
+from benchws import bench_workspace  # this directory is on sys.path
 
 PURPOSE = "purpose=statistics"
 TARGET = 200_000  # rows per second for CSV (issue 18)
@@ -46,31 +47,8 @@ TARGET = 200_000  # rows per second for CSV (issue 18)
 
 def setup(work: Path, rows: int) -> tuple[Path, str]:
     home = work / "ws"
-    gateway = [sys.executable, "-m", "gateway"]
-    subprocess.run(
-        [*gateway, "init", "--demo", "--rows", str(rows), "--home", str(home)],
-        check=True,
-        capture_output=True,
-    )
-    policy = home / "policies" / "residents.yaml"
-    text = policy.read_text()
-    text = re.sub(
-        r"limits: \{[^}]*\}",
-        "limits: {rows_per_request: 10000, rows_per_day: 1000000000}",
-        text,
-        count=1,
-    )
-    policy.write_text(text.replace("clients: [demo]", "clients: [demo, bench]", 1))
-    added = subprocess.run(
-        [*gateway, "clients", "add", "bench", "--rate-limit", "100000000", "--home", str(home)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    secret = next(
-        line.split()[-1] for line in added.splitlines() if line.startswith("client_secret")
-    )
-    return home, secret
+    limits = "{rows_per_request: 10000, rows_per_day: 1000000000}"
+    return home, bench_workspace(home, rows=rows, limits=limits)
 
 
 def rss_mib(pid: int) -> float:

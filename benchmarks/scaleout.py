@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -28,7 +27,8 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from throughput import free_port, wait_ready, wrk  # this directory is on sys.path
+from benchws import bench_workspace, free_port, wait_ready  # this directory is on sys.path
+from throughput import wrk
 
 ADMIN = os.environ.get("GATEWAY_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 QUERY = "/v1/datasets/residents/rows?purpose=statistics&_size=100"
@@ -41,16 +41,7 @@ def run(*args: str) -> str:
 
 def workspace(home: Path, store: str | None) -> str:
     """A demo workspace with a `bench` client allowed on residents; returns its secret."""
-    extra = ["--store", store] if store else []
-    run("init", "--demo", "--home", str(home), *extra)
-    out = run("clients", "add", "bench", "--rate-limit", "100000000", "--home", str(home), *extra)
-    secret = next(line.split()[-1] for line in out.splitlines() if line.startswith("client_secret"))
-    policy = home / "policies" / "residents.yaml"
-    text = policy.read_text()
-    policy.unlink()
-    text = re.sub(r"limits: \{[^}]*\}", "limits: {rows_per_request: 500}", text, count=1)
-    policy.write_text(text.replace("clients: [demo]", "clients: [demo, bench]", 1))
-    return secret
+    return bench_workspace(home, store=store)
 
 
 class Hosts:
