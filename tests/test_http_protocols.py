@@ -33,7 +33,8 @@ REFUSED = [
     ("NUL in a header", b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", 400, "header"),
     (
         "conflicting Content-Length",
-        b"POST /oauth/token HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST /oauth/token HTTP/1.1\r\nHost: a\r\n"
+        b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
         400,
         "content_length",
     ),
