@@ -1,5 +1,6 @@
-"""Issue 6 promises: checkpoints, bundles and the offline verifier find every attack at the right
-place; key windows hold; a failed write halts the log until an operator resumes it."""
+"""Issue 6 promises: checkpoints and bundles (each attack on a log or a bundle runs in
+test_tamper.py, against both readers), the offline verifier, key windows, and a failed write
+that halts the log until an operator resumes it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gateway.audit.bundle import export_bundle, read_bundle
-from gateway.audit.checkpoint import parse_checkpoint, sign_checkpoint
+from gateway.audit.checkpoint import parse_checkpoint
 from gateway.audit.entry import signed_message
 from gateway.audit.halt import resume
 from gateway.audit.signing import ENTRY_CONTEXT, Signer, generate_keypair, key_id, load_signer
@@ -94,26 +95,8 @@ def sig_lines(path: Path) -> list[str]:
     return (path / "signatures.jsonl").read_text().splitlines()
 
 
-def renumber(sigs: list[str]) -> list[str]:
-    """Keep each signature with its line when lines move (the attacker's best effort)."""
-    out = []
-    for i, s in enumerate(sigs):
-        record = json.loads(s)
-        record["idx"] = i
-        out.append(json.dumps(record))
-    return out
-
-
 def problems(report: VerifyReport) -> list[tuple[str, int]]:
     return [(p.kind, p.where) for p in report.problems]
-
-
-def test_intact_bundle_verifies(bundle_template: Path, signer: Signer) -> None:
-    """An untouched export verifies: 20 entries, 3 checkpoints."""
-    report = verify_bundle(bundle_template, signer)
-    assert report.ok, report.problems
-    assert report.entries == 20
-    assert report.checkpoints == 3
 
 
 def test_checkpoint_is_a_c2sp_signed_note(log_db: Path, signer: Signer) -> None:
@@ -135,109 +118,6 @@ def test_checkpoint_is_a_c2sp_signed_note(log_db: Path, signer: Signer) -> None:
         parse_checkpoint(note, trust(new_signer()))
     with pytest.raises(ValueError, match="no valid signature"):
         parse_checkpoint(note.replace("\n20\n", "\n21\n"), trust(signer))
-
-
-def test_flipped_byte(bundle_template: Path, signer: Signer, tmp_path: Path) -> None:
-    """A flipped byte in entry 5: entry 5 is invalid, and so are the checkpoints covering it."""
-    path = copy_bundle(bundle_template, tmp_path)
-    entries = lines(path)
-    entries[5] = entries[5].replace(b'"n":5', b'"n":7')
-    write_lines(path, entries)
-    report = verify_bundle(path, signer)
-    assert problems(report) == [
-        ("entry", 5),
-        ("checkpoint", 8),
-        ("checkpoint", 16),
-        ("checkpoint", 20),
-    ]
-
-
-def test_deleted_entry(bundle_template: Path, signer: Signer, tmp_path: Path) -> None:
-    """Removing entry 9 is found at index 9."""
-    path = copy_bundle(bundle_template, tmp_path)
-    entries, sigs = lines(path), sig_lines(path)
-    write_lines(path, entries[:9] + entries[10:], renumber(sigs[:9] + sigs[10:]))
-    report = verify_bundle(path, signer)
-    assert report.bad_index == 9
-    assert "claims idx 10" in str(report.problems[0])
-
-
-def test_swapped_entries(bundle_template: Path, signer: Signer, tmp_path: Path) -> None:
-    """Swapping entries 3 and 4 is found at index 3."""
-    path = copy_bundle(bundle_template, tmp_path)
-    entries, sigs = lines(path), sig_lines(path)
-    entries[3], entries[4] = entries[4], entries[3]
-    sigs[3], sigs[4] = sigs[4], sigs[3]
-    write_lines(path, entries, renumber(sigs))
-    assert verify_bundle(path, signer).bad_index == 3
-
-
-def test_duplicated_entry(bundle_template: Path, signer: Signer, tmp_path: Path) -> None:
-    """Entry 6 repeated is found at index 7, where the copy stands."""
-    path = copy_bundle(bundle_template, tmp_path)
-    entries, sigs = lines(path), sig_lines(path)
-    write_lines(path, entries[:7] + entries[6:], renumber(sigs[:7] + sigs[6:]))
-    report = verify_bundle(path, signer)
-    assert report.bad_index == 7
-    assert "claims idx 6" in str(report.problems[0])
-
-
-def test_entry_forged_with_another_key(
-    bundle_template: Path, signer: Signer, tmp_path: Path
-) -> None:
-    """An entry rewritten and re-signed with another key is found at its index."""
-    path = copy_bundle(bundle_template, tmp_path)
-    forger = new_signer()
-    entries, sigs = lines(path), sig_lines(path)
-    entries[11] = entries[11].replace(b'"n":11', b'"n":99')
-    sig = base64.b64encode(forger.sign(ENTRY_CONTEXT, signed_message(entries[11]))).decode()
-    sigs[11] = json.dumps({"idx": 11, "kid": forger.kid, "sig": sig})
-    write_lines(path, entries, sigs)
-    report = verify_bundle(path, signer)
-    assert report.bad_index == 11
-    assert "unknown key" in str(report.problems[0])
-
-
-def test_non_canonical_reencoding(bundle_template: Path, signer: Signer, tmp_path: Path) -> None:
-    """The same entry re-encoded with spaces is not the signed entry: found at its index."""
-    path = copy_bundle(bundle_template, tmp_path)
-    entries = lines(path)
-    entries[2] = json.dumps(json.loads(entries[2])).encode()
-    write_lines(path, entries)
-    report = verify_bundle(path, signer)
-    assert report.bad_index == 2
-    assert "canonical" in str(report.problems[0])
-
-
-def test_truncation_below_a_kept_checkpoint(
-    bundle_template: Path, log_db: Path, signer: Signer, tmp_path: Path
-) -> None:
-    """Cutting the newest entries passes on its own, but not against a checkpoint the auditor kept
-    (the case CloudTrail's validator misses)."""
-    kept = (
-        sqlite3.connect(log_db)
-        .execute("SELECT note FROM checkpoints WHERE size = 20")
-        .fetchone()[0]
-    )
-    path = copy_bundle(bundle_template, tmp_path)
-    entries, sigs = lines(path), sig_lines(path)
-    write_lines(path, entries[:14], sigs[:14])
-    for note in (path / "checkpoints").glob("*.note"):
-        if int(note.stem) > 14:
-            note.unlink()
-    assert verify_bundle(path, signer).ok  # undetectable without outside knowledge ...
-    report = verify_bundle(path, signer, kept=(kept,))
-    assert problems(report) == [("checkpoint", 20)]  # ... and caught with it
-    assert "only 14 entries" in str(report.problems[0])
-
-
-def test_forked_checkpoint(bundle_template: Path, signer: Signer, tmp_path: Path) -> None:
-    """A validly signed checkpoint whose root is not this log's (a split view) is reported."""
-    b = read_bundle(bundle_template)
-    forked = sign_checkpoint(b.origin, 16, b"\x42" * 32, [signer])
-    report = verify_bundle(bundle_template, signer, kept=(forked,))
-    assert problems(report) == [("checkpoint", 16)]
-    assert "forked" in str(report.problems[0])
 
 
 def test_torn_final_record_is_reported(
