@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -45,8 +45,15 @@ class Server:
     base: str
     ca: ssl.SSLContext
     process: subprocess.Popen[bytes]
+    clients: list[OAuth2Client] = field(default_factory=list)
 
     def stop(self) -> None:
+        """Close the test's clients, then stop the server as an operator does (SIGTERM: calls
+        in flight finish and are logged). A client left open would hold an idle TLS connection
+        that keeps the server in its graceful shutdown for GRACEFUL_SECONDS."""
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(30)
@@ -119,5 +126,6 @@ def oauth_client(server: Server, client_id: str, secret: str) -> OAuth2Client:
     client = OAuth2Client(
         client_id, secret, token_endpoint_auth_method="client_secret_basic", verify=server.ca
     )
+    server.clients.append(client)  # closed by server.stop() if the test has not closed it
     client.fetch_token(f"{server.base}/oauth/token", grant_type="client_credentials")
     return client
