@@ -74,13 +74,16 @@ def test_verifier_installs_alone_with_cryptography_and_verifies_a_bundle(
         pytest.skip(f"cannot build the verifier wheel here (no package index?): {built.stderr}")
     (wheel,) = wheels.glob("public_data_gateway_verifier-*.whl")
 
+    # A fresh environment without pip of its own (ensurepip costs more than all the rest): this
+    # process's pip installs into it with --python, resolving the wheel's dependencies there.
     env_dir = tmp_path / "auditor-env"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
-    installed = run(python, "-m", "pip", "install", "--quiet", wheel)
+    pip = (sys.executable, "-m", "pip", "--python", python)
+    installed = run(*pip, "install", "--quiet", wheel)
     if installed.returncode != 0:
         pytest.skip(f"cannot install cryptography in a fresh environment: {installed.stderr}")
-    listed = run(python, "-m", "pip", "list", "--format=freeze")
+    listed = run(*pip, "list", "--format=freeze")
     names = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
     assert names - {"pip", "setuptools", "wheel"} == {
         "public-data-gateway-verifier",
