@@ -209,6 +209,12 @@ async def _refuse(rejected: dict[str, Any], scope: Scope, ctx: AuditContext, sen
         error = HeadersTooLarge(f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
     elif status == 408:
         error = RequestTimeout(f"the request did not arrive within {REQUEST_SECONDS:g} s")
+    elif defect == "request_line":
+        # Most often a URL typed with raw UTF-8 (`?gender=女` in curl): say how to send it.
+        error = MalformedRequest(
+            "the HTTP parser refused the request line (request_line); percent-encode "
+            "characters outside ASCII in the URL (curl -G --data-urlencode)"
+        )
     else:
         error = MalformedRequest(f"the HTTP parser refused the request ({defect})")
     client = scope.get("client")

@@ -128,6 +128,8 @@ def test_a_refused_request_gets_one_audit_entry_and_problem_json(
     assert entry["rejected"] == (defect or entry["rejected"]), what
     assert (entry["method"], entry["route"], entry["query_hmac"]) == ("", None, None)
     assert entry["rid"] == headers[b"x-request-id"].decode()
+    if what == "raw UTF-8 in the query":  # item 4: the answer says what to do
+        assert "percent-encode" in json.loads(body)["detail"]
 
 
 def test_a_peer_leaving_mid_head_is_audited(served: tuple[int, Demo]) -> None:
