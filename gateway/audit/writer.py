@@ -51,6 +51,8 @@ def settle(outcomes: Sequence[tuple[Waiter, Outcome]]) -> None:
     for waiter, outcome in outcomes:
         if isinstance(waiter, LoopWaiter):
             by_loop.setdefault(waiter.loop, []).append((waiter.future, outcome))
+        elif waiter.cancelled():
+            continue  # nobody waits; settling it would raise and leave the others waiting
         elif isinstance(outcome, BaseException):
             waiter.set_exception(outcome)
         else:
