@@ -178,7 +178,7 @@ def test_a_hierarchy_that_is_not_a_tree_is_counted_from_the_tuples(tmp_path: Pat
     frame = pd.DataFrame({"a": ["1", "2", "3", "4"] * 3, "b": ["u", "v", "w"] * 4})
     columns = [lattice._column(frame["a"], load_hierarchy(tmp_path / "a.csv"))]
     radix = [[int(lv.max()) + 1 for lv in c.codes] for c in columns]
-    assert not lattice._Rollup.applies(columns, radix)
+    assert not lattice._Rollup.applies(columns, radix, 6)
     out, solution = anonymize(frame, ["a"], {"a": load_hierarchy(tmp_path / "a.csv")}, 6, 0.0)
     assert solution.levels == (1,)
     assert min(class_sizes(out, ["a"]).values()) >= 6

@@ -128,39 +128,41 @@ def _node_key(
 
 class _Rollup:
     """k-anonymity by rolling classes up the lattice (as ARX does): each evaluated node keeps
-    its classes as one representative tuple, a row count and a key each; a node's classes are
-    those of the node one level below it with the fewest classes, merged by their keys at the
-    node: a hash over the classes, not over the tuples. A key places each quasi-identifier's
-    code at a fixed position, so one level up on quasi-identifier i changes a class's key by
-    that code's change alone (one gather and one add). Exact when every hierarchy is a tree (a
-    label's parent is one label), which `applies` checks. Nodes are evaluated by increasing
-    loss, so a node's classes are dropped once no node left to evaluate can roll up from them."""
+    its classes as one sorted integer each, holding every quasi-identifier's code at a fixed
+    bit position and, in the low bits, the class's row count capped at k (a class of k rows or
+    more stays one at every node above, and only smaller ones are suppressed). A node's classes
+    are those of the node one level below it with the fewest classes, merged at the node: one
+    level up on quasi-identifier i changes a class's code bits for i alone (a shift, a mask, a
+    gather and an add), then one sort brings equal codes together with their counts, and a
+    segment sum merges them (no hashing). Exact when every hierarchy is a tree (a label's
+    parent is one label), which `applies` checks. Nodes are evaluated by increasing loss, so a
+    node's classes are dropped once no node left to evaluate can roll up from them."""
 
     def __init__(
         self, tuple_codes: list[list[Codes]], radix: list[list[int]], weights: Codes, k: int
     ) -> None:
         self._k = k
-        places = np.cumprod([1] + [r[0] for r in radix[:0:-1]])[::-1]  # fixed mixed radix
-        # Per QI and level L >= 1: how a tuple's key changes from level L-1 to level L.
+        self._low = k.bit_length()  # the count bits
+        self._widths = _widths(radix)
+        self._shifts = [int(s) for s in np.cumsum([self._low, *self._widths[:0:-1]])[::-1]]
+        # Per QI and level L >= 1: per code at level L-1, how a class changes from L-1 to L.
         self._steps = [
-            [(lv - below) * int(place) for below, lv in itertools.pairwise(levels)]
-            for levels, place in zip(tuple_codes, places, strict=True)
+            [_changes(below, level) << shift for below, level in itertools.pairwise(levels)]
+            for levels, shift in zip(tuple_codes, self._shifts, strict=True)
         ]
-        bottom_key = sum(
-            (levels[0] * int(place) for levels, place in zip(tuple_codes, places, strict=True)),
-            np.zeros(len(weights), dtype=np.int64),
-        )
+        bottom = np.minimum(weights, k)
+        for levels, shift in zip(tuple_codes, self._shifts, strict=True):
+            bottom |= levels[0] << shift
         # A node one level above another costs at most this much more.
         self._reach = 1.0 / (len(radix) * min(len(r) - 1 for r in radix))
-        # The bottom node's classes are the distinct tuples themselves.
-        self._bottom = (np.arange(len(weights), dtype=np.int64), weights, bottom_key)
-        self._kept: dict[tuple[int, ...], tuple[Codes, Codes, Codes, float]] = {}
+        self._bottom = np.sort(bottom)  # the distinct tuples themselves
+        self._kept: dict[tuple[int, ...], tuple[Codes, float]] = {}
 
     @staticmethod
-    def applies(columns: Sequence[_Column], radix: Sequence[Sequence[int]]) -> bool:
+    def applies(columns: Sequence[_Column], radix: Sequence[Sequence[int]], k: int) -> bool:
         """Whether every hierarchy is a tree (values sharing a label at one level share it at
-        every level above) and the fixed-position key fits in 62 bits."""
-        if np.prod([float(r[0]) for r in radix]) >= 2.0**62:
+        every level above) and the codes and a count up to k fit in 63 bits."""
+        if k < 1 or sum(_widths(radix)) + k.bit_length() > 63:
             return False
         for column in columns:
             for lower, upper in itertools.pairwise(column.codes):
@@ -169,37 +171,63 @@ class _Rollup:
                     return False
         return True
 
+    def _up(self, classes: Codes, i: int, level: int) -> Codes:
+        """The classes one level up (to `level`) on quasi-identifier i, not yet merged."""
+        codes = (classes >> self._shifts[i]) & ((1 << self._widths[i]) - 1)
+        return classes + self._steps[i][level - 1][codes]
+
+    def _merge(self, classes: Codes) -> Codes:
+        """Classes with equal codes merged (counts summed, capped at k), in sorted order."""
+        classes = np.sort(classes)
+        codes = classes >> self._low
+        first = np.empty(len(classes), dtype=np.bool_)
+        first[:1] = True
+        np.not_equal(codes[1:], codes[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        if len(starts) == len(classes):
+            return classes
+        counts = np.minimum(np.add.reduceat(classes & ((1 << self._low) - 1), starts), self._k)
+        merged: Codes = (codes[starts] << self._low) | counts
+        return merged
+
     def evaluate(self, node: tuple[int, ...], loss: float) -> int:
         """The rows in classes smaller than k at `node` (whose loss is `loss`)."""
-        while self._kept:  # insertion order is loss order: drop what nothing can use now
-            oldest = next(iter(self._kept))
-            if self._kept[oldest][3] >= loss - self._reach - 1e-9:
+        kept = self._kept
+        while kept:  # insertion order is loss order: drop what nothing can use now
+            oldest = next(iter(kept))
+            if kept[oldest][1] >= loss - self._reach - 1e-9:
                 break
-            del self._kept[oldest]
-        source: tuple[Codes, Codes, Codes] | None = None
+            del kept[oldest]
+        source: Codes | None = None
         step = -1
         for i, level in enumerate(node):
-            lower = self._kept.get((*node[:i], level - 1, *node[i + 1 :])) if level else None
-            if lower is not None and (source is None or len(lower[0]) < len(source[0])):
-                source, step = lower[:3], i
-        if source is None:  # the bottom itself, or (never with trees) nothing below is kept
-            reps, counts, key = self._bottom
+            if level:
+                lower = kept.get((*node[:i], level - 1, *node[i + 1 :]))
+                if lower is not None and (source is None or len(lower[0]) < len(source)):
+                    source, step = lower[0], i
+        if source is not None:
+            classes = self._merge(self._up(source, step, node[step]))
+        else:  # the bottom, or (never with trees) nothing below is kept: climb from it
+            classes = self._bottom
             for i, level in enumerate(node):
                 for lv in range(1, level + 1):
-                    key = key + self._steps[i][lv - 1][reps]
-        else:
-            reps, counts, key = source
-            key = key + self._steps[step][node[step] - 1][reps]
-        merged = pd.factorize(key)[0]
-        classes = int(merged.max()) + 1 if len(merged) else 0
-        sizes = np.bincount(merged, weights=counts, minlength=classes).astype(np.int64)
-        # Any member represents its class: members share their codes at this node and above.
-        kept_reps = np.empty(classes, dtype=np.int64)
-        kept_reps[merged] = reps
-        kept_key = np.empty(classes, dtype=np.int64)
-        kept_key[merged] = key
-        self._kept[node] = (kept_reps, sizes, kept_key, loss)
-        return int(sizes[sizes < self._k].sum())
+                    classes = self._up(classes, i, lv)
+            classes = self._merge(classes) if any(node) else classes
+        kept[node] = (classes, loss)
+        counts = classes & ((1 << self._low) - 1)
+        return int(counts[counts < self._k].sum())
+
+
+def _widths(radix: Sequence[Sequence[int]]) -> list[int]:
+    """Bits each quasi-identifier's level-0 code takes in a class's integer."""
+    return [(r[0] - 1).bit_length() for r in radix]
+
+
+def _changes(below: Codes, level: Codes) -> Codes:
+    """Per code at one level (`below`, per distinct value), its code one level up minus it."""
+    change = np.zeros(int(below.max()) + 1 if len(below) else 0, dtype=np.int64)
+    change[below] = level - below
+    return change
 
 
 def anonymize(
@@ -270,7 +298,7 @@ def anonymize(
     # before: for k alone, a node's classes are rolled up from those of the node just below it
     # with the fewest classes (ARX's roll-up), never recounted from the tuples.
     rollup = None
-    if tuple_sens is None and _Rollup.applies(columns, radix):
+    if tuple_sens is None and _Rollup.applies(columns, radix, k):
         rollup = _Rollup(tuple_codes, radix, weights, k)
     best: tuple[int, int] | None = None  # position, rows suppressed
     least: float | None = None  # the least loss of an acceptable node, once one is found
