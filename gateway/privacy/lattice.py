@@ -176,19 +176,21 @@ class _Rollup:
         codes = (classes >> self._shifts[i]) & ((1 << self._widths[i]) - 1)
         return classes + self._steps[i][level - 1][codes]
 
-    def _merge(self, classes: Codes) -> Codes:
-        """Classes with equal codes merged (counts summed, capped at k), in sorted order."""
+    def _merge(self, classes: Codes) -> tuple[Codes, Codes]:
+        """Classes with equal codes merged (counts summed, capped at k), in sorted order, and
+        their counts."""
         classes = np.sort(classes)
         codes = classes >> self._low
+        counts = classes & ((1 << self._low) - 1)
         first = np.empty(len(classes), dtype=np.bool_)
         first[:1] = True
         np.not_equal(codes[1:], codes[:-1], out=first[1:])
         starts = np.flatnonzero(first)
         if len(starts) == len(classes):
-            return classes
-        counts = np.minimum(np.add.reduceat(classes & ((1 << self._low) - 1), starts), self._k)
+            return classes, counts
+        counts = np.minimum(np.add.reduceat(counts, starts), self._k)
         merged: Codes = (codes[starts] << self._low) | counts
-        return merged
+        return merged, counts
 
     def evaluate(self, node: tuple[int, ...], loss: float) -> int:
         """The rows in classes smaller than k at `node` (whose loss is `loss`)."""
@@ -206,16 +208,16 @@ class _Rollup:
                 if lower is not None and (source is None or len(lower[0]) < len(source)):
                     source, step = lower[0], i
         if source is not None:
-            classes = self._merge(self._up(source, step, node[step]))
+            classes, counts = self._merge(self._up(source, step, node[step]))
         else:  # the bottom, or (never with trees) nothing below is kept: climb from it
             classes = self._bottom
             for i, level in enumerate(node):
                 for lv in range(1, level + 1):
                     classes = self._up(classes, i, lv)
-            classes = self._merge(classes) if any(node) else classes
+            classes, counts = self._merge(classes)
         kept[node] = (classes, loss)
-        counts = classes & ((1 << self._low) - 1)
-        return int(counts[counts < self._k].sum())
+        # Counts are capped at k: the rows in smaller classes are all rows but k per full one.
+        return int(counts.sum()) - self._k * int(np.count_nonzero(counts == self._k))
 
 
 def _widths(radix: Sequence[Sequence[int]]) -> list[int]:
