@@ -71,19 +71,22 @@ class _Column:
     label of each distinct level-0 value with its integer code (codes in order of appearance)."""
 
     rows: Codes
-    labels: list[pd.Series]  # per level 1..H: label per distinct level-0 value
+    labels: Sequence[pd.api.extensions.ExtensionArray]  # per level 1..H: per distinct value
     codes: list[Codes]  # per level 0..H: code per distinct level-0 value
 
 
 def _column(values: pd.Series, hierarchy: list[dict[str, str]]) -> _Column:
     rows, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
-    distinct = pd.Series(uniques).astype("string")
-    # A value the hierarchy does not list is generalized to "*" (never kept as is).
-    labels = [distinct.map(mapping).fillna("*").astype("string") for mapping in hierarchy]
-    if not hierarchy:
-        labels = [pd.Series("*", index=distinct.index, dtype="string")]
+    distinct = uniques.to_numpy(dtype=object)
+    distinct[uniques.isna()] = None  # pd.NA cannot be looked up in a dict (it has no truth)
+    # One dictionary look-up per distinct value and level (a missing value, or one the
+    # hierarchy does not list, is generalized to "*": never kept as is).
+    labels = [
+        pd.array(list(map(mapping.get, distinct)), dtype="string").fillna("*")
+        for mapping in hierarchy or [{}]
+    ]
     codes = [np.arange(len(distinct), dtype=np.int64)]
-    codes += [pd.factorize(lab, use_na_sentinel=False)[0].astype(np.int64) for lab in labels]
+    codes += [lab.factorize(use_na_sentinel=False)[0].astype(np.int64) for lab in labels]
     return _Column(rows.astype(np.int64), labels, codes)
 
 
@@ -174,7 +177,8 @@ class _Rollup:
     def _up(self, classes: Codes, i: int, level: int) -> Codes:
         """The classes one level up (to `level`) on quasi-identifier i, not yet merged."""
         codes = (classes >> self._shifts[i]) & ((1 << self._widths[i]) - 1)
-        return classes + self._steps[i][level - 1][codes]
+        up: Codes = classes + self._steps[i][level - 1][codes]
+        return up
 
     def _merge(self, classes: Codes) -> tuple[Codes, Codes]:
         """Classes with equal codes merged (counts summed, capped at k), in sorted order, and
@@ -330,7 +334,7 @@ def anonymize(
     out = frame[keep_rows]
     for i, qi in enumerate(qis):
         if node[i]:
-            out[qi] = columns[i].labels[node[i] - 1].array.take(columns[i].rows[keep_rows])
+            out[qi] = columns[i].labels[node[i] - 1].take(columns[i].rows[keep_rows])
     kept = ~small_tuples
     sizes_all = np.bincount(inverse[kept], weights=weights[kept]).astype(np.int64)
     sizes = sizes_all[sizes_all > 0]
