@@ -78,7 +78,7 @@ class _Column:
 def _column(values: pd.Series, hierarchy: list[dict[str, str]]) -> _Column:
     rows, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
     distinct = uniques.to_numpy(dtype=object)
-    distinct[uniques.isna()] = None  # pd.NA cannot be looked up in a dict (it has no truth)
+    distinct[uniques.isna()] = None  # a dict look-up of pd.NA raises on a hash collision
     # One dictionary look-up per distinct value and level (a missing value, or one the
     # hierarchy does not list, is generalized to "*": never kept as is).
     labels = [
