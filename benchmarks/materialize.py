@@ -28,6 +28,7 @@ import pstats
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -41,7 +42,7 @@ import pandas as pd
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
 from gateway.policy.files import load_policies
-from gateway.privacy import kanon, mondrian, transforms, views
+from gateway.privacy import kanon, mondrian, synthesize, transforms, views
 from gateway.runtime.services import released_view_maker
 from gateway.settings import Settings
 from gateway.workspace import init_workspace
@@ -101,7 +102,7 @@ def instrumented(stages: Stages) -> Iterator[None]:
         (views, "keyed_order", "keyed order"),
         (RealValues, "all", "real values of the workspace"),
         (transforms, "keyed_words", "keyed words (HMAC)"),
-        (transforms.synthesize, "generate", "synthetic values"),
+        (synthesize, "generate", "synthetic values"),
     ]
     catalogue = {
         name: replace(definition, apply=stages.wrap(f"transform {name}", definition.apply))
@@ -203,7 +204,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/gateway-bench-materialize"))
+    parser.add_argument(
+        "--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gateway-bench-materialize"
+    )
     parser.add_argument("--views", default=VIEWS)
     parser.add_argument("--profile", type=int, default=0, help="cProfile's top N functions")
     parser.add_argument("--digest", action="store_true", help="SHA-256 of each released frame")

@@ -14,6 +14,8 @@ import threading
 import time
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from gateway.data.sources import Source, SourceCache
 from gateway.model.dataset import ColumnType
@@ -43,17 +45,29 @@ def kind_of(values: pd.Series, declared: str | None) -> str | None:
     return None
 
 
+def distinct_text(values: pd.Series) -> pa.Array:
+    """The column's distinct non-null values as text, in an Arrow large_string array (Arrow's
+    hash kernels: a Python set of a million strings costs seconds and ten times the memory)."""
+    text = pa.array(values.astype(pd.StringDtype("pyarrow")).array)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return pc.unique(text.cast(pa.large_string()).drop_null())
+
+
 class RealValues:
-    """Per policy set and data version, the set of real values of each kind (computed once)."""
+    """Per policy set and data version, the distinct real values of each kind (computed once),
+    as Arrow large_string arrays."""
 
     def __init__(self, sources: SourceCache) -> None:
         self._sources = sources
         self._lock = threading.Lock()
-        self._cache: dict[str, dict[str, frozenset[str]]] = {}
+        self._cache: dict[str, dict[str, pa.Array]] = {}
         self._current: tuple[str, float, str] | None = None  # policy hash, checked at, version
 
-    def of(self, policy: PolicySet, kind: str) -> frozenset[str]:
-        return self.all(policy).get(kind, frozenset())
+    def of(self, policy: PolicySet, kind: str) -> pa.Array:
+        """The distinct real values of `kind` in every dataset of the policy set."""
+        found = self.all(policy).get(kind)
+        return pa.array([], type=pa.large_string()) if found is None else found
 
     def version(self, policy: PolicySet) -> str:
         """A digest of the policy set and the version of every one of its datasets: what `all`
@@ -80,15 +94,16 @@ class RealValues:
         self._current = (policy.hash, time.monotonic(), key)
         return key
 
-    def all(self, policy: PolicySet) -> dict[str, frozenset[str]]:
-        """Kind -> the real values of that kind, over every dataset of the policy set."""
+    def all(self, policy: PolicySet) -> dict[str, pa.Array]:
+        """Kind -> the distinct real values of that kind, over every dataset of the policy
+        set."""
         loaded = [(d, self._sources.load(d)) for d in policy.datasets.values()]
         key = self._version(policy, [source for _, source in loaded])
         with self._lock:
             found = self._cache.get(key)
         if found is not None:
             return found
-        values: dict[str, set[str]] = {}
+        values: dict[str, list[pa.Array]] = {}
         for dataset, source in loaded:
             for column in dataset.columns:
                 if column.type is not ColumnType.STRING:
@@ -96,8 +111,8 @@ class RealValues:
                 series = source.frame[column.name]
                 kind = kind_of(series, column.kind)
                 if kind is not None:
-                    values.setdefault(kind, set()).update(series.dropna().astype(str).unique())
-        found = {kind: frozenset(items) for kind, items in values.items()}
+                    values.setdefault(kind, []).append(distinct_text(series))
+        found = {kind: pc.unique(pa.concat_arrays(arrays)) for kind, arrays in values.items()}
         with self._lock:
             if len(self._cache) > 16:
                 self._cache.clear()
