@@ -117,10 +117,11 @@ def keyed_tokens(key: bytes, text: pa.Array, length: int) -> pa.Array:
 
 
 def keyed_words(
-    series: pd.Series, key: bytes, words: int = 2
+    series: pd.Series | pa.Array, key: bytes, words: int = 2
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows)."""
-    text = arrow_text(series)
+    """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows) for a text
+    column (a Series, or an Arrow large_string array)."""
+    text = series if isinstance(series, pa.Array) else arrow_text(series)
     table, indices, nulls = keyed_digests(key, text)
     if not len(table):
         return np.zeros((len(text), words), np.uint64), nulls
