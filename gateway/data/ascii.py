@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 Bytes = npt.NDArray[np.uint8]
 
@@ -35,6 +36,23 @@ def chars(values: npt.NDArray[np.str_]) -> Bytes:
     """One-character ASCII strings (check characters) as bytes."""
     code: Bytes = np.asarray(values, dtype="<U1").view(np.uint32).astype(np.uint8)
     return code
+
+
+def text_rows(values: pd.Series, width: int) -> Bytes:
+    """The reverse of `text`: a column of ASCII values, each exactly `width` bytes and none
+    null, as an (n, width) matrix."""
+    array = pa.array(values.astype(pd.StringDtype("pyarrow")).array)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_binary())
+    if array.null_count or not pc.all(pc.equal(pc.binary_length(array), width)).as_py():
+        raise ValueError(f"every value must be {width} bytes long")
+    if not len(array):
+        return np.zeros((0, width), dtype=np.uint8)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset :]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
+    start = int(offsets[0])
+    return data[start : start + len(array) * width].reshape(len(array), width).copy()
 
 
 def text(matrix: Bytes) -> pd.Series:

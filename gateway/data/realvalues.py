@@ -15,7 +15,6 @@ import time
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from gateway.data.sources import Source, SourceCache
 from gateway.model.dataset import ColumnType
@@ -45,18 +44,19 @@ def kind_of(values: pd.Series, declared: str | None) -> str | None:
     return None
 
 
-def distinct_text(values: pd.Series) -> pa.Array:
-    """The column's distinct non-null values as text, in an Arrow large_string array (Arrow's
-    hash kernels: a Python set of a million strings costs seconds and ten times the memory)."""
+def column_text(values: pd.Series) -> pa.Array:
+    """The column's non-null values as text, in one Arrow large_string array (repeats kept:
+    whoever looks values up hashes them once; a Python set of a million strings costs seconds
+    and ten times the memory)."""
     text = pa.array(values.astype(pd.StringDtype("pyarrow")).array)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
-    return pc.unique(text.cast(pa.large_string()).drop_null())
+    return text.cast(pa.large_string()).drop_null()
 
 
 class RealValues:
-    """Per policy set and data version, the distinct real values of each kind (computed once),
-    as Arrow large_string arrays."""
+    """Per policy set and data version, the real values of each kind (gathered once), as Arrow
+    large_string arrays (a value may repeat)."""
 
     def __init__(self, sources: SourceCache) -> None:
         self._sources = sources
@@ -65,7 +65,7 @@ class RealValues:
         self._current: tuple[str, float, str] | None = None  # policy hash, checked at, version
 
     def of(self, policy: PolicySet, kind: str) -> pa.Array:
-        """The distinct real values of `kind` in every dataset of the policy set."""
+        """The real values of `kind` in every dataset of the policy set."""
         found = self.all(policy).get(kind)
         return pa.array([], type=pa.large_string()) if found is None else found
 
@@ -95,8 +95,7 @@ class RealValues:
         return key
 
     def all(self, policy: PolicySet) -> dict[str, pa.Array]:
-        """Kind -> the distinct real values of that kind, over every dataset of the policy
-        set."""
+        """Kind -> the real values of that kind, over every dataset of the policy set."""
         loaded = [(d, self._sources.load(d)) for d in policy.datasets.values()]
         key = self._version(policy, [source for _, source in loaded])
         with self._lock:
@@ -111,8 +110,8 @@ class RealValues:
                 series = source.frame[column.name]
                 kind = kind_of(series, column.kind)
                 if kind is not None:
-                    values.setdefault(kind, []).append(distinct_text(series))
-        found = {kind: pc.unique(pa.concat_arrays(arrays)) for kind, arrays in values.items()}
+                    values.setdefault(kind, []).append(column_text(series))
+        found = {kind: pa.concat_arrays(arrays) for kind, arrays in values.items()}
         with self._lock:
             if len(self._cache) > 16:
                 self._cache.clear()

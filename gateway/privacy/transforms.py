@@ -250,9 +250,10 @@ def _taken_text(taken: Taken) -> pa.Array:
 
 def _members(values: pa.Array, universe: pa.Array) -> npt.NDArray[np.bool_]:
     """Whether each value (no nulls) is in `universe`, with Arrow's hash kernels (pandas' isin
-    on Arrow strings walks the value set in Python). A hash set is built over the smaller side:
-    a few redrawn values are looked up without hashing a million real ones again."""
-    if 4 * len(values) < len(universe):
+    on Arrow strings walks the value set in Python). The hash set is built over the smaller
+    side, usually the values (building costs more than looking up): the universe's members
+    among them are found first, then the values are looked up among those few."""
+    if len(values) <= len(universe):
         universe = pc.filter(universe, pc.is_in(universe, value_set=values).fill_null(False))
     found = pc.is_in(values, value_set=universe)
     return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
@@ -271,7 +272,7 @@ def _keyed_kind(
     words, nulls = keyed_words(series, key)
     out = synthesize.generate(kind, words, codes)
     # The column's own values are forbidden too (so a draw never equals its row's value).
-    forbidden = pa.concat_arrays([_taken_text(taken), pc.unique(_text(series))])
+    forbidden = pa.concat_arrays([_taken_text(taken), _text(series).drop_null()])
     clash = _members(_text(out), forbidden) & ~nulls
     for attempt in range(1, MAX_REDRAWS + 1):
         if not clash.any():
