@@ -55,19 +55,19 @@ def column_text(values: pd.Series) -> pa.Array:
 
 
 class RealValues:
-    """Per policy set and data version, the real values of each kind (gathered once), as Arrow
-    large_string arrays (a value may repeat)."""
+    """Per policy set and data version, the real values of each kind (gathered once, not
+    copied together), as chunked Arrow large_string arrays (a value may repeat)."""
 
     def __init__(self, sources: SourceCache) -> None:
         self._sources = sources
         self._lock = threading.Lock()
-        self._cache: dict[str, dict[str, pa.Array]] = {}
+        self._cache: dict[str, dict[str, pa.ChunkedArray]] = {}
         self._current: tuple[str, float, str] | None = None  # policy hash, checked at, version
 
-    def of(self, policy: PolicySet, kind: str) -> pa.Array:
-        """The real values of `kind` in every dataset of the policy set."""
+    def of(self, policy: PolicySet, kind: str) -> pa.ChunkedArray:
+        """The real values of `kind` in every dataset of the policy set (one chunk per column)."""
         found = self.all(policy).get(kind)
-        return pa.array([], type=pa.large_string()) if found is None else found
+        return pa.chunked_array([], type=pa.large_string()) if found is None else found
 
     def version(self, policy: PolicySet) -> str:
         """A digest of the policy set and the version of every one of its datasets: what `all`
@@ -94,7 +94,7 @@ class RealValues:
         self._current = (policy.hash, time.monotonic(), key)
         return key
 
-    def all(self, policy: PolicySet) -> dict[str, pa.Array]:
+    def all(self, policy: PolicySet) -> dict[str, pa.ChunkedArray]:
         """Kind -> the real values of that kind, over every dataset of the policy set."""
         loaded = [(d, self._sources.load(d)) for d in policy.datasets.values()]
         key = self._version(policy, [source for _, source in loaded])
@@ -111,7 +111,10 @@ class RealValues:
                 kind = kind_of(series, column.kind)
                 if kind is not None:
                     values.setdefault(kind, []).append(column_text(series))
-        found = {kind: pa.concat_arrays(arrays) for kind, arrays in values.items()}
+        found = {
+            kind: pa.chunked_array(arrays, type=pa.large_string())
+            for kind, arrays in values.items()
+        }
         with self._lock:
             if len(self._cache) > 16:
                 self._cache.clear()

@@ -21,7 +21,7 @@ from gateway.model.dataset import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
 from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
 
-Taken: TypeAlias = "pa.Array | Collection[str]"
+Taken: TypeAlias = "pa.ChunkedArray | pa.Array | Collection[str]"
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class TransformContext:
     client_id: str
     grant_id: str
     source: pd.DataFrame | None = field(default=None, compare=False)  # for date_shift subjects
-    # The workspace's real values of a kind (an Arrow string array, or any collection of text):
+    # The workspace's real values of a kind (Arrow strings, or any collection of text):
     # synthetic and format-preserving values avoid them.
     taken: Callable[[str], Taken] | None = field(default=None, compare=False)
     # The version of what `taken` answers from (a digest over every dataset's version): part of
@@ -240,22 +240,22 @@ def _remix(words: npt.NDArray[np.uint64], attempt: int) -> npt.NDArray[np.uint64
     return mixed
 
 
-def _taken_text(taken: Taken) -> pa.Array:
+def _taken_text(taken: Taken) -> pa.ChunkedArray:
     if isinstance(taken, pa.ChunkedArray):
-        taken = taken.combine_chunks()
-    if isinstance(taken, pa.Array):
         return taken.cast(pa.large_string())
-    return pa.array(list(taken), type=pa.large_string())
+    if isinstance(taken, pa.Array):
+        return pa.chunked_array([taken.cast(pa.large_string())])
+    return pa.chunked_array([pa.array(list(taken), type=pa.large_string())])
 
 
-def _members(values: pa.Array, universe: pa.Array) -> npt.NDArray[np.bool_]:
+def _members(values: pa.Array, universe: pa.ChunkedArray) -> npt.NDArray[np.bool_]:
     """Whether each value (no nulls) is in `universe`, with Arrow's hash kernels (pandas' isin
     on Arrow strings walks the value set in Python). The hash set is built over the smaller
     side, usually the values (building costs more than looking up): the universe's members
     among them are found first, then the values are looked up among those few."""
     if len(values) <= len(universe):
         universe = pc.filter(universe, pc.is_in(universe, value_set=values).fill_null(False))
-    found = pc.is_in(values, value_set=universe)
+    found = pc.is_in(values, value_set=universe.combine_chunks())
     return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
@@ -272,7 +272,7 @@ def _keyed_kind(
     words, nulls = keyed_words(series, key)
     out = synthesize.generate(kind, words, codes)
     # The column's own values are forbidden too (so a draw never equals its row's value).
-    forbidden = pa.concat_arrays([_taken_text(taken), _text(series).drop_null()])
+    forbidden = pa.chunked_array([*_taken_text(taken).chunks, _text(series).drop_null()])
     clash = _members(_text(out), forbidden) & ~nulls
     for attempt in range(1, MAX_REDRAWS + 1):
         if not clash.any():
