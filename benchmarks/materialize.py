@@ -42,7 +42,15 @@ import pandas as pd
 from gateway.data.realvalues import RealValues
 from gateway.data.sources import SourceCache
 from gateway.policy.files import load_policies
-from gateway.privacy import kanon, mondrian, synthesize, transforms, views
+from gateway.privacy import (
+    fingerprint,
+    kanon,
+    mondrian,
+    randomize,
+    synthesize,
+    transforms,
+    views,
+)
 from gateway.runtime.services import released_view_maker
 from gateway.settings import Settings
 from gateway.workspace import init_workspace
@@ -88,9 +96,9 @@ class Stages:
 
 
 @contextmanager
-def instrumented(stages: Stages) -> Iterator[None]:
+def instrumented(stages: Stages, helper_stages: Stages) -> Iterator[None]:
     """Timers around the stages of materialize (the benchmark patches names, the code is as is)."""
-    patches = [
+    patches: list[tuple[Any, str, str]] = [
         (views, "row_mask", "row filter"),
         (views, "apply_fingerprint", "fingerprint"),
         (views, "ladder", "hierarchies (ladders)"),
@@ -100,8 +108,13 @@ def instrumented(stages: Stages) -> Iterator[None]:
         (views, "_verify", "outsider's check"),
         (views, "measure", "risk figures"),
         (views, "keyed_order", "keyed order"),
+    ]
+    # Helpers several stages call: reported apart, as "of which" over all the stages above.
+    helpers: list[tuple[Any, str, str]] = [
         (RealValues, "all", "real values of the workspace"),
-        (transforms, "keyed_words", "keyed words (HMAC)"),
+        (transforms, "keyed_words", "keyed words (HMAC), transforms"),
+        (fingerprint, "keyed_words", "keyed words (HMAC), fingerprint"),
+        (randomize, "keyed_words", "keyed words (HMAC), date_shift"),
         (synthesize, "generate", "synthetic values"),
     ]
     catalogue = {
@@ -112,6 +125,10 @@ def instrumented(stages: Stages) -> Iterator[None]:
         for owner, attribute, label in patches:
             original = getattr(owner, attribute)
             stack.enter_context(mock.patch.object(owner, attribute, stages.wrap(label, original)))
+        for owner, attribute, label in helpers:
+            original = getattr(owner, attribute)
+            timed = helper_stages.wrap(label, original)
+            stack.enter_context(mock.patch.object(owner, attribute, timed))
         stack.enter_context(mock.patch.dict(transforms.CATALOGUE, catalogue))
         yield
 
@@ -137,8 +154,9 @@ def child(home: Path, grant_id: str, profile: int, want_digest: bool) -> None:
     view_of = released_view_maker(settings, sources, views.ViewCache(), policy)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     stages = Stages()
+    helpers = Stages()
     profiler = cProfile.Profile(time.process_time) if profile else None
-    with instrumented(stages):
+    with instrumented(stages, helpers):
         start, clock = time.perf_counter(), time.process_time()
         if profiler is not None:
             profiler.enable()
@@ -170,6 +188,7 @@ def child(home: Path, grant_id: str, profile: int, want_digest: bool) -> None:
                 "rss_before": rss_before,
                 "rss_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                 "stages": [(d, n, stages.cpu[n], stages.wall[n]) for d, n in stages.order],
+                "helpers": [(n, helpers.cpu[n], helpers.wall[n]) for _, n in helpers.order],
                 "digest": digest(view.frame) if want_digest else "",
                 "profile": top,
             }
@@ -192,6 +211,10 @@ def report(r: dict[str, Any]) -> None:
     )
     for depth, name, cpu, wall in r["stages"]:
         print(f"  {'  ' * depth}{name:<{34 - 2 * depth}}{cpu:8.2f} s CPU{wall:8.2f} s wall")
+    if r["helpers"]:
+        print("  of which, in the stages above:")
+    for name, cpu, wall in r["helpers"]:
+        print(f"    {name:<32}{cpu:8.2f} s CPU{wall:8.2f} s wall")
     if r["digest"]:
         print(f"  released frame sha256 {r['digest']}")
     if r["profile"]:
