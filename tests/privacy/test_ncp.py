@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from gateway.model.grant import PrivacyModel
 from gateway.privacy.kanon import enforce
 from gateway.privacy.mondrian import MondrianUnreachable
-from tests.test_mondrian import cell, run, tables
+from tests.privacy.test_mondrian import cell, run, tables
 
 
 def comparable(case: dict[str, Any], qi: str) -> pd.Series:
