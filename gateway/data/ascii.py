@@ -45,10 +45,10 @@ def text_rows(values: pd.Series, width: int) -> Bytes:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     array = array.cast(pa.large_binary())
-    if array.null_count or not pc.all(pc.equal(pc.binary_length(array), width)).as_py():
-        raise ValueError(f"every value must be {width} bytes long")
     if not len(array):
         return np.zeros((0, width), dtype=np.uint8)
+    if array.null_count or not pc.all(pc.equal(pc.binary_length(array), width)).as_py():
+        raise ValueError(f"every value must be {width} bytes long")
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset :]
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8)
     start = int(offsets[0])
