@@ -44,7 +44,8 @@ _SUFFIXES = np.array(CompanyProvider.company_suffixes)
 _MOBILES = np.array(MOBILE_PREFIXES)
 _CODE_BYTES = ascii.pool(list(_CODES))
 _MOBILE_BYTES = ascii.pool(list(_MOBILES))
-_CREDIT_BYTES = np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)
+_CREDIT_VALUES = np.zeros(256, dtype=np.int64)  # byte -> its value in the credit-code charset
+_CREDIT_VALUES[np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)] = np.arange(31)
 Ints = npt.NDArray[np.int64]
 _EMPTY = pa.scalar("", pa.large_string())
 
@@ -98,7 +99,7 @@ def _credit_code(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> pd.Ser
     org_check = ascii.chars(org_code_check(org8))[:, None]
     head = np.broadcast_to(ascii.pool(["91"]), (len(a), 2))  # 9: market regulator; 1: enterprise
     first17 = np.hstack([head, _CODE_BYTES[_index(_CODES, a)], organisation, org_check])
-    values = np.searchsorted(_CREDIT_BYTES, first17).astype(np.int64)
+    values = _CREDIT_VALUES[first17]  # every byte is in the charset (digits, "X")
     check = ascii.chars(credit_check_chars(values))
     return ascii.text(np.hstack([first17, check[:, None]]))
 
