@@ -14,6 +14,7 @@ import threading
 import time
 
 import pandas as pd
+import pyarrow as pa
 
 from gateway.data.sources import Source, SourceCache
 from gateway.model.dataset import ColumnType
@@ -43,17 +44,30 @@ def kind_of(values: pd.Series, declared: str | None) -> str | None:
     return None
 
 
+def column_text(values: pd.Series) -> pa.Array:
+    """The column's non-null values as text, in one Arrow large_string array (repeats kept:
+    whoever looks values up hashes them once; a Python set of a million strings costs seconds
+    and ten times the memory)."""
+    text = pa.array(values.astype(pd.StringDtype("pyarrow")).array)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return text.cast(pa.large_string()).drop_null()
+
+
 class RealValues:
-    """Per policy set and data version, the set of real values of each kind (computed once)."""
+    """Per policy set and data version, the real values of each kind (gathered once, not
+    copied together), as chunked Arrow large_string arrays (a value may repeat)."""
 
     def __init__(self, sources: SourceCache) -> None:
         self._sources = sources
         self._lock = threading.Lock()
-        self._cache: dict[str, dict[str, frozenset[str]]] = {}
+        self._cache: dict[str, dict[str, pa.ChunkedArray]] = {}
         self._current: tuple[str, float, str] | None = None  # policy hash, checked at, version
 
-    def of(self, policy: PolicySet, kind: str) -> frozenset[str]:
-        return self.all(policy).get(kind, frozenset())
+    def of(self, policy: PolicySet, kind: str) -> pa.ChunkedArray:
+        """The real values of `kind` in every dataset of the policy set (one chunk per column)."""
+        found = self.all(policy).get(kind)
+        return pa.chunked_array([], type=pa.large_string()) if found is None else found
 
     def version(self, policy: PolicySet) -> str:
         """A digest of the policy set and the version of every one of its datasets: what `all`
@@ -80,7 +94,7 @@ class RealValues:
         self._current = (policy.hash, time.monotonic(), key)
         return key
 
-    def all(self, policy: PolicySet) -> dict[str, frozenset[str]]:
+    def all(self, policy: PolicySet) -> dict[str, pa.ChunkedArray]:
         """Kind -> the real values of that kind, over every dataset of the policy set."""
         loaded = [(d, self._sources.load(d)) for d in policy.datasets.values()]
         key = self._version(policy, [source for _, source in loaded])
@@ -88,7 +102,7 @@ class RealValues:
             found = self._cache.get(key)
         if found is not None:
             return found
-        values: dict[str, set[str]] = {}
+        values: dict[str, list[pa.Array]] = {}
         for dataset, source in loaded:
             for column in dataset.columns:
                 if column.type is not ColumnType.STRING:
@@ -96,8 +110,11 @@ class RealValues:
                 series = source.frame[column.name]
                 kind = kind_of(series, column.kind)
                 if kind is not None:
-                    values.setdefault(kind, set()).update(series.dropna().astype(str).unique())
-        found = {kind: frozenset(items) for kind, items in values.items()}
+                    values.setdefault(kind, []).append(column_text(series))
+        found = {
+            kind: pa.chunked_array(arrays, type=pa.large_string())
+            for kind, arrays in values.items()
+        }
         with self._lock:
             if len(self._cache) > 16:
                 self._cache.clear()

@@ -12,19 +12,25 @@ import pandas as pd
 
 
 def numeric(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
-    """`width` (equal bins), or `bins` (edges); `bottom` / `top` code the tails."""
-    values = pd.to_numeric(series, errors="coerce").astype("float64")
-    out = pd.Series(pd.NA, index=series.index, dtype="string")
+    """`width` (equal bins), or `bins` (edges); `bottom` / `top` code the tails. Each distinct
+    value is labelled once (by its bits: -0.0 keeps its own label), then rows take theirs."""
+    values = pd.to_numeric(series, errors="coerce").astype("float64").to_numpy()
+    codes, bits = pd.factorize(values.view(np.int64))
+    labels = _numeric(pd.Series(np.asarray(bits, dtype=np.int64).view(np.float64)), params)
+    return pd.Series(labels.array.take(codes), index=series.index)
+
+
+def _numeric(values: pd.Series, params: Mapping[str, Any]) -> pd.Series:
     if "bins" in params:
         edges: Sequence[float] = params["bins"]
         cut = np.searchsorted(np.asarray(edges, dtype=np.float64), values.to_numpy(), side="right")
         lows = np.asarray([-np.inf, *edges], dtype=np.float64)[cut]
         highs = np.asarray([*edges, np.inf], dtype=np.float64)[cut]
-        out = _vector_labels(lows, highs, series.index)
+        out = _vector_labels(lows, highs, values.index)
     else:
         width = int(params.get("width", 10))
         low = np.floor(values.to_numpy() / width) * width
-        out = _vector_labels(low, low + width, series.index)
+        out = _vector_labels(low, low + width, values.index)
     if "bottom" in params:
         out = out.where(
             ~(values < params["bottom"]).fillna(False).astype(bool), f"<{params['bottom']}"

@@ -63,6 +63,23 @@ def _digest_table(key: bytes, values: pa.Array) -> npt.NDArray[np.uint8]:
     return np.frombuffer(b"".join(digests), np.uint8).reshape(len(digests), 32)
 
 
+def _mostly_distinct(text: pa.Array) -> bool:
+    """Whether more than `_PER_ROW_ABOVE` of the column's values are distinct, estimated from
+    `_SAMPLE` values spread evenly over it (a prefix can be all distinct in a column of few
+    values: a million rows of 18,000 company names). The column's distinct values are
+    estimated with Chao's bias-corrected estimator, d + f1 (f1 - 1) / (2 (f2 + 1)), where d, f1
+    and f2 count the sample's distinct values and those seen once and twice."""
+    positions = np.linspace(0, len(text) - 1, _SAMPLE).astype(np.int64)
+    sample = text.take(pa.array(positions)).drop_null()
+    if not len(sample):
+        return False
+    counts = pc.value_counts(sample).field("counts").to_numpy()
+    once, twice = int((counts == 1).sum()), int((counts == 2).sum())
+    estimate = len(counts) + once * (once - 1) / (2 * (twice + 1))
+    present = len(text) - int(text.null_count)
+    return min(estimate, present) > _PER_ROW_ABOVE * present
+
+
 def keyed_digests(
     key: bytes, text: pa.Array
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]:
@@ -74,15 +91,13 @@ def keyed_digests(
     keyed directly; the digests are the same either way. A null row gets the digest of the
     column's first non-null value (the dictionary's index 0), whichever way was taken."""
     nulls = text.is_null().to_numpy(zero_copy_only=False)
-    if len(text) > _SAMPLE:
-        sample = text.slice(0, _SAMPLE).drop_null()
-        if len(sample) and len(pc.unique(sample)) > _PER_ROW_ABOVE * len(sample):
-            if text.null_count:
-                first = pc.drop_null(text)
-                filled = pc.fill_null(text, first[0]) if len(first) else text
-            else:
-                filled = text
-            return _digest_table(key, filled), None, nulls
+    if len(text) > _SAMPLE and _mostly_distinct(text):
+        if text.null_count:
+            first = pc.drop_null(text)
+            filled = pc.fill_null(text, first[0]) if len(first) else text
+        else:
+            filled = text
+        return _digest_table(key, filled), None, nulls
     encoded = text.dictionary_encode()
     indices = encoded.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     return _digest_table(key, encoded.dictionary), indices, nulls
@@ -117,10 +132,11 @@ def keyed_tokens(key: bytes, text: pa.Array, length: int) -> pa.Array:
 
 
 def keyed_words(
-    series: pd.Series, key: bytes, words: int = 2
+    series: pd.Series | pa.Array, key: bytes, words: int = 2
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows)."""
-    text = arrow_text(series)
+    """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows) for a text
+    column (a Series, or an Arrow large_string array)."""
+    text = series if isinstance(series, pa.Array) else arrow_text(series)
     table, indices, nulls = keyed_digests(key, text)
     if not len(table):
         return np.zeros((len(text), words), np.uint64), nulls

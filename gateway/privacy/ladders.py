@@ -47,8 +47,10 @@ def ladder(
     codes, uniques = pd.factorize(text, use_na_sentinel=False)
     first = np.zeros(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
-    rep_released = pd.Series(released.to_numpy()[first] if len(first) else [], dtype=object)
-    rep_source = pd.Series(source.to_numpy()[first] if len(first) else [], dtype=object)
+    # Only the representatives leave Arrow (`to_numpy` of a whole text column makes an object
+    # per row).
+    rep_released = pd.Series(released.iloc[first].to_numpy() if len(first) else [], dtype=object)
+    rep_source = pd.Series(source.iloc[first].to_numpy() if len(first) else [], dtype=object)
     keys = pd.Series(uniques, dtype="string").fillna("\x00")
     levels: list[Level] = []
     for labeller in _labellers(spec, column, rep_released, rep_source, file_levels):

@@ -8,10 +8,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from faker.providers.address.zh_CN import Provider as AddressProvider
 from faker.providers.company.zh_CN import Provider as CompanyProvider
 from faker.providers.person.zh_CN import Provider as PersonProvider
 
+from gateway.data import ascii
 from gateway.data.checksums import (
     CREDIT_CHARSET,
     credit_check_chars,
@@ -39,62 +42,91 @@ _STREETS = np.array(
 _PREFIXES = np.array(CompanyProvider.company_prefixes)
 _SUFFIXES = np.array(CompanyProvider.company_suffixes)
 _MOBILES = np.array(MOBILE_PREFIXES)
+_CODE_BYTES = ascii.pool(list(_CODES))
+_MOBILE_BYTES = ascii.pool(list(_MOBILES))
+_CREDIT_VALUES = np.zeros(256, dtype=np.int64)  # byte -> its value in the credit-code charset
+_CREDIT_VALUES[np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)] = np.arange(31)
+Ints = npt.NDArray[np.int64]
+_EMPTY = pa.scalar("", pa.large_string())
 
 
-def _pick(pool: npt.NDArray[np.str_], word: npt.NDArray[np.uint64]) -> pd.Series:
-    return pd.Series(pool[(word % np.uint64(len(pool))).astype(np.int64)])
+def _index(pool: npt.NDArray[np.generic], word: npt.NDArray[np.uint64]) -> Ints:
+    return (word % np.uint64(len(pool))).astype(np.int64)
 
 
-def _digits(word: npt.NDArray[np.uint64], width: int) -> npt.NDArray[np.int64]:
+def _pick(pool: npt.NDArray[np.str_], word: npt.NDArray[np.uint64]) -> pa.Array:
+    """A word of `pool` per keyed word, as an Arrow array (joined by Arrow kernels)."""
+    return pa.array(pool, type=pa.large_string()).take(pa.array(_index(pool, word)))
+
+
+def _digits(word: npt.NDArray[np.uint64], width: int) -> Ints:
     powers = np.uint64(10) ** np.arange(width - 1, -1, -1, dtype=np.uint64)
     return ((word[:, None] // powers) % np.uint64(10)).astype(np.int64)
 
 
-def _join(digits: npt.NDArray[np.int64]) -> pd.Series:
-    text = digits.astype(np.uint8) + ord("0")
-    return pd.Series(text.view(f"S{digits.shape[1]}").ravel()).str.decode("ascii")
+def _joined(*parts: pa.Array | str) -> pd.Series:
+    texts = [pa.scalar(p, pa.large_string()) if isinstance(p, str) else p for p in parts]
+    joined = pc.binary_join_element_wise(*texts, _EMPTY)
+    return pd.Series(joined, dtype="str")
+
+
+def _stamps(days: npt.NDArray[np.uint64]) -> ascii.Bytes:
+    """YYYYMMDD of 1950-01-01 + days, formatted once per distinct day."""
+    codes, distinct = pd.factorize(days.astype(np.int64))
+    birth = np.datetime64("1950-01-01") + np.asarray(distinct).astype("timedelta64[D]")
+    shown = np.datetime_as_string(birth, unit="D").astype("S10")
+    table = np.frombuffer(shown.tobytes(), dtype=np.uint8).reshape(len(distinct), 10)
+    picked: ascii.Bytes = table[:, [0, 1, 2, 3, 5, 6, 8, 9]][codes]
+    return picked
+
+
+def _id_card(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64], fake: bool) -> pd.Series:
+    if fake:
+        head = np.broadcast_to(ascii.pool([_UNASSIGNED_REGION]), (len(a), 2))
+        region = np.hstack([head, ascii.digits(a, 4)])
+    else:
+        region = _CODE_BYTES[_index(_CODES, a)]
+    first17 = np.hstack(
+        [region, _stamps((a >> np.uint64(8)) % np.uint64(365 * 60)), ascii.digits(b, 3)]
+    )
+    check = ascii.chars(id_check_digits((first17 - ord("0")).astype(np.int64)))
+    return ascii.text(np.hstack([first17, check[:, None]]))
+
+
+def _credit_code(a: npt.NDArray[np.uint64], b: npt.NDArray[np.uint64]) -> pd.Series:
+    org8 = _digits(b, 8)
+    organisation = (org8 + ord("0")).astype(np.uint8)
+    org_check = ascii.chars(org_code_check(org8))[:, None]
+    head = np.broadcast_to(ascii.pool(["91"]), (len(a), 2))  # 9: market regulator; 1: enterprise
+    first17 = np.hstack([head, _CODE_BYTES[_index(_CODES, a)], organisation, org_check])
+    values = _CREDIT_VALUES[first17]  # every byte is in the charset (digits, "X")
+    check = ascii.chars(credit_check_chars(values))
+    return ascii.text(np.hstack([first17, check[:, None]]))
 
 
 def generate(kind: str, words: npt.NDArray[np.uint64], codes: str = "valid") -> pd.Series:
     """Synthetic values of `kind` from an (n, 2) array of keyed words; with `codes="unassigned"`,
     身份证号 and mobile numbers use codes no real person holds (see UNASSIGNED)."""
     a, b = words[:, 0], words[:, 1]
-    n = len(a)
     fake = codes == "unassigned"
     if kind == "name":
         two = (b >> np.uint64(7)) % np.uint64(10) < np.uint64(6)
-        second = _pick(_GIVEN, b >> np.uint64(17))
-        return (
-            _pick(_SURNAMES, a)
-            + _pick(_GIVEN, a >> np.uint64(20))
-            + second.where(pd.Series(two), "")
-        )
+        second = pc.if_else(pa.array(two), _pick(_GIVEN, b >> np.uint64(17)), _EMPTY)
+        return _joined(_pick(_SURNAMES, a), _pick(_GIVEN, a >> np.uint64(20)), second)
     if kind == "mobile":
         if fake:
-            return _UNASSIGNED_MOBILE + _join(_digits(b, 9))
-        return _pick(_MOBILES, a) + _join(_digits(b, 8))
+            prefix = np.broadcast_to(ascii.pool([_UNASSIGNED_MOBILE]), (len(a), 2))
+            return ascii.text(np.hstack([prefix, ascii.digits(b, 9)]))
+        return ascii.text(np.hstack([_MOBILE_BYTES[_index(_MOBILES, a)], ascii.digits(b, 8)]))
     if kind == "id_card":
-        days = (a >> np.uint64(8)) % np.uint64(365 * 60)
-        birth = np.datetime64("1950-01-01") + days.astype("timedelta64[D]")
-        stamp = pd.Series(np.datetime_as_string(birth, unit="D")).str.replace("-", "", regex=False)
-        region = _UNASSIGNED_REGION + _join(_digits(a, 4)) if fake else _pick(_CODES, a)
-        first17 = region + stamp + _join(_digits(b, 3))
-        digits = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(
-            n, 17
-        ) - ord("0")
-        return first17 + pd.Series(id_check_digits(digits.astype(np.int64)))
+        return _id_card(a, b, fake)
     if kind == "address":
-        number = ((b % np.uint64(398)) + np.uint64(1)).astype(str)
-        return _pick(_PLACES, a) + _pick(_STREETS, a >> np.uint64(24)) + pd.Series(number) + "号"
+        number = pa.array((b % np.uint64(398)) + np.uint64(1)).cast(pa.large_string())
+        return _joined(_pick(_PLACES, a), _pick(_STREETS, a >> np.uint64(24)), number, "号")
     if kind == "company":
-        return _pick(_CITIES, a) + _pick(_PREFIXES, a >> np.uint64(16)) + _pick(_SUFFIXES, b)
+        return _joined(_pick(_CITIES, a), _pick(_PREFIXES, a >> np.uint64(16)), _pick(_SUFFIXES, b))
     if kind == "credit_code":
-        org8 = _digits(b, 8)
-        first17 = "91" + _pick(_CODES, a) + _join(org8) + pd.Series(org_code_check(org8))
-        charset = np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)
-        raw = np.frombuffer("".join(first17).encode("ascii"), dtype=np.uint8).reshape(n, 17)
-        values = np.searchsorted(charset, raw).astype(np.int64)
-        return first17 + pd.Series(credit_check_chars(values))
+        return _credit_code(a, b)
     if kind == "email":
         local = pd.Series(np.char.mod("%012x", (a >> np.uint64(16)).astype(np.uint64)))
         return "u" + local + "@example.cn"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,8 @@ from gateway.model.dataset import ColumnType
 from gateway.privacy import generalize, randomize, synthesize
 from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
 
+Taken: TypeAlias = "pa.ChunkedArray | pa.Array | Collection[str]"
+
 
 @dataclass(frozen=True)
 class TransformContext:
@@ -30,8 +32,9 @@ class TransformContext:
     client_id: str
     grant_id: str
     source: pd.DataFrame | None = field(default=None, compare=False)  # for date_shift subjects
-    # The workspace's real values of a kind: synthetic and format-preserving values avoid them.
-    taken: Callable[[str], frozenset[str]] | None = field(default=None, compare=False)
+    # The workspace's real values of a kind (Arrow strings, or any collection of text):
+    # synthetic and format-preserving values avoid them.
+    taken: Callable[[str], Taken] | None = field(default=None, compare=False)
     # The version of what `taken` answers from (a digest over every dataset's version): part of
     # the key of a view whose transforms draw against real values, so that a change to any
     # dataset, not only the view's own, computes such a view afresh.
@@ -237,11 +240,30 @@ def _remix(words: npt.NDArray[np.uint64], attempt: int) -> npt.NDArray[np.uint64
     return mixed
 
 
+def _taken_text(taken: Taken) -> pa.ChunkedArray:
+    if isinstance(taken, pa.ChunkedArray):
+        return taken.cast(pa.large_string())
+    if isinstance(taken, pa.Array):
+        return pa.chunked_array([taken.cast(pa.large_string())])
+    return pa.chunked_array([pa.array(list(taken), type=pa.large_string())])
+
+
+def _members(values: pa.Array, universe: pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    """Whether each value (no nulls) is in `universe`, with Arrow's hash kernels (pandas' isin
+    on Arrow strings walks the value set in Python). The hash set is built over the smaller
+    side, usually the values (building costs more than looking up): the universe's members
+    among them are found first, then the values are looked up among those few."""
+    if len(values) <= len(universe):
+        universe = pc.filter(universe, pc.is_in(universe, value_set=values).fill_null(False))
+    found = pc.is_in(values, value_set=universe.combine_chunks())
+    return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _keyed_kind(
     series: pd.Series,
     kind: str,
     key: bytes,
-    taken: frozenset[str] = frozenset(),
+    taken: Taken = frozenset(),
     codes: str = "valid",
 ) -> pd.Series:
     """Values of `kind` keyed to each input value; never equal to the input, to any value of the
@@ -249,23 +271,15 @@ def _keyed_kind(
     from fresh keyed words, deterministically."""
     words, nulls = keyed_words(series, key)
     out = synthesize.generate(kind, words, codes)
-    raw = series.astype("string").reset_index(drop=True)
-    # Arrow's hash set: pandas' isin on Arrow strings walks the value set in Python.
-    forbidden = pa.concat_arrays(
-        [pa.array(list(taken), type=pa.large_string()), _text(raw).unique()]
-    )
-
-    def clashing(values: pd.Series) -> npt.NDArray[np.bool_]:
-        found = pc.is_in(_text(values), value_set=forbidden)
-        return np.asarray(found.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-
-    clash = (clashing(out) | (out == raw).fillna(False).to_numpy()) & ~nulls
+    # The column's own values are forbidden too (so a draw never equals its row's value).
+    forbidden = pa.chunked_array([*_taken_text(taken).chunks, _text(series).drop_null()])
+    clash = _members(_text(out), forbidden) & ~nulls
     for attempt in range(1, MAX_REDRAWS + 1):
         if not clash.any():
             break
         redrawn = synthesize.generate(kind, _remix(words[clash], attempt), codes)
         out[clash] = redrawn.to_numpy()
-        clash[clash] = clashing(redrawn)
+        clash[clash] = _members(_text(redrawn), forbidden)
     if clash.any():
         raise SyntheticClash(
             f"synthetic {kind} values still equal real ones after {MAX_REDRAWS} redraws: the "
@@ -284,8 +298,9 @@ def draws_against_real_values(name: str, params: tuple[tuple[str, Any], ...]) ->
     return name == "pseudonymize" and dict(params).get("format", "token") != "token"
 
 
-def _taken(ctx: TransformContext, kind: str) -> frozenset[str]:
-    return ctx.taken(kind) if ctx.taken is not None else frozenset()
+def _taken(ctx: TransformContext, kind: str) -> Taken:
+    taken: Taken = frozenset() if ctx.taken is None else ctx.taken(kind)
+    return taken
 
 
 def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:

@@ -74,3 +74,17 @@ def test_a_large_distinct_column_takes_the_per_row_path_with_the_same_values() -
     table, indices, _ = keyed.keyed_digests(KEY, repeats)
     assert indices is not None
     assert len(table) == 50
+
+
+def test_a_column_of_few_values_with_a_distinct_prefix_is_keyed_once_per_value() -> None:
+    """Whether to take the dictionary pass is judged over the whole column, not its first rows:
+    100,000 rows of 5,000 names whose first rows are all different still get one HMAC per
+    name (a million rows of 18,000 company names took a million HMACs), with the same values."""
+    values: list[str | None] = [f"公司{i % 5000}" for i in range(100_000)]
+    text = pa.array(values, pa.large_string())
+    table, indices, _ = keyed.keyed_digests(KEY, text)
+    assert indices is not None
+    assert len(table) == 5000
+    sample = [0, 1, 4999, 5000, 99_999]
+    tokens = keyed_tokens(KEY, text, 20).to_pylist()
+    assert [tokens[i] for i in sample] == reference_tokens(KEY, [values[i] for i in sample], 20)
