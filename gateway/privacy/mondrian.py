@@ -63,6 +63,7 @@ from gateway.errors import GatewayError
 
 KINDS = ("numeric", "date", "ordered", "categorical")
 CUTS = ("least-cost", "median")  # where a partition is cut along its chosen quasi-identifier
+BALANCE = 8  # a least-cost cut leaves each half 1/BALANCE of the rows, or is the median cut
 SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
 TOP = "*"
 
@@ -547,12 +548,6 @@ class _Cuts:
             before, after = _diversity(data[self.positions, len(axes)], self.local, starts, ends)
             feasible &= (before[boundaries] >= l) & (after[boundaries] >= l)
         chosen = boundaries[feasible]
-        if least_cost:
-            cost = _halves_cost(axes, ranks, member_axis, starts, ends, self.local[chosen], chosen)
-            self.at = _cheapest(chosen, cost, self.local[chosen], starts, middle)
-            self.ok = self.at >= 0
-            self.at -= starts
-            return
         # The feasible boundary nearest the median row (ties: the left one).
         index = np.searchsorted(chosen, middle, side="right")
         left = chosen[np.maximum(index - 1, 0)] if len(chosen) else starts
@@ -562,6 +557,18 @@ class _Cuts:
         use_right = right_ok & (~left_ok | (right - middle < middle - left))
         self.ok = left_ok | right_ok
         self.at = np.where(use_right, right, left) - starts
+        if least_cost and self.ok.any():
+            # Least cost among that boundary and the feasible ones that leave each half at
+            # least 1/BALANCE of the rows (peeling k rows at a time would take n/k rounds).
+            owner = self.local[chosen]
+            margin = -(-tried_sizes[owner] // BALANCE)
+            median = chosen == (self.at + starts)[owner]
+            chosen = chosen[
+                median | ((chosen - starts[owner] >= margin) & (ends[owner] - chosen >= margin))
+            ]
+            owner = self.local[chosen]
+            cost = _halves_cost(axes, ranks, member_axis, starts, ends, owner, chosen)
+            self.at = np.where(self.ok, _cheapest(chosen, cost, owner, starts, middle) - starts, 0)
 
 
 def _halves_cost(
