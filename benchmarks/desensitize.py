@@ -325,7 +325,7 @@ def adult(ks: Sequence[int], repeat: int) -> None:
         "discernibility by one function for all; 'own NCP' is what each method reports."
     )
     header = (
-        f"{'':<6}{'method':<22}{'time s':>8}{'cpu s':>8}{'suppr.':>8}{'NCP':>8}{'own NCP':>9}"
+        f"{'':<6}{'method':<27}{'time s':>8}{'cpu s':>8}{'suppr.':>8}{'NCP':>8}{'own NCP':>9}"
         f"{'discernibility':>16}{'min class':>10}{'classes':>9}"
     )
     print(header)
@@ -406,7 +406,7 @@ def row(
     suppressed = 1 - len(released) / len(source)
     reported = f"{own:9.3f}" if own is not None else f"{'-':>9}"
     print(
-        f"{'k=' + str(k):<6}{method:<22}{seconds:8.2f}{cpu:8.2f}{suppressed:8.1%}{loss:8.3f}"
+        f"{'k=' + str(k):<6}{method:<27}{seconds:8.2f}{cpu:8.2f}{suppressed:8.1%}{loss:8.3f}"
         f"{reported}{disc:16,d}{smallest:10d}{classes:9d}"
     )
 
