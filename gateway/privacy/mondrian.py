@@ -5,14 +5,16 @@ full-domain generalization.
 The table is cut into partitions, top-down: a partition is cut in two along one
 quasi-identifier, and only if both halves keep at least k rows (and l distinct sensitive
 values). Among the quasi-identifiers that allow a cut, the one whose label is widest in the
-partition (highest normalized certainty penalty) is chosen, LeFevre's "widest dimension" rule;
-ties go to the one whose values span the fewest ranks (the coarser attribute first), then to
-the order of the quasi-identifiers. Along it, the cut is made at the feasible boundary whose
-two halves' labels cost least (NCP of each half's label times its rows, the labels this module
-releases: interval, hierarchy node or set), ties going to the boundary nearest the median row,
-as Top-Down Specialization chooses by information gain. `cuts="median"` keeps LeFevre's cut at
-the feasible boundary nearest the median row (and ties in QI order), for comparison. Each final
-partition releases, per quasi-identifier, the label that covers its values:
+partition (highest normalized certainty penalty) is chosen, LeFevre's "widest dimension" rule
+(ties: the order of the quasi-identifiers). Along it, the cut is made at the boundary whose two
+halves' labels cost least (NCP of each half's label times its rows, for the labels this module
+releases: interval, hierarchy node or set), as Top-Down Specialization chooses by information
+gain; ties go to the boundary nearest the median row. The candidates are the feasible
+boundaries that leave each half at least 1/`BALANCE` of the rows, and always the feasible one
+nearest the median row (so a cut never costs more than LeFevre's, and cutting k rows off at a
+time cannot stretch the search to n/k rounds). `cuts="median"` keeps LeFevre's cut, nearest
+the median row, for comparison. Each final partition releases, per quasi-identifier, the label
+that covers its values:
 
 - `numeric`: the interval `lo-hi` of its values (`[lo, hi]` in a column with negative values),
   or the single value;
@@ -445,14 +447,9 @@ def _search(
             if isinstance(axis, _Tree) and axis.sets and axis.size > 2:
                 distinct = _few_distinct(ranks, segment, starts, lows[j], highs[j])
             scores[j] = _costs(axis, lows[j], highs[j], distinct)[0]
-        # Widest first (ties: fewest ranks spanned, then the order of the quasi-identifiers);
-        # one value cannot be cut.
+        # Widest first (ties: the order of the quasi-identifiers); one value cannot be cut.
         scores[lows == highs] = -1.0
-        if least_cost:
-            span = (highs - lows) / np.asarray([[axis.size] for axis in axes], dtype=np.float64)
-            preference = np.lexsort((span, -np.round(scores, 9)), axis=0)
-        else:
-            preference = np.argsort(-scores, axis=0, kind="stable")
+        preference = np.argsort(-scores, axis=0, kind="stable")
         chosen = np.full(count, -1, dtype=np.int64)
         cut = np.zeros(count, dtype=np.int64)
         everyone = np.arange(count)
