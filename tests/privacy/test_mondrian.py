@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 
 from gateway.privacy.kanon import ncp
 from gateway.privacy.lattice import anonymize, load_hierarchy
-from gateway.privacy.mondrian import CUTS, SET_LIMIT, MondrianUnreachable, mondrian
+from gateway.privacy.mondrian import (
+    CUTS,
+    SET_LIMIT,
+    MondrianUnreachable,
+    _axis,
+    _Cuts,
+    mondrian,
+)
 from tests.privacy.test_lattice import ADULT, QIS
 from tests.privacy.test_pycanon import pycanon_anonymity
 
@@ -530,3 +537,48 @@ def test_the_least_cost_cut_never_costs_more_than_the_median_cut(case: dict[str,
         assert min(outsider_classes(cheap, ["q0"]).values()) >= case["k"]
         if case["l"] is not None:
             assert min(outsider_diversity(cheap, ["q0"], "s").values()) >= case["l"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, 4), data=st.data())
+def test_a_least_cost_cut_leaves_each_half_an_eighth_or_is_the_median_cut(
+    k: int, data: st.DataObject
+) -> None:
+    """Bounded rounds: one partition of n rows on one numeric axis; the cut the search makes is
+    either the feasible boundary nearest the median row or leaves each half at least n/8 rows
+    (cutting k rows off at a time would take n/k rounds), and no such boundary costs less
+    (plain-Python oracle over the sorted values)."""
+    # A few far values that cost least to cut off alone (the case the floor is for), or none.
+    far = data.draw(st.sampled_from([0, k, k + 1]))
+    n = data.draw(st.integers(max(2 * k, 8 * far + 1), 80))
+    values = data.draw(st.lists(st.integers(0, 40), min_size=n - far, max_size=n - far))
+    values += [1000 + i for i in range(far)]
+    axis = _axis("v", pd.Series(values), "numeric", None, False)
+    cuts = _Cuts(
+        [axis],
+        axis.ranks.astype(np.int32).reshape(-1, 1),
+        np.zeros(n, dtype=np.int64),
+        np.asarray([n]),
+        np.asarray([True]),
+        np.asarray([0]),
+        axis.ranks.min(keepdims=True),
+        axis.ranks.max(keepdims=True),
+        k,
+        None,
+        True,
+    )
+    v = sorted(values)
+    feasible = [i for i in range(k, n - k + 1) if v[i] != v[i - 1]]
+    assert bool(cuts.ok[0]) == bool(feasible)
+    if not feasible:
+        return
+    at = int(cuts.at[0])
+    median = min(feasible, key=lambda i: (abs(i - n // 2), i))
+    margin = -(-n // 8)
+    allowed = [i for i in feasible if i == median or margin <= i <= n - margin]
+    assert at in allowed
+
+    def cost(i: int) -> float:
+        return (i * (v[i - 1] - v[0]) + (n - i) * (v[-1] - v[i])) / (v[-1] - v[0])
+
+    assert cost(at) <= min(cost(i) for i in allowed) + 1e-6
