@@ -9,11 +9,13 @@
 - synthesize: ours on `--values` values against faker's zh_CN provider called once per value;
 - adult: on Adult at each k of `--ks`, side by side: our full-domain lattice search, our
   Mondrian local recoding (hierarchy labels; hierarchy-guided cuts with set labels; sets without
-  hierarchies) and anonypyx's Mondrian, with one information-loss function for all;
+  hierarchies), each with least-cost and median cuts, and anonypyx's Mondrian, with one
+  information-loss function for all;
 - scale: a demo dataset of 100k .. 1M rows, 4 quasi-identifiers, k = 5, lattice search, each
   size in a fresh process (time, and peak resident memory sampled every 5 ms);
 - mondrian-scale: the same rows and sizes, 8 quasi-identifiers as the statistics view releases
-  them (masks included), k = 5, Mondrian local recoding, each size in a fresh process.
+  them (masks included), k = 5, Mondrian local recoding with median and least-cost cuts, each
+  size and rule in a fresh process.
 
 The per-value baselines are slow, so they run on a sample of `--sample` values and their rate
 is extrapolated (said so in the output); ours always runs on all values. Baseline and ours are
