@@ -9,11 +9,13 @@
 - synthesize: ours on `--values` values against faker's zh_CN provider called once per value;
 - adult: on Adult at each k of `--ks`, side by side: our full-domain lattice search, our
   Mondrian local recoding (hierarchy labels; hierarchy-guided cuts with set labels; sets without
-  hierarchies) and anonypyx's Mondrian, with one information-loss function for all;
+  hierarchies), each with least-cost and median cuts, and anonypyx's Mondrian, with one
+  information-loss function for all;
 - scale: a demo dataset of 100k .. 1M rows, 4 quasi-identifiers, k = 5, lattice search, each
   size in a fresh process (time, and peak resident memory sampled every 5 ms);
 - mondrian-scale: the same rows and sizes, 8 quasi-identifiers as the statistics view releases
-  them (masks included), k = 5, Mondrian local recoding, each size in a fresh process.
+  them (masks included), k = 5, Mondrian local recoding with median and least-cost cuts, each
+  size and rule in a fresh process.
 
 The per-value baselines are slow, so they run on a sample of `--sample` values and their rate
 is extrapolated (said so in the output); ours always runs on all values. Baseline and ours are
@@ -319,12 +321,13 @@ def adult(ks: Sequence[int], repeat: int) -> None:
         f"adult: {len(frame):,} rows, {len(ADULT_QIS)} QIs (age numeric for Mondrian and "
         "anonypyx). full-domain = lattice search, ARX hierarchies, <= 5 % suppression; "
         "mondrian = strict Mondrian local recoding: 'hier' releases the covering hierarchy "
-        "label, 'hier+sets' the set of values when narrower, 'sets' uses no hierarchy; "
+        "label, 'hier+sets' the set of values when narrower, 'sets' uses no hierarchy; cuts "
+        "at the least-cost feasible boundary ('median': LeFevre's, nearest the median row); "
         f"ours: median of {repeat} runs (wall and CPU time), anonypyx: one run. NCP and "
         "discernibility by one function for all; 'own NCP' is what each method reports."
     )
     header = (
-        f"{'':<6}{'method':<22}{'time s':>8}{'cpu s':>8}{'suppr.':>8}{'NCP':>8}{'own NCP':>9}"
+        f"{'':<6}{'method':<27}{'time s':>8}{'cpu s':>8}{'suppr.':>8}{'NCP':>8}{'own NCP':>9}"
         f"{'discernibility':>16}{'min class':>10}{'classes':>9}"
     )
     print(header)
@@ -340,16 +343,22 @@ def adult(ks: Sequence[int], repeat: int) -> None:
 
         wall, cpu, released = measured(full_domain, repeat)
         row(k, "full-domain", wall, cpu, frame, released, ["age"], own)
-        for method, tables, sets in (
-            ("mondrian hier", categorical, False),
-            ("mondrian hier+sets", categorical, True),
-            ("mondrian sets", {}, False),
+        for method, tables, sets, cuts in (
+            (f"mondrian {name}{suffix}", tables, sets, cuts)
+            for name, tables, sets in (
+                ("hier", categorical, False),
+                ("hier+sets", categorical, True),
+                ("sets", {}, False),
+            )
+            for cuts, suffix in (("median", " median"), ("least-cost", ""))
         ):
 
-            def local(k: int = k, tables: Any = tables, sets: bool = sets) -> pd.DataFrame:
+            def local(
+                k: int = k, tables: Any = tables, sets: bool = sets, cuts: str = cuts
+            ) -> pd.DataFrame:
                 nonlocal own
                 out, report = mondrian(
-                    frame, ADULT_QIS, k, kinds=kinds, hierarchies=tables, set_labels=sets
+                    frame, ADULT_QIS, k, kinds=kinds, hierarchies=tables, set_labels=sets, cuts=cuts
                 )
                 own = report.ncp
                 return out
@@ -399,7 +408,7 @@ def row(
     suppressed = 1 - len(released) / len(source)
     reported = f"{own:9.3f}" if own is not None else f"{'-':>9}"
     print(
-        f"{'k=' + str(k):<6}{method:<22}{seconds:8.2f}{cpu:8.2f}{suppressed:8.1%}{loss:8.3f}"
+        f"{'k=' + str(k):<6}{method:<27}{seconds:8.2f}{cpu:8.2f}{suppressed:8.1%}{loss:8.3f}"
         f"{reported}{disc:16,d}{smallest:10d}{classes:9d}"
     )
 
@@ -560,7 +569,7 @@ def mondrian_hierarchies(frame: pd.DataFrame, folder: Path) -> None:
         table.to_csv(folder / f"{name}.csv", sep=";", header=False, index=False)
 
 
-def mondrian_child(data: Path, folder: Path, k: int) -> None:
+def mondrian_child(data: Path, folder: Path, k: int, cuts: str) -> None:
     """In a fresh process: read the frame, then time one Mondrian run while sampling RSS."""
     frame = pd.read_parquet(data)
     hierarchies = {
@@ -582,7 +591,13 @@ def mondrian_child(data: Path, folder: Path, k: int) -> None:
     sampler.start()
     start, clock = time.perf_counter(), time.process_time()
     released, report = mondrian(
-        frame, MONDRIAN_QIS, k, kinds=MONDRIAN_KINDS, hierarchies=hierarchies, set_labels=True
+        frame,
+        MONDRIAN_QIS,
+        k,
+        kinds=MONDRIAN_KINDS,
+        hierarchies=hierarchies,
+        set_labels=True,
+        cuts=cuts,
     )
     seconds, cpu = time.perf_counter() - start, time.process_time() - clock
     done.set()
@@ -592,6 +607,7 @@ def mondrian_child(data: Path, folder: Path, k: int) -> None:
     assert smallest == report.k >= k, "the released view must be k-anonymous"
     result = {
         "rows": len(frame),
+        "cuts": cuts,
         "seconds": seconds,
         "cpu": cpu,
         "frame_bytes": frame_bytes,
@@ -612,27 +628,29 @@ def mondrian_scale(sizes: Sequence[int], k: int) -> None:
     made = time.perf_counter() - start
     print(
         f"mondrian-scale: demo residents, QIs {', '.join(MONDRIAN_QIS)} (name, id_card, mobile "
-        f"masked), k={k}, strict Mondrian with set labels; {rows:,} rows generated in "
+        f"masked), k={k}, strict Mondrian with set labels, least-cost and median cuts side by "
+        f"side; {rows:,} rows generated in "
         f"{made:.1f} s; each size in a fresh process; memory as in the scale part"
     )
     print(
-        f"{'rows':>10}{'time s':>9}{'cpu s':>8}{'frame MiB':>11}{'RSS before':>12}"
+        f"{'rows':>10}{'cuts':>11}{'time s':>9}{'cpu s':>8}{'frame MiB':>11}{'RSS before':>12}"
         f"{'RSS peak':>10}{'peak-before':>13}{'/frame':>8}{'suppr.':>8}{'NCP':>7}{'k':>4}"
         f"{'classes':>9}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         mondrian_hierarchies(people, folder)
-        for size in sizes:
+        for size, cuts in ((size, cuts) for size in sizes for cuts in ("median", "least-cost")):
             data = folder / f"residents-{size}.parquet"
             people.iloc[:size].to_parquet(data)
             command = [sys.executable, __file__, "--mondrian-child", str(data), str(folder), str(k)]
+            command.append(cuts)
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             r = json.loads(output.strip().splitlines()[-1])
             mib = 1024 * 1024
             extra = r["rss_peak"] - r["rss_before"]
             print(
-                f"{r['rows']:>10,}{r['seconds']:9.2f}{r['cpu']:8.2f}"
+                f"{r['rows']:>10,}{r['cuts']:>11}{r['seconds']:9.2f}{r['cpu']:8.2f}"
                 f"{r['frame_bytes'] / mib:11.0f}{r['rss_before'] / mib:12.0f}"
                 f"{r['rss_peak'] / mib:10.0f}{extra / mib:13.0f}"
                 f"{extra / r['frame_bytes']:8.2f}{r['suppressed'] / r['rows']:8.1%}"
@@ -644,8 +662,8 @@ def main() -> None:
     if len(sys.argv) == 5 and sys.argv[1] == "--scale-child":
         scale_child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
         return
-    if len(sys.argv) == 5 and sys.argv[1] == "--mondrian-child":
-        mondrian_child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--mondrian-child":
+        mondrian_child(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--values", type=int, default=1_000_000)

@@ -3,11 +3,18 @@
 full-domain generalization.
 
 The table is cut into partitions, top-down: a partition is cut in two along one
-quasi-identifier, at the boundary between distinct values nearest its median row, and only if
-both halves keep at least k rows (and l distinct sensitive values). Among the quasi-identifiers
-that allow a cut, the one whose label is widest in the partition (highest normalized certainty
-penalty) is chosen, LeFevre's "widest dimension" rule. Each final partition releases, per
-quasi-identifier, the label that covers its values:
+quasi-identifier, and only if both halves keep at least k rows (and l distinct sensitive
+values). Among the quasi-identifiers that allow a cut, the one whose label is widest in the
+partition (highest normalized certainty penalty) is chosen, LeFevre's "widest dimension" rule
+(ties: the order of the quasi-identifiers). Along it, the cut is made at the boundary whose two
+halves' labels cost least (NCP of each half's label times its rows, for the labels this module
+releases: interval, hierarchy node or set), as Top-Down Specialization chooses by information
+gain; ties go to the boundary nearest the median row. The candidates are the feasible
+boundaries that leave each half at least 1/`BALANCE` of the rows, and always the feasible one
+nearest the median row (so a cut never costs more than LeFevre's, and cutting k rows off at a
+time cannot stretch the search to n/k rounds). `cuts="median"` keeps LeFevre's cut, nearest
+the median row, for comparison. Each final partition releases, per quasi-identifier, the label
+that covers its values:
 
 - `numeric`: the interval `lo-hi` of its values (`[lo, hi]` in a column with negative values),
   or the single value;
@@ -57,6 +64,8 @@ import pyarrow.compute as pc
 from gateway.errors import GatewayError
 
 KINDS = ("numeric", "date", "ordered", "categorical")
+CUTS = ("least-cost", "median")  # where a partition is cut along its chosen quasi-identifier
+BALANCE = 8  # a least-cost cut leaves each half 1/BALANCE of the rows, or is the median cut
 SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
 TOP = "*"
 
@@ -393,6 +402,7 @@ def _search(
     k: int,
     l: int | None,  # noqa: E741
     sens: Ints | None,
+    least_cost: bool = True,
 ) -> tuple[Ints, int]:
     """Strict Mondrian over all rows; returns the final partition of each row and how many.
 
@@ -400,8 +410,9 @@ def _search(
     on every axis (one row of int32 per row, the sensitive code last), kept in the same order so
     that no round gathers an axis by row number. Each round scores every axis per partition
     from its lowest and highest rank, sorts the rows of each partition by its widest axis (one
-    sort for all), and cuts at the boundary nearest the median row when both halves meet k (and
-    l); a partition whose widest axis cannot be cut tries the next widest. After the sort the
+    sort for all), and cuts at the feasible boundary whose halves cost least (`least_cost`) or
+    at the one nearest the median row, where both halves meet k (and l); a partition whose
+    widest axis cannot be cut tries the next widest. After the sort the
     two halves of every cut are contiguous: the next round's grouping."""
     part = np.full(n, -1, dtype=np.int64)
     finished = 0
@@ -447,7 +458,7 @@ def _search(
             trying = (chosen < 0) & (scores[axis_of, everyone] >= 0)
             if not trying.any():
                 break
-            cuts = _Cuts(axes, data, segment, sizes, trying, axis_of, lows, highs, k, l)
+            cuts = _Cuts(axes, data, segment, sizes, trying, axis_of, lows, highs, k, l, least_cost)
             if not cuts.ok.any():
                 continue
             settled = np.flatnonzero(trying)[cuts.ok]
@@ -491,6 +502,7 @@ class _Cuts:
         highs: Ints,
         k: int,
         l: int | None,  # noqa: E741
+        least_cost: bool,
     ) -> None:
         widest = max(axis.size for axis in axes)
         inside = np.flatnonzero(trying[segment])
@@ -526,14 +538,14 @@ class _Cuts:
         np.not_equal(key[1:], key[:-1], out=change[1:])
         change[starts] = False
         boundaries = np.flatnonzero(change)
-        # A boundary is feasible when both halves keep k rows (and l sensitive values); the
-        # feasible boundary nearest the median row wins (ties: the left one).
+        # A boundary is feasible when both halves keep k rows (and l sensitive values).
         owner = self.local[boundaries]
         feasible = (boundaries - starts[owner] >= k) & (ends[owner] - boundaries >= k)
         if l is not None:
             before, after = _diversity(data[self.positions, len(axes)], self.local, starts, ends)
             feasible &= (before[boundaries] >= l) & (after[boundaries] >= l)
         chosen = boundaries[feasible]
+        # The feasible boundary nearest the median row (ties: the left one).
         index = np.searchsorted(chosen, middle, side="right")
         left = chosen[np.maximum(index - 1, 0)] if len(chosen) else starts
         right = chosen[np.minimum(index, len(chosen) - 1)] if len(chosen) else ends
@@ -542,6 +554,76 @@ class _Cuts:
         use_right = right_ok & (~left_ok | (right - middle < middle - left))
         self.ok = left_ok | right_ok
         self.at = np.where(use_right, right, left) - starts
+        if least_cost and self.ok.any():
+            # Least cost among that boundary and the feasible ones that leave each half at
+            # least 1/BALANCE of the rows (peeling k rows at a time would take n/k rounds).
+            owner = self.local[chosen]
+            margin = -(-tried_sizes[owner] // BALANCE)
+            median = chosen == (self.at + starts)[owner]
+            chosen = chosen[
+                median | ((chosen - starts[owner] >= margin) & (ends[owner] - chosen >= margin))
+            ]
+            owner = self.local[chosen]
+            cost = _halves_cost(axes, ranks, member_axis, starts, ends, owner, chosen)
+            self.at = np.where(self.ok, _cheapest(chosen, cost, owner, starts, middle) - starts, 0)
+
+
+def _halves_cost(
+    axes: list[_Axis],
+    ranks: Ints,
+    member_axis: Ints,
+    starts: Ints,
+    ends: Ints,
+    owner: Ints,
+    at: Ints,
+) -> Floats:
+    """What cutting each sorted partition `owner` at position `at` costs on its axis: the
+    rows before `at` release the label covering their lowest and highest rank (or the set of
+    their values), the rows from `at` on theirs; NCP times rows, summed over both halves."""
+    total = np.zeros(len(at), dtype=np.float64)
+    start, end = starts[owner], ends[owner]
+    heads: Ints | None = None  # distinct ranks before each sorted position
+    for j, axis in enumerate(axes):
+        which = np.flatnonzero(member_axis[at] == j)
+        if not len(which):
+            continue
+        s, e, b = start[which], end[which], at[which]
+        before = after = None
+        if isinstance(axis, _Tree) and axis.sets:
+            if heads is None:
+                change = np.empty(len(ranks), dtype=bool)
+                change[0] = True
+                np.not_equal(ranks[1:], ranks[:-1], out=change[1:])
+                change[starts] = True
+                heads = np.concatenate(([0], np.cumsum(change)))
+            before, after = heads[b] - heads[s], heads[e] - heads[b]
+        left = _costs(axis, ranks[s], ranks[b - 1], before)[0]
+        right = _costs(axis, ranks[b], ranks[e - 1], after)[0]
+        total[which] = (b - s) * left + (e - b) * right
+    return total
+
+
+def _cheapest(chosen: Ints, cost: Floats, owner: Ints, starts: Ints, middle: Ints) -> Ints:
+    """Per partition: the position of its cheapest boundary among `chosen` (sorted, with their
+    partition `owner`), ties going to the one nearest the median row, then the left one; -1
+    where it has none. Costs equal to 1e-6 row-NCP count as ties (sums in another order)."""
+    best = np.full(len(starts), -1, dtype=np.int64)
+    if not len(chosen):
+        return best
+    new = np.empty(len(owner), dtype=bool)
+    new[0] = True
+    np.not_equal(owner[1:], owner[:-1], out=new[1:])
+    heads = np.flatnonzero(new)
+    group = np.cumsum(new) - 1
+    rounded = np.round(cost, 6)
+    candidate = rounded == np.minimum.reduceat(rounded, heads)[group]
+    mid = middle[owner]
+    distance = np.where(
+        candidate, 2 * np.abs(chosen - mid) + (chosen > mid), np.iinfo(np.int64).max
+    )
+    pick = candidate & (distance == np.minimum.reduceat(distance, heads)[group])
+    best[owner[pick]] = chosen[pick]
+    return best
 
 
 def _diversity(
@@ -700,6 +782,7 @@ def mondrian(
     sensitive: str | None = None,
     max_suppression: float = 0.0,
     set_labels: bool = False,
+    cuts: str = "least-cost",
 ) -> tuple[pd.DataFrame, MondrianReport]:
     """Release `frame` k-anonymous (and distinct l-diverse on `sensitive`) over `qis` by strict
     Mondrian local recoding.
@@ -709,10 +792,15 @@ def mondrian(
     (`KINDS`); `hierarchies` (ARX tables, as `lattice.load_hierarchy` reads them) guide the
     cuts and labels of `ordered` and `categorical` QIs and are ignored for the others;
     `set_labels` lets a class of a hierarchical QI release the set of its values when that is
-    narrower than the covering hierarchy label. Raises `MondrianUnreachable` when more than
-    `max_suppression` of the rows would be suppressed and `ValueError` for arguments that do not
-    fit the data (messages name columns, never values). Never mutates `frame`."""
+    narrower than the covering hierarchy label; `cuts` is where a partition is cut along its
+    chosen quasi-identifier (`CUTS`: the feasible boundary whose halves' labels cost least, or
+    LeFevre's nearest the median row; both release the same model). Raises
+    `MondrianUnreachable` when more than `max_suppression` of the rows would be suppressed and
+    `ValueError` for arguments that do not fit the data (messages name columns, never values).
+    Never mutates `frame`."""
     _check_arguments(frame, qis, k, kinds, l, sensitive, max_suppression)
+    if cuts not in CUTS:
+        raise ValueError(f"cuts must be one of {', '.join(CUTS)}")
     tables = hierarchies or {}
     n = len(frame)
     m = len(qis)
@@ -735,7 +823,7 @@ def mondrian(
     costs: list[Floats] = []
     class_of = np.zeros(0, dtype=np.int64)
     if n >= k and (l is None or sens_width >= l):
-        part, partitions = _search(axes, n, k, l, sens)
+        part, partitions = _search(axes, n, k, l, sens, cuts == "least-cost")
         final = _Partitions.of(part, partitions)
         for axis in axes:
             label, cost = _labels(axis, final)

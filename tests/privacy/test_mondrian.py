@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 
 from gateway.privacy.kanon import ncp
 from gateway.privacy.lattice import anonymize, load_hierarchy
-from gateway.privacy.mondrian import SET_LIMIT, MondrianUnreachable, mondrian
+from gateway.privacy.mondrian import (
+    CUTS,
+    SET_LIMIT,
+    MondrianUnreachable,
+    _axis,
+    _Cuts,
+    mondrian,
+)
 from tests.privacy.test_lattice import ADULT, QIS
 from tests.privacy.test_pycanon import pycanon_anonymity
 
@@ -85,7 +92,9 @@ def covers(kind: str, hierarchy: Hierarchy | None, label: Any, value: Any) -> bo
         return True
     if label.startswith("{") and label.endswith("}"):
         members = "," + label[1:-1] + ","
-        return f",{text}," in members and label.count(",") < SET_LIMIT
+        # At most SET_LIMIT members: separators are the commas not inside a member ("d,e").
+        inside = sum(word.count(",") for word in WORDS if f",{word}," in members)
+        return f",{text}," in members and label.count(",") - inside < SET_LIMIT
     if hierarchy:
         return any(level.get(text) == label for level in hierarchy)
     return False
@@ -147,6 +156,7 @@ def tables(draw: st.DrawFn) -> dict[str, Any]:
         "sensitive": "s" if l_value is not None else None,
         "max_suppression": draw(st.sampled_from([0.0, 0.1, 1.0])),
         "set_labels": draw(st.booleans()),
+        "cuts": draw(st.sampled_from(CUTS)),
     }
 
 
@@ -161,6 +171,7 @@ def run(case: Mapping[str, Any]) -> tuple[pd.DataFrame, Any]:
         sensitive=case["sensitive"],
         max_suppression=case["max_suppression"],
         set_labels=case["set_labels"],
+        cuts=case.get("cuts", "least-cost"),
     )
 
 
@@ -438,9 +449,15 @@ def test_one_very_long_value_costs_its_own_size_only() -> None:
     need 160 GB)."""
     long_value = "长" * 4_000_000
     frame = pd.DataFrame({"c": [long_value] * 5 + [f"v{i}" for i in range(10_000)]})
-    out, report = mondrian(frame, ["c"], 5, kinds={"c": "ordered"})
+    out, report = mondrian(frame, ["c"], 5, kinds={"c": "ordered"}, cuts="median")
     assert report.k >= 5
     assert out["c"].iloc[0] == long_value  # its own class of five
+    assert all(covers("ordered", None, a, b) for a, b in zip(out["c"], frame["c"], strict=True))
+    # The least-cost cut may keep it in a set with two short values (cheaper in NCP): the
+    # label is still one value's length plus a few, not every value widened to it.
+    out, report = mondrian(frame, ["c"], 5, kinds={"c": "ordered"})
+    assert report.k >= 5
+    assert len(out["c"].iloc[0]) < len(long_value) + 100
     assert all(covers("ordered", None, a, b) for a, b in zip(out["c"], frame["c"], strict=True))
 
 
@@ -449,3 +466,119 @@ def test_timezone_aware_dates_keep_their_calendar_day() -> None:
     born = pd.to_datetime(["2020-01-05", "2020-01-05"]).tz_localize("Asia/Shanghai")
     out, _ = mondrian(pd.DataFrame({"d": born}), ["d"], 2, kinds={"d": "date"})
     assert out["d"].tolist() == ["2020-01-05", "2020-01-05"]
+
+
+def test_least_cost_cut_keeps_a_gap_between_classes() -> None:
+    """The cut goes where the two halves' labels cost least, not at the median row: 1..5 and
+    20..22 stay apart (NCP 26/168) where LeFevre's median cut gives 1-4 and 5-22 (80/168)."""
+    frame = pd.DataFrame({"age": [1, 2, 3, 4, 5, 20, 21, 22]})
+    out, report = mondrian(frame, ["age"], 3, kinds={"age": "numeric"})
+    assert out["age"].tolist() == ["1-5"] * 5 + ["20-22"] * 3
+    assert report.ncp == pytest.approx(26 / (8 * 21))
+    median, old = mondrian(frame, ["age"], 3, kinds={"age": "numeric"}, cuts="median")
+    assert median["age"].tolist() == ["1-4"] * 4 + ["5-22"] * 4
+    assert old.ncp == pytest.approx(80 / (8 * 21))
+
+
+def test_an_unknown_cut_rule_is_refused() -> None:
+    with pytest.raises(ValueError, match="least-cost, median"):
+        mondrian(pd.DataFrame({"v": [1, 2]}), ["v"], 1, kinds={"v": "numeric"}, cuts="mean")
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, 6), data=st.data())
+def test_a_numeric_cut_is_the_cheapest_feasible_boundary(k: int, data: st.DataObject) -> None:
+    """Oracle in plain Python: a table of 2k..3k-1 rows takes exactly one cut (each half keeps
+    k rows, so neither can be cut again); the least-cost rule's NCP is the least over every
+    boundary between distinct values that leaves k rows on each side."""
+    n = data.draw(st.integers(2 * k, 3 * k - 1))
+    values = data.draw(st.lists(st.integers(-3, 30), min_size=n, max_size=n))
+    _, report = mondrian(pd.DataFrame({"v": values}), ["v"], k, kinds={"v": "numeric"})
+    v = sorted(values)
+    spread = v[-1] - v[0]
+    halves = [
+        i * (v[i - 1] - v[0]) + (n - i) * (v[-1] - v[i])
+        for i in range(k, n - k + 1)
+        if v[i] != v[i - 1]
+    ]
+    best = min(halves, default=n * spread)
+    assert report.ncp == pytest.approx(best / (n * spread) if spread else 0.0, abs=1e-12)
+
+
+@st.composite
+def one_cut_tables(draw: st.DrawFn) -> dict[str, Any]:
+    """One quasi-identifier of any kind (nulls, hierarchy, sets, l) on 2k..3k-1 rows: the
+    search makes at most one cut, so the release's NCP is that cut's cost."""
+    case = draw(tables())
+    k = draw(st.integers(1, 6))
+    n = draw(st.integers(2 * k, 3 * k - 1))
+    frame = case["frame"]
+    rows = draw(st.lists(st.integers(0, max(len(frame) - 1, 0)), min_size=n, max_size=n))
+    if frame.empty:
+        frame = pd.DataFrame({"q0": [1] * n, "s": ["x"] * n, "other": list(range(n))})
+        case["kinds"], case["hierarchies"] = {"q0": "numeric"}, {}
+    else:
+        frame = frame.iloc[rows].reset_index(drop=True)
+    return case | {"frame": frame, "qis": ["q0"], "k": k, "max_suppression": 1.0}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(one_cut_tables())
+def test_the_least_cost_cut_never_costs_more_than_the_median_cut(case: dict[str, Any]) -> None:
+    """The median cut is always among the least-cost rule's candidates: on a table that takes
+    one cut, the least-cost release's NCP is at most the median release's (1e-6 row-NCP
+    counts as a tie), and it meets k and l by the outsider's count."""
+    cheap, cheap_report = run(case | {"cuts": "least-cost"})
+    _, median_report = run(case | {"cuts": "median"})
+    n = len(case["frame"])
+    assert cheap_report.suppressed == median_report.suppressed
+    assert cheap_report.ncp <= median_report.ncp + 1e-6 / n
+    if len(cheap):
+        assert min(outsider_classes(cheap, ["q0"]).values()) >= case["k"]
+        if case["l"] is not None:
+            assert min(outsider_diversity(cheap, ["q0"], "s").values()) >= case["l"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(1, 4), data=st.data())
+def test_a_least_cost_cut_leaves_each_half_an_eighth_or_is_the_median_cut(
+    k: int, data: st.DataObject
+) -> None:
+    """Bounded rounds: one partition of n rows on one numeric axis; the cut the search makes is
+    either the feasible boundary nearest the median row or leaves each half at least n/8 rows
+    (cutting k rows off at a time would take n/k rounds), and no such boundary costs less
+    (plain-Python oracle over the sorted values)."""
+    # A few far values that cost least to cut off alone (the case the floor is for), or none.
+    far = data.draw(st.sampled_from([0, k, k + 1]))
+    n = data.draw(st.integers(max(2 * k, 8 * far + 1), 80))
+    values = data.draw(st.lists(st.integers(0, 40), min_size=n - far, max_size=n - far))
+    values += [1000 + i for i in range(far)]
+    axis = _axis("v", pd.Series(values), "numeric", None, False)
+    cuts = _Cuts(
+        [axis],
+        axis.ranks.astype(np.int32).reshape(-1, 1),
+        np.zeros(n, dtype=np.int64),
+        np.asarray([n]),
+        np.asarray([True]),
+        np.asarray([0]),
+        axis.ranks.min(keepdims=True),
+        axis.ranks.max(keepdims=True),
+        k,
+        None,
+        True,
+    )
+    v = sorted(values)
+    feasible = [i for i in range(k, n - k + 1) if v[i] != v[i - 1]]
+    assert bool(cuts.ok[0]) == bool(feasible)
+    if not feasible:
+        return
+    at = int(cuts.at[0])
+    median = min(feasible, key=lambda i: (abs(i - n // 2), i))
+    margin = -(-n // 8)
+    allowed = [i for i in feasible if i == median or margin <= i <= n - margin]
+    assert at in allowed
+
+    def cost(i: int) -> float:
+        return (i * (v[i - 1] - v[0]) + (n - i) * (v[-1] - v[i])) / (v[-1] - v[0])
+
+    assert cost(at) <= min(cost(i) for i in allowed) + 1e-6
