@@ -18,7 +18,7 @@ dataset:
   columns:
     name:    {type: string, class: personal, grade: 重要, kind: name}
     id_card: {type: string, class: sensitive, grade: 核心, kind: id_card}
-    mobile:  {type: string, class: personal, grade: 一般, kind: mobile}
+    mobile:  {type: string, class: personal, grade: 一般}
     phone:   {type: string, class: personal, grade: 重要, kind: mobile}
     born:    {type: date, class: personal, grade: 一般}
     income:  {type: integer, class: sensitive, grade: 一般}
@@ -62,7 +62,7 @@ def load(home: Path, columns: str, extra: str = "") -> list[str]:
         ("phone: {transform: mask, preset: mobile}", "shows 7 of 11 characters"),
         ("phone: {transform: mask, first: 10}", "shows 10 of 11 characters"),
         # 一般 personal: nearly raw needs a justification with words.
-        ("mobile: {transform: mask, first: 3, last: 4}", "without a justification"),
+        ("mobile: {transform: mask, preset: mobile}", "without a justification"),
         ("income: {transform: perturb, round: 1}", "round: 1 leaves every value unchanged"),
         ("born: {transform: date_shift, subject: id_card, max_days: 1}", "at most 1 day"),
         ("income: {transform: generalize, width: 1}", "bins one unit wide"),

@@ -23,14 +23,14 @@ outsider's, never larger, so the figure errs towards "recoverable". Per-person t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gateway.model.grant import NOT_DERIVED, Grant
+from gateway.model.grant import NOT_DERIVED, TransformSpec
 
 EXACT, NEAREST, WINDOW = "exact", "nearest", "window"
 
@@ -45,10 +45,11 @@ class Recovery:
     days: int = 0
 
 
-def recovery_of(grant: Grant) -> dict[str, Recovery]:
-    """Every released column of the grant derived from a real value, and how it is read back."""
+def recovery_of(columns: Sequence[tuple[str, TransformSpec]]) -> dict[str, Recovery]:
+    """Every released column (a grant's `columns`) derived from a real value, and how an
+    outsider reads it back."""
     found: dict[str, Recovery] = {}
-    for name, spec in grant.columns:
+    for name, spec in columns:
         if spec.name in NOT_DERIVED:
             continue
         options = spec.options

@@ -118,7 +118,7 @@ def materialize(
         # A generalized quasi-identifier holds labels ("30-39", "*"): text, whatever it was.
         columns = [replace(c, type="string") if c.name in generalized else c for c in columns]
         _verify(frame, grant)
-    risk = measure(frame, source, qis, _masks(grant), recovery_of(grant))
+    risk = measure(frame, source, qis, _masks(grant), recovery_of(grant.columns))
     _check_floors(grant, dataset, risk)
     frame = frame.reset_index(drop=True)
     key = view_key(
