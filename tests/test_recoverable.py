@@ -77,10 +77,13 @@ def test_recoverable_share_is_reported_beside_equal_to_source(demo: Demo, column
     assert view.risk is not None
     described = view.risk.describe()
     name = column.split(":")[0]
-    assert set(described["recoverable"]) == {name}  # type: ignore[arg-type]
-    share = described["recoverable"][name]  # type: ignore[index]
-    assert 0.0 <= share <= RAW_SHARE
-    assert name in described["equal_to_source"]  # type: ignore[operator]
+    recoverable = described["recoverable"]
+    equal = described["equal_to_source"]
+    assert isinstance(recoverable, dict)
+    assert isinstance(equal, dict)
+    assert set(recoverable) == {name}
+    assert 0.0 <= recoverable[name] <= RAW_SHARE
+    assert name in equal
 
 
 def test_tokens_are_not_measured_as_recoverable(demo: Demo) -> None:
@@ -122,7 +125,9 @@ DOMAIN = st.lists(st.integers(0, 400), min_size=1, max_size=60)
 
 @settings(max_examples=60, deadline=None)
 @given(values=DOMAIN, step=st.integers(1, 20), width=st.integers(1, 60))
-def test_exact_recovery_matches_the_consistent_set(values: list[int], step: int, width: int) -> None:
+def test_exact_recovery_matches_the_consistent_set(
+    values: list[int], step: int, width: int
+) -> None:
     """Bins of `width` over values that are multiples of `step`: a row is recovered exactly
     when its bin holds one distinct source value."""
     real = pd.Series([v * step for v in values])
@@ -167,7 +172,9 @@ def test_window_recovery_matches_the_dates_within_the_shift(
     start = date(2000, 1, 1)
     shift = [max(-window, min(window, s)) for s in shifts[: len(days)]]
     real = pd.Series([(start + timedelta(d)).isoformat() for d in days])
-    released = pd.Series([(start + timedelta(d + s)).isoformat() for d, s in zip(days, shift)])
+    released = pd.Series(
+        [(start + timedelta(d + s)).isoformat() for d, s in zip(days, shift, strict=True)]
+    )
     got = recovered(released, real, Recovery(WINDOW, window))
     domain = set(days)
     expected = [

@@ -65,7 +65,7 @@ KIND_LENGTH = {"id_card": 18, "mobile": 11, "bank_card": 16, "credit_code": 18}
 PRESET_SHOWS = {"id_card": (6, 1), "mobile": (3, 4), "bank_card": (6, 4), "credit_code": (8, 0)}
 
 
-def _is_cjk(ch: str) -> bool:
+def is_cjk(ch: str) -> bool:
     """Han, kana and hangul: scripts where one character is (about) a word."""
     return unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
 
@@ -79,8 +79,8 @@ def has_words(text: object) -> bool:
     plain = " ".join(re.sub(r"[^\w/]+", " ", text.casefold()).split())
     if plain in PLACEHOLDERS or plain.replace(" ", "") in PLACEHOLDERS:
         return False
-    cjk = [ch for ch in text if _is_cjk(ch)]
-    latin = _LATIN_WORD.findall("".join(" " if _is_cjk(ch) else ch for ch in text).casefold())
+    cjk = [ch for ch in text if is_cjk(ch)]
+    latin = _LATIN_WORD.findall("".join(" " if is_cjk(ch) else ch for ch in text).casefold())
     words = [w for w in latin if w not in PLACEHOLDERS] + cjk
     return len(words) >= MIN_WORDS and len(set(words)) >= MIN_DISTINCT_WORDS
 

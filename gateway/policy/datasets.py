@@ -70,7 +70,9 @@ def read_dataset(check: FileCheck, raw: Any, home: Path) -> Dataset | None:
         if kind is not None and kind not in KINDS:
             check.problem((*cpath, "kind"), f"unknown kind {kind!r}", f"one of: {', '.join(KINDS)}")
             kind = None
-        column = Column(name, ctype, cls, grade, str(col.get("description", "")), kind and str(kind))
+        column = Column(
+            name, ctype, cls, grade, str(col.get("description", "")), kind and str(kind)
+        )
         graded = grade_problem(column)
         if graded is not None:
             check.problem((*cpath, "grade") if "grade" in col else cpath, *graded)

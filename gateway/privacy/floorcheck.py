@@ -47,9 +47,7 @@ def measured_floor(grant: Grant, dataset: Dataset, risk: Risk) -> str | None:
                     f"{_WHAT[what]}, above {RAW_SHARE:.0%}; a {IMPORTANT} column never leaves "
                     f"(nearly) raw, justified or not: {advice(spec)}"
                 )
-            if column.classification.protected and not has_words(
-                spec.options.get("justification")
-            ):
+            if column.classification.protected and not has_words(spec.options.get("justification")):
                 return (
                     f"column {name!r} is released nearly raw: {share:.0%} {_WHAT[what]}, above "
                     f"{RAW_SHARE:.0%}; give it a justification, or {advice(spec)}"

@@ -83,9 +83,9 @@ def recoverable_shares(
 
 def recovered(released: pd.Series, real: pd.Series, how: Recovery) -> npt.NDArray[np.bool_]:
     """Per row, whether the outsider recovers the real value from the released one."""
-    text = released.astype("string").to_numpy(dtype=object, na_value=None)
-    real_text = real.astype("string").to_numpy(dtype=object, na_value=None)
-    present = pd.notna(text) & pd.notna(real_text)
+    text = released.astype("string")
+    real_text = real.astype("string")
+    present = (text.notna() & real_text.notna()).to_numpy(dtype=bool)
     hits = np.zeros(len(text), dtype=bool)
     if how.how == NEAREST:
         read, point, domain = _numbers(released), _numbers(real), _numbers(real)
@@ -105,9 +105,7 @@ def recovered(released: pd.Series, real: pd.Series, how: Recovery) -> npt.NDArra
     return hits
 
 
-def _one_source_value(
-    released: npt.NDArray[np.object_], real: npt.NDArray[np.object_]
-) -> npt.NDArray[np.bool_]:
+def _one_source_value(released: pd.Series, real: pd.Series) -> npt.NDArray[np.bool_]:
     """Per row, whether every row released as its value has the same real value."""
     shown, _ = pd.factorize(released)
     truth, kinds = pd.factorize(real)

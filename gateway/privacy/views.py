@@ -18,9 +18,9 @@ import pandas as pd
 from gateway.model.dataset import Dataset
 from gateway.model.grant import Grant
 from gateway.privacy.filters import row_mask
-from gateway.privacy.floorcheck import measured_floor
 from gateway.privacy.fingerprint import VERSION as FINGERPRINT_VERSION
 from gateway.privacy.fingerprint import apply_fingerprint
+from gateway.privacy.floorcheck import measured_floor
 from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable, enforce
 from gateway.privacy.ladders import ladder
 from gateway.privacy.recover import recovery_of
