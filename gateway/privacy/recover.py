@@ -23,7 +23,7 @@ outsider's, never larger, so the figure errs towards "recoverable". Per-person t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,25 +83,22 @@ def recoverable_shares(
 
 def recovered(released: pd.Series, real: pd.Series, how: Recovery) -> npt.NDArray[np.bool_]:
     """Per row, whether the outsider recovers the real value from the released one."""
-    text = released.astype("string")
-    real_text = real.astype("string")
-    present = (text.notna() & real_text.notna()).to_numpy(dtype=bool)
-    hits = np.zeros(len(text), dtype=bool)
+    present = (released.notna() & real.notna()).to_numpy(dtype=bool)
+    hits = np.zeros(len(released), dtype=bool)
     if how.how == NEAREST:
-        read, point, domain = _numbers(released), _numbers(real), _numbers(real)
+        read, point = _numbers(released), _numbers(real)
     elif how.how == WINDOW:
-        read, point, domain = _days(released, exact=True), _days(real), _days(real)
+        read, point = _days(released, exact=True), _days(real)
     else:
-        read = np.full(len(text), np.nan)
-        point = domain = read
+        read = point = np.full(len(released), np.nan)
     as_point = present & ~np.isnan(read) & ~np.isnan(point)
     if as_point.any():
-        values = np.unique(domain[~np.isnan(domain)])
+        values = np.unique(point[~np.isnan(point)])  # the column's observed domain
         window = float(how.days)
         hits[as_point] = _alone(values, read[as_point], point[as_point], window, how.how)
     labels = present & ~as_point  # functions of the value (and labels the model wrote)
     if labels.any():
-        hits[labels] = _one_source_value(text[labels], real_text[labels])
+        hits[labels] = _one_source_value(released[labels], real[labels])
     return hits
 
 
@@ -140,18 +137,38 @@ def _alone(
 
 def _numbers(series: pd.Series) -> npt.NDArray[np.float64]:
     """The values as floats (NaN where a value is not a plain number, such as a label)."""
-    numbers = pd.to_numeric(series.astype("string"), errors="coerce").astype("float64")
-    return np.asarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return np.asarray(series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan))
+    return _per_distinct(series, lambda v: pd.to_numeric(v, errors="coerce").astype("float64"))
 
 
 def _days(series: pd.Series, *, exact: bool = False) -> npt.NDArray[np.float64]:
     """Dates as day numbers (NaN where a value is not a date). `exact`: only YYYY-MM-DD counts
     (a month label "1969-04" is a label, not the 1st of April)."""
-    if exact:
-        moments = pd.to_datetime(series.astype("string"), format="%Y-%m-%d", errors="coerce")
-    else:
-        moments = pd.to_datetime(series, errors="coerce")
-    days = moments.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    out = days.astype(np.int64).astype(np.float64)
-    out[np.isnat(days)] = np.nan
+
+    def parse(values: pd.Series) -> pd.Series:
+        if exact:
+            moments = pd.to_datetime(values, format="%Y-%m-%d", errors="coerce")
+        else:
+            moments = pd.to_datetime(values, errors="coerce")
+        days = moments.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+        out = days.astype(np.int64).astype(np.float64)
+        out[np.isnat(days)] = np.nan
+        return pd.Series(out)
+
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        return np.asarray(parse(series).to_numpy(dtype=np.float64))
+    return _per_distinct(series.astype("string"), parse)
+
+
+def _per_distinct(
+    series: pd.Series, parse: Callable[[pd.Series], pd.Series]
+) -> npt.NDArray[np.float64]:
+    """`parse` run once per distinct value (a million rows hold a few thousand incomes or days),
+    spread back to the rows; nulls are NaN."""
+    codes, distinct = pd.factorize(series)
+    parsed = np.asarray(parse(pd.Series(distinct)).to_numpy(dtype=np.float64, na_value=np.nan))
+    out = np.full(len(series), np.nan)
+    known = codes >= 0
+    out[known] = parsed[codes[known]]
     return out
