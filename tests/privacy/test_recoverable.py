@@ -25,7 +25,7 @@ from gateway.model.grant import TransformSpec
 from gateway.privacy.kanon import PrivacyUnreachable
 from gateway.privacy.recover import EXACT, NEAREST, WINDOW, Recovery, recovered
 from tests.conftest import BASE, Demo, token_for
-from tests.test_privacy_claims import one_grant, write_policy
+from tests.privacy.test_privacy_claims import one_grant, write_policy
 
 ROWS = "/v1/datasets/residents/rows"
 
