@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
-from gateway.model.dataset import Column
+from gateway.model.dataset import Column, ColumnType
 
 CORE, IMPORTANT, GENERAL = "核心", "重要", "一般"
 GRADE_ORDER = {GENERAL: 0, IMPORTANT: 1, CORE: 2}
@@ -121,6 +122,11 @@ def nearly_raw(name: str, params: Mapping[str, Any], column: Column) -> str | No
         )
     if name == "generalize" and params.get("width") == 1:
         return "bins one unit wide release the raw value"
+    edges = params.get("bins") if name == "generalize" else None
+    if column.type is ColumnType.INTEGER and isinstance(edges, list) and len(edges) >= 2:
+        numbers = [e for e in edges if isinstance(e, int | float)]
+        if len(numbers) == len(edges) and all(b - a <= 1 for a, b in pairwise(numbers)):
+            return "bins one unit wide release the raw value (every bin between the edges)"
     return None
 
 

@@ -68,6 +68,7 @@ def load(home: Path, columns: str, extra: str = "") -> list[str]:
         ("income: {transform: perturb, round: 1}", "round: 1 leaves every value unchanged"),
         ("born: {transform: date_shift, subject: id_card, max_days: 1}", "at most 1 day"),
         ("income: {transform: generalize, width: 1}", "bins one unit wide"),
+        ("income: {transform: generalize, bins: [5000, 5001, 5002]}", "bins one unit wide"),
         ('mobile: {transform: keep, justification: " "}', "must carry words"),
         ('mobile: {transform: keep, justification: "——。"}', "must carry words"),
         ("mobile: keep", "without a justification"),
