@@ -7,8 +7,12 @@ A column counts as released (nearly) raw, that is as `keep`, when more than RAW_
 - show their characters through a mask (`mask_visible`), or
 - give the real value back to an outsider who knows the column's values (`recoverable`).
 
-Then a 重要 column is withheld whatever the justification (a 重要 column never leaves as keep),
-and a personal or sensitive 一般 column is withheld unless its grant justifies it in words.
+Then a 重要 column whose values equal or give back the real ones is withheld whatever the
+justification (a 重要 column never leaves as keep); otherwise a personal or sensitive column is
+withheld unless its grant justifies it in words. A mask that leaves more than half of the
+characters visible but fits several real values (`mask preset: address` shows about half of
+a demo address) stays a matter of justification, as before: the loader already refuses, for a
+重要 column of known length, a mask that shows more than half of it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def measured_floor(grant: Grant, dataset: Dataset, risk: Risk) -> str | None:
             spec = specs.get(name)
             if column is None or spec is None or spec.name == "keep" or share <= RAW_SHARE:
                 continue  # keep is decided at load (never 重要, justified when protected)
-            if column.grade == IMPORTANT:
+            if column.grade == IMPORTANT and what != "visible":
                 return (
                     f"column {name!r} ({IMPORTANT}) is released nearly raw: {share:.0%} "
                     f"{_WHAT[what]}, above {RAW_SHARE:.0%}; a {IMPORTANT} column never leaves "
