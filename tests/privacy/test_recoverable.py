@@ -57,6 +57,22 @@ def test_a_nearly_raw_important_column_is_withheld_like_keep(
     assert advice in str(caught.value)
 
 
+def test_a_justification_no_longer_releases_an_important_column_equal_to_the_source(
+    demo: Demo,
+) -> None:
+    """Item 5 (review D2, p08): `round: 2` on incomes that are multiples of 10 changes nothing;
+    with a justification it used to be released. A 重要 column never leaves as keep."""
+    why = "研究需要精确的月收入数据"
+    directory = write_policy(
+        demo.home, f"      monthly_income: {{transform: perturb, round: 2, justification: {why}}}\n"
+    )
+    policy, grant, view_of = one_grant(demo, directory)
+    with pytest.raises(PrivacyUnreachable, match="equal the source values") as caught:
+        view_of(policy.datasets["residents"], grant, "demo")
+    assert "justified or not" in str(caught.value)
+    assert "raise round" in str(caught.value)
+
+
 @pytest.mark.parametrize(
     "column",
     [
