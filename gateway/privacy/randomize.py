@@ -40,19 +40,6 @@ def perturb(
     return out.round().astype("Int64").where(values.notna(), pd.NA)
 
 
-def date_shift(
-    series: pd.Series, subjects: pd.Series, params: Mapping[str, Any], key: bytes
-) -> pd.Series:
-    """Shift every date of one subject by the same number of days, in [-max_days, max_days]."""
-    words, _ = keyed_words(subjects, key, 1)
-    span = 2 * int(params.get("max_days", 30)) + 1
-    offsets = (words[:, 0] % np.uint64(span)).astype(np.int64) - int(params.get("max_days", 30))
-    moments = pd.to_datetime(series, errors="coerce")
-    shifted = moments + pd.to_timedelta(offsets, unit="D")
-    out = shifted.dt.strftime("%Y-%m-%d").astype("string")
-    return out.where(moments.notna(), pd.NA)
-
-
 def record_digests(series: pd.Series, records: pd.DataFrame | None) -> pd.Series:
     """Per row, a hex digest of its whole source record (the series and its index when there
     are no records): what keys per-record noise. The same record gets the same digest, in any
@@ -67,3 +54,16 @@ def record_digests(series: pd.Series, records: pd.DataFrame | None) -> pd.Series
     hexed = np.stack([digits[raw >> 4], digits[raw & 15]], axis=-1).reshape(len(raw), 16)
     text = np.ascontiguousarray(hexed).view("S16").ravel().astype(str)
     return pd.Series(text, index=series.index, dtype="string")
+
+
+def date_shift(
+    series: pd.Series, subjects: pd.Series, params: Mapping[str, Any], key: bytes
+) -> pd.Series:
+    """Shift every date of one subject by the same number of days, in [-max_days, max_days]."""
+    words, _ = keyed_words(subjects, key, 1)
+    span = 2 * int(params.get("max_days", 30)) + 1
+    offsets = (words[:, 0] % np.uint64(span)).astype(np.int64) - int(params.get("max_days", 30))
+    moments = pd.to_datetime(series, errors="coerce")
+    shifted = moments + pd.to_timedelta(offsets, unit="D")
+    out = shifted.dt.strftime("%Y-%m-%d").astype("string")
+    return out.where(moments.notna(), pd.NA)
