@@ -230,3 +230,16 @@ def test_recovery_of_lists_derived_columns_only() -> None:
         "g": Recovery(EXACT),
     }
     assert np.isclose(RAW_SHARE, 0.5)
+
+
+def test_labels_among_noisy_numbers_are_read_as_labels() -> None:
+    """Hostile mix: the model recoded some noisy incomes to labels and suppressed others to
+    `*`; numbers are snapped, labels count by the rows released as them, empty input is 0."""
+    real = pd.Series([100, 200, 300, 300, 400, 500])
+    released = pd.Series(["101", "*", "*", "290-310", "290-310", "1e9"], dtype="string")
+    got = recovered(released, real, Recovery(NEAREST)).tolist()
+    # 101 snaps to 100; `*` covers 200 and 300; "290-310" holds 300 and 400 here (a label
+    # counts what was released as it); 1e9 snaps to 500, the largest value.
+    assert got == [True, False, False, False, False, True]
+    empty = pd.Series([], dtype="string")
+    assert recovered(empty, pd.Series([], dtype="Int64"), Recovery(EXACT)).tolist() == []
