@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gateway.privacy.keyed import keyed_words, uniform
 
@@ -51,9 +52,13 @@ def record_digests(series: pd.Series, records: pd.DataFrame | None) -> pd.Series
         hashed = pd.util.hash_pandas_object(records.loc[series.index], index=False)
     raw = np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).view(np.uint8).reshape(-1, 8)
     digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    hexed = np.stack([digits[raw >> 4], digits[raw & 15]], axis=-1).reshape(len(raw), 16)
-    text = np.ascontiguousarray(hexed).view("S16").ravel().astype(str)
-    return pd.Series(text, index=series.index, dtype="string")
+    hexed = np.ascontiguousarray(np.stack([digits[raw >> 4], digits[raw & 15]], axis=-1))
+    # 16 hex digits per row, laid out as one Arrow string array (no Python string per row).
+    offsets = np.arange(0, 16 * (len(raw) + 1), 16, dtype=np.int64)
+    text = pa.LargeStringArray.from_buffers(
+        len(raw), pa.py_buffer(offsets), pa.py_buffer(hexed.reshape(-1))
+    )
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=series.index)
 
 
 def date_shift(
