@@ -66,7 +66,7 @@ grants:
     purposes: [research]
     columns:
       name: {{transform: synthesize, kind: name, scope: grant}}
-      gender: {{transform: keep, justification: matrix}}
+      gender: {{transform: keep, justification: 矩阵基准按性别分组}}
       birth_date: {{transform: date_shift, subject: id_card, max_days: 30, scope: grant}}
       age: {{transform: generalize, width: 20}}
       city: keep

@@ -10,34 +10,92 @@ which transforms count as releasing the raw value (promise 2, docs/privacy.md#fl
 "Nearly raw" is decided here from the declaration where it can be (a mask that shows more than
 half of a value of known length, `perturb round: 1`, a date shift of less than a week, bins one
 unit wide); the view builder also measures it on the data (the share of released values equal
-to the source, the share of characters a mask leaves visible) and refuses to release a view
-that crosses the line without a justification.
+to the source, the share of characters a mask leaves visible, and the share of rows whose real
+value an outsider recovers from the released value and the column's observed domain) and
+refuses to release a view that crosses the line. One threshold decides all of these:
+RAW_SHARE, "more than half".
+
+A column's kind sets the lowest grade it may carry (KIND_MIN_GRADE): a 身份证号 is 核心 wherever it
+appears, a name, mobile number, address, e-mail or bank card at least 重要, so re-grading a
+column cannot open a floor.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
-from gateway.model.dataset import Column
+from gateway.model.dataset import Column, ColumnType
 
-CORE, IMPORTANT = "核心", "重要"
+CORE, IMPORTANT, GENERAL = "核心", "重要", "一般"
+GRADE_ORDER = {GENERAL: 0, IMPORTANT: 1, CORE: 2}
 CORE_ALLOWED = frozenset({"suppress", "synthesize", "drop"})
 MIN_SHIFT_DAYS = 7  # a date shifted by less than a week still pins the day down
-MIN_WORDS = 4  # letters (any script) a justification must carry
+# The one line between "changed" and "(nearly) raw": a release whose values equal the source,
+# show their characters, or give the real value back to an outsider in more than this share of
+# the rows counts as raw (as `keep`).
+RAW_SHARE = 0.5
+MIN_WORDS = 3  # words a justification must carry (a CJK character counts as one word)
+MIN_DISTINCT_WORDS = 2  # "test test test" says nothing either
+
+# The lowest grade a column of a kind may carry: identifiers of a person are never 一般.
+KIND_MIN_GRADE = {
+    "id_card": CORE,
+    "name": IMPORTANT,
+    "mobile": IMPORTANT,
+    "address": IMPORTANT,
+    "email": IMPORTANT,
+    "bank_card": IMPORTANT,
+}
+
+# Whole justifications that are placeholders, not reasons (compared lower-cased, without marks).
+PLACEHOLDERS = frozenset(
+    {
+        "todo", "tbd", "tba", "fixme", "xxx", "n/a", "na", "none", "null", "nil", "test",
+        "testing", "abcd", "asdf", "qwerty", "foo", "bar", "placeholder", "lorem ipsum",
+        "待定", "待补充", "暂无", "无", "略", "测试", "同上", "不适用", "见上",
+    }
+)  # fmt: skip
+_LATIN_WORD = re.compile(r"[^\W\d_]{2,}")
 
 # Typical lengths of values of a kind, and what each mask preset shows (first, last).
 KIND_LENGTH = {"id_card": 18, "mobile": 11, "bank_card": 16, "credit_code": 18}
 PRESET_SHOWS = {"id_card": (6, 1), "mobile": (3, 4), "bank_card": (6, 4), "credit_code": (8, 0)}
 
 
+def is_cjk(ch: str) -> bool:
+    """Han, kana and hangul: scripts where one character is (about) a word."""
+    return unicodedata.name(ch, "").startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL"))
+
+
 def has_words(text: object) -> bool:
-    """A justification must say something: at least MIN_WORDS letters, not blanks or marks."""
+    """A justification must say something: at least MIN_WORDS words (runs of two or more
+    letters; each CJK character counts as one), at least two different ones, and not a
+    placeholder ("TODO", "n/a", "abcd", "待定")."""
     if not isinstance(text, str):
         return False
-    letters = sum(1 for ch in text if unicodedata.category(ch).startswith("L"))
-    return letters >= MIN_WORDS
+    plain = " ".join(re.sub(r"[^\w/]+", " ", text.casefold()).split())
+    if plain in PLACEHOLDERS or plain.replace(" ", "") in PLACEHOLDERS:
+        return False
+    cjk = [ch for ch in text if is_cjk(ch)]
+    latin = _LATIN_WORD.findall("".join(" " if is_cjk(ch) else ch for ch in text).casefold())
+    words = [w for w in latin if w not in PLACEHOLDERS] + cjk
+    return len(words) >= MIN_WORDS and len(set(words)) >= MIN_DISTINCT_WORDS
+
+
+def grade_problem(column: Column) -> tuple[str, str] | None:
+    """(message, hint) when `column` is graded below what its kind requires."""
+    lowest = KIND_MIN_GRADE.get(column.kind or "")
+    if lowest is None or GRADE_ORDER.get(column.grade, 2) >= GRADE_ORDER[lowest]:
+        return None
+    return (
+        f"a column of kind {column.kind} is graded {column.grade}, below {lowest}: the value "
+        f"identifies a person wherever it appears, and its grade decides the release floors",
+        f"grade it {lowest}" + ("" if lowest == CORE else f" or {CORE}"),
+    )
 
 
 def nearly_raw(name: str, params: Mapping[str, Any], column: Column) -> str | None:
@@ -64,6 +122,11 @@ def nearly_raw(name: str, params: Mapping[str, Any], column: Column) -> str | No
         )
     if name == "generalize" and params.get("width") == 1:
         return "bins one unit wide release the raw value"
+    edges = params.get("bins") if name == "generalize" else None
+    if column.type is ColumnType.INTEGER and isinstance(edges, list) and len(edges) >= 2:
+        numbers = [e for e in edges if isinstance(e, int | float)]
+        if len(numbers) == len(edges) and all(b - a <= 1 for a, b in pairwise(numbers)):
+            return "bins one unit wide release the raw value (every bin between the edges)"
     return None
 
 

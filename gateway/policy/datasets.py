@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.model.dataset import GRADES, KINDS, Classification, Column, ColumnType, Dataset
-from gateway.model.floors import floor_problem, has_words
+from gateway.model.floors import floor_problem, grade_problem, has_words
 from gateway.model.grant import (
     NOT_DERIVED,
     TransformSpec,
@@ -70,9 +70,13 @@ def read_dataset(check: FileCheck, raw: Any, home: Path) -> Dataset | None:
         if kind is not None and kind not in KINDS:
             check.problem((*cpath, "kind"), f"unknown kind {kind!r}", f"one of: {', '.join(KINDS)}")
             kind = None
-        columns.append(
-            Column(name, ctype, cls, grade, str(col.get("description", "")), kind and str(kind))
+        column = Column(
+            name, ctype, cls, grade, str(col.get("description", "")), kind and str(kind)
         )
+        graded = grade_problem(column)
+        if graded is not None:
+            check.problem((*cpath, "grade") if "grade" in col else cpath, *graded)
+        columns.append(column)
     return Dataset(
         id=ds_id,
         title=check.text(spec.get("title"), (*path, "title")),

@@ -1,6 +1,11 @@
 """Randomization (GB/T 37964 随机化): keyed numeric noise or rounding, and date shifting with one
-offset per subject. Keyed by (secret, scope, value or subject), so repeated queries return the
-same released values and noise cannot be averaged away."""
+offset per subject. Keyed by (secret, scope, record or subject), so repeated queries return the
+same released values and noise cannot be averaged away.
+
+Noise is drawn per record, not per value: keyed over a digest of the whole source row and the
+column's name. Keyed over the value alone, everyone with the same income got the same noise,
+and the release was a keyed substitution code: one known (person, income) pair decoded everyone
+else with that income (issue 13, review D6)."""
 
 from __future__ import annotations
 
@@ -9,22 +14,51 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from gateway.privacy.keyed import keyed_words, uniform
 
 
-def perturb(series: pd.Series, params: Mapping[str, Any], key: bytes) -> pd.Series:
-    """`round: N` (nearest multiple of N) or `noise: laplace` with `scale`."""
+def perturb(
+    series: pd.Series,
+    params: Mapping[str, Any],
+    key: bytes,
+    records: pd.DataFrame | None = None,
+) -> pd.Series:
+    """`round: N` (nearest multiple of N) or `noise: laplace` with `scale`, drawn per record:
+    `records` are the source rows of `series` (same index); without them, each value with its
+    position in the series is the record."""
     values = pd.to_numeric(series, errors="coerce").astype("float64")
     if "round" in params:
         step = float(params["round"])
         out = (values / step).round() * step
     else:
-        words, _ = keyed_words(series, key, 1)
+        column = str(series.name).encode()
+        words, _ = keyed_words(record_digests(series, records), key + b"\x00" + column, 1)
         u = uniform(words[:, 0]) - 0.5
         noise = -float(params["scale"]) * np.sign(u) * np.log1p(-2 * np.abs(u))  # Laplace(0, b)
         out = values + noise
     return out.round().astype("Int64").where(values.notna(), pd.NA)
+
+
+def record_digests(series: pd.Series, records: pd.DataFrame | None) -> pd.Series:
+    """Per row, a hex digest of its whole source record (the series and its index when there
+    are no records): what keys per-record noise. The same record gets the same digest, in any
+    row order; pandas' row hash (SipHash over every column, 64 bits) is only a record's name,
+    the keyed HMAC over it is what the outsider cannot compute."""
+    if records is None:
+        hashed = pd.util.hash_pandas_object(series, index=True)
+    else:
+        hashed = pd.util.hash_pandas_object(records.loc[series.index], index=False)
+    raw = np.ascontiguousarray(hashed.to_numpy(dtype=np.uint64)).view(np.uint8).reshape(-1, 8)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    hexed = np.ascontiguousarray(np.stack([digits[raw >> 4], digits[raw & 15]], axis=-1))
+    # 16 hex digits per row, laid out as one Arrow string array (no Python string per row).
+    offsets = np.arange(0, 16 * (len(raw) + 1), 16, dtype=np.int64)
+    text = pa.LargeStringArray.from_buffers(
+        len(raw), pa.py_buffer(offsets), pa.py_buffer(hexed.reshape(-1))
+    )
+    return pd.Series(pd.arrays.ArrowStringArray(text), index=series.index)
 
 
 def date_shift(

@@ -6,7 +6,8 @@ view by every released quasi-identifier and count (ARX's prosecutor-model figure
 - `average`: the average prosecutor risk over rows, classes / rows.
 
 Next to it, per released column, how much of the real value is left: the share of released
-values equal to the source value, and for masks the share of characters left visible.
+values equal to the source value, for masks the share of characters left visible, and the share
+of rows whose real value an outsider recovers (`recoverable`, see `recoverable_shares`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gateway.privacy.recover import Recovery, recoverable_shares
+
 
 @dataclass(frozen=True)
 class Risk:
@@ -32,6 +35,7 @@ class Risk:
     average: float  # mean prosecutor risk over rows: classes / rows
     equal_share: tuple[tuple[str, float], ...] = ()  # column -> share equal to the source
     visible_share: tuple[tuple[str, float], ...] = ()  # masked column -> share of chars shown
+    recoverable_share: tuple[tuple[str, float], ...] = ()  # column -> share an outsider recovers
 
     def describe(self) -> dict[str, object]:
         """The figures as the dataset description, `policy check` and the status show them."""
@@ -45,6 +49,7 @@ class Risk:
             "average_risk": round(self.average, 4),
             "equal_to_source": {name: round(share, 4) for name, share in self.equal_share},
             "mask_visible": {name: round(share, 4) for name, share in self.visible_share},
+            "recoverable": {name: round(share, 4) for name, share in self.recoverable_share},
         }
 
     @classmethod
@@ -68,6 +73,7 @@ class Risk:
             float(str(raw["average"])),
             pairs("equal_share"),
             pairs("visible_share"),
+            pairs("recoverable_share"),
         )
 
 
@@ -107,9 +113,11 @@ def measure(
     source: pd.DataFrame,
     qis: Sequence[str],
     masks: Mapping[str, str] | None = None,
+    recovery: Mapping[str, Recovery] | None = None,
 ) -> Risk:
     """The risk figures of `frame` (indexed like `source`) over `qis`; `masks` maps masked
-    columns to their mask character."""
+    columns to their mask character, `recovery` the columns derived from a real value to how an
+    outsider reads the real value back (`recover.recovery_of`)."""
     sizes = class_sizes(frame, qis)
     rows = len(frame)
     classes = int((1.0 / sizes).sum().round()) if rows else 0  # each class adds size x 1/size
@@ -144,4 +152,5 @@ def measure(
         classes / rows if rows else 0.0,
         tuple(equal),
         tuple(visible),
+        recoverable_shares(frame, raw, recovery or {}),
     )

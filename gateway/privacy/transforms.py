@@ -343,7 +343,9 @@ def _synthesize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCont
 
 def _perturb(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
     key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
-    return randomize.perturb(series, params, hmac.new(key, b"perturb", hashlib.sha256).digest())
+    records = None if ctx.source is None else ctx.source.loc[series.index]
+    key = hmac.new(key, b"perturb", hashlib.sha256).digest()
+    return randomize.perturb(series, params, key, records)
 
 
 def _date_shift(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:

@@ -16,13 +16,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from gateway.model.dataset import Dataset
-from gateway.model.floors import has_words
 from gateway.model.grant import Grant
 from gateway.privacy.filters import row_mask
 from gateway.privacy.fingerprint import VERSION as FINGERPRINT_VERSION
 from gateway.privacy.fingerprint import apply_fingerprint
+from gateway.privacy.floorcheck import measured_floor
 from gateway.privacy.kanon import PrivacyReport, PrivacyUnreachable, enforce
 from gateway.privacy.ladders import ladder
+from gateway.privacy.recover import recovery_of
 from gateway.privacy.risk import Risk, class_sizes, measure
 from gateway.privacy.transforms import (
     CATALOGUE,
@@ -31,8 +32,6 @@ from gateway.privacy.transforms import (
     draws_against_real_values,
 )
 from gateway.privacy.viewstore import ViewStore
-
-RAW_SHARE = 0.5  # above this share equal (or visible), a release counts as raw
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def materialize(
         # A generalized quasi-identifier holds labels ("30-39", "*"): text, whatever it was.
         columns = [replace(c, type="string") if c.name in generalized else c for c in columns]
         _verify(frame, grant)
-    risk = measure(frame, source, qis, _masks(grant))
+    risk = measure(frame, source, qis, _masks(grant), recovery_of(grant.columns))
     _check_floors(grant, dataset, risk)
     frame = frame.reset_index(drop=True)
     key = view_key(
@@ -178,24 +177,12 @@ def _masks(grant: Grant) -> dict[str, str]:
 
 
 def _check_floors(grant: Grant, dataset: Dataset, risk: Risk) -> None:
-    """Measured release floors (promise 2): a personal or sensitive column whose released values
-    mostly equal the real ones, or whose mask leaves most characters visible, counts as raw and
-    needs a written justification (the loader refuses the declared cases up front)."""
-    specs = dict(grant.columns)
-    for shares, what in (
-        (risk.equal_share, "of its released values equal the source values"),
-        (risk.visible_share, "of its characters are left visible by the mask"),
-    ):
-        for name, share in shares:
-            column = dataset.column(name)
-            if column is None or not column.classification.protected or share <= RAW_SHARE:
-                continue
-            if specs[name].name == "keep" or has_words(specs[name].options.get("justification")):
-                continue
-            raise PrivacyUnreachable(
-                f"column {name!r} is released nearly raw: {share:.0%} {what}; give it a "
-                "justification, or choose a transform that changes more"
-            )
+    """Measured release floors (promise 2, `floorcheck.measured_floor`): a column whose released
+    values mostly equal the real ones, show them through a mask, or give them back to an
+    outsider counts as raw; the view is withheld (the loader refuses the declared cases)."""
+    problem = measured_floor(grant, dataset, risk)
+    if problem is not None:
+        raise PrivacyUnreachable(problem)
 
 
 def _code_version() -> str:

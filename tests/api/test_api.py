@@ -224,7 +224,8 @@ def test_rows_are_masked_and_shaped(client: TestClient, demo: Demo, token: str) 
 def test_pseudonyms_differ_from_raw_and_are_stable(
     client: TestClient, demo: Demo, token: str
 ) -> None:
-    """Promise 5: pseudonymized 身份证号 are stable across calls and never the raw value."""
+    """Promise 5: released 身份证号 (synthetic: the column is 核心) are stable across calls and
+    never a raw value."""
     first = client.get(
         "/v1/datasets/enterprise_registry/rows?purpose=market-analysis&_size=20",
         headers=bearer(token),

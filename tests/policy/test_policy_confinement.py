@@ -223,20 +223,22 @@ def test_a_bad_cell_is_named_by_column_and_row_not_by_value(demo: Demo) -> None:
 # --- item 2: no cell value in any message ------------------------------------------------------
 
 # An admin lowers two columns of the register to grade 一般 (the floors would refuse a raw 重要
-# column at load) and releases them raw with a justification: the edit loads, and the policy
-# test below, which expects masked names, fails on the raw values.
+# or 核心 column at load; a kind sets the lowest grade, so the admin drops the kinds too) and
+# releases them raw with a justification: the edit loads, and the policy test below, which
+# expects masked names, fails on the raw values.
 RAW_RELEASE = {
-    "class: personal,  grade: 重要, description: 法定代表人姓名": (
+    "kind: name,  class: personal,  grade: 重要, description: 法定代表人姓名": (
         "class: personal,  grade: 一般, description: 法定代表人姓名"
     ),
-    "class: sensitive, grade: 重要, description: 法定代表人身份证号": (
+    "kind: id_card,  class: sensitive, grade: 核心, description: 法定代表人身份证号": (
         "class: sensitive, grade: 一般, description: 法定代表人身份证号"
     ),
     "      legal_rep_name: {transform: mask, preset: chinese_name}\n": (
         "      legal_rep_name: {transform: keep, justification: 核验身份需要原始姓名（测试）}\n"
     ),
-    "      legal_rep_id_card: {transform: pseudonymize}": (
+    "      legal_rep_id_card: {transform: synthesize, kind: id_card}   # 核心": (
         "      legal_rep_id_card: {transform: keep, justification: 核验身份需要原始证件号（测试）}"
+        "   #"
     ),
 }
 MASKED_NAMES_CASE = """\
