@@ -25,7 +25,7 @@ from gateway.model.policyset import PolicySet
 from gateway.policy.check import FileCheck, PolicyError, Problem
 from gateway.policy.confined import hierarchy_bytes
 from gateway.policy.datasets import read_dataset
-from gateway.policy.grants import read_grants
+from gateway.policy.grants import filter_warnings, read_grants
 from gateway.policy.yamlsrc import (
     MAX_FILE_BYTES,
     MAX_SET_BYTES,
@@ -153,7 +153,7 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         tuple(grants),
         policy_hash(contents),
         tuple(name for name in contents if not name.startswith("hierarchy:")),
-        tuple(_warnings(grants, datetime.now(UTC))),
+        tuple(_warnings(grants, datetime.now(UTC), datasets)),
         file_hashes,
         dict(contents),
     )
@@ -206,14 +206,23 @@ def _cross_checks(grants: list[Grant]) -> list[Problem]:
     return problems
 
 
-def _warnings(grants: list[Grant], now: datetime) -> list[str]:
-    return [
-        f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
-        for g in grants
-        if g.valid_until is not None and g.valid_until < now
-    ] + [
-        f"{g.file}:{g.line}: grant {g.id!r}: max_rows is deprecated; write "
-        "limits: {rows_per_request: N} (the same page limit)"
-        for g in grants
-        if "max_rows" in g.limits.deprecated
-    ]
+def _warnings(grants: list[Grant], now: datetime, datasets: Mapping[str, Dataset]) -> list[str]:
+    return (
+        [
+            warning
+            for g in grants
+            if g.dataset in datasets
+            for warning in filter_warnings(g, datasets[g.dataset])
+        ]
+        + [
+            f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
+            for g in grants
+            if g.valid_until is not None and g.valid_until < now
+        ]
+        + [
+            f"{g.file}:{g.line}: grant {g.id!r}: max_rows is deprecated; write "
+            "limits: {rows_per_request: N} (the same page limit)"
+            for g in grants
+            if "max_rows" in g.limits.deprecated
+        ]
+    )
