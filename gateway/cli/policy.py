@@ -13,6 +13,7 @@ from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.model.decision import Verdict
 from gateway.model.policyset import PolicySet
+from gateway.model.tokens import link_key, token_scope
 from gateway.policy.check import PolicyError, parse_moment
 from gateway.policy.engine import Engine
 from gateway.policy.explain import explain, render
@@ -52,6 +53,12 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
                 print_out(
                     f"  note: grant {grant.id} releases {column.classification} column "
                     f"{dataset.id}.{name} raw: {spec.options.get('justification')}"
+                )
+            if link_key(spec.name, spec.options) is not None:
+                print_out(
+                    f"  note: grant {grant.id} keys {dataset.id}.{name} with scope: "
+                    f"{token_scope(spec.options)}, so it links this grant's view to others: "
+                    f"{spec.options.get('justification')}"
                 )
         for name, why in grant.not_identifying:
             print_out(

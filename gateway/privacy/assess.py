@@ -235,8 +235,10 @@ def render(assessment: Assessment) -> list[str]:
         f"average {risk.get('average_risk')} (prosecutor)"
     )
     spread = risk.get("released_columns")
-    if isinstance(spread, dict):
+    if isinstance(spread, dict) and spread.get("columns") != listed:
         lines.append("    " + _spread_line("over every released column", spread))
+    elif isinstance(spread, dict):
+        lines[-1] += "; these are every released column carrying a real value"
     for name, why in assessment.not_identifying.items():
         lines.append(f"    not identifying: {name}: {why}")
     for link in assessment.linked:
