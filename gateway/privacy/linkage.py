@@ -79,6 +79,6 @@ def joined(
         linked = frame[frame[token].notna() & ~frame[token].duplicated(keep=False)]
         part = linked[[*columns, token]].rename(columns={c: f"{grant_id}.{c}" for c in columns})
         parts.append(part.set_index(token))
-    together = parts[0].join(parts[1], how="inner", lsuffix="", rsuffix="'")
+    together = parts[0].join(parts[1], how="inner")
     figures = spread(together.reset_index(drop=True), list(together.columns))
     return {"token": token, **figures}
