@@ -80,14 +80,15 @@ def test_demo_client_cannot_join_its_residents_views_on_a_token(demo: Demo) -> N
     """Promise 5 (scoped tokens): the demo client's statistics and planning views share no
     synthetic 身份证号, so the two k-anonymous views cannot be joined person by person, and
     `policy check` finds no linked pair."""
-    _, found, frames_of = assessed(demo)
     policy = load_policies(demo.settings.workspace.policies, demo.home)
+    frames_of = view_maker(demo.settings, SourceCache(demo.settings.workspace), ViewCache(), policy)
     residents = policy.datasets["residents"]
     grants = {g.id: g for g in policy.grants}
     stats = frames_of(residents, grants["demo-residents"], "demo")
     planning = frames_of(residents, grants["demo-residents-planning"], "demo")
     assert not set(stats["id_card"]) & set(planning["id_card"])
     assert len(outsider_join(policy, stats, planning, "id_card")) == 0
+    _, found, _ = assessed(demo)
     assert all(not a.linked for a in found.values())
 
 
