@@ -72,7 +72,10 @@ def outsider_join(
     return together.groupby(list(together.columns), dropna=False).size()
 
 
-STATS_ID = "id_card: {transform: synthesize, kind: id_card}   # a per-person token, never a real ID"
+STATS_ID = (
+    "id_card: {transform: synthesize, kind: id_card}"
+    "   # a token per client and grant, never a real ID"
+)
 PLAN_ID = "      id_card: {transform: synthesize, kind: id_card}\n"
 
 
