@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# pycanon (tests/test_pycanon.py cross-checks k and l) pins exact old numpy/pandas/
+	# pycanon (tests/privacy/test_pycanon.py cross-checks k and l) pins exact old numpy/pandas/
 	# typing-extensions releases; it runs on ours, so it is installed without its pins.
 	$(BIN)/python -m pip install --quiet --no-deps 'pycanon>=1.3'
 	touch $(VENV)/.installed $@
@@ -52,8 +52,8 @@ e2e: $(VENV)/.installed-dev
 	$(PYTEST_FAST) -q -m e2e
 
 ## bench: install the benchmark extras and run the benchmarks (throughput.py, which needs wrk, is
-## separate: see benchmarks/README.md). pycanon (for tests/test_pycanon.py) pins old versions of
-## numpy, pandas and typing-extensions, so it is installed without its dependencies.
+## separate: see benchmarks/README.md). pycanon (for tests/privacy/test_pycanon.py) pins old
+## versions of numpy, pandas and typing-extensions, so it is installed without its dependencies.
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m pip install --quiet --no-deps pycanon
