@@ -19,6 +19,7 @@ DEFAULT_SCOPE = "recipient"
 TOKEN_TRANSFORMS = frozenset({"pseudonymize", "synthesize"})
 # Scopes under which two grants' tokens of the same person are equal.
 LINKING_SCOPES = frozenset({"client", "shared"})
+DEFAULT_LENGTH = 20  # hex characters of a `pseudonymize` token
 
 
 def token_scope(params: Mapping[str, Any]) -> str:
@@ -32,5 +33,14 @@ def link_key(transform: str, params: Mapping[str, Any]) -> tuple[object, ...] | 
     (the justification does not). None when the column links nothing across grants."""
     if transform not in TOKEN_TRANSFORMS or token_scope(params) not in LINKING_SCOPES:
         return None
-    shaping = sorted((k, repr(v)) for k, v in params.items() if k != "justification")
+    # A hex token of another `length` is a prefix of the same HMAC: it links all the same.
+    ignored = {"justification", "length"}
+    shaping = sorted((k, repr(v)) for k, v in params.items() if k not in ignored)
     return (transform, token_scope(params), *shaping)
+
+
+def token_width(params: Mapping[str, Any]) -> int | None:
+    """The length of a hex pseudonym (`pseudonymize`, format token), else None."""
+    if params.get("format", "token") != "token":
+        return None
+    return int(params.get("length", DEFAULT_LENGTH))

@@ -175,9 +175,9 @@ def _with_links(
                     ]
                 except PrivacyUnreachable:
                     continue
-                for token in tokens:
+                for token, width in tokens:
                     link: dict[str, object] = {"grants": [first.id, second.id], "client": client}
-                    link |= joined(views[0], views[1], token)
+                    link |= joined(views[0], views[1], token, width)
                     at = found[by_id[second.id]]
                     found[by_id[second.id]] = replace(
                         at,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from gateway.model.grant import NOT_DERIVED, Grant
-from gateway.model.tokens import link_key
+from gateway.model.tokens import link_key, token_width
 from gateway.privacy.risk import class_sizes
 
 
@@ -53,32 +53,40 @@ def spread(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, object]:
     }
 
 
-def linking_tokens(a: Grant, b: Grant) -> tuple[str, ...]:
+def linking_tokens(a: Grant, b: Grant) -> tuple[tuple[str, int | None], ...]:
     """The source columns both grants release as a per-person token keyed so that the same
-    person gets the same token in both views of one client (scope client or shared)."""
+    person gets the same token in both views of one client (scope client or shared), each with
+    the width both hex pseudonyms share (None for other tokens: they are compared whole)."""
     if a.dataset != b.dataset:
         return ()
-    theirs = {name: link_key(spec.name, spec.options) for name, spec in b.columns}
-    return tuple(
-        name
-        for name, spec in a.columns
-        if (key := link_key(spec.name, spec.options)) is not None and theirs.get(name) == key
-    )
+    theirs = {name: spec for name, spec in b.columns}
+    found: list[tuple[str, int | None]] = []
+    for name, spec in a.columns:
+        key, other = link_key(spec.name, spec.options), theirs.get(name)
+        if key is None or other is None or link_key(other.name, other.options) != key:
+            continue
+        widths = [token_width(s.options) for s in (spec, other) if s.name == "pseudonymize"]
+        found.append((name, min(w for w in widths if w is not None) if any(widths) else None))
+    return tuple(found)
 
 
 def joined(
     first: tuple[str, pd.DataFrame, Sequence[str]],
     second: tuple[str, pd.DataFrame, Sequence[str]],
     token: str,
+    width: int | None = None,
 ) -> dict[str, object]:
     """The figures of two released views (grant id, rows, columns carrying real values) joined
-    on `token`. Only tokens that occur once in each view are joined: each such pair of rows is
-    one person seen twice; the columns of both views then describe that person together."""
+    on `token` (its first `width` characters when given). Only tokens that occur once in each
+    view are joined: each such pair of rows is one person seen twice; the columns of both views
+    then describe that person together."""
     parts = []
     for grant_id, frame, columns in (first, second):
-        linked = frame[frame[token].notna() & ~frame[token].duplicated(keep=False)]
-        part = linked[[*columns, token]].rename(columns={c: f"{grant_id}.{c}" for c in columns})
-        parts.append(part.set_index(token))
+        key = frame[token].astype("string")
+        key = key.str.slice(0, width) if width is not None else key
+        once = key.notna() & ~key.duplicated(keep=False)
+        part = frame.loc[once, list(columns)].add_prefix(f"{grant_id}.")
+        parts.append(part.set_axis(pd.Index(key[once], name=token)))
     together = parts[0].join(parts[1], how="inner")
     figures = spread(together.reset_index(drop=True), list(together.columns))
     return {"token": token, **figures}

@@ -19,10 +19,12 @@ from gateway.app import create_app
 from gateway.auth.registry import ClientRegistry
 from gateway.cli import main
 from gateway.data.sources import SourceCache
+from gateway.model.grant import Grant, Limits, TransformSpec
 from gateway.model.policyset import PolicySet
 from gateway.policy.check import PolicyError
 from gateway.policy.files import load_policies
 from gateway.privacy.assess import Assessment, assess
+from gateway.privacy.linkage import joined, linking_tokens
 from gateway.privacy.transforms import CATALOGUE, TransformContext
 from gateway.privacy.views import ViewCache
 from gateway.runtime.services import figures_maker, view_maker
@@ -301,3 +303,68 @@ def test_a_row_filter_on_a_protected_column_is_warned(demo: Demo) -> None:
     (warning,) = [w for w in policy.warnings if "row filter" in w]
     assert warning.startswith("residents.yaml:25: grant 'demo-residents'")
     assert "'birth_date' (重要)" in warning
+
+
+def _grant(grant_id: str, *columns: tuple[str, TransformSpec]) -> Grant:
+    return Grant(grant_id, "d", frozenset({"c"}), frozenset({"p"}), columns, Limits(), "f", 1)
+
+
+def _token(name: str, **params: Any) -> TransformSpec:
+    return TransformSpec(name, tuple(sorted(params.items())))
+
+
+def test_only_tokens_keyed_across_grants_link_two_views() -> None:
+    """Promise 5: the default and `grant` scopes never link two grants; `client` and `shared`
+    do when transform and shape agree; hex pseudonyms of other lengths link on their prefix."""
+    why = {"justification": "两个用途需要按人关联"}
+    for scope in (None, "recipient", "grant"):
+        extra = {} if scope is None else {"scope": scope}
+        a = _grant("a", ("id", _token("synthesize", kind="id_card", **extra)))
+        b = _grant("b", ("id", _token("synthesize", kind="id_card", **extra)))
+        assert linking_tokens(a, b) == ()
+    a = _grant("a", ("id", _token("synthesize", kind="id_card", scope="client", **why)))
+    b = _grant("b", ("id", _token("synthesize", kind="id_card", scope="client")))
+    assert linking_tokens(a, b) == (("id", None),)
+    b = _grant("b", ("id", _token("synthesize", kind="id_card", scope="shared", **why)))
+    assert linking_tokens(a, b) == ()  # other keys: nothing in common
+    a = _grant("a", ("id", _token("pseudonymize", scope="shared", length=32, **why)))
+    b = _grant("b", ("id", _token("pseudonymize", scope="shared", **why)))
+    assert linking_tokens(a, b) == (("id", 20),)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.integers(0, 15), st.sampled_from("xy"), st.integers(0, 2)),
+        min_size=0,
+        max_size=40,
+    ),
+    others=st.lists(st.tuples(st.integers(0, 15), st.sampled_from("uvw")), max_size=40),
+)
+def test_joined_figures_are_an_outsiders_count(
+    rows: list[tuple[int, str, int]], others: list[tuple[int, str]]
+) -> None:
+    """Promise 4 over what one client holds: the joined release's figures equal a plain pandas
+    merge on the token (tokens held once in each view) grouped by every column of both."""
+    first = pd.DataFrame(
+        {
+            "id": [f"{t:02d}" + "f" * 30 for t, _, _ in rows],
+            "g": [g for _, g, _ in rows],
+            "n": [n for _, _, n in rows],
+        }
+    )
+    second = pd.DataFrame(
+        {"id": [f"{t:02d}" + "f" * 18 for t, _ in others], "c": [c for _, c in others]}
+    )
+    first, second = first.astype({"id": "string"}), second.astype({"id": "string"})
+    found = joined(("a", first, ["g", "n"]), ("b", second, ["c"]), "id", 20)
+    left = first.assign(id=first["id"].str[:20])
+    left = left[~left["id"].duplicated(keep=False)]
+    right = second[~second["id"].duplicated(keep=False)]
+    merged = left.merge(right, on="id")
+    assert found["rows"] == len(merged)
+    if len(merged):
+        sizes = merged.groupby(["g", "n", "c"]).size()
+        assert found["classes"] == len(sizes)
+        assert found["rows_in_unique_classes"] == int(sizes[sizes == 1].sum())
+        assert found["smallest_class"] == int(sizes.min())
