@@ -186,6 +186,13 @@ def test_policy_check_reports_the_joined_release_of_linked_views(
     out = capsys.readouterr().out
     assert "joined demo-residents + demo-residents-planning on id_card" in out
     assert "keys residents.id_card with scope: client" in out
+    client, secret = admin_client(demo)
+    with client:
+        admin = token_for(client, "admin", secret)
+        status = client.get("/v1/admin/status", headers={"Authorization": f"Bearer {admin}"})
+    (view,) = [v for v in status.json()["views"] if v["grant"] == "demo-residents-planning"]
+    assert view["linked"] == [link]
+    assert warning in view["warnings"]
 
 
 DECLARED = (
