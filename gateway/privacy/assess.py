@@ -238,7 +238,7 @@ def render(assessment: Assessment) -> list[str]:
     if isinstance(spread, dict) and spread.get("columns") != listed:
         lines.append("    " + _spread_line("over every released column", spread))
     elif isinstance(spread, dict):
-        lines[-1] += "; these are every released column carrying a real value"
+        lines[-1] += "; these are all released columns (tokens and a sensitive column aside)"
     for name, why in assessment.not_identifying.items():
         lines.append(f"    not identifying: {name}: {why}")
     for link in assessment.linked:
