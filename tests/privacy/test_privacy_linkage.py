@@ -147,9 +147,13 @@ def test_a_linking_token_scope_needs_a_justification(demo: Demo, scope: str) -> 
     assert problem.line == 42
     assert problem.key == "grants.0.columns.id_card.scope"
     assert "justification" in problem.message
-    edit_residents(
-        demo.home, (f"scope: {scope}}}", f"scope: {scope}, justification: 按人关联统计}}")
-    )
+    # Punctuation and blanks are no justification either (and the column is the 核心 id_card,
+    # so only the scope is in question: synthesize is its one allowed transform).
+    edit_residents(demo.home, (f"scope: {scope}}}", f"scope: {scope}, justification: '—— 。'}}"))
+    with pytest.raises(PolicyError) as refused:
+        load_policies(demo.settings.workspace.policies, demo.home)
+    assert any(p.key == "grants.0.columns.id_card.scope" for p in refused.value.problems)
+    edit_residents(demo.home, ("justification: '—— 。'", "justification: 按人关联统计"))
     load_policies(demo.settings.workspace.policies, demo.home)
 
 
