@@ -153,7 +153,10 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         tuple(grants),
         policy_hash(contents),
         tuple(name for name in contents if not name.startswith("hierarchy:")),
-        tuple(_warnings(grants, datetime.now(UTC), datasets)),
+        tuple(
+            _warnings(grants, datetime.now(UTC))
+            + [w for g in grants for w in filter_warnings(g, datasets[g.dataset])]
+        ),
         file_hashes,
         dict(contents),
     )
@@ -206,23 +209,14 @@ def _cross_checks(grants: list[Grant]) -> list[Problem]:
     return problems
 
 
-def _warnings(grants: list[Grant], now: datetime, datasets: Mapping[str, Dataset]) -> list[str]:
-    return (
-        [
-            warning
-            for g in grants
-            if g.dataset in datasets
-            for warning in filter_warnings(g, datasets[g.dataset])
-        ]
-        + [
-            f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
-            for g in grants
-            if g.valid_until is not None and g.valid_until < now
-        ]
-        + [
-            f"{g.file}:{g.line}: grant {g.id!r}: max_rows is deprecated; write "
-            "limits: {rows_per_request: N} (the same page limit)"
-            for g in grants
-            if "max_rows" in g.limits.deprecated
-        ]
-    )
+def _warnings(grants: list[Grant], now: datetime) -> list[str]:
+    return [
+        f"{g.file}:{g.line}: grant {g.id!r} expired on {g.valid_until:%Y-%m-%d %H:%M %z}"
+        for g in grants
+        if g.valid_until is not None and g.valid_until < now
+    ] + [
+        f"{g.file}:{g.line}: grant {g.id!r}: max_rows is deprecated; write "
+        "limits: {rows_per_request: N} (the same page limit)"
+        for g in grants
+        if "max_rows" in g.limits.deprecated
+    ]
