@@ -54,7 +54,9 @@ def _status(svc: Services, status: PolicyStatus) -> dict[str, object]:
         "views": [
             a.describe()
             for a in assess(
-                svc.policy, figures_maker(svc.settings, svc.sources, svc.views, svc.policy)
+                svc.policy,
+                figures_maker(svc.settings, svc.sources, svc.views, svc.policy),
+                view_maker(svc.settings, svc.sources, svc.views, svc.policy),
             )
         ],
         "audit": {

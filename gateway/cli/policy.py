@@ -13,6 +13,7 @@ from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
 from gateway.model.decision import Verdict
 from gateway.model.policyset import PolicySet
+from gateway.model.tokens import link_key, token_scope
 from gateway.policy.check import PolicyError, parse_moment
 from gateway.policy.engine import Engine
 from gateway.policy.explain import explain, render
@@ -53,17 +54,23 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
                     f"  note: grant {grant.id} releases {column.classification} column "
                     f"{dataset.id}.{name} raw: {spec.options.get('justification')}"
                 )
+            if link_key(spec.name, spec.options) is not None:
+                print_out(
+                    f"  note: grant {grant.id} keys {dataset.id}.{name} with scope: "
+                    f"{token_scope(spec.options)}, so it links this grant's view to others: "
+                    f"{spec.options.get('justification')}"
+                )
         for name, why in grant.not_identifying:
             print_out(
                 f"  note: grant {grant.id} declares {dataset.id}.{name} not identifying: {why}"
             )
-    figures_of = _figures_of(settings, policy)
-    if figures_of is None:
+    makers = _makers(settings, policy)
+    if makers is None:
         print_out("  privacy figures: not computed (no data or secret in this workspace)")
         return 0
     print_out("privacy figures on the current data (every released quasi-identifier counted):")
     withheld = 0
-    for assessment in assess(policy, figures_of):
+    for assessment in assess(policy, *makers):
         for line in render_assessment(assessment):
             print_out(line)
         withheld += assessment.error is not None
@@ -71,6 +78,19 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         print_err(f"{withheld} grant view(s) cannot be released under their privacy model")
         return 1
     return 0
+
+
+def _makers(settings: Settings, policy: PolicySet) -> tuple[FiguresOf, ViewOf] | None:
+    """Figures and released rows from one source and view cache: the joined releases reuse the
+    views the figures built."""
+    sources, views = SourceCache(settings.workspace), ViewCache()
+    try:
+        return (
+            figures_maker(settings, sources, views, policy),
+            view_maker(settings, sources, views, policy),
+        )
+    except ConfigError:
+        return None
 
 
 def _figures_of(settings: Settings, policy: PolicySet) -> FiguresOf | None:

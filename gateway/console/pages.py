@@ -17,7 +17,7 @@ from gateway.report import changes, figures
 from gateway.report.build import DECISION_NAMES
 from gateway.report.figures import DAY_MS, Period
 from gateway.runtime.reloader import PolicyStatus
-from gateway.runtime.services import Services, figures_maker
+from gateway.runtime.services import Services, figures_maker, view_maker
 from gateway.web.charts import bars, columns
 
 RECENT_REFUSALS = 100
@@ -72,7 +72,11 @@ def grants_page(svc: Services) -> dict[str, Any]:
     policy = svc.policy
     assessed = {
         a.grant: a
-        for a in assess(policy, figures_maker(svc.settings, svc.sources, svc.views, policy))
+        for a in assess(
+            policy,
+            figures_maker(svc.settings, svc.sources, svc.views, policy),
+            view_maker(svc.settings, svc.sources, svc.views, policy),
+        )
     }
     datasets = [
         {

@@ -176,4 +176,11 @@ def _privacy_lines(result: dict[str, Any]) -> list[str]:
             f"  risk: {risk['rows_in_unique_classes']} of {risk['rows']} rows unique; "
             f"highest {risk['highest_risk']}, average {risk['average_risk']} (prosecutor)"
         )
+        spread = risk.get("released_columns")
+        if isinstance(spread, dict) and spread.get("columns") != risk.get("quasi_identifiers"):
+            lines.append(
+                f"  over every released column ({', '.join(spread['columns'])}): "
+                f"{spread['rows_in_unique_classes']} of {spread['rows']} rows unique, smallest "
+                f"class {spread['smallest_class']}; highest {spread['highest_risk']}"
+            )
     return lines

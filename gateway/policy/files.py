@@ -25,7 +25,7 @@ from gateway.model.policyset import PolicySet
 from gateway.policy.check import FileCheck, PolicyError, Problem
 from gateway.policy.confined import hierarchy_bytes
 from gateway.policy.datasets import read_dataset
-from gateway.policy.grants import read_grants
+from gateway.policy.grants import filter_warnings, read_grants
 from gateway.policy.yamlsrc import (
     MAX_FILE_BYTES,
     MAX_SET_BYTES,
@@ -153,7 +153,10 @@ def load_policies(directory: Path, home: Path) -> PolicySet:
         tuple(grants),
         policy_hash(contents),
         tuple(name for name in contents if not name.startswith("hierarchy:")),
-        tuple(_warnings(grants, datetime.now(UTC))),
+        tuple(
+            _warnings(grants, datetime.now(UTC))
+            + [w for g in grants for w in filter_warnings(g, datasets[g.dataset])]
+        ),
         file_hashes,
         dict(contents),
     )

@@ -11,15 +11,18 @@ from typing import Any
 from gateway.aggregate.rules import parse_rules
 from gateway.model.dataset import Column, ColumnType, Dataset
 from gateway.model.filterlang import NAMES, operator
+from gateway.model.floors import CORE, IMPORTANT, has_words
 from gateway.model.grant import (
     FILTER_OPS,
     Condition,
     Grant,
     Limits,
+    PrivacyModel,
     RowFilter,
     TransformSpec,
 )
 from gateway.model.scopes import DATASETS_READ, SCOPES
+from gateway.model.tokens import LINKING_SCOPES, TOKEN_TRANSFORMS, token_scope
 from gateway.policy.check import FileCheck, read_moment, read_positive
 from gateway.policy.datasets import read_transform
 from gateway.policy.privacy_model import read_fingerprint, read_privacy
@@ -168,6 +171,75 @@ def _filter_item(
     return Condition(column.name, str(op), value)
 
 
+def _token_scope(check: FileCheck, spec: TransformSpec, path: Path_) -> None:
+    """A per-person token keyed wider than one grant links a client's views (or everyone's) on
+    it: allowed only with a written justification (docs/privacy.md#linkage)."""
+    options = spec.options
+    if spec.name not in TOKEN_TRANSFORMS or token_scope(options) not in LINKING_SCOPES:
+        return
+    if not has_words(options.get("justification")):
+        check.problem(
+            (*path, "scope"),
+            f"scope: {token_scope(options)} gives a person the same {spec.name} token in every "
+            f"{'grant of the client' if token_scope(options) == 'client' else 'grant'}, so "
+            "those views can be joined on it; it needs a written justification",
+            "leave scope out (one token per client and grant), or add `justification: <why the "
+            "views must link>`",
+        )
+
+
+def _filter_columns(raw: Any, path: Path_) -> list[tuple[str, Path_]]:
+    """The source columns a row filter's conditions name, with where each is written."""
+    if isinstance(raw, list):
+        return [found for i, item in enumerate(raw) for found in _filter_columns(item, (*path, i))]
+    if not isinstance(raw, dict):
+        return []
+    if set(raw) in ({"all"}, {"any"}):
+        (mode,) = raw
+        return _filter_columns(raw[mode], (*path, mode))
+    column = raw.get("column")
+    return [(column, (*path, "column"))] if isinstance(column, str) else []
+
+
+def _filter_on_sensitive(check: FileCheck, raw: Any, path: Path_, privacy: PrivacyModel) -> None:
+    """A row filter on the l-diversity sensitive attribute tells every recipient something
+    about every released person's sensitive value (`monthly_income gte 30000`): refused."""
+    for column, where in _filter_columns(raw, path):
+        if column == privacy.sensitive:
+            check.problem(
+                where,
+                f"the row filter selects rows by {column!r}, the sensitive attribute of the "
+                "l-diversity model: being in the view then discloses it for everyone released",
+                "filter on other columns, or release an aggregate instead",
+            )
+
+
+def _conditions(found: RowFilter | Condition) -> list[Condition]:
+    if isinstance(found, Condition):
+        return [found]
+    return [c for item in found.items for c in _conditions(item)]
+
+
+def filter_warnings(grant: Grant, dataset: Dataset) -> list[str]:
+    """A row filter over a 核心 or 重要 column the grant does not release as is: membership in
+    the view tells every recipient that condition of each released person's protected value."""
+    if grant.row_filter is None:
+        return []
+    kept = {name for name, spec in grant.columns if spec.name == "keep"}
+    warnings: list[str] = []
+    for condition in _conditions(grant.row_filter):
+        column = dataset.column(condition.column)
+        if column is None or column.grade not in (CORE, IMPORTANT) or column.name in kept:
+            continue
+        warnings.append(
+            f"{grant.file}:{grant.line}: grant {grant.id!r}: the row filter selects by "
+            f"{column.name!r} ({column.grade}), which the view does not release as is: every "
+            f"released row discloses `{column.name} {condition.op} {condition.value!r}` "
+            "(filter on other columns if that is not meant to be known)"
+        )
+    return warnings
+
+
 def read_grants(check: FileCheck, raw: Any, dataset: Dataset, home: Path) -> list[Grant]:
     if raw is None:
         return []
@@ -247,9 +319,12 @@ def read_grants(check: FileCheck, raw: Any, dataset: Dataset, home: Path) -> lis
                 )
             if tspec is not None and tspec.name != "drop":
                 released.append((name, tspec))
+                _token_scope(check, tspec, cpath)
         privacy = read_privacy(
             check, spec.get("privacy"), (*path, "privacy"), released, not_identifying, home
         )
+        if privacy is not None and privacy.sensitive is not None:
+            _filter_on_sensitive(check, spec.get("row_filter"), (*path, "row_filter"), privacy)
         fingerprint = read_fingerprint(
             check, spec.get("fingerprint"), (*path, "fingerprint"), dataset, released, privacy
         )

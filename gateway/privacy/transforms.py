@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from gateway.errors import GatewayError
 from gateway.model.dataset import ColumnType
+from gateway.model.tokens import SCOPES, token_scope
 from gateway.privacy import generalize, randomize, synthesize
 from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
 
@@ -209,7 +210,10 @@ def _mask(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -
 
 # --- pseudonymize ----------------------------------------------------------------------------
 
-PSEUDONYM_SCOPES = ("client", "grant", "shared")
+# "recipient" (the default of per-person tokens): one client's view under one grant, so tokens
+# link neither across grants nor across clients; "grant": every client of a grant; "client": every
+# grant of a client (links its views); "shared": everyone (docs/privacy.md#linkage).
+PSEUDONYM_SCOPES = SCOPES
 # "valid": values a real person could hold (valid region codes, live mobile prefixes);
 # "unassigned": codes no real person can hold (docs/privacy.md#synthetic-values).
 CODES = ("valid", "unassigned")
@@ -217,7 +221,12 @@ CODES = ("valid", "unassigned")
 
 def scope_key(secret: bytes, scope: str, ctx: TransformContext) -> bytes:
     """Derive the per-scope HMAC key: the same value maps to unrelated pseudonyms across scopes."""
-    scope_id = {"client": ctx.client_id, "grant": ctx.grant_id, "shared": ""}[scope]
+    scope_id = {
+        "recipient": f"{len(ctx.client_id)}:{ctx.client_id}{ctx.grant_id}",
+        "client": ctx.client_id,
+        "grant": ctx.grant_id,
+        "shared": "",
+    }[scope]
     label = b"public-data-gateway/pseudonym/v1\x00" + scope.encode() + b"\x00" + scope_id.encode()
     return hmac.new(secret, label, hashlib.sha256).digest()
 
@@ -304,7 +313,7 @@ def _taken(ctx: TransformContext, kind: str) -> Taken:
 
 
 def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
-    key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
+    key = scope_key(ctx.secret, token_scope(params), ctx)
     if params.get("format", "token") != "token":
         # Format-preserving: a valid-looking 身份证号 or mobile number that is not the real one.
         kind = str(params["format"])
@@ -335,7 +344,7 @@ def _generalize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCont
 
 
 def _synthesize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
-    key = scope_key(ctx.secret, params.get("scope", "client"), ctx)
+    key = scope_key(ctx.secret, token_scope(params), ctx)
     kind = str(params["kind"])
     subkey = hmac.new(key, b"synthesize", hashlib.sha256).digest()
     return _keyed_kind(series, kind, subkey, _taken(ctx, kind), params.get("codes", "valid"))

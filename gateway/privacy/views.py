@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -54,6 +54,8 @@ class View:
     order: npt.NDArray[np.int64] | None = None  # keyed permutation: the order callers see
     key: str = ""  # identifies this view (cursors are bound to it)
     risk: Risk | None = None  # re-identification risk over the released quasi-identifiers
+    # Figures derived from the frame, computed once per view (gateway/privacy/assess.py).
+    memo: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     @cached_property
     def ordered(self) -> pd.DataFrame:

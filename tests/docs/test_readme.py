@@ -40,6 +40,24 @@ def assert_output(expected: str, actual: str) -> None:
         remaining.pop(0)
 
 
+def json_block(text: str) -> list[str]:
+    """The lines of the first pretty-printed JSON object in `text` (from `{` to `}`)."""
+    lines = text.splitlines()
+    start = lines.index("{")
+    return lines[start : lines.index("}", start) + 1]
+
+
+def assert_json_shown_whole(expected: str, actual: str) -> None:
+    """The JSON the README shows is the whole body, line for line: no field the server prints
+    is left out of the sample (a subsequence match would not notice)."""
+    shown, printed = json_block(expected), json_block(actual)
+    assert len(shown) == len(printed), "\n".join(
+        line for line in printed if not any(line_matches(s, line) for s in shown)
+    )
+    for want, got in zip(shown, printed, strict=True):
+        assert line_matches(want, got), (want, got)
+
+
 def run_bash(script: str, cwd: Path, base: str) -> str:
     script = script.replace("https://127.0.0.1:8443", base)
     script = script.replace(".venv/bin/gateway", f"{sys.executable} -m gateway")
@@ -58,7 +76,9 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     try:
         walkthrough, tamper = blocks("bash")
         shown_walkthrough, shown_tamper = blocks("text")
-        assert_output(shown_walkthrough, run_bash(walkthrough, home, server.base))
+        printed = run_bash(walkthrough, home, server.base)
+        assert_output(shown_walkthrough, printed)
+        assert_json_shown_whole(shown_walkthrough, printed)
     finally:
         server.stop()
     assert_output(shown_tamper, run_bash(tamper, home, server.base))
