@@ -22,7 +22,9 @@ from gateway.runtime.services import build_services
 from gateway.settings import Settings
 from gateway.workspace import init_workspace
 from tests.doubles import FakeClock
+from tests.kdf import remember_derivations
 from tests.pgserver import Databases
+from tests.servers import DemoWorkspaces
 
 TEST_ROWS = 2000
 BASE = "https://testserver"
@@ -47,6 +49,13 @@ def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("template") / "ws"
     init_workspace(Settings(home=home, public_url=BASE), demo=True, rows=TEST_ROWS)
     return home
+
+
+@pytest.fixture(scope="session")
+def demo_workspaces(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspaces:
+    """`gateway init --demo --rows N` once per row count for the session; tests get copies
+    (tests/servers.py)."""
+    return DemoWorkspaces(tmp_path_factory.mktemp("demo-workspaces"))
 
 
 @pytest.fixture(scope="session")
@@ -98,9 +107,11 @@ def pg_url(pg_databases: Databases) -> Iterator[str]:
 def pytest_configure(config: pytest.Config) -> None:
     """No timing assertions in tests: hypothesis's per-example deadline (200 ms unless a test
     sets its own) fails correct tests on a loaded machine or beside a second xdist worker. Every
-    example still runs; only the stopwatch is off."""
+    example still runs; only the stopwatch is off. And scrypt answers for a (secret, salt) it
+    has already derived from memory (tests/kdf.py)."""
     hypothesis.settings.register_profile("gateway", deadline=None)
     hypothesis.settings.load_profile("gateway")
+    remember_derivations()  # scrypt of the same secret and salt, once per process (tests/kdf.py)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
