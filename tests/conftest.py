@@ -46,9 +46,33 @@ class Demo:
 
 @pytest.fixture(scope="session")
 def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace every `demo` copies, with the demo client's views already stored."""
     home = tmp_path_factory.mktemp("template") / "ws"
     init_workspace(Settings(home=home, public_url=BASE), demo=True, rows=TEST_ROWS)
+    store_demo_views(home, tmp_path_factory.mktemp("template-views") / "ws")
     return home
+
+
+def store_demo_views(home: Path, scratch: Path) -> None:
+    """Put the demo client's released views into `home`'s view store (state/views), as a
+    gateway that had served each of its grants once would have: computing one costs more than
+    all the rest of most tests, and every test would compute the same ones again. They are made
+    in a copy, so the workspace's log, registry and policy history stay as `init` left them. A
+    stored view is used only under its exact key (data, policy, secret, client, code version),
+    so a test that changes any of these gets a view computed afresh; tests of the view store
+    itself start without them (tests/privacy/test_viewstore.py)."""
+    shutil.copytree(home, scratch, symlinks=True)
+    creds = json.loads((scratch / "demo-client.json").read_text())
+    with TestClient(create_app(Settings(home=scratch, public_url=BASE)), base_url=BASE) as client:
+        token = token_for(client, creds["client_id"], creds["client_secret"])
+        auth = {"Authorization": f"Bearer {token}"}
+        for dataset in client.get("/v1/datasets", headers=auth).json()["datasets"]:
+            for grant in dataset["grants"]:
+                url = f"/v1/datasets/{dataset['id']}/rows"
+                params = {"purpose": grant["purposes"][0], "_size": "1"}
+                response = client.get(url, params=params, headers=auth)
+                assert response.status_code == 200, response.text
+    shutil.copytree(scratch / "state" / "views", home / "state" / "views", dirs_exist_ok=True)
 
 
 @pytest.fixture(scope="session")
