@@ -138,6 +138,15 @@ def pytest_configure(config: pytest.Config) -> None:
     remember_derivations()  # scrypt of the same secret and salt, once per process (tests/kdf.py)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests first (each keeps its place among the others): `make test` splits the
+    list between two processes, each working from its front, and an idle one takes over the
+    back of the other's share. With the long tests (real servers, browsers, installs) at the
+    front, what is left to share at the end are short tests, and both processes finish
+    together instead of one waiting out the other's last end-to-end test."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A module with `BOTH_STORES = True` runs each test that uses `demo` on both stores, except
     a test marked `store_independent`: its subject (parameter parsing, views, rendering) never
