@@ -54,14 +54,16 @@ def ncp(
     total = len(source)
     if total == 0 or not qis:
         return 0.0
-    kept = source.loc[released_index]
+    kept = source.index.get_indexer_for(released_index)  # the released rows' positions
+    if (kept < 0).any():
+        raise KeyError("the released rows must be rows of the source")
     cost = 0.0
     for i, qi in enumerate(qis):
         level = levels[i] if i < len(levels) else 0
-        if level == 0 or kept.empty:
+        if level == 0 or not len(kept):
             continue
-        values = source[qi].astype("string").fillna("\x00")
-        domain = pd.Series(values.unique(), dtype="string")
+        codes, uniques = pd.factorize(source[qi].astype("string").fillna("\x00"))
+        domain = pd.Series(uniques, dtype="string")
         if len(domain) <= 1:
             continue
         table = tables.get(qi, [])
@@ -70,11 +72,8 @@ def ncp(
         else:  # above the hierarchy (or no hierarchy): everything is "*"
             labels = pd.Series("*", index=domain.index, dtype="string")
         covered = labels.map(labels.value_counts())
-        per_value = pd.Series(
-            ((covered - 1) / (len(domain) - 1)).to_numpy(dtype="float64"), index=domain.array
-        )
-        cell = kept[qi].astype("string").fillna("\x00").map(per_value)
-        cost += float(cell.sum())
+        per_value = ((covered - 1) / (len(domain) - 1)).to_numpy(dtype="float64")
+        cost += float(per_value[codes[kept]].sum())  # each released cell, in release order
     suppressed = total - len(kept)
     return (cost + suppressed * len(qis)) / (total * len(qis))
 

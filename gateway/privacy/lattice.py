@@ -71,19 +71,22 @@ class _Column:
     label of each distinct level-0 value with its integer code (codes in order of appearance)."""
 
     rows: Codes
-    labels: list[pd.Series]  # per level 1..H: label per distinct level-0 value
+    labels: Sequence[pd.api.extensions.ExtensionArray]  # per level 1..H: per distinct value
     codes: list[Codes]  # per level 0..H: code per distinct level-0 value
 
 
 def _column(values: pd.Series, hierarchy: list[dict[str, str]]) -> _Column:
     rows, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
-    distinct = pd.Series(uniques).astype("string")
-    # A value the hierarchy does not list is generalized to "*" (never kept as is).
-    labels = [distinct.map(mapping).fillna("*").astype("string") for mapping in hierarchy]
-    if not hierarchy:
-        labels = [pd.Series("*", index=distinct.index, dtype="string")]
+    distinct = uniques.to_numpy(dtype=object)
+    distinct[uniques.isna()] = None  # a dict look-up of pd.NA raises on a hash collision
+    # One dictionary look-up per distinct value and level (a missing value, or one the
+    # hierarchy does not list, is generalized to "*": never kept as is).
+    labels = [
+        pd.array(list(map(mapping.get, distinct)), dtype="string").fillna("*")
+        for mapping in hierarchy or [{}]
+    ]
     codes = [np.arange(len(distinct), dtype=np.int64)]
-    codes += [pd.factorize(lab, use_na_sentinel=False)[0].astype(np.int64) for lab in labels]
+    codes += [lab.factorize(use_na_sentinel=False)[0].astype(np.int64) for lab in labels]
     return _Column(rows.astype(np.int64), labels, codes)
 
 
@@ -128,39 +131,41 @@ def _node_key(
 
 class _Rollup:
     """k-anonymity by rolling classes up the lattice (as ARX does): each evaluated node keeps
-    its classes as one representative tuple, a row count and a key each; a node's classes are
-    those of the node one level below it with the fewest classes, merged by their keys at the
-    node: a hash over the classes, not over the tuples. A key places each quasi-identifier's
-    code at a fixed position, so one level up on quasi-identifier i changes a class's key by
-    that code's change alone (one gather and one add). Exact when every hierarchy is a tree (a
-    label's parent is one label), which `applies` checks. Nodes are evaluated by increasing
-    loss, so a node's classes are dropped once no node left to evaluate can roll up from them."""
+    its classes as one sorted integer each, holding every quasi-identifier's code at a fixed
+    bit position and, in the low bits, the class's row count capped at k (a class of k rows or
+    more stays one at every node above, and only smaller ones are suppressed). A node's classes
+    are those of the node one level below it with the fewest classes, merged at the node: one
+    level up on quasi-identifier i changes a class's code bits for i alone (a shift, a mask, a
+    gather and an add), then one sort brings equal codes together with their counts, and a
+    segment sum merges them (no hashing). Exact when every hierarchy is a tree (a label's
+    parent is one label), which `applies` checks. Nodes are evaluated by increasing loss, so a
+    node's classes are dropped once no node left to evaluate can roll up from them."""
 
     def __init__(
         self, tuple_codes: list[list[Codes]], radix: list[list[int]], weights: Codes, k: int
     ) -> None:
         self._k = k
-        places = np.cumprod([1] + [r[0] for r in radix[:0:-1]])[::-1]  # fixed mixed radix
-        # Per QI and level L >= 1: how a tuple's key changes from level L-1 to level L.
+        self._low = k.bit_length()  # the count bits
+        self._widths = _widths(radix)
+        self._shifts = [int(s) for s in np.cumsum([self._low, *self._widths[:0:-1]])[::-1]]
+        # Per QI and level L >= 1: per code at level L-1, how a class changes from L-1 to L.
         self._steps = [
-            [(lv - below) * int(place) for below, lv in itertools.pairwise(levels)]
-            for levels, place in zip(tuple_codes, places, strict=True)
+            [_changes(below, level) << shift for below, level in itertools.pairwise(levels)]
+            for levels, shift in zip(tuple_codes, self._shifts, strict=True)
         ]
-        bottom_key = sum(
-            (levels[0] * int(place) for levels, place in zip(tuple_codes, places, strict=True)),
-            np.zeros(len(weights), dtype=np.int64),
-        )
+        bottom = np.minimum(weights, k)
+        for levels, shift in zip(tuple_codes, self._shifts, strict=True):
+            bottom |= levels[0] << shift
         # A node one level above another costs at most this much more.
         self._reach = 1.0 / (len(radix) * min(len(r) - 1 for r in radix))
-        # The bottom node's classes are the distinct tuples themselves.
-        self._bottom = (np.arange(len(weights), dtype=np.int64), weights, bottom_key)
-        self._kept: dict[tuple[int, ...], tuple[Codes, Codes, Codes, float]] = {}
+        self._bottom = np.sort(bottom)  # the distinct tuples themselves
+        self._kept: dict[tuple[int, ...], tuple[Codes, float]] = {}
 
     @staticmethod
-    def applies(columns: Sequence[_Column], radix: Sequence[Sequence[int]]) -> bool:
+    def applies(columns: Sequence[_Column], radix: Sequence[Sequence[int]], k: int) -> bool:
         """Whether every hierarchy is a tree (values sharing a label at one level share it at
-        every level above) and the fixed-position key fits in 62 bits."""
-        if np.prod([float(r[0]) for r in radix]) >= 2.0**62:
+        every level above) and the codes and a count up to k fit in 63 bits."""
+        if k < 1 or sum(_widths(radix)) + k.bit_length() > 63:
             return False
         for column in columns:
             for lower, upper in itertools.pairwise(column.codes):
@@ -169,37 +174,66 @@ class _Rollup:
                     return False
         return True
 
+    def _up(self, classes: Codes, i: int, level: int) -> Codes:
+        """The classes one level up (to `level`) on quasi-identifier i, not yet merged."""
+        codes = (classes >> self._shifts[i]) & ((1 << self._widths[i]) - 1)
+        up: Codes = classes + self._steps[i][level - 1][codes]
+        return up
+
+    def _merge(self, classes: Codes) -> tuple[Codes, Codes]:
+        """Classes with equal codes merged (counts summed, capped at k), in sorted order, and
+        their counts."""
+        classes = np.sort(classes)
+        codes = classes >> self._low
+        counts = classes & ((1 << self._low) - 1)
+        first = np.empty(len(classes), dtype=np.bool_)
+        first[:1] = True
+        np.not_equal(codes[1:], codes[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        if len(starts) == len(classes):
+            return classes, counts
+        counts = np.minimum(np.add.reduceat(counts, starts), self._k)
+        merged: Codes = (codes[starts] << self._low) | counts
+        return merged, counts
+
     def evaluate(self, node: tuple[int, ...], loss: float) -> int:
         """The rows in classes smaller than k at `node` (whose loss is `loss`)."""
-        while self._kept:  # insertion order is loss order: drop what nothing can use now
-            oldest = next(iter(self._kept))
-            if self._kept[oldest][3] >= loss - self._reach - 1e-9:
+        kept = self._kept
+        while kept:  # insertion order is loss order: drop what nothing can use now
+            oldest = next(iter(kept))
+            if kept[oldest][1] >= loss - self._reach - 1e-9:
                 break
-            del self._kept[oldest]
-        source: tuple[Codes, Codes, Codes] | None = None
+            del kept[oldest]
+        source: Codes | None = None
         step = -1
         for i, level in enumerate(node):
-            lower = self._kept.get((*node[:i], level - 1, *node[i + 1 :])) if level else None
-            if lower is not None and (source is None or len(lower[0]) < len(source[0])):
-                source, step = lower[:3], i
-        if source is None:  # the bottom itself, or (never with trees) nothing below is kept
-            reps, counts, key = self._bottom
+            if level:
+                lower = kept.get((*node[:i], level - 1, *node[i + 1 :]))
+                if lower is not None and (source is None or len(lower[0]) < len(source)):
+                    source, step = lower[0], i
+        if source is not None:
+            classes, counts = self._merge(self._up(source, step, node[step]))
+        else:  # the bottom, or (never with trees) nothing below is kept: climb from it
+            classes = self._bottom
             for i, level in enumerate(node):
                 for lv in range(1, level + 1):
-                    key = key + self._steps[i][lv - 1][reps]
-        else:
-            reps, counts, key = source
-            key = key + self._steps[step][node[step] - 1][reps]
-        merged = pd.factorize(key)[0]
-        classes = int(merged.max()) + 1 if len(merged) else 0
-        sizes = np.bincount(merged, weights=counts, minlength=classes).astype(np.int64)
-        # Any member represents its class: members share their codes at this node and above.
-        kept_reps = np.empty(classes, dtype=np.int64)
-        kept_reps[merged] = reps
-        kept_key = np.empty(classes, dtype=np.int64)
-        kept_key[merged] = key
-        self._kept[node] = (kept_reps, sizes, kept_key, loss)
-        return int(sizes[sizes < self._k].sum())
+                    classes = self._up(classes, i, lv)
+            classes, counts = self._merge(classes)
+        kept[node] = (classes, loss)
+        # Counts are capped at k: the rows in smaller classes are all rows but k per full one.
+        return int(counts.sum()) - self._k * int(np.count_nonzero(counts == self._k))
+
+
+def _widths(radix: Sequence[Sequence[int]]) -> list[int]:
+    """Bits each quasi-identifier's level-0 code takes in a class's integer."""
+    return [(r[0] - 1).bit_length() for r in radix]
+
+
+def _changes(below: Codes, level: Codes) -> Codes:
+    """Per code at one level (`below`, per distinct value), its code one level up minus it."""
+    change = np.zeros(int(below.max()) + 1 if len(below) else 0, dtype=np.int64)
+    change[below] = level - below
+    return change
 
 
 def anonymize(
@@ -270,7 +304,7 @@ def anonymize(
     # before: for k alone, a node's classes are rolled up from those of the node just below it
     # with the fewest classes (ARX's roll-up), never recounted from the tuples.
     rollup = None
-    if tuple_sens is None and _Rollup.applies(columns, radix):
+    if tuple_sens is None and _Rollup.applies(columns, radix, k):
         rollup = _Rollup(tuple_codes, radix, weights, k)
     best: tuple[int, int] | None = None  # position, rows suppressed
     least: float | None = None  # the least loss of an acceptable node, once one is found
@@ -300,7 +334,7 @@ def anonymize(
     out = frame[keep_rows]
     for i, qi in enumerate(qis):
         if node[i]:
-            out[qi] = columns[i].labels[node[i] - 1].array.take(columns[i].rows[keep_rows])
+            out[qi] = columns[i].labels[node[i] - 1].take(columns[i].rows[keep_rows])
     kept = ~small_tuples
     sizes_all = np.bincount(inverse[kept], weights=weights[kept]).astype(np.int64)
     sizes = sizes_all[sizes_all > 0]

@@ -179,7 +179,7 @@ def test_a_hierarchy_that_is_not_a_tree_is_counted_from_the_tuples(tmp_path: Pat
     frame = pd.DataFrame({"a": ["1", "2", "3", "4"] * 3, "b": ["u", "v", "w"] * 4})
     columns = [lattice._column(frame["a"], load_hierarchy(tmp_path / "a.csv"))]
     radix = [[int(lv.max()) + 1 for lv in c.codes] for c in columns]
-    assert not lattice._Rollup.applies(columns, radix)
+    assert not lattice._Rollup.applies(columns, radix, 6)
     out, solution = anonymize(frame, ["a"], {"a": load_hierarchy(tmp_path / "a.csv")}, 6, 0.0)
     assert solution.levels == (1,)
     assert min(class_sizes(out, ["a"]).values()) >= 6
@@ -197,3 +197,49 @@ def test_adult_release_is_the_same_rolled_up_or_counted(
     rolled, counted = _both_ways(monkeypatch, frame, QIS, hierarchies, k, 0.05)
     assert rolled[1] == counted[1]
     pd.testing.assert_frame_equal(rolled[0], counted[0])
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seed=st.integers(0, 2**32 - 1), share=st.sampled_from([0.0, 0.05, 0.3]))
+def test_capped_counts_give_the_same_release_for_any_k_and_missing_values(
+    monkeypatch: pytest.MonkeyPatch, seed: int, share: float
+) -> None:
+    """Promise 4 unchanged by the speed-up: the roll-up keeps class counts capped at k (k from
+    1 to beyond the table's size) and reads missing values and values a hierarchy does not
+    list as `*` one level up; its release is the one counting every node from the tuples
+    gives, or both refuse."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    k = int(rng.integers(1, n + 10))
+    a_values = np.array(["0", "1", "2", "3", "4", "5", "9", None], dtype=object)
+    b_values = np.array(["x", "y", "z", None], dtype=object)
+    frame = pd.DataFrame({"a": rng.choice(a_values, n), "b": rng.choice(b_values, n)})
+    hierarchies = {
+        "a": [{str(v): f"a{v // 2}" for v in range(6)}, {str(v): f"a{v // 4}" for v in range(6)}],
+        "b": [{"x": "xy", "y": "xy", "z": "z"}],
+    }
+    try:
+        rolled, counted = _both_ways(monkeypatch, frame, ["a", "b"], hierarchies, k, share)
+    except Unreachable:
+        with pytest.raises(Unreachable):
+            _both_ways(monkeypatch, frame, ["a", "b"], hierarchies, k, share)
+        return
+    assert rolled[1] == counted[1]
+    pd.testing.assert_frame_equal(rolled[0], counted[0])
+    levels = rolled[1].levels  # type: ignore[attr-defined]
+    for qi, level in zip(("a", "b"), levels, strict=True):
+        if level:  # a missing value, or 9 (not in a's hierarchy), is never released as is
+            source = frame.loc[rolled[0].index, qi]
+            unlisted = source.isna() | ~source.isin(list(hierarchies[qi][0]))
+            assert (rolled[0].loc[unlisted, qi] == "*").all()
+
+
+def test_rollup_needs_the_codes_and_a_count_up_to_k_in_63_bits() -> None:
+    """The roll-up packs every code and a count capped at k into one 63-bit integer; where
+    they do not fit (or k < 1) the search counts from the tuples instead."""
+    wide = [[2**31], [2**30]]  # 31 + 30 bits of codes
+    assert lattice._Rollup.applies([], wide, 3)  # + 2 bits
+    assert not lattice._Rollup.applies([], wide, 4)  # + 3 bits
+    assert not lattice._Rollup.applies([], [[2]], 0)
