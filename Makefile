@@ -34,9 +34,16 @@ run: $(VENV)/.installed
 PYTEST_FAST := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache \
 	$(BIN)/pytest -p xdist.plugin -n 2 --dist worksteal
 
-## test: lint, type-check and run the whole test suite (end-to-end tests included)
-test: $(VENV)/.installed-dev lint typecheck
-	$(PYTEST_FAST) -q
+## test: lint, type-check and run the whole test suite (end-to-end tests included). mypy runs
+## beside pytest (its report appears when it is done; the tests' summary stays last), since much
+## of the suite's wall time is spent waiting on servers; either failing fails `make test`.
+test: $(VENV)/.installed-dev lint
+	@log=$$(mktemp); \
+	{ $(BIN)/mypy >"$$log" 2>&1; status=$$?; sed 's/^/mypy: /' "$$log"; exit $$status; } & mypy=$$!; \
+	$(PYTEST_FAST) -q; tests=$$?; \
+	wait $$mypy; typed=$$?; rm -f "$$log"; \
+	if [ $$typed -ne 0 ]; then echo "mypy failed (exit $$typed): see the mypy: lines above"; fi; \
+	exit $$(( tests != 0 ? tests : typed ))
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

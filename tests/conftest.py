@@ -22,7 +22,9 @@ from gateway.runtime.services import build_services
 from gateway.settings import Settings
 from gateway.workspace import init_workspace
 from tests.doubles import FakeClock
+from tests.kdf import remember_derivations
 from tests.pgserver import Databases
+from tests.servers import DemoWorkspaces
 
 TEST_ROWS = 2000
 BASE = "https://testserver"
@@ -44,9 +46,40 @@ class Demo:
 
 @pytest.fixture(scope="session")
 def template_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo workspace every `demo` copies, with the demo client's views already stored."""
     home = tmp_path_factory.mktemp("template") / "ws"
     init_workspace(Settings(home=home, public_url=BASE), demo=True, rows=TEST_ROWS)
+    store_demo_views(home, tmp_path_factory.mktemp("template-views") / "ws")
     return home
+
+
+def store_demo_views(home: Path, scratch: Path) -> None:
+    """Put the demo client's released views into `home`'s view store (state/views), as a
+    gateway that had served each of its grants once would have: computing one costs more than
+    all the rest of most tests, and every test would compute the same ones again. They are made
+    in a copy, so the workspace's log, registry and policy history stay as `init` left them. A
+    stored view is used only under its exact key (data, policy, secret, client, code version),
+    so a test that changes any of these gets a view computed afresh; tests of the view store
+    itself start without them (tests/privacy/test_viewstore.py)."""
+    shutil.copytree(home, scratch, symlinks=True)
+    creds = json.loads((scratch / "demo-client.json").read_text())
+    with TestClient(create_app(Settings(home=scratch, public_url=BASE)), base_url=BASE) as client:
+        token = token_for(client, creds["client_id"], creds["client_secret"])
+        auth = {"Authorization": f"Bearer {token}"}
+        for dataset in client.get("/v1/datasets", headers=auth).json()["datasets"]:
+            for grant in dataset["grants"]:
+                url = f"/v1/datasets/{dataset['id']}/rows"
+                params = {"purpose": grant["purposes"][0], "_size": "1"}
+                response = client.get(url, params=params, headers=auth)
+                assert response.status_code == 200, response.text
+    shutil.copytree(scratch / "state" / "views", home / "state" / "views", dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def demo_workspaces(tmp_path_factory: pytest.TempPathFactory) -> DemoWorkspaces:
+    """`gateway init --demo --rows N` once per row count for the session; tests get copies
+    (tests/servers.py)."""
+    return DemoWorkspaces(tmp_path_factory.mktemp("demo-workspaces"))
 
 
 @pytest.fixture(scope="session")
@@ -98,9 +131,20 @@ def pg_url(pg_databases: Databases) -> Iterator[str]:
 def pytest_configure(config: pytest.Config) -> None:
     """No timing assertions in tests: hypothesis's per-example deadline (200 ms unless a test
     sets its own) fails correct tests on a loaded machine or beside a second xdist worker. Every
-    example still runs; only the stopwatch is off."""
+    example still runs; only the stopwatch is off. And scrypt answers for a (secret, salt) it
+    has already derived from memory (tests/kdf.py)."""
     hypothesis.settings.register_profile("gateway", deadline=None)
     hypothesis.settings.load_profile("gateway")
+    remember_derivations()  # scrypt of the same secret and salt, once per process (tests/kdf.py)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end tests first (each keeps its place among the others): `make test` splits the
+    list between two processes, each working from its front, and an idle one takes over the
+    back of the other's share. With the long tests (real servers, browsers, installs) at the
+    front, what is left to share at the end are short tests, and both processes finish
+    together instead of one waiting out the other's last end-to-end test."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,8 +58,29 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(30)
 
+    def wait_ready(self, seconds: float = 60) -> None:
+        """Return once a TLS handshake succeeds (no HTTP call: the audit log stays untouched);
+        stop the server and raise if it exits or is not ready within `seconds`."""
+        port = int(self.base.rsplit(":", 1)[1])
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"gateway serve exited: {stderr}")
+            try:
+                with (
+                    socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
+                    self.ca.wrap_socket(raw, server_hostname="127.0.0.1"),
+                ):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gateway serve did not become ready within {seconds:.0f} s")
 
-def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+
+def spawn_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """`gateway serve` on a free port, started but not yet ready (see Server.wait_ready)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -79,32 +100,58 @@ def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> 
         env={**os.environ, **(env or {})},
     )
     ca = ssl.create_default_context(cafile=str(home / "keys" / "ca.crt"))
-    server = Server(home, f"https://127.0.0.1:{port}", ca, process)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"gateway serve exited: {process.stderr.read().decode() if process.stderr else ''}"
-            )
-        # Ready when a TLS handshake succeeds; no HTTP call, so the audit log stays untouched.
-        try:
-            with (
-                socket.create_connection(("127.0.0.1", port), timeout=2) as raw,
-                ca.wrap_socket(raw, server_hostname="127.0.0.1"),
-            ):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.stop()
-    raise RuntimeError("gateway serve did not become ready within 60 s")
+    return Server(home, f"https://127.0.0.1:{port}", ca, process)
+
+
+def start_server(home: Path, *extra: str, env: dict[str, str] | None = None) -> Server:
+    """`gateway serve` on a free port, once it answers a TLS handshake."""
+    server = spawn_server(home, *extra, env=env)
+    server.wait_ready()
+    return server
+
+
+def start_servers(
+    homes: Sequence[Path], *extra: str, env: dict[str, str] | None = None
+) -> list[Server]:
+    """Several servers started side by side (each boots while the others do)."""
+    servers = [spawn_server(home, *extra, env=env) for home in homes]
+    try:
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
+
+
+class DemoWorkspaces:
+    """Workspaces made by `gateway init --demo --rows N`, as a user makes them: the command runs
+    once per row count (per test process), and each test gets a private copy (its own log,
+    registry, state and keys), which is what a new `gateway init` would have given it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.templates: dict[int, Path] = {}
+
+    def template(self, rows: int) -> Path:
+        """The initialized workspace for `rows` (read it, never change it: copy it)."""
+        if rows not in self.templates:
+            home = self.root / f"rows-{rows}" / "ws"
+            gateway("init", "--demo", "--rows", str(rows), home=home)
+            self.templates[rows] = home
+        return self.templates[rows]
+
+    def copy(self, home: Path, rows: int = int(ROWS)) -> Path:
+        """A private copy of the initialized workspace at `home` (which must not exist)."""
+        shutil.copytree(self.template(rows), home, symlinks=True)
+        return home
 
 
 @pytest.fixture(scope="module")
-def initialized(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace made by `gateway init --demo`, as a user makes it (once per module)."""
-    home = tmp_path_factory.mktemp("e2e") / "ws"
-    gateway("init", "--demo", "--rows", ROWS, home=home)
-    return home
+def initialized(demo_workspaces: DemoWorkspaces) -> Path:
+    """A workspace made by `gateway init --demo`, as a user makes it (tests copy it: `home`)."""
+    return demo_workspaces.template(int(ROWS))
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from gateway.audit.reader import read_entries
 from gateway.auth.keys import STATE_FILE
 from gateway.cli import main
 from tests.conftest import Demo
-from tests.servers import Server, gateway, oauth_client, start_server
+from tests.servers import DemoWorkspaces, Server, gateway, oauth_client, start_server
 
 
 def entries(home: Path) -> list[dict[str, object]]:
@@ -41,12 +41,13 @@ def secret_of(output: str) -> str:
 
 
 @pytest.mark.e2e
-def test_rotate_secret_revokes_live_tokens_and_retire_ends_a_client(tmp_path: Path) -> None:
+def test_rotate_secret_revokes_live_tokens_and_retire_ends_a_client(
+    tmp_path: Path, demo_workspaces: DemoWorkspaces
+) -> None:
     """Promise 9 (revoked tokens and disabled clients stop at once), with real tokens: after
     rotate-secret the old token gets 401 and a token from the new secret works; after retire
     the client gets no token and cannot come back, and every entry naming it still verifies."""
-    home = tmp_path / "ws"
-    gateway("init", "--demo", "--rows", "500", home=home)
+    home = demo_workspaces.copy(tmp_path / "ws", rows=500)
     creds = json.loads((home / "demo-client.json").read_text())
     temp_secret = secret_of(gateway("clients", "add", "temp", home=home).stdout)
     server = start_server(home)

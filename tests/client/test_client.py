@@ -38,7 +38,7 @@ from gateway.client.files import format_of
 from gateway.client.paging import next_link, resolve_next
 from gateway.client.retry import delay
 from tests.paths import REPO
-from tests.servers import Server, gateway, start_server
+from tests.servers import DemoWorkspaces, Server, gateway, start_server
 
 DOCS = REPO / "docs"
 BASE = "https://gw.example:8443"
@@ -186,11 +186,12 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(
+    tmp_path_factory: pytest.TempPathFactory, demo_workspaces: DemoWorkspaces
+) -> Iterator[Live]:
     """One demo workspace served over TLS for this module; a second client uses a private key."""
     root = tmp_path_factory.mktemp("client")
-    home = root / "ws"
-    gateway("init", "--demo", "--rows", "2000", home=home)
+    home = demo_workspaces.copy(root / "ws", rows=2000)
     key = ECKey.generate_key("P-256")
     key.ensure_kid()
     key_pem = root / "client-key.pem"
@@ -437,7 +438,9 @@ def test_every_python_example_in_developers_md_runs(live: Live, tmp_path: Path) 
 
 
 @pytest.mark.e2e
-def test_receipts_follow_an_audit_key_rotation(tmp_path: Path) -> None:
+def test_receipts_follow_an_audit_key_rotation(
+    tmp_path: Path, demo_workspaces: DemoWorkspaces
+) -> None:
     """Promise 6 after `gateway keys rotate audit`: a developer holding only the old audit key
     still verifies receipts (the client, and docs/audit.md's example, follow the rotation entry
     the old key signed); a tampered rotation is refused, a stranger's key is never trusted."""
@@ -448,8 +451,7 @@ def test_receipts_follow_an_audit_key_rotation(tmp_path: Path) -> None:
     from gateway.audit.signing import key_id
     from gateway.audit.verify import load_keys
 
-    home = tmp_path / "ws"
-    gateway("init", "--demo", "--rows", "500", home=home)
+    home = demo_workspaces.copy(tmp_path / "ws", rows=500)
     old_pub = tmp_path / "old-audit.pub"
     old_pub.write_bytes((home / "keys" / "audit-ed25519.pub").read_bytes())
     creds = json.loads((home / "demo-client.json").read_text())

@@ -17,16 +17,17 @@ from gateway.audit.entry import decode_entry
 from gateway.audit.reader import read_entries
 from gateway.audit.receipt import verify_receipt
 from tests.conftest import audit_keys
-from tests.servers import gateway, oauth_client, start_server
+from tests.servers import gateway, home, initialized, oauth_client, start_server
+
+# the end-to-end fixtures: `gateway init --demo` once, a copy of it per test
+__all__ = ["home", "initialized"]
 
 pytestmark = pytest.mark.e2e
 
 
-def test_export_and_budget_across_two_workers(tmp_path: Path) -> None:
+def test_export_and_budget_across_two_workers(home: Path) -> None:
     """Promise 6 for a streamed export (a verifiable receipt, one entry naming every row) and
     the DP budget spent exactly once when 24 queries race over two worker processes."""
-    home = tmp_path / "ws"
-    gateway("init", "--demo", "--rows", "2000", home=home)
     server = start_server(home, "--workers", "2")
     try:
         creds = json.loads((home / "demo-client.json").read_text())

@@ -4,6 +4,7 @@ released as found; the released view reports information loss (NCP, discernibili
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,15 @@ PAGES = [
     "/v1/datasets/residents/rows?purpose=statistics&_size=50&_sort=age&_extra=count",
     "/v1/datasets/enterprise_registry/rows?purpose=market-analysis&_size=200&_format=csv",
 ]
+
+
+@pytest.fixture(autouse=True)
+def no_stored_view(request: pytest.FixtureRequest) -> None:
+    """These tests watch the view store fill: their workspace starts with no view stored (the
+    shared template has the demo client's views stored: tests/conftest.py)."""
+    if "demo" in request.fixturenames:
+        demo: Demo = request.getfixturevalue("demo")
+        shutil.rmtree(demo.home / "state" / "views")
 
 
 def fetch_pages(demo: Demo) -> list[bytes]:

@@ -21,7 +21,7 @@ import pytest
 from gateway.audit.reader import read_entries
 from gateway.settings import Settings
 from tests.pgserver import Databases
-from tests.servers import Server, gateway, start_server
+from tests.servers import Server, gateway, start_servers
 
 pytestmark = pytest.mark.e2e
 
@@ -75,10 +75,8 @@ def hosts(tmp_path: Path, store_url: str) -> Iterator[list[Server]]:
         "GATEWAY_PUBLIC_URL": PUBLIC,
         "GATEWAY_RATE_PER_MINUTE": "100000",
     }
-    servers = []
+    servers = start_servers(homes, env=env)
     try:
-        for home in homes:
-            servers.append(start_server(home, env=env))
         yield servers
     finally:
         for server in servers:
