@@ -26,6 +26,7 @@ import io
 import json
 import pstats
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,9 @@ def workspace(workdir: Path, rows: int) -> tuple[Settings, float]:
     """The demo workspace of `rows` rows under `workdir`, built once (seconds it took, or 0)."""
     settings = Settings(home=workdir / f"ws-{rows}", public_url="https://testserver")
     if (settings.workspace.data / "residents.csv").exists():
+        # The data is kept; the policies follow the checkout (its loader may refuse old ones).
+        shutil.rmtree(settings.workspace.policies)
+        init_workspace(settings, demo=True, rows=rows)
         return settings, 0.0
     start = time.perf_counter()
     init_workspace(settings, demo=True, rows=rows)
