@@ -82,9 +82,20 @@ class Refusals:
     root_path: Any
     app_state: Any
     _rejecting: bool
+    _deadline: asyncio.TimerHandle | None
+
+    def _request_timeout(self) -> None:
+        raise NotImplementedError
+
+    def _arm(self) -> None:
+        """(Re)start the whole-request deadline (`REQUEST_SECONDS`)."""
+        self._disarm()
+        self._deadline = self.loop.call_later(REQUEST_SECONDS, self._request_timeout)
 
     def _disarm(self) -> None:
-        raise NotImplementedError
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _reject(self, reason: str, status: int) -> None:
         self._rejecting = True
@@ -175,15 +186,6 @@ class GatewayH11Protocol(Refusals, H11Protocol):
         super().handle_events()
         if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
             self._disarm()  # the request is complete (or refused, or the connection ends)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(REQUEST_SECONDS, self._request_timeout)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
 
     def _request_timeout(self) -> None:
         self._deadline = None

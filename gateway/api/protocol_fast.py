@@ -22,7 +22,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.api.protocol import MAX_HEAD_BYTES, REQUEST_SECONDS, Refusals
+from gateway.api.protocol import MAX_HEAD_BYTES, Refusals
 
 # What llhttp refused, as a code safe to log (its messages never quote the request, but the
 # codes are the audit log's vocabulary, shared with the h11 protocol).
@@ -88,15 +88,6 @@ class GatewayHttpToolsProtocol(Refusals, HttpToolsProtocol):
         if not self.transport.is_closing():
             self._arm()  # before a pipelined request is handled
         super().on_response_complete()
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(REQUEST_SECONDS, self._request_timeout)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
 
     def _request_timeout(self) -> None:
         self._deadline = None

@@ -20,6 +20,7 @@ from gateway.api.protocol import GatewayH11Protocol
 from gateway.app import create_app
 from gateway.audit.reader import read_entries
 from gateway.cli.serve import http_protocol
+from tests.api.refusals import REFUSED
 from tests.conftest import Demo
 
 httptools = pytest.importorskip("httptools")
@@ -28,33 +29,7 @@ from gateway.api.protocol_fast import GatewayHttpToolsProtocol  # noqa: E402 - n
 PROTOCOLS = [GatewayHttpToolsProtocol, GatewayH11Protocol]
 PROBLEM = b"application/problem+json"
 
-# (what, raw request, status, defect): what each protocol must refuse itself, before the app.
-REFUSED = [
-    ("NUL in a header", b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", 400, "header"),
-    (
-        "conflicting Content-Length",
-        b"POST /oauth/token HTTP/1.1\r\nHost: a\r\n"
-        b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
-        400,
-        "content_length",
-    ),
-    (
-        "negative Content-Length",
-        b"POST /oauth/token HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
-        400,
-        "content_length",
-    ),
-    ("missing Host", b"GET /healthz HTTP/1.1\r\n\r\n", 400, "host"),
-    ("two Host headers", b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "host"),
-    ("raw bytes in the path", b"GET /v1/datasets/\xff\xfe HTTP/1.1\r\nHost: a\r\n\r\n", 400, None),
-    ("raw UTF-8 in the query", "GET /healthz?g=女 HTTP/1.1\r\nHost: a\r\n\r\n".encode(), 400, None),
-    (
-        "unfinished headers past the limit",
-        b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-A: " + b"a" * 60_000,
-        431,
-        "too_large",
-    ),
-]
+# REFUSED (tests/api/refusals.py): what each protocol must refuse itself, before the app.
 
 
 @pytest.fixture(params=PROTOCOLS, ids=lambda p: p.__name__)
