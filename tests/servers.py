@@ -49,8 +49,8 @@ class Server:
 
     def stop(self) -> None:
         """Close the test's clients, then stop the server as an operator does (SIGTERM: calls
-        in flight finish and are logged). A client left open would hold an idle TLS connection
-        that keeps the server in its graceful shutdown for GRACEFUL_SECONDS."""
+        in flight finish and are logged; an idle connection is dropped at once, see
+        test_an_idle_tls_client_does_not_hold_a_stopping_server)."""
         for client in self.clients:
             client.close()
         self.clients.clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import time
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -590,6 +591,28 @@ def served_home(small_workspace: Path, tmp_path: Path) -> Path:
     home = tmp_path / "ws"
     shutil.copytree(small_workspace, home, symlinks=True)
     return home
+
+
+@pytest.mark.e2e
+def test_an_idle_tls_client_does_not_hold_a_stopping_server(served_home: Path) -> None:
+    """Fail closed, not slow: a restart stops at once when a client keeps an idle keep-alive
+    TLS connection open (before, the server waited for the client's close_notify until its
+    graceful-shutdown timeout ran out, 10 s per restart); a call in flight still finishes."""
+    from tests.servers import start_server
+
+    server = start_server(served_home)
+    try:
+        with _tls(server) as idle:
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert idle.recv(65536).startswith(b"HTTP/1.1 200 ")
+            server.process.send_signal(signal.SIGTERM)  # the client neither reads nor closes
+            server.process.wait(60)  # (uvicorn re-raises the SIGTERM it handled: -15)
+            assert server.process.stderr is not None
+            log = server.process.stderr.read().decode()
+            assert "timeout graceful shutdown exceeded" not in log
+            assert "Waiting for connections to close" not in log
+    finally:
+        server.stop()
 
 
 @pytest.mark.e2e
