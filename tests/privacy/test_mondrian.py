@@ -21,14 +21,9 @@ from hypothesis import strategies as st
 
 from gateway.privacy.kanon import ncp
 from gateway.privacy.lattice import anonymize, load_hierarchy
-from gateway.privacy.mondrian import (
-    CUTS,
-    SET_LIMIT,
-    MondrianUnreachable,
-    _axis,
-    _Cuts,
-    mondrian,
-)
+from gateway.privacy.mondrian import MondrianUnreachable, mondrian
+from gateway.privacy.mondrian_axes import SET_LIMIT, _axis
+from gateway.privacy.mondrian_search import CUTS, _Cuts
 from tests.privacy.test_lattice import ADULT, QIS
 from tests.privacy.test_pycanon import pycanon_anonymity
 
