@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-import gateway.app
 from gateway.app import create_app
 from gateway.audit.reader import read_entries
 from gateway.auth.registry import ClientRegistry
@@ -59,16 +58,16 @@ def run_workload(demo: Demo) -> Workload:
     acme = _register(settings, "acme", ("datasets:read",), rate_per_min=ACME_RATE)
     ops = _register(settings, "ops", ("admin",))
     auditor = _register(settings, "auditor", ("audit:read",))
-    with pytest.MonkeyPatch.context() as patch:
-        # The edit below goes live through the admin API, not the file watcher (which would
-        # race it and log the change as the gateway's own).
-        patch.setattr(gateway.app, "POLICY_POLL_SECONDS", 3600.0)
-        _drive(settings, demo, acme, ops, auditor)
+    _drive(settings, demo, acme, ops, auditor)
     return Workload(settings)
 
 
 def _drive(settings: Settings, demo: Demo, acme: str, ops: str, auditor: str) -> None:
-    with TestClient(create_app(settings), base_url=BASE) as client:
+    # The edit below goes live through the admin API, not the file watcher, which would race it
+    # and log the change as the gateway's own: the watcher looks once an hour here. (Patching
+    # gateway.app.POLICY_POLL_SECONDS did not do this: create_app's default is bound at import.)
+    app = create_app(settings, policy_poll_seconds=3600.0)
+    with TestClient(app, base_url=BASE) as client:
         demo_token = token_for(client, demo.client_id, demo.client_secret)
 
         def get(token: str, url: str, **headers: str) -> int:

@@ -249,11 +249,12 @@ def test_a_set_that_cannot_be_kept_does_not_go_live(
 ) -> None:
     """Promise 8 with history: if the new set's files cannot be kept (a full disk), the reload
     is rejected, the last good set keeps serving, and the rejection names trigger and actor."""
-    import gateway.app
     import gateway.runtime.reloader as reloader_module
 
-    monkeypatch.setattr(gateway.app, "POLICY_POLL_SECONDS", 3600.0)  # this test reloads itself
-    with TestClient(create_app(demo.settings), base_url=BASE) as client:
+    # This test reloads itself: the file watcher must not race it (an hour between looks; a
+    # monkeypatched POLICY_POLL_SECONDS would not reach create_app's default, bound at import).
+    app = create_app(demo.settings, policy_poll_seconds=3600.0)
+    with TestClient(app, base_url=BASE) as client:
         reloader = _app_state(client).reloader
         before = reloader.status.active
         policy = demo.settings.workspace.policies / "residents.yaml"
