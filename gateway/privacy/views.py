@@ -123,14 +123,7 @@ def materialize(
     risk = measure(frame, source, qis, _masks(grant), recovery_of(grant.columns))
     _check_floors(grant, dataset, risk)
     frame = frame.reset_index(drop=True)
-    key = view_key(
-        source_version,
-        dataset.id,
-        grant.id,
-        policy,
-        ctx.client_id,
-        real_values_of(grant, ctx.real_values),
-    )
+    key = key_of(source_version, dataset, grant, policy, ctx)
     return View(
         dataset.id,
         grant.id,
@@ -187,16 +180,45 @@ def _check_floors(grant: Grant, dataset: Dataset, risk: Risk) -> None:
         raise PrivacyUnreachable(problem)
 
 
+# The packages whose code decides a view's values: this one and those it builds on (the
+# grant model and its defaults, such as a token's scope; the policy loader that fills them in;
+# synthetic identifiers and checksums). tests/privacy/test_viewstore.py checks the list covers
+# every gateway package a module here imports.
+VIEW_CODE = ("privacy", "model", "policy", "data")
+
+
+def view_code_files() -> list[Path]:
+    """The modules `CODE_VERSION` hashes."""
+    root = Path(__file__).parent.parent
+    return sorted(module for package in VIEW_CODE for module in (root / package).rglob("*.py"))
+
+
 def _code_version() -> str:
-    """A hash of the code that computes views (this package's modules): an upgrade that changes
-    a transform or a privacy model never serves a view computed by the old code from disk."""
+    """A hash of the code that computes views: an upgrade that changes a transform, a privacy
+    model or a default they rely on never serves a view computed by the old code from disk."""
     digest = hashlib.sha256()
-    for module in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(module.name.encode() + b"\x00" + module.read_bytes())
+    root = Path(__file__).parent.parent
+    for module in view_code_files():
+        digest.update(module.relative_to(root).as_posix().encode() + b"\x00")
+        digest.update(module.read_bytes())
     return digest.hexdigest()[:16]
 
 
 CODE_VERSION = _code_version()
+
+
+def key_of(
+    source_version: str, dataset: Dataset, grant: Grant, policy: str, ctx: TransformContext
+) -> str:
+    """`view_key` of the view `materialize` makes of these (the one the store holds it under)."""
+    return view_key(
+        source_version,
+        dataset.id,
+        grant.id,
+        policy,
+        ctx.client_id,
+        real_values_of(grant, ctx.real_values),
+    )
 
 
 def avoids_real_values(grant: Grant) -> bool:
@@ -318,14 +340,7 @@ class ViewCache:
     ) -> View | None:
         if self._store is None:
             return None
-        key = view_key(
-            source_version,
-            dataset.id,
-            grant.id,
-            policy,
-            ctx.client_id,
-            real_values_of(grant, ctx.real_values),
-        )
+        key = key_of(source_version, dataset, grant, policy, ctx)
         stored = self._store.load(key)
         if stored is None:
             return None
