@@ -156,8 +156,13 @@ class GroupWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            with self._write.lock:
-                self._commit(batch)
+            self.commit(batch)
+
+    def commit(self, batch: list[Pending]) -> None:
+        """Write `batch` in one group commit and settle its waiters (the writer thread's loop,
+        and the writer process's, audit/child.py)."""
+        with self._write.lock:
+            self._commit(batch)
 
     def _commit(self, batch: list[Pending]) -> None:
         # A connection lost before COMMIT was sent wrote nothing: try once more on a new one.
