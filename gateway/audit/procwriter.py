@@ -329,8 +329,10 @@ class ProcessWriter:
         kid: str | None = None
         with self._lock:
             for batch, outcomes in replies:
-                _, waiters = child.pending.pop(batch, (0.0, []))
-                for waiter, outcome in zip(waiters, outcomes, strict=True):
+                sent = child.pending.pop(batch, None)
+                if sent is None or len(sent[1]) != len(outcomes):  # never: one reply per batch
+                    continue
+                for waiter, outcome in zip(sent[1], outcomes, strict=True):
                     result = decode_outcome(self._origin, outcome)
                     if isinstance(result, Appended):
                         kid = result.kid

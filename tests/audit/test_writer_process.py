@@ -128,6 +128,22 @@ def test_a_killed_writer_fails_its_waiting_calls_and_is_restarted(tmp_path: Path
     assert verified(db, signer) == 2  # the first call and the one after the restart
 
 
+def test_a_batch_larger_than_the_pipe_is_written_whole(tmp_path: Path) -> None:
+    """One loop iteration's entries can exceed the pipe's buffer (here about 1.2 MB): the rest
+    is written when the pipe drains, and every call gets its own entry, in one valid chain."""
+    signer = new_signer()
+    db = tmp_path / "log.sqlite3"
+    log = process_log(db, signer)
+    try:
+        # Distinct strings: marshal would send one shared string only once.
+        events = [{"kind": "test", "n": n, "pad": f"{n}" + "x" * 4000} for n in range(300)]
+        results = asyncio.run(gather(log, events))
+    finally:
+        log.close()
+    assert sorted(r.idx for r in results if isinstance(r, Appended)) == list(range(300))
+    assert verified(db, signer) == 300
+
+
 def test_a_hung_writer_is_killed_and_its_calls_fail(tmp_path: Path) -> None:
     """Fail closed, not hung: a writer that answers nothing for 5 s + 2 x the busy timeout is
     killed, and the calls waiting on it get AuditUnavailable."""
