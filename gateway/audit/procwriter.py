@@ -29,14 +29,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from gateway.audit.childpipe import Child, Settled, deliver, encode
 from gateway.audit.entry import Appended
 from gateway.audit.signers import Signers
-from gateway.audit.wire import Event, Frames, HaltState, decode_outcome, frame, plain
+from gateway.audit.wire import Event, HaltState, decode_outcome, frame
 from gateway.audit.writer import LoopWaiter
 from gateway.errors import AuditUnavailable
 from gateway.store.db import Database
@@ -44,136 +45,7 @@ from gateway.store.db import Database
 log = logging.getLogger(__name__)
 
 _HOLD_OFF_S = 1.0  # a dead child is restarted by the first append this long after it died
-Settled = list[tuple[LoopWaiter, Appended | BaseException]]
 OnReply = Callable[[HaltState, str | None], None]
-
-
-class _Child:
-    """One spawned writer process, its pipe and the batches it has not answered."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdin is not None  # noqa: S101 - Popen(stdin=PIPE)
-        assert proc.stdout is not None  # noqa: S101 - Popen(stdout=PIPE)
-        self.proc = proc
-        self.rfd = proc.stdout.fileno()
-        self.wfd = proc.stdin.fileno()
-        os.set_blocking(self.rfd, False)
-        os.set_blocking(self.wfd, False)
-        self.frames = Frames()
-        self.out = bytearray()  # what the pipe did not take yet
-        self.pending: dict[int, tuple[float, list[LoopWaiter]]] = {}
-        self.reader: asyncio.AbstractEventLoop | None = None
-        self.writer: asyncio.AbstractEventLoop | None = None
-        self.gone = False
-
-    def drain(self, loop: asyncio.AbstractEventLoop | None) -> bool:
-        """Write what the pipe takes now; False if the child's end is closed."""
-        while self.out:
-            try:
-                written = os.write(self.wfd, self.out)
-            except BlockingIOError:
-                if loop is not None and self.writer is None:
-                    self.writer = loop
-                    loop.add_writer(self.wfd, self._writable)
-                return True
-            except OSError:
-                return False
-            del self.out[:written]
-        return True
-
-    def _writable(self) -> None:
-        # Runs on self.writer; the owner's lock is not needed: `out` is only appended to under
-        # it, and a concurrent append is written by its own drain or by the next call here.
-        if not self.drain(None) or not self.out:
-            loop, self.writer = self.writer, None
-            if loop is not None:
-                loop.remove_writer(self.wfd)
-
-    def stop(self) -> None:
-        """Kill the process and release the pipe (on the reader's loop when it has one)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        here = _running_loop()
-        for loop, remove in ((self.reader, "remove_reader"), (self.writer, "remove_writer")):
-            if loop is None or loop.is_closed():
-                continue
-            fd = self.rfd if remove == "remove_reader" else self.wfd
-            if loop is here:
-                getattr(loop, remove)(fd)
-            else:
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(getattr(loop, remove), fd)
-        # The descriptors are closed once the process is reaped (Popen owns them).
-        threading.Thread(target=self._reap, name="audit-writer-reap", daemon=True).start()
-
-    def _reap(self) -> None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(30)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
-
-
-def _deliver(settled: Settled) -> None:
-    """Settle waiters: those of the running loop at once, others' with one call on theirs."""
-    here = _running_loop()
-    elsewhere: dict[asyncio.AbstractEventLoop, Settled] = {}
-    for waiter, outcome in settled:
-        if waiter.loop is here:
-            _set(waiter, outcome)
-        else:
-            elsewhere.setdefault(waiter.loop, []).append((waiter, outcome))
-    for loop, some in elsewhere.items():
-        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
-            loop.call_soon_threadsafe(_set_all, some)
-
-
-def _set_all(settled: Settled) -> None:
-    for waiter, outcome in settled:
-        _set(waiter, outcome)
-
-
-def _set(waiter: LoopWaiter, outcome: Appended | BaseException) -> None:
-    if waiter.future.done():  # the waiting call was cancelled
-        return
-    if isinstance(outcome, BaseException):
-        waiter.future.set_exception(outcome)
-    else:
-        waiter.future.set_result(outcome)
-
-
-def _encode(
-    items: Sequence[tuple[Event, LoopWaiter]], batch: int
-) -> tuple[bytes | None, list[LoopWaiter], Settled]:
-    """The append message of `items`; an event marshal cannot carry fails alone (TypeError, as
-    the writer thread's encoder would)."""
-    events = [event for event, _ in items]
-    waiters = [waiter for _, waiter in items]
-    try:
-        return frame(("append", batch, events)), waiters, []
-    except ValueError:
-        pass
-    kept: list[Any] = []
-    waiters = []
-    failed: Settled = []
-    for event, waiter in items:
-        value = plain(event)
-        try:
-            frame(value)
-        except ValueError:
-            failed.append((waiter, TypeError("audit event holds a value that is not JSON")))
-            continue
-        kept.append(value)
-        waiters.append(waiter)
-    return (frame(("append", batch, kept)) if kept else None), waiters, failed
 
 
 class ProcessWriter:
@@ -194,7 +66,7 @@ class ProcessWriter:
         self._on_reply = on_reply
         self._hung_after = 5.0 + 2 * database.busy_timeout_ms / 1000
         self._lock = threading.Lock()
-        self._child: _Child | None = None
+        self._child: Child | None = None
         self._queued: dict[asyncio.AbstractEventLoop, list[tuple[Event, LoopWaiter]]] = {}
         self._ids = itertools.count()
         self._down: tuple[float, str] | None = None  # when and why the last child died
@@ -234,7 +106,7 @@ class ProcessWriter:
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         failed: Settled = []
-        broken: _Child | None = None
+        broken: Child | None = None
         with self._lock:
             items = self._queued.pop(loop, [])
             if not items:
@@ -245,18 +117,18 @@ class ProcessWriter:
                 failed = [(waiter, exc) for _, waiter in items]
             else:
                 batch = next(self._ids)
-                message, waiters, failed = _encode(items, batch)
+                message, waiters, failed = encode(items, batch)
                 if message is not None:
                     child.pending[batch] = (time.monotonic(), waiters)
                     self._attach(child, loop)
                     child.out += message
                     if not child.drain(loop):
                         broken = child
-        _deliver(failed)
+        deliver(failed)
         if broken is not None:
             self._lost(broken, self._exit_reason(broken))
 
-    def _live(self) -> _Child:
+    def _live(self) -> Child:
         """The running child, started if there is none (hold the lock)."""
         if self._child is not None:
             return self._child
@@ -276,7 +148,7 @@ class ProcessWriter:
         except OSError as exc:
             self._down = (time.monotonic(), f"could not be started: {exc}")
             raise AuditUnavailable(f"the audit writer process could not be started: {exc}") from exc
-        child = _Child(proc)
+        child = Child(proc)
         key = self._signers.active.private_key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
@@ -295,7 +167,7 @@ class ProcessWriter:
         self._child = child
         return child
 
-    def _attach(self, child: _Child, loop: asyncio.AbstractEventLoop) -> None:
+    def _attach(self, child: Child, loop: asyncio.AbstractEventLoop) -> None:
         """Read the child's replies on `loop` unless a live loop does already (hold the lock)."""
         if child.reader is not None and not child.reader.is_closed():
             return
@@ -303,7 +175,7 @@ class ProcessWriter:
         loop.add_reader(child.rfd, self._readable, child)
         loop.call_later(1.0, self._watch, child)
 
-    def _readable(self, child: _Child) -> None:
+    def _readable(self, child: Child) -> None:
         try:
             data = os.read(child.rfd, 1 << 18)
         except BlockingIOError:
@@ -324,7 +196,7 @@ class ProcessWriter:
                 return
             self._settle(child, message[1], message[2])
 
-    def _settle(self, child: _Child, replies: list[Any], halt: HaltState) -> None:
+    def _settle(self, child: Child, replies: list[Any], halt: HaltState) -> None:
         settled: Settled = []
         kid: str | None = None
         with self._lock:
@@ -338,9 +210,9 @@ class ProcessWriter:
                         kid = result.kid
                     settled.append((waiter, result))
         self._on_reply(halt, kid)  # before the calls learn their fate: `halted` is set by then
-        _deliver(settled)
+        deliver(settled)
 
-    def _watch(self, child: _Child) -> None:
+    def _watch(self, child: Child) -> None:
         """Every second on the reader's loop: a child that leaves a batch unanswered for too
         long is taken as hung (stopped, or stuck in a write) and killed."""
         if child.gone:
@@ -353,7 +225,7 @@ class ProcessWriter:
         if child.reader is not None and not child.reader.is_closed():
             child.reader.call_later(1.0, self._watch, child)
 
-    def _exit_reason(self, child: _Child) -> str:
+    def _exit_reason(self, child: Child) -> str:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.proc.wait(1)
         code = child.proc.returncode
@@ -361,7 +233,7 @@ class ProcessWriter:
             return "closed its pipe"
         return f"exited with status {code}" if code >= 0 else f"was killed by signal {-code}"
 
-    def _lost(self, child: _Child, reason: str) -> None:
+    def _lost(self, child: Child, reason: str) -> None:
         """Fail every call waiting on `child` and let the next append start a new one."""
         with self._lock:
             if child.gone:
@@ -376,7 +248,7 @@ class ProcessWriter:
         if waiters or not self._closed:
             log.error("the audit writer process %s; %d waiting calls fail", reason, len(waiters))
         error = AuditUnavailable(f"the audit writer process {reason}; no entry was confirmed")
-        _deliver([(waiter, error) for waiter in waiters])
+        deliver([(waiter, error) for waiter in waiters])
 
     def close(self) -> None:
         """Let the child write what it has, deliver its last answers, and wait for it."""
@@ -388,7 +260,7 @@ class ProcessWriter:
             queued = [w for items in self._queued.values() for _, w in items]
             self._queued.clear()
         closed = AuditUnavailable("the audit log is closed")
-        _deliver([(waiter, closed) for waiter in queued])
+        deliver([(waiter, closed) for waiter in queued])
         if child is None:
             return
         deadline = time.monotonic() + self._hung_after
