@@ -73,21 +73,24 @@ class Child:
         self.signers.in_force(conn)
         self.writer = GroupWriter(self.write, self.halt, self.signers, read_origin(conn))
 
-    def commit(self, batches: list[tuple[int, list[Any]]]) -> list[tuple[int, list[Outcome]]]:
-        """Write every batch in one group commit; the outcomes of each, in order."""
+    def commit(self, batches: list[tuple[int, list[Any], int]]) -> list[tuple[int, list[Outcome]]]:
+        """Write every batch (id, events, the time its serving process sent it) in one group
+        commit; the outcomes of each, in order."""
         pending: list[Pending] = []
-        for _, events in batches:
+        stamps: list[int] = []
+        for _, events, stamp in batches:
             pending += [(event, Future()) for event in events]
+            stamps += [stamp] * len(events)
         halted = self.halt.current()  # never write after a failed write without an operator
         if halted is not None:
             error = AuditUnavailable(f"the audit log is halted: {halted}")
             results: list[Appended | BaseException] = [error] * len(pending)
         else:
-            self.writer.commit(pending)
+            self.writer.commit(pending, stamps)
             results = [_result(waiter) for _, waiter in pending]
         replies: list[tuple[int, list[Outcome]]] = []
         at = 0
-        for batch, events in batches:
+        for batch, events, _ in batches:
             replies.append((batch, [encode_outcome(r) for r in results[at : at + len(events)]]))
             at += len(events)
         return replies
@@ -155,10 +158,10 @@ def serve(inbox: queue.SimpleQueue[Any], out: int) -> int:
                 break
             if more[0] == "append":
                 count += len(more[2])
-        batches: list[tuple[int, list[Any]]] = []
+        batches: list[tuple[int, list[Any], int]] = []
         for item in messages:
             if item is not None and item[0] == "append":
-                batches.append((item[1], item[2]))
+                batches.append((item[1], item[2], item[3]))
                 continue
             if batches:  # in order: what came before a pragma is written before it applies
                 _send(out, ("done", child.commit(batches), child.halt_state()))

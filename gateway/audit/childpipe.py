@@ -122,14 +122,14 @@ def _set(waiter: LoopWaiter, outcome: Appended | BaseException) -> None:
 
 
 def encode(
-    items: Sequence[tuple[Event, LoopWaiter]], batch: int
+    items: Sequence[tuple[Event, LoopWaiter]], batch: int, stamp: int
 ) -> tuple[bytes | None, list[LoopWaiter], Settled]:
     """The append message of `items`; an event marshal cannot carry fails alone (TypeError, as
     the writer thread's encoder would)."""
     events = [event for event, _ in items]
     waiters = [waiter for _, waiter in items]
     try:
-        return frame(("append", batch, events)), waiters, []
+        return frame(("append", batch, events, stamp)), waiters, []
     except ValueError:
         pass
     kept: list[Any] = []
@@ -144,4 +144,4 @@ def encode(
             continue
         kept.append(value)
         waiters.append(waiter)
-    return (frame(("append", batch, kept)) if kept else None), waiters, failed
+    return (frame(("append", batch, kept, stamp)) if kept else None), waiters, failed

@@ -38,7 +38,7 @@ from gateway.audit.childpipe import Child, Settled, deliver, encode
 from gateway.audit.entry import Appended
 from gateway.audit.signers import Signers
 from gateway.audit.wire import Event, HaltState, decode_outcome, frame
-from gateway.audit.writer import LoopWaiter
+from gateway.audit.writer import LoopWaiter, entry_time
 from gateway.errors import AuditUnavailable
 from gateway.store.db import Database
 
@@ -117,7 +117,9 @@ class ProcessWriter:
                 failed = [(waiter, exc) for _, waiter in items]
             else:
                 batch = next(self._ids)
-                message, waiters, failed = encode(items, batch)
+                # Looked up here, so that a clock a test puts there stamps the child's entries.
+                stamp = entry_time()
+                message, waiters, failed = encode(items, batch, stamp)
                 if message is not None:
                     child.pending[batch] = (time.monotonic(), waiters)
                     self._attach(child, loop)

@@ -3,7 +3,8 @@ a 4-byte big-endian length and a `marshal` payload. Both ends are the same inter
 the same code, and the pipe is private to them (the child's stdin and stdout), so `marshal` of
 built-in values (dicts, lists, str, int, bytes, None) is safe here and faster than JSON.
 
-Parent to child: the opening message (`Opening`), then `("append", batch, [event, ...])` and
+Parent to child: the opening message (a dict), then `("append", batch, [event, ...], ts)` (ts:
+the serving process's time in ms, which stamps the entries) and
 `("pragma", name, value)` (tests make the child's writes fail, see AuditLog.fail_writes).
 Child to parent: `("done", [(batch, [outcome, ...]), ...], halt)` once per group commit, and
 `("fatal", message)` when the child cannot open the log."""
