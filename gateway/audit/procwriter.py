@@ -113,8 +113,8 @@ class ProcessWriter:
                 return
             try:
                 child = self._live()
-            except AuditUnavailable as exc:
-                failed = [(waiter, exc) for _, waiter in items]
+            except AuditUnavailable as exc:  # one error each: every call raises its own
+                failed = [(waiter, AuditUnavailable(str(exc))) for _, waiter in items]
             else:
                 batch = next(self._ids)
                 # Looked up here, so that a clock a test puts there stamps the child's entries.
@@ -249,8 +249,8 @@ class ProcessWriter:
         child.stop()
         if waiters or not self._closed:
             log.error("the audit writer process %s; %d waiting calls fail", reason, len(waiters))
-        error = AuditUnavailable(f"the audit writer process {reason}; no entry was confirmed")
-        deliver([(waiter, error) for waiter in waiters])
+        error = f"the audit writer process {reason}; no entry was confirmed"
+        deliver([(waiter, AuditUnavailable(error)) for waiter in waiters])
 
     def close(self) -> None:
         """Let the child write what it has, deliver its last answers, and wait for it."""
@@ -261,8 +261,7 @@ class ProcessWriter:
             child, self._child = self._child, None
             queued = [w for items in self._queued.values() for _, w in items]
             self._queued.clear()
-        closed = AuditUnavailable("the audit log is closed")
-        deliver([(waiter, closed) for waiter in queued])
+        deliver([(waiter, AuditUnavailable("the audit log is closed")) for waiter in queued])
         if child is None:
             return
         deadline = time.monotonic() + self._hung_after
