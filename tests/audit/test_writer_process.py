@@ -56,8 +56,10 @@ def verified(path: Path, signer: Signer) -> int:
 
 
 async def gather(log: AuditLog, events: list[dict[str, object]]) -> list[Appended | BaseException]:
+    """Append concurrently; each call's entry or error (a hang fails after 120 s instead of
+    stalling the suite: a safety bound, not a timing assertion)."""
     calls = [log.append_async(event) for event in events]  # type: ignore[arg-type]
-    return list(await asyncio.gather(*calls, return_exceptions=True))
+    return list(await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120))
 
 
 def test_loop_appends_are_signed_and_committed_by_a_spawned_child(tmp_path: Path) -> None:
