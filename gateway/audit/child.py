@@ -5,9 +5,9 @@ It reads the opening message (the database, the signing key as PEM bytes: never 
 line or in the environment), then group-commits every batch that arrives, exactly as the writer
 thread does (audit/writer.py: one transaction under the sequencer lock, each entry signed,
 `synchronous=FULL`; the same halt protocol, audit/halt.py), and answers each commit with one
-frame. It ignores SIGINT and SIGTERM (a Ctrl-C reaches the whole process group; the serving
-process finishes its calls first) and exits when its stdin ends: its parent closed the log or
-died."""
+frame. It ignores SIGINT, SIGTERM and SIGHUP (a Ctrl-C or a hang-up reaches the whole process
+group; the serving process finishes its calls first, or reloads its policies on SIGHUP) and
+exits when its stdin ends: its parent closed the log or died."""
 
 from __future__ import annotations
 
@@ -174,8 +174,8 @@ def serve(inbox: queue.SimpleQueue[Any], out: int) -> int:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_IGN)
     out = os.dup(1)  # the protocol's own descriptor ...
     os.dup2(2, 1)  # ... so that a stray print goes to stderr, never into the pipe
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
