@@ -155,7 +155,7 @@ def hex_prefixes(table: npt.NDArray[np.uint8], length: int) -> pa.Array:
     text = pairs if width % 2 == 0 else pairs[:, :width]
     offsets = np.arange(0, (count + 1) * width, width, dtype=np.int64)
     return pa.LargeStringArray.from_buffers(
-        count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text).tobytes())
+        count, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(text))
     )
 
 
