@@ -3,33 +3,15 @@ vectorized form), gathered to rows as integers that vectorized generators then u
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-
-def _builtin_sha256() -> Callable[[bytes], Any] | None:
-    """CPython's own SHA-256 constructor, or None when the interpreter was built without it."""
-    builtin = getattr(hashlib, "__get_builtin_constructor", None)
-    try:
-        return None if builtin is None else builtin("sha256")
-    except (ImportError, ValueError):
-        return None
-
-
-# Both compute SHA-256. Per value the batched HMAC copies a hash state four times: CPython's own
-# SHA-256 copies with one memcpy, OpenSSL 3 allocates a context and duplicates its provider
-# state, so for values that fit one SHA-256 block after the key block (55 bytes and less) the
-# built-in one takes about 11 % less time; past that OpenSSL's SHA-NI compression wins, 190 vs
-# 30 ns a block here (CPython 3.11, docs/performance.md "Keyed pseudonyms, fourth pass").
-_BUILTIN_SHA256 = _builtin_sha256()
-_ONE_BLOCK = 55  # the longest value whose padded inner hash is one 64-byte block
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 
 
 def arrow_text(series: pd.Series) -> pa.Array:
@@ -41,47 +23,33 @@ def arrow_text(series: pd.Series) -> pa.Array:
     return text.cast(pa.large_string())
 
 
-def _as_bytes(values: pa.Array | Sequence[str] | Sequence[bytes]) -> tuple[list[bytes], int]:
-    """UTF-8 bytes of each value, and the length of the longest; an Arrow string array is
-    converted without a per-value `str.encode` (its buffers already hold UTF-8)."""
+def _as_bytes(values: pa.Array | Sequence[str] | Sequence[bytes]) -> list[bytes]:
+    """UTF-8 bytes of each value; an Arrow string array is converted without a per-value
+    `str.encode` (its buffers already hold UTF-8)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
-        binary = values.cast(pa.large_binary())
-        longest = pc.max(pc.binary_length(binary)).as_py()
-        return binary.to_pylist(), longest or 0
-    data = [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
-    return data, max(map(len, data), default=0)
-
-
-def _sha256_for(longest: int) -> Callable[[bytes], Any]:
-    """The SHA-256 whose state copies cost least for values up to `longest` bytes."""
-    if _BUILTIN_SHA256 is not None and longest <= _ONE_BLOCK:
-        return _BUILTIN_SHA256
-    return hashlib.sha256
+        return values.cast(pa.large_binary()).to_pylist()  # type: ignore[no-any-return]
+    return [v.encode("utf-8") if isinstance(v, str) else bytes(v) for v in values]
 
 
 def hmac_sha256_joined(key: bytes, values: pa.Array | Sequence[str] | Sequence[bytes]) -> bytearray:
-    """HMAC-SHA256(key, value) of every value, the 32-byte digests concatenated in order:
-    exactly RFC 2104, with the keyed inner and outer hash states computed once and copied per
-    value (about twice as fast as hmac.new each). `values` is a list of text or bytes, or an
-    Arrow string array without nulls."""
-    block = hashlib.sha256(key).digest() if len(key) > 64 else key
-    block = block.ljust(64, b"\x00")
-    data, longest = _as_bytes(values)
-    sha256 = _sha256_for(longest)
-    inner_copy = sha256(bytes(b ^ 0x36 for b in block)).copy
-    outer_copy = sha256(bytes(b ^ 0x5C for b in block)).copy
+    """HMAC-SHA256(key, value) of every value, the 32-byte digests concatenated in order.
+    `values` is a list of text or bytes, or an Arrow string array without nulls.
+
+    OpenSSL's HMAC through `cryptography` (RFC 2104): keyed once, its state (the inner and
+    outer hashes after the key blocks) copied per value, so each value costs three C calls:
+    fewer than copying two `hashlib` states (six calls, each OpenSSL copy allocating), and
+    about a quarter of `hmac.new`'s time per value (docs/performance.md)."""
+    fresh = HMAC(key, hashes.SHA256()).copy
     out = bytearray()
-    # The loop is the whole cost (one C call per step): bound methods, no attribute
-    # lookups, values already bytes; each digest is appended to one buffer in place (cheaper
-    # than a list of a million digests joined afterwards, docs/performance.md).
-    for value in data:
-        i = inner_copy()
-        i.update(value)
-        o = outer_copy()
-        o.update(i.digest())
-        out += o.digest()
+    # The loop is the whole cost: a bound method, no attribute lookups, values already bytes;
+    # each digest is appended to one buffer in place (cheaper than a list of a million digests
+    # joined afterwards).
+    for value in _as_bytes(values):
+        mac = fresh()
+        mac.update(value)
+        out += mac.finalize()
     return out
 
 
