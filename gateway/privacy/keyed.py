@@ -59,8 +59,9 @@ def hmac_sha256_many(key: bytes, values: pa.Array | Sequence[str] | Sequence[byt
     return [joined[start : start + 32] for start in range(0, len(joined), 32)]
 
 
-# Each byte's two hex digits as one little-endian 16-bit word: `_HEX_PAIRS[b]` viewed as bytes
-# is `f"{b:02x}"`, so a gather over a digest table writes its hex text directly.
+# Each byte's two hex digits as one 16-bit item: `_HEX_PAIRS[b]` viewed as bytes is
+# `f"{b:02x}"` (the item is only moved, never read as a number, so byte order cannot matter),
+# and one gather over a digest table writes its hex text.
 _HEX_PAIRS = np.frombuffer("".join(f"{b:02x}" for b in range(256)).encode("ascii"), "<u2")
 _SAMPLE = 4096  # values looked at to guess how many of a column's values are distinct
 _PER_ROW_ABOVE = 0.75  # above this share of distinct values, skip the dictionary pass
