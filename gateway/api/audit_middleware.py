@@ -186,13 +186,17 @@ class AuditMiddleware:
 def _with_context_headers(start: Message, ctx: AuditContext) -> list[tuple[bytes, bytes]]:
     """The response's headers without its length, plus the context's (limits, budget) where
     the response set none of the same name."""
-    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-    present = {k.lower() for k, _ in headers}
-    headers += [
-        (k.lower().encode(), v.encode())
-        for k, v in ctx.headers.items()
-        if k.lower().encode() not in present
-    ]
+    headers: list[tuple[bytes, bytes]] = []
+    present: set[bytes] = set()
+    for name, value in start.get("headers", []):
+        lowered = name.lower()
+        if lowered != b"content-length":
+            headers.append((name, value))
+            present.add(lowered)
+    for key, text in ctx.headers.items():
+        name = key.lower().encode()
+        if name not in present:
+            headers.append((name, text.encode()))
     return headers
 
 
