@@ -5,7 +5,7 @@ matches a request, and with which path parameters, depends only on its method an
 routes never change after start-up), so the first full match is remembered per (method, root
 path, path) and reused; anything else (no match, a partial match answered with 405, a
 non-HTTP scope) goes through Starlette's own `Router.app` unchanged. Paths are caller input:
-the table is bounded and emptied when full.
+only short ones are kept, and the table is bounded and emptied when full.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Match, Route, Router
 from starlette.types import Receive, Scope, Send
 
 ROUTE_CACHE_MAX = 4096
+ROUTE_CACHE_PATH = 256  # longer paths are matched every time (the table stays small)
 
 
 class CachedRouter(Router):
@@ -36,9 +37,10 @@ class CachedRouter(Router):
             if found is None:  # a 404 or 405: Starlette's own handling
                 await super().app(scope, receive, send)
                 return
-            if len(self._full) >= ROUTE_CACHE_MAX:
-                self._full.clear()
-            self._full[key] = found
+            if len(key[1]) + len(key[2]) <= ROUTE_CACHE_PATH:
+                if len(self._full) >= ROUTE_CACHE_MAX:
+                    self._full.clear()
+                self._full[key] = found
         route, params = found
         scope.setdefault("router", self)
         scope["route"] = route
