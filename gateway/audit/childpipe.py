@@ -36,6 +36,7 @@ class Child:
         self.reader: asyncio.AbstractEventLoop | None = None
         self.writer: asyncio.AbstractEventLoop | None = None
         self.gone = False
+        self.reading = threading.Lock()  # held while the replies are read and split
 
     def drain(self, loop: asyncio.AbstractEventLoop | None) -> bool:
         """Write what the pipe takes now; False if the child's end is closed."""

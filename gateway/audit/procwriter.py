@@ -178,20 +178,24 @@ class ProcessWriter:
         loop.call_later(1.0, self._watch, child)
 
     def _readable(self, child: Child) -> None:
-        try:
-            data = os.read(child.rfd, 1 << 18)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._lost(child, self._exit_reason(child))
-            return
-        try:
-            messages = child.frames.feed(data)
-        except (ValueError, EOFError, TypeError) as exc:
-            self._lost(child, f"sent an unreadable reply ({exc})")
-            return
+        # One reader at a time: `close` may read on another thread than the reader's loop.
+        with child.reading:
+            if child.gone:
+                return
+            try:
+                data = os.read(child.rfd, 1 << 18)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self._lost(child, self._exit_reason(child))
+                return
+            try:
+                messages = child.frames.feed(data)
+            except (ValueError, EOFError, TypeError) as exc:
+                self._lost(child, f"sent an unreadable reply ({exc})")
+                return
         for message in messages:
             if message[0] == "fatal":
                 self._lost(child, f"stopped: {message[1]}")
