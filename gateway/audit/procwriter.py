@@ -269,9 +269,10 @@ class ProcessWriter:
         if child is None:
             return
         deadline = time.monotonic() + self._hung_after
-        with contextlib.suppress(OSError):
-            os.set_blocking(child.wfd, True)
-            os.write(child.wfd, child.out)
+        while child.out and child.drain(None):  # what the pipe has not taken yet, then EOF
+            remaining = deadline - time.monotonic()
+            if child.out and not select.select([], [child.wfd], [], max(remaining, 0))[1]:
+                break  # a hung child: killed below when it does not answer either
         if child.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 child.proc.stdin.close()  # the child finishes its queue and exits

@@ -168,6 +168,22 @@ def test_a_hung_writer_is_killed_and_its_calls_fail(tmp_path: Path) -> None:
     assert "did not answer" in str(result)
 
 
+def test_closing_the_log_does_not_wait_forever_for_a_hung_writer(tmp_path: Path) -> None:
+    """A stopping gateway is not held by a hung writer: `close` kills it once it has not
+    finished within 5 s + 2 x the busy timeout (a calm writer finishes at once: see the first
+    test)."""
+    signer = new_signer()
+    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50)
+    asyncio.run(gather(log, [{"kind": "test"}]))
+    pid = log.writer_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: state(pid) == "T", "the writer is stopped")
+    log.close()
+    wait_for(lambda: state(pid) in (None, "Z"), "the hung writer is killed")
+    assert verified(tmp_path / "log.sqlite3", signer) == 1
+
+
 def test_a_halt_recorded_by_the_child_is_the_serving_process_halt(tmp_path: Path) -> None:
     """Promise 6: a write that fails in the writer process (database full) halts the log: the
     serving process reports it (`halted`, /readyz), every other process refuses too, and appends
