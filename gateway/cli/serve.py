@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
+from collections.abc import Callable
 from typing import Any
 
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
@@ -79,8 +81,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
         # Hostile connections (docs/security.md): requests the parser refuses are audited, a
-        # request must arrive whole within REQUEST_SECONDS, idle connections close.
-        "http": http_protocol(),
+        # request must arrive whole within settings.request_seconds, idle connections close.
+        "http": http_protocol(settings.request_seconds),
         "ws": "none",  # no WebSocket upgrades: a WebSocket scope would bypass the audit log
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
@@ -94,18 +96,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def http_protocol() -> type[Any]:
+def http_protocol(request_seconds: float) -> Callable[..., Any]:
     """The HTTP/1.1 protocol `gateway serve` runs: httptools (llhttp, C) where it is installed,
-    h11 (pure Python) otherwise; both audit the requests their parser refuses. With uvloop
-    (uvicorn's "auto" loop picks it up) httptools costs about 80 us less CPU per call
-    (docs/performance.md)."""
+    h11 (pure Python) otherwise; both audit the requests their parser refuses and close a
+    request that has not arrived whole within `request_seconds`. With uvloop (uvicorn's "auto"
+    loop picks it up) httptools costs about 80 us less CPU per call (docs/performance.md).
+    A partial of the class, which uvicorn calls as it would the class (and pickles for its
+    worker processes)."""
+    protocol: type[Any]
     try:
         from gateway.api.protocol_fast import GatewayHttpToolsProtocol
+
+        protocol = GatewayHttpToolsProtocol
     except ImportError:  # httptools is a dependency, but a platform may lack its wheel
         from gateway.api.protocol import GatewayH11Protocol
 
-        return GatewayH11Protocol
-    return GatewayHttpToolsProtocol
+        protocol = GatewayH11Protocol
+    return functools.partial(protocol, request_seconds=request_seconds)
 
 
 def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
