@@ -11,16 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
-from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
 from gateway.errors import ConfigError
-from gateway.logs import LOG_CONFIG
-from gateway.policy.files import load_policies
-from gateway.workspace import exposure_warning, init_workspace
 
 GRACEFUL_SECONDS = 10  # in-flight calls finish (and are logged); idle keep-alives are dropped
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    # (imported here, as in cmd_serve: `gateway --help` and the other commands need none of it)
+    from gateway.workspace import init_workspace
+
     settings = settings_of(args)
     report = init_workspace(settings, demo=args.demo, rows=args.rows, seed=args.seed)
     print_out(f"workspace: {settings.home}")
@@ -42,6 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.api.protocol import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES
     from gateway.app import create_app
+    from gateway.logs import LOG_CONFIG
+    from gateway.policy.files import load_policies
+    from gateway.workspace import exposure_warning
 
     settings = settings_of(args)
     ws = settings.workspace
@@ -120,8 +122,9 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--demo", action="store_true", help="also write demo datasets, policies and a client"
     )
-    p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per demo dataset")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the demo data")
+    # (defaults: gateway/data/demo.py's, applied by init_workspace)
+    p.add_argument("--rows", type=int, help="rows per demo dataset")
+    p.add_argument("--seed", type=int, help="seed of the demo data")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", parents=[home], help="serve the API over HTTPS")
