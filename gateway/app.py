@@ -22,6 +22,7 @@ from gateway.api.audit_middleware import AuditMiddleware
 from gateway.api.context import audit_context
 from gateway.api.limits import SizeLimits
 from gateway.api.problems import problem_response
+from gateway.api.router import CachedRouter
 from gateway.api.routes import ENDPOINTS
 from gateway.console.views import console_routes
 from gateway.errors import (
@@ -164,9 +165,6 @@ def create_app(
         svc.close()
 
     app = Starlette(
-        # The API's declared endpoints, then the console's HTML pages (not part of the API
-        # document; they label their audit entries themselves).
-        routes=[*(item.route() for item in ENDPOINTS), *console_routes()],
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
@@ -174,11 +172,17 @@ def create_app(
             ClientDisconnect: _client_left,
             Exception: _crash,
         },
-        lifespan=lifespan,
     )
-    # Never redirect: a redirect built from the Host header sends the caller wherever the
-    # request said (`GET /v1/datasets/` with `Host: evil.example`). A trailing slash is a 404.
-    app.router.redirect_slashes = False
+    app.router = CachedRouter(
+        # The API's declared endpoints, then the console's HTML pages (not part of the API
+        # document; they label their audit entries themselves).
+        [*(item.route() for item in ENDPOINTS), *console_routes()],
+        lifespan=lifespan,
+        # Never redirect: a redirect built from the Host header sends the caller wherever the
+        # request said (`GET /v1/datasets/` with `Host: evil.example`). A trailing slash is a
+        # 404.
+        redirect_slashes=False,
+    )
     app.state.endpoints = ENDPOINTS  # the OpenAPI document is generated from them
     app.state.services = svc
     app.state.reloader = reloader

@@ -20,7 +20,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.context import AuditContext
+from gateway.api.context import AuditContext, CallHmacs
 from gateway.api.problems import problem_response
 from gateway.api.protocol import MAX_HEAD_BYTES, REJECTED, REQUEST_SECONDS
 from gateway.audit.entry import Appended
@@ -47,7 +47,7 @@ class AuditMiddleware:
         self.app = app
         self.audit_log = audit_log
         self.metrics = metrics
-        self.hash_key = hash_key  # keys the HMACs of raw paths and query strings
+        self.hmacs = CallHmacs(hash_key)  # of raw paths and query strings, under this key
         # Request ids need to be unique, not secret: 64 bits from a generator seeded once from
         # the system's CSPRNG (a system call per request for `secrets` costs more than it buys).
         self._ids = random.Random(secrets.randbits(128))  # noqa: S311 - ids, not secrets
@@ -162,7 +162,7 @@ class AuditMiddleware:
             query=scope.get("query_string", b"").decode("latin-1"),
             status=status,
             body=body,
-            key=self.hash_key,
+            hmacs=self.hmacs,
         )
         try:
             return await self.audit_log.append_async(event)
@@ -186,13 +186,17 @@ class AuditMiddleware:
 def _with_context_headers(start: Message, ctx: AuditContext) -> list[tuple[bytes, bytes]]:
     """The response's headers without its length, plus the context's (limits, budget) where
     the response set none of the same name."""
-    headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-    present = {k.lower() for k, _ in headers}
-    headers += [
-        (k.lower().encode(), v.encode())
-        for k, v in ctx.headers.items()
-        if k.lower().encode() not in present
-    ]
+    headers: list[tuple[bytes, bytes]] = []
+    present: set[bytes] = set()
+    for name, value in start.get("headers", []):
+        lowered = name.lower()
+        if lowered != b"content-length":
+            headers.append((name, value))
+            present.add(lowered)
+    for key, text in ctx.headers.items():
+        name = key.lower().encode()
+        if name not in present:
+            headers.append((name, text.encode()))
     return headers
 
 

@@ -36,6 +36,22 @@ def json_response(
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
+def query_values(request: Request, name: str) -> list[str]:
+    """`request.query_params.getlist(name)`, without parsing the whole query string when it
+    holds no escapes: with no `%` and no `+`, parse_qsl's unquoting changes nothing, so the
+    values are the pairs split at `&` and their first `=` (an empty pair skipped, a bare name
+    an empty value), exactly as Starlette would have them."""
+    raw: bytes = request.scope.get("query_string", b"")
+    if b"%" in raw or b"+" in raw:
+        return request.query_params.getlist(name)
+    prefix = name + "="
+    return [
+        pair.partition("=")[2]
+        for pair in raw.decode("latin-1").split("&")
+        if pair == name or pair.startswith(prefix)
+    ]
+
+
 UNDECLARED_PURPOSE = "(undeclared)"
 
 

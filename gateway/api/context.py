@@ -43,18 +43,19 @@ class AuditContext:
     known_body: tuple[bytes, str] | None = None
 
     def event(
-        self, *, method: str, path: str, query: str, status: int, body: bytes, key: bytes
+        self, *, method: str, path: str, query: str, status: int, body: bytes, hmacs: CallHmacs
     ) -> Event:
         """The call as an audit event. The raw path and query string may hold personal values
         (a 身份证号 in a filter), which a plain hash would not hide (the value space is small
         enough to enumerate): they are logged as HMACs under a workspace key instead."""
         released = self.decision == Verdict.ALLOW and status == 200
+        path_hmac, query_hmac = hmacs.of(self.client, path, query)
         return HttpCall(
             rid=self.rid,
             method=method[:16],
             route=self.route,
-            path_hmac=_hmac(key, _path_bytes(path)),
-            query_hmac=_hmac(key, query.encode("latin-1", "replace")) if query else None,
+            path_hmac=path_hmac,
+            query_hmac=query_hmac,
             status=status,
             client=self.client,
             token_sha256=self.token_sha256,
@@ -82,6 +83,37 @@ class AuditContext:
         if known is not None and known[0] is body:
             return known[1]
         return _sha256(body)
+
+
+class CallHmacs:
+    """The HMACs of a call's raw path and query string under the workspace key, remembered per
+    (client, path, query): a client repeating a call (the next page of the same query, a
+    poller) does not hash them again. Kept per authenticated client only, so how long one call
+    takes says nothing about which paths and queries other callers sent. Bounded: only short
+    pairs are kept, and the table is emptied when full."""
+
+    KEEP_BYTES = 512  # longer paths and queries are hashed every time
+    KEEP_MAX = 4096
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._known: dict[tuple[str | None, str, str], tuple[str, str | None]] = {}
+
+    def of(self, client: str | None, path: str, query: str) -> tuple[str, str | None]:
+        """(HMAC of the path, HMAC of the query string or None when there is none)."""
+        known = self._known.get((client, path, query))
+        if known is not None:
+            return known
+        key = self._key
+        found = (
+            _hmac(key, _path_bytes(path)),
+            _hmac(key, query.encode("latin-1", "replace")) if query else None,
+        )
+        if client is not None and len(path) + len(query) <= self.KEEP_BYTES:
+            if len(self._known) >= self.KEEP_MAX:
+                self._known.clear()
+            self._known[(client, path, query)] = found
+        return found
 
 
 def _path_bytes(path: str) -> bytes:

@@ -10,7 +10,13 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.api.common import DATASETS_SCOPE, caller, json_response, recorded_purpose
+from gateway.api.common import (
+    DATASETS_SCOPE,
+    caller,
+    json_response,
+    query_values,
+    recorded_purpose,
+)
 from gateway.api.context import AuditContext
 from gateway.api.endpoints import endpoint, json_content
 from gateway.api.paging import next_link
@@ -37,7 +43,7 @@ _NOT_FOUND = "no dataset with this id is available to you"
 
 def purpose_of(request: Request) -> str | None:
     """The purpose stated by the `purpose` parameter or the `Data-Purpose` header."""
-    values = request.query_params.getlist("purpose")
+    values = query_values(request, "purpose")
     header = request.headers.get("data-purpose")
     if len(values) > 1 or (values and header and values[0] != header):
         raise BadRequest(

@@ -50,11 +50,11 @@ class SizeLimits:
             except UnicodeDecodeError:
                 error = BadRequest("the query string is not UTF-8; percent-encode its values")
         headers = scope.get("headers", [])
-        if any(len(k) + len(v) > MAX_HEADER for k, v in headers):
+        too_long, total, repeated, declared, chunked = _scan(headers)
+        if too_long:
             error = HeadersTooLarge(f"a header field is longer than {MAX_HEADER} bytes")
-        elif sum(len(k) + len(v) for k, v in headers) > MAX_HEADERS_TOTAL:
+        elif total > MAX_HEADERS_TOTAL:
             error = HeadersTooLarge(f"the header fields exceed {MAX_HEADERS_TOTAL} bytes")
-        repeated = _repeated(headers)
         if repeated == "authorization" and str(scope.get("path", "")).startswith("/oauth/"):
             # The OAuth endpoints refuse it themselves, as RFC 6749 invalid_request (the error
             # shape OAuth clients parse), and audit it with that reason.
@@ -63,8 +63,6 @@ class SizeLimits:
             # Which of two Authorization headers counts? Different parts of a chain (a proxy,
             # this server, a library) may pick different ones: refuse rather than pick.
             error = BadRequest(f"give the {repeated} header once", parameter=repeated)
-        declared = [v for k, v in headers if k == b"content-length"]
-        chunked = any(k == b"transfer-encoding" for k, _ in headers)
         if error is None and chunked:
             # A body without a declared length could only be limited after the app has started
             # answering; refuse it up front (the server enforces a declared length itself).
@@ -90,16 +88,30 @@ def _percent_encode(query: bytes) -> bytes:
     return b"".join(b"%%%02X" % byte if byte > 0x7F else bytes((byte,)) for byte in query)
 
 
-def _repeated(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The first header of SINGLE_HEADERS that occurs more than once, if any."""
+def _scan(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[bool, int, str | None, list[bytes], bool]:
+    """One pass over the header fields: whether one is longer than MAX_HEADER, their total
+    size, the first header of SINGLE_HEADERS that occurs more than once (if any), the
+    Content-Length values, and whether a Transfer-Encoding is present."""
+    too_long, total, repeated, chunked = False, 0, None, False
     seen: set[bytes] = set()
-    for name, _ in headers:
-        name = name.lower()
-        if name in SINGLE_HEADERS:
-            if name in seen:
-                return name.decode("ascii")
-            seen.add(name)
-    return None
+    declared: list[bytes] = []
+    for name, value in headers:
+        size = len(name) + len(value)
+        total += size
+        if size > MAX_HEADER:
+            too_long = True
+        lowered = name.lower()
+        if lowered in SINGLE_HEADERS:
+            if lowered in seen:
+                repeated = repeated or lowered.decode("ascii")
+            seen.add(lowered)
+        if name == b"content-length":
+            declared.append(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return too_long, total, repeated, declared, chunked
 
 
 def _body_length(declared: list[bytes]) -> ApiError | None:

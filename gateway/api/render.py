@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 from starlette.requests import Request
 
+from gateway.api.common import query_values
 from gateway.errors import BadRequest
 from gateway.model.csvsafe import neutralize
 
@@ -28,7 +29,7 @@ _ACCEPT = {
 
 
 def choose_format(request: Request) -> str:
-    explicit = request.query_params.getlist("_format")
+    explicit = query_values(request, "_format")
     if len(explicit) > 1:
         raise BadRequest("give _format once", parameter="_format")
     if explicit:

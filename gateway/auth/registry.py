@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
+import itertools
 import json
 import mmap
 import os
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 CACHE_SECONDS = 0.5
 CHANNEL = "gateway_registry"  # PostgreSQL NOTIFY channel: a client or revocation changed
+PURGE_EVERY = 512  # takes of one process between deletions of expired counters
 # What `gateway store migrate` copies.
 REGISTRY_STORE = StoreSchema(
     what="a registry",
@@ -193,6 +195,9 @@ class ClientRegistry:
         # Counters and shared status change on every call: their commits need not wait for the
         # disk (a gateway crash loses nothing; a database crash, at most the last moments).
         self._counters = Shared(replace(database, durable=False, synchronous="NORMAL"))
+        # Expired counters are deleted by every PURGE_EVERY-th `take` of this process (counted,
+        # not drawn at random: a CSPRNG draw is a system call on every call).
+        self._takes = itertools.count(1)
         self._local = threading.local()  # SQLite: one read connection per thread
         self._shared_reader = Shared(database)  # PostgreSQL: one read connection per process
         self._clock = clock  # the read cache's lifetimes
@@ -535,7 +540,7 @@ class ClientRegistry:
                 " RETURNING value",
                 (name, amount, expires, now, now, limit),
             ).fetchone()
-            if secrets.randbelow(512) == 0:
+            if next(self._takes) % PURGE_EVERY == 0:
                 conn.execute("DELETE FROM counters WHERE expires < ?", (now,))
         if row is None:
             return False, self._counter(name, now)

@@ -23,7 +23,7 @@ from joserfc.jwt import ClaimsOption
 
 from gateway.auth.issuers import IssuerConfig, IssuerKeys
 from gateway.auth.keys import ALGORITHM, TokenKeyring
-from gateway.auth.registry import ClientRegistry
+from gateway.auth.registry import Client, ClientRegistry
 from gateway.errors import BadRequest, ClientDisabled, ConfigError, TokenRevoked, Unauthorized
 
 TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a password
@@ -43,6 +43,13 @@ class Principal:
     issuer: str
     rate_per_min: int | None = None  # the client's own limits, if set
     rows_per_day: int | None = None
+
+
+INVALID = "the access token is invalid, expired or revoked; request a new one"
+
+
+def _invalid() -> Unauthorized:
+    return Unauthorized(INVALID)
 
 
 def token_sha256(token: str) -> str:
@@ -94,6 +101,9 @@ class AccessTokenValidator:
         # token SHA-256 -> (header, verified claims, client id, the key set that verified it);
         # bounded, cleared when full
         self._verified: dict[str, tuple[dict[str, Any], dict[str, Any], str, KeySet]] = {}
+        # token SHA-256 -> (the client record it was admitted with, the principal); cleared
+        # with `_verified`
+        self._principals: dict[str, tuple[Client, Principal]] = {}
 
     def authenticate(self, authorization: str | None) -> Principal:
         """Principal for an `Authorization: Bearer <token>` header; raise Unauthorized otherwise."""
@@ -132,8 +142,13 @@ class AccessTokenValidator:
             keys, config.algorithms, config.typ, config.audience, config.client_claim, external=True
         )
 
+    def _keys_now(self, header: dict[str, Any], claims: dict[str, Any]) -> KeySet:
+        """The key set that would verify a token with these (verified) header and claims now."""
+        if claims.get("iss") == self._issuer:
+            return self._keyring.current().public  # (what `_rules` gives, without building it)
+        return self._rules(header, claims).keys
+
     def validate(self, token: str, *, check_revoked: bool = True) -> Principal:
-        invalid = Unauthorized("the access token is invalid, expired or revoked; request a new one")
         digest = token_sha256(token)
         cached = self._verified.get(digest)
         if cached is not None:
@@ -142,11 +157,12 @@ class AccessTokenValidator:
             # hold as they did. Expiry, the client's state and the deny-list can change: they
             # are checked on every call (`_admit`).
             try:
-                rules = self._rules(cached[0], cached[1])
+                keys = self._keys_now(cached[0], cached[1])
             except (JoseError, ValueError, TypeError, ConfigError, RecursionError) as exc:
-                raise invalid from exc
-            if cached[3] is rules.keys:
-                return self._admit(cached[1], cached[2], invalid, check_revoked, digest)
+                raise _invalid() from exc
+            if cached[3] is keys:
+                return self._admit(cached[1], cached[2], check_revoked, digest)
+        invalid = _invalid()
         try:
             header, unverified = _peek(token)
             rules = self._rules(header, unverified)
@@ -177,30 +193,41 @@ class AccessTokenValidator:
             raise invalid
         if len(self._verified) >= _CACHE_MAX:
             self._verified.clear()
+            self._principals.clear()
         self._verified[digest] = (dict(decoded.header), claims, client_id, rules.keys)
-        return self._admit(claims, client_id, invalid, check_revoked, digest)
+        return self._admit(claims, client_id, check_revoked, digest)
 
     def _admit(
-        self,
-        claims: dict[str, Any],
-        client_id: str,
-        invalid: Unauthorized,
-        check_revoked: bool,
-        digest: str,
+        self, claims: dict[str, Any], client_id: str, check_revoked: bool, digest: str
     ) -> Principal:
+        """Admit a verified token now: not expired, its client known and enabled, issued after
+        the client's last secret rotation, not revoked. Checked on every call."""
         if int(claims["exp"]) + self._leeway < time.time():
-            raise invalid
-        scope = claims.get("scope") or ""
+            raise _invalid()
         client = self._registry.get(client_id)
         if client is None:
-            raise invalid
+            raise _invalid()
         if client.disabled:
-            raise ClientDisabled(invalid.detail)
+            raise ClientDisabled(INVALID)
         if client.tokens_after is not None and int(claims["iat"]) <= client.tokens_after:
-            raise TokenRevoked(invalid.detail)  # issued before the secret was rotated
+            raise TokenRevoked(INVALID)  # issued before the secret was rotated
         jti = str(claims["jti"])
         if check_revoked and self._registry.is_revoked(jti):
-            raise TokenRevoked(invalid.detail)
+            raise TokenRevoked(INVALID)
+        # The principal depends only on the claims and the client record: the same record (the
+        # registry's cached object) gives the same principal.
+        known = self._principals.get(digest)
+        if known is not None and known[0] is client:
+            return known[1]
+        principal = self._principal(claims, client_id, client, jti, digest)
+        self._principals[digest] = (client, principal)
+        return principal
+
+    @staticmethod
+    def _principal(
+        claims: dict[str, Any], client_id: str, client: Client, jti: str, digest: str
+    ) -> Principal:
+        scope = claims.get("scope") or ""
         scopes = frozenset(scope.split()) & frozenset(client.scopes)
         return Principal(
             client_id,

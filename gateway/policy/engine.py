@@ -1,5 +1,12 @@
 """Decisions: who may read which dataset for which purpose, now. Compiled once per policy set
-into an index by (client, dataset), so a decision looks at the few grants that could apply."""
+into an index by (client, dataset), so a decision looks at the few grants that could apply.
+
+An allowed decision is remembered per (client, dataset, purpose, scopes) together with the
+interval of instants over which every grant it looked at keeps its validity: within that
+interval the same inputs give the same decision, outside it (a grant has expired, or a clock
+went back before a grant's start) the decision is made afresh. An Engine belongs to one policy
+set (a reload builds a new one), so a cached decision never outlives the policy it came from.
+Denials are never cached."""
 
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ OUTSIDE_VALIDITY = "outside_validity"
 SCOPE_MISSING = "scope_missing"
 # When several grants fail for different reasons, report the one closest to matching.
 _CLOSENESS = (SCOPE_MISSING, OUTSIDE_VALIDITY, PURPOSE_NOT_ALLOWED)
+_CACHE_MAX = 4096  # remembered allowed decisions per policy set; emptied when full
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,11 @@ class Engine:
             for client in grant.clients:
                 index[(client, grant.dataset)].append(grant)
         self._index = dict(index)
+        # (client, dataset, purpose, scopes) -> (first, last instant it holds (None: open), it)
+        self._allowed: dict[
+            tuple[str, str, str, frozenset[str]],
+            tuple[datetime | None, datetime | None, Decision],
+        ] = {}
 
     def candidates(self, client: str, dataset: str) -> list[Grant]:
         return self._index.get((client, dataset), [])
@@ -54,6 +67,37 @@ class Engine:
     ) -> Decision:
         """Deny by default; allow through the one grant that lists this client, dataset and
         purpose, is valid at `at`, and whose required scopes the token carries."""
+        held = scopes if isinstance(scopes, frozenset) else frozenset(scopes)
+        key = (client, dataset, purpose or "", held)
+        cached = self._allowed.get(key)
+        if cached is not None:
+            first, last, decision = cached
+            if (first is None or first <= at) and (last is None or at <= last):
+                return decision
+        decision = self._decide(client, dataset, purpose, held, at)
+        if decision.allowed:
+            self._remember(key, decision)
+        return decision
+
+    def _remember(self, key: tuple[str, str, str, frozenset[str]], decision: Decision) -> None:
+        """Keep an allowed decision for as long as each grant it checked the validity of (every
+        grant tried that has the purpose: all were valid, or one would say outside_validity)
+        stays valid; never one whose tried grants mention the instant."""
+        if any(t.outcome == OUTSIDE_VALIDITY for t in decision.tried):
+            return
+        # The grants were tried in candidate order, up to the match.
+        tried = self.candidates(key[0], key[1])[: len(decision.tried)]
+        outcomes = zip(tried, decision.tried, strict=True)
+        checked = [g for g, t in outcomes if t.outcome != PURPOSE_NOT_ALLOWED]
+        starts = [g.valid_from for g in checked if g.valid_from is not None]
+        ends = [g.valid_until for g in checked if g.valid_until is not None]
+        if len(self._allowed) >= _CACHE_MAX:
+            self._allowed.clear()
+        self._allowed[key] = (max(starts, default=None), min(ends, default=None), decision)
+
+    def _decide(
+        self, client: str, dataset: str, purpose: str | None, held: frozenset[str], at: datetime
+    ) -> Decision:
         grants = self.candidates(client, dataset)
         if not grants:
             return Decision(False, NO_GRANT, None, self.policy.hash, ())
@@ -62,7 +106,6 @@ class Engine:
                 Tried(g.id, PURPOSE_MISSING, "the request states no purpose") for g in grants
             )
             return Decision(False, PURPOSE_MISSING, None, self.policy.hash, missing)
-        held = frozenset(scopes)
         tried: list[Tried] = []
         for grant in grants:
             outcome, detail = _check(grant, purpose, held, at)
