@@ -138,6 +138,9 @@ class Settings:
     # The console and usage endpoint verify only new entries between full verifications of the
     # whole log, done at most this many seconds apart (gateway/audit/incremental.py).
     audit_full_verify_seconds: int = 600
+    # A request (line, headers and body) must arrive whole within this many seconds of the
+    # connection opening or of the previous response (slowloris; gateway/api/protocol.py).
+    request_seconds: float = 10.0
     # How often each worker looks at the policy directory for edited files (SIGHUP: at once).
     policy_poll_seconds: float = 2.0
 
@@ -158,6 +161,11 @@ class Settings:
                 raise ConfigError(
                     f"{_PREFIX}{name.upper()} must be at least 1 (it is {getattr(self, name)})"
                 )
+        if not 0 < self.request_seconds <= 3600:  # (also refuses nan)
+            raise ConfigError(
+                f"{_PREFIX}REQUEST_SECONDS must be above 0 and at most 3600 seconds "
+                f"(it is {self.request_seconds})"
+            )
 
     @property
     def workspace(self) -> Workspace:

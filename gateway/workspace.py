@@ -16,7 +16,6 @@ from gateway.audit.signing import generate_keypair, load_signer
 from gateway.audit.store import AuditLog
 from gateway.auth.keys import generate_token_key
 from gateway.auth.registry import ClientRegistry
-from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED, write_demo_data
 from gateway.demo import POLICY_DIR
 from gateway.fsutil import PRIVATE_DIR, exposed, private_dir, write_new
 from gateway.settings import Settings, Workspace
@@ -52,8 +51,16 @@ def admin_event(settings: Settings, event: Event) -> int:
 
 
 def init_workspace(
-    settings: Settings, *, demo: bool, rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED
+    settings: Settings, *, demo: bool, rows: int | None = None, seed: int | None = None
 ) -> InitReport:
+    """Keys, certificates and (with `demo`) the demo data, policies and client; `rows` and
+    `seed` default to gateway/data/demo.py's DEFAULT_ROWS and DEFAULT_SEED."""
+    # (imported here: admin commands import this module for admin_event, and the demo data
+    # generator loads pandas)
+    from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED, write_demo_data
+
+    rows = DEFAULT_ROWS if rows is None else rows
+    seed = DEFAULT_SEED if seed is None else seed
     ws = settings.workspace
     report = InitReport()
 

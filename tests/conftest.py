@@ -21,6 +21,7 @@ from gateway.runtime.migrate import migrate
 from gateway.runtime.services import build_services
 from gateway.settings import Settings
 from gateway.workspace import init_workspace
+from tests.costs import load_costs
 from tests.doubles import FakeClock
 from tests.kdf import remember_derivations
 from tests.pgserver import Databases
@@ -139,12 +140,31 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """End-to-end tests first (each keeps its place among the others): `make test` splits the
-    list between two processes, each working from its front, and an idle one takes over the
-    back of the other's share. With the long tests (real servers, browsers, installs) at the
-    front, what is left to share at the end are short tests, and both processes finish
-    together instead of one waiting out the other's last end-to-end test."""
-    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)
+    """Order the test modules by their recorded cost (tests/costs.json; a module not listed
+    there counts as a median one), each module's tests kept together and in order
+    (module-scoped fixtures are made once). `make test` runs two processes: pytest-xdist gives
+    each one half of the list (contiguous), each works from the front of its half, and one
+    that runs out takes over the back half of what the other has left. So the modules are
+    dealt, most costly first, into two halves of about equal recorded cost, each half most
+    costly first: both processes start on long tests (real servers, browsers, installs, large
+    property tests), what is left to take over at the end are short ones, and both finish
+    together instead of one waiting out the other's last long test."""
+    costs = load_costs()
+    known = sorted(costs.values())
+    median = known[len(known) // 2] if known else 0.0
+
+    def module(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    modules = list(dict.fromkeys(module(item) for item in items))
+    halves: tuple[list[str], list[str]] = ([], [])
+    totals = [0.0, 0.0]
+    for name in sorted(modules, key=lambda m: costs.get(m, median), reverse=True):
+        half = 0 if totals[0] <= totals[1] else 1
+        halves[half].append(name)
+        totals[half] += costs.get(name, median)
+    rank = {name: n for n, name in enumerate(halves[0] + halves[1])}
+    items.sort(key=lambda item: rank[module(item)])
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -212,7 +212,8 @@ async def _refuse(rejected: dict[str, Any], scope: Scope, ctx: AuditContext, sen
     if status == 431:
         error = HeadersTooLarge(f"the request line and headers exceed {MAX_HEAD_BYTES} bytes")
     elif status == 408:
-        error = RequestTimeout(f"the request did not arrive within {REQUEST_SECONDS:g} s")
+        seconds = float(rejected.get("seconds", REQUEST_SECONDS))
+        error = RequestTimeout(f"the request did not arrive within {seconds:g} s")
     elif defect == "request_line":
         # Most often a URL typed with raw UTF-8 (`?gender=女` in curl): say how to send it.
         error = MalformedRequest(

@@ -6,13 +6,14 @@
    the gateway's own app as a *rejected* call (an ASGI scope extension), so the audit middleware
    signs an entry for them (peer address, the kind of defect; no bytes of the request) and the
    caller gets problem+json with an Audit-Receipt, like every other call.
-2. A request must arrive whole (request line, headers and body) within `REQUEST_SECONDS` of the
-   connection opening or of the previous response. A connection that sent part of a request by
-   then gets a 408 (audited the same way) and is closed; one that sent nothing is closed
-   silently (it made no call); one still sending its body is closed (the app sees the client
-   leave, and its call is audited as usual). uvicorn alone never times out a connection that
-   has not completed a first request (slowloris). A peer that closes the connection in the
-   middle of a request's head is audited too (`incomplete`), with no answer to send.
+2. A request must arrive whole (request line, headers and body) within `request_seconds` (the
+   setting GATEWAY_REQUEST_SECONDS, default `REQUEST_SECONDS`) of the connection opening or of
+   the previous response. A connection that sent part of a request by then gets a 408 (audited
+   the same way) and is closed; one that sent nothing is closed silently (it made no call); one
+   still sending its body is closed (the app sees the client leave, and its call is audited as
+   usual). uvicorn alone never times out a connection that has not completed a first request
+   (slowloris). A peer that closes the connection in the middle of a request's head is audited
+   too (`incomplete`), with no answer to send.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-REJECTED = "gateway.rejected"  # ASGI scope extension: {"reason": str, "status": int}
-REQUEST_SECONDS = 10.0  # the whole request must arrive within this (slowloris)
+REJECTED = "gateway.rejected"  # ASGI scope extension: {"reason": str, "status": int, "seconds"}
+REQUEST_SECONDS = 10.0  # the whole request must arrive within this (slowloris), by default
 KEEP_ALIVE_SECONDS = 5  # an idle connection between requests is closed after this
 MAX_HEAD_BYTES = 48 * 1024  # request line + headers; past it the parser refuses (431)
 
@@ -83,14 +84,15 @@ class Refusals:
     app_state: Any
     _rejecting: bool
     _deadline: asyncio.TimerHandle | None
+    _request_seconds: float
 
     def _request_timeout(self) -> None:
         raise NotImplementedError
 
     def _arm(self) -> None:
-        """(Re)start the whole-request deadline (`REQUEST_SECONDS`)."""
+        """(Re)start the whole-request deadline (`request_seconds`)."""
         self._disarm()
-        self._deadline = self.loop.call_later(REQUEST_SECONDS, self._request_timeout)
+        self._deadline = self.loop.call_later(self._request_seconds, self._request_timeout)
 
     def _disarm(self) -> None:
         if self._deadline is not None:
@@ -139,7 +141,13 @@ class Refusals:
             "query_string": b"",
             "headers": [],
             "state": self.app_state.copy(),
-            "extensions": {REJECTED: {"reason": reason, "status": int(status)}},
+            "extensions": {
+                REJECTED: {
+                    "reason": reason,
+                    "status": int(status),
+                    "seconds": self._request_seconds,  # (the deadline a 408 names)
+                }
+            },
         }
         start: MutableMapping[str, Any] | None = None
         body: list[bytes] = []
@@ -168,8 +176,9 @@ class Refusals:
 class GatewayH11Protocol(Refusals, H11Protocol):
     """uvicorn's h11 protocol: parser rejections audited, a deadline for each request."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, request_seconds: float = REQUEST_SECONDS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._request_seconds = request_seconds
         limit = self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES
         self._parser = _Parser(h11.SERVER, limit)
         self.conn = self._parser

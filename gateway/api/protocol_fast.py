@@ -7,10 +7,10 @@ every promise the h11 protocol made:
    let through, a head past `MAX_HEAD_BYTES`, which llhttp does not bound) go through the app as
    a *rejected* call: one signed audit entry naming the peer and the kind of defect, a
    problem+json answer with an Audit-Receipt, the connection closed.
-2. A request must arrive whole within `REQUEST_SECONDS` of the connection opening or of the
-   previous response: a partial head gets an audited 408, an idle connection is closed
-   silently, a trickling body is closed; a peer that leaves in the middle of a head is audited
-   (`incomplete`).
+2. A request must arrive whole within `request_seconds` (default `REQUEST_SECONDS`) of the
+   connection opening or of the previous response: a partial head gets an audited 408, an idle
+   connection is closed silently, a trickling body is closed; a peer that leaves in the middle
+   of a head is audited (`incomplete`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateway.api.protocol import MAX_HEAD_BYTES, Refusals
+from gateway.api.protocol import MAX_HEAD_BYTES, REQUEST_SECONDS, Refusals
 
 # What llhttp refused, as a code safe to log (its messages never quote the request, but the
 # codes are the audit log's vocabulary, shared with the h11 protocol).
@@ -61,8 +61,9 @@ def defect_of(exc: Exception) -> str:
 class GatewayHttpToolsProtocol(Refusals, HttpToolsProtocol):
     """uvicorn's httptools protocol: parser rejections audited, a deadline for each request."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, request_seconds: float = REQUEST_SECONDS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._request_seconds = request_seconds
         self._deadline: asyncio.TimerHandle | None = None
         self._rejecting = False
         self._state = IDLE

@@ -14,37 +14,22 @@ import argparse
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.audit.events import Kind
-from gateway.audit.query import (
-    COLUMNS,
+from gateway.audit.query import (  # (what the parser needs; each command imports the rest)
     COUNT_FIELDS,
     FILTER_FIELDS,
     Filters,
     VerifiedLog,
-    count_by,
-    iso_time,
-    load_verified,
     make_filters,
-    row_of,
-    to_csv,
-    to_table,
 )
-from gateway.audit.usage import CSV_COLUMNS, totals, usage, usage_csv, usage_json
-from gateway.auth.registry import ClientRegistry
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
 from gateway.errors import ConfigError
-from gateway.policy.history import (
-    diff_sets,
-    explain_entry,
-    history,
-    known_sets,
-    load_set,
-    resolve,
-)
 from gateway.settings import Settings
-from gateway.store.db import Database
+
+if TYPE_CHECKING:
+    from gateway.store.db import Database
 
 
 def _out(text: str = "") -> None:
@@ -90,6 +75,8 @@ def _verified(
 ) -> VerifiedLog:
     """The verified log the command answers from; prints how far verification reached (to
     stderr, so that stdout holds only the answer)."""
+    from gateway.audit.query import load_verified
+
     ws = settings.workspace
     target: Path | Database
     if args.bundle:
@@ -117,6 +104,8 @@ def _verified(
 
 
 def cmd_audit_query(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audit.query import COLUMNS, count_by, row_of, to_csv, to_table
+
     filters = _filters(args)
     verified = _verified(args, settings, filters.matches)
     if args.count_by:
@@ -146,6 +135,9 @@ def cmd_audit_query(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit_explain(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audit.query import iso_time
+    from gateway.policy.history import explain_entry
+
     idx = args.index
     verified = _verified(args, settings, lambda e: e.get("idx") == idx)
     if not verified.entries:
@@ -174,6 +166,10 @@ def cmd_audit_explain(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_usage(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audit.query import to_table
+    from gateway.audit.usage import CSV_COLUMNS, totals, usage, usage_csv, usage_json
+    from gateway.auth.registry import ClientRegistry
+
     filters = _filters(args)
     verified = _verified(args, settings, filters.matches)
     quotas: dict[str, int | None] = {}
@@ -220,6 +216,9 @@ def _policy_entries(entry: Mapping[str, Any]) -> bool:
 
 
 def cmd_policy_history(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.audit.query import iso_time, to_table
+    from gateway.policy.history import history
+
     verified = _verified(args, settings, _policy_entries)
     versions = history(verified.entries, verified.policy_sets)
     if args.json:
@@ -248,6 +247,8 @@ def cmd_policy_history(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_policy_diff(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.policy.history import diff_sets, known_sets, load_set, resolve
+
     ws = settings.workspace
     where = Path(args.bundle) / "policy-sets" if args.bundle else ws.policy_sets
     kept = known_sets(where)

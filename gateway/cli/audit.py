@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.audit.bundle import export_bundle
-from gateway.audit.halt import resume
-from gateway.audit.paging import index_range
-from gateway.audit.query import make_filters
-from gateway.audit.verify import print_report, verify_path
 from gateway.cli import answers, report
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
-from gateway.cli.report import note_resume
-from gateway.policy.history import attach_sets
-from gateway.store.db import Database
+
+if TYPE_CHECKING:
+    from gateway.store.db import Database
+
+# Each command imports what it needs when it runs: `gateway audit verify` loads the verifier,
+# not the exporter, the policy history or pandas.
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from gateway.audit.verify import print_report, verify_path
+
     settings = settings_of(args)
     ws = settings.workspace
     if args.target and args.log:
@@ -58,6 +59,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
+    from gateway.audit.bundle import export_bundle
+    from gateway.audit.paging import index_range
+    from gateway.audit.query import make_filters
+    from gateway.policy.history import attach_sets
+
     settings = settings_of(args)
     out = Path(args.out)
     if out.exists():
@@ -85,6 +91,10 @@ def cmd_audit_export(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_resume(args: argparse.Namespace) -> int:
+    from gateway.audit.halt import resume
+    from gateway.audit.verify import print_report, verify_path
+    from gateway.cli.report import note_resume
+
     settings = settings_of(args)
     ws = settings.workspace
     origin, report = verify_path(

@@ -6,15 +6,21 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.audit.events import ClientAction, client_changed
-from gateway.auth.registry import ClientRegistry
 from gateway.cli.common import Subparsers, print_out, settings_of
 from gateway.errors import ConfigError
-from gateway.workspace import actor, admin_event
+
+if TYPE_CHECKING:
+    from gateway.audit.events import ClientAction
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
+    # (imported here: `gateway --help` and the other commands do not need them)
+    from gateway.audit.events import client_changed
+    from gateway.auth.registry import ClientRegistry
+    from gateway.workspace import actor, admin_event
+
     settings = settings_of(args)
     registry = ClientRegistry(settings.registry_database)
     try:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.audit.events import token_key_rotated
-from gateway.audit.signing import generate_keypair, load_signer
-from gateway.audit.store import AuditLog
 from gateway.auth.keys import JWKS_MAX_AGE
-from gateway.auth.keys import rotate as rotate_token_key
 from gateway.cli.common import Subparsers, print_out, settings_of
-from gateway.workspace import actor as _actor
-from gateway.workspace import admin_event
 
 
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    # (imported here: `gateway --help` and the other commands do not need them)
+    from gateway.audit.events import token_key_rotated
+    from gateway.audit.signing import generate_keypair, load_signer
+    from gateway.audit.store import AuditLog
+    from gateway.auth.keys import rotate as rotate_token_key
+    from gateway.workspace import actor as _actor
+    from gateway.workspace import admin_event
+
     settings = settings_of(args)
     ws = settings.workspace
     if args.which == "token":

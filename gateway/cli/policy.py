@@ -6,27 +6,27 @@ import argparse
 import datetime as dt
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.cli import answers
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
-from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
-from gateway.model.decision import Verdict
-from gateway.model.policyset import PolicySet
-from gateway.model.tokens import link_key, token_scope
-from gateway.policy.check import PolicyError, parse_moment
-from gateway.policy.engine import Engine
-from gateway.policy.explain import explain, render
-from gateway.policy.files import load_policies
-from gateway.policy.testing import ViewOf, load_cases, run_cases
-from gateway.privacy.assess import FiguresOf, assess
-from gateway.privacy.assess import render as render_assessment
-from gateway.privacy.views import ViewCache
-from gateway.runtime.services import figures_maker, read_secret, view_maker
 from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from gateway.model.policyset import PolicySet
+    from gateway.policy.testing import ViewOf
+    from gateway.privacy.assess import FiguresOf
+
+# Each command imports what it needs when it runs (`gateway --help` and the other commands
+# need none of it; `policy check` loads the data and privacy code only to compute figures).
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
+    from gateway.model.tokens import link_key, token_scope
+    from gateway.policy.check import PolicyError
+    from gateway.policy.files import load_policies
+
     settings = settings_of(args)
     directory = Path(args.path) if args.path else settings.workspace.policies
     try:
@@ -68,6 +68,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     if makers is None:
         print_out("  privacy figures: not computed (no data or secret in this workspace)")
         return 0
+    from gateway.privacy.assess import assess
+    from gateway.privacy.assess import render as render_assessment
+
     print_out("privacy figures on the current data (every released quasi-identifier counted):")
     withheld = 0
     for assessment in assess(policy, *makers):
@@ -83,6 +86,10 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 def _makers(settings: Settings, policy: PolicySet) -> tuple[FiguresOf, ViewOf] | None:
     """Figures and released rows from one source and view cache: the joined releases reuse the
     views the figures built."""
+    from gateway.data.sources import SourceCache
+    from gateway.privacy.views import ViewCache
+    from gateway.runtime.services import figures_maker, view_maker
+
     sources, views = SourceCache(settings.workspace), ViewCache()
     try:
         return (
@@ -94,6 +101,10 @@ def _makers(settings: Settings, policy: PolicySet) -> tuple[FiguresOf, ViewOf] |
 
 
 def _figures_of(settings: Settings, policy: PolicySet) -> FiguresOf | None:
+    from gateway.data.sources import SourceCache
+    from gateway.privacy.views import ViewCache
+    from gateway.runtime.services import figures_maker
+
     try:
         return figures_maker(settings, SourceCache(settings.workspace), ViewCache(), policy)
     except ConfigError:
@@ -101,6 +112,10 @@ def _figures_of(settings: Settings, policy: PolicySet) -> FiguresOf | None:
 
 
 def _view_of(settings: Settings, policy: PolicySet) -> ViewOf | None:
+    from gateway.data.sources import SourceCache
+    from gateway.privacy.views import ViewCache
+    from gateway.runtime.services import view_maker
+
     try:
         return view_maker(settings, SourceCache(settings.workspace), ViewCache(), policy)
     except ConfigError:
@@ -108,6 +123,11 @@ def _view_of(settings: Settings, policy: PolicySet) -> ViewOf | None:
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
+    from gateway.policy.engine import Engine
+    from gateway.policy.files import load_policies
+    from gateway.policy.testing import load_cases, run_cases
+    from gateway.runtime.services import read_secret
+
     settings = settings_of(args)
     directory = Path(args.path) if args.path else settings.workspace.policies
     policy = load_policies(directory, settings.home)
@@ -128,6 +148,12 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from gateway.model.decision import Verdict
+    from gateway.policy.check import parse_moment
+    from gateway.policy.engine import Engine
+    from gateway.policy.explain import explain, render
+    from gateway.policy.files import load_policies
+
     settings = settings_of(args)
     policy = load_policies(settings.workspace.policies, settings.home)
     at = dt.datetime.now(dt.UTC)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gateway.audit.events import audit_resumed
-from gateway.audit.signing import load_signer
-from gateway.audit.store import AuditLog
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
 from gateway.errors import AuditUnavailable
-from gateway.report.command import add_arguments, write_report
 from gateway.settings import Settings
-from gateway.store.db import Database
-from gateway.workspace import actor
+
+if TYPE_CHECKING:
+    from gateway.store.db import Database
 
 
 def cmd_audit_report(args: argparse.Namespace) -> int:
+    from gateway.report.command import write_report  # (here: the other commands need none of it)
+
     settings = settings_of(args)
     ws = settings.workspace
     if args.bundle and not args.key:
@@ -41,6 +41,11 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
 def note_resume(settings: Settings, halt: str | None) -> None:
     """Record the resume in the log (who, and the halt note it cleared), so that reports show
     halts after the fact. If the log still cannot be written, it halts again and says so."""
+    from gateway.audit.events import audit_resumed
+    from gateway.audit.signing import load_signer
+    from gateway.audit.store import AuditLog
+    from gateway.workspace import actor
+
     ws = settings.workspace
     log = AuditLog(settings.audit_database, load_signer(ws.audit_key))
     try:
@@ -53,6 +58,8 @@ def note_resume(settings: Settings, halt: str | None) -> None:
 
 def add_command(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     """Register `report` under `gateway audit`."""
+    from gateway.report.command import add_arguments
+
     c = sub.add_parser(
         "report", parents=[home], help="write a self-contained HTML report of a verified log"
     )

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import logging.config
 import os
+from collections.abc import Callable
 from typing import Any
 
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
-from gateway.data.demo import DEFAULT_ROWS, DEFAULT_SEED
 from gateway.errors import ConfigError
-from gateway.logs import LOG_CONFIG
-from gateway.policy.files import load_policies
-from gateway.workspace import exposure_warning, init_workspace
 
 GRACEFUL_SECONDS = 10  # in-flight calls finish (and are logged); idle keep-alives are dropped
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    # (imported here, as in cmd_serve: `gateway --help` and the other commands need none of it)
+    from gateway.workspace import init_workspace
+
     settings = settings_of(args)
     report = init_workspace(settings, demo=args.demo, rows=args.rows, seed=args.seed)
     print_out(f"workspace: {settings.home}")
@@ -40,6 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from gateway.api.protocol import KEEP_ALIVE_SECONDS, MAX_HEAD_BYTES
     from gateway.app import create_app
+    from gateway.logs import LOG_CONFIG
+    from gateway.policy.files import load_policies
+    from gateway.workspace import exposure_warning
 
     settings = settings_of(args)
     ws = settings.workspace
@@ -79,8 +83,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
         # Hostile connections (docs/security.md): requests the parser refuses are audited, a
-        # request must arrive whole within REQUEST_SECONDS, idle connections close.
-        "http": http_protocol(),
+        # request must arrive whole within settings.request_seconds, idle connections close.
+        "http": http_protocol(settings.request_seconds),
         "ws": "none",  # no WebSocket upgrades: a WebSocket scope would bypass the audit log
         "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
@@ -94,18 +98,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def http_protocol() -> type[Any]:
+def http_protocol(request_seconds: float) -> Callable[..., Any]:
     """The HTTP/1.1 protocol `gateway serve` runs: httptools (llhttp, C) where it is installed,
-    h11 (pure Python) otherwise; both audit the requests their parser refuses. With uvloop
-    (uvicorn's "auto" loop picks it up) httptools costs about 80 us less CPU per call
-    (docs/performance.md)."""
+    h11 (pure Python) otherwise; both audit the requests their parser refuses and close a
+    request that has not arrived whole within `request_seconds`. With uvloop (uvicorn's "auto"
+    loop picks it up) httptools costs about 80 us less CPU per call (docs/performance.md).
+    A partial of the class, which uvicorn calls as it would the class (and pickles for its
+    worker processes)."""
+    protocol: type[Any]
     try:
         from gateway.api.protocol_fast import GatewayHttpToolsProtocol
+
+        protocol = GatewayHttpToolsProtocol
     except ImportError:  # httptools is a dependency, but a platform may lack its wheel
         from gateway.api.protocol import GatewayH11Protocol
 
-        return GatewayH11Protocol
-    return GatewayHttpToolsProtocol
+        protocol = GatewayH11Protocol
+    return functools.partial(protocol, request_seconds=request_seconds)
 
 
 def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
@@ -113,8 +122,9 @@ def add_commands(sub: Subparsers, home: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--demo", action="store_true", help="also write demo datasets, policies and a client"
     )
-    p.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows per demo dataset")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the demo data")
+    # (defaults: gateway/data/demo.py's, applied by init_workspace)
+    p.add_argument("--rows", type=int, help="rows per demo dataset")
+    p.add_argument("--seed", type=int, help="seed of the demo data")
     p.set_defaults(func=cmd_init)
 
     p = sub.add_parser("serve", parents=[home], help="serve the API over HTTPS")

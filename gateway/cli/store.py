@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from gateway.audit.verify import print_report, verify_path
 from gateway.cli.common import Subparsers, print_err, print_out, settings_of
-from gateway.runtime.migrate import migrate
-from gateway.store.db import Database
+
+if TYPE_CHECKING:
+    from gateway.store.db import Database
 
 
 def cmd_store_migrate(args: argparse.Namespace) -> int:
+    # (imported here: `gateway --help` and the other commands do not need them)
+    from gateway.audit.verify import print_report, verify_path
+    from gateway.runtime.migrate import migrate
+
     settings = settings_of(args)
     ws = settings.workspace
     target = settings.with_overrides(store=args.to)

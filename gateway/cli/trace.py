@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from gateway.audit.reader import read_entries
 from gateway.cli.common import Subparsers, settings_of
-from gateway.data.sources import SourceCache
 from gateway.errors import ConfigError
-from gateway.policy.files import load_policies
-from gateway.runtime.services import read_secret
 from gateway.settings import Settings
-from gateway.trace.extract import read_extract
 from gateway.trace.limits import Deadline, ExtractError, TraceTimeout
-from gateway.trace.tracer import as_json, candidates_of, follow, render, run
 
 ATTRIBUTED, NOT_ATTRIBUTED, UNUSABLE = 0, 3, 2
+# What a trace imports (in _trace, when it runs: `gateway --help` and other commands need none).
+_NEEDS = (
+    "gateway.audit.reader",
+    "gateway.data.sources",
+    "gateway.policy.files",
+    "gateway.runtime.services",
+    "gateway.trace.extract",
+    "gateway.trace.tracer",
+)
 
 
 def trace_command(
@@ -31,6 +35,8 @@ def trace_command(
 ) -> int:
     """Exit 0 when attributed, 3 when not (no attribution), 2 when the file is refused (it
     cannot be read, breaks a limit, or the trace runs past `seconds`): one line on stderr."""
+    for module in _NEEDS:  # loaded before the deadline starts: loading is not the trace's time
+        importlib.import_module(module)
     deadline = Deadline(settings.trace_seconds if seconds is None else seconds)
     try:
         return _trace(settings, file, datasets, json_out, deadline)
@@ -50,6 +56,13 @@ def _trace(
     json_out: bool,
     deadline: Deadline,
 ) -> int:
+    from gateway.audit.reader import read_entries
+    from gateway.data.sources import SourceCache
+    from gateway.policy.files import load_policies
+    from gateway.runtime.services import read_secret
+    from gateway.trace.extract import read_extract
+    from gateway.trace.tracer import as_json, candidates_of, follow, render, run
+
     extract = read_extract(file, deadline)
     policy = load_policies(settings.workspace.policies, settings.home)
     unknown = sorted(set(datasets or ()) - set(policy.datasets))

@@ -13,8 +13,6 @@ from gateway.audit.query import make_filters
 from gateway.errors import ConfigError
 from gateway.fsutil import write_new
 from gateway.policy.check import CST
-from gateway.report.build import ReportInput, build_report
-from gateway.report.figures import Period
 from gateway.store.db import Database
 
 _OFFSET = re.compile(r"([+-])([01][0-9]|2[0-3]):([0-5][0-9])", re.ASCII)
@@ -49,6 +47,10 @@ def write_report(
     policy_sets: Path | None = None,
 ) -> str:
     """Verify, build and write the report (a new private file); returns a summary line."""
+    # (imported here: the `gateway` command registers this command's arguments at every start)
+    from gateway.report.build import ReportInput, build_report
+    from gateway.report.figures import Period
+
     now = int(time.time() * 1000)
     try:
         chosen = make_filters({}, since=since, until=until, now_ms=now)

@@ -6,7 +6,9 @@ problem+json answer (promise 10), and nothing of the request is logged."""
 
 from __future__ import annotations
 
+import functools
 import json
+import pickle
 import socket
 import threading
 import time
@@ -16,10 +18,11 @@ from typing import Any
 import pytest
 import uvicorn
 
-from gateway.api.protocol import GatewayH11Protocol
+from gateway.api.protocol import REQUEST_SECONDS, GatewayH11Protocol
 from gateway.app import create_app
 from gateway.audit.reader import read_entries
 from gateway.cli.serve import http_protocol
+from gateway.settings import Settings
 from tests.api.refusals import REFUSED
 from tests.conftest import Demo
 
@@ -76,8 +79,16 @@ def _entries(demo: Demo) -> list[dict[str, Any]]:
 
 
 def test_the_shipped_protocol_is_the_httptools_one() -> None:
-    """`gateway serve` runs the httptools protocol wherever httptools is installed."""
-    assert http_protocol() is GatewayHttpToolsProtocol
+    """`gateway serve` runs the httptools protocol wherever httptools is installed, with the
+    request deadline of its settings (10 s unless GATEWAY_REQUEST_SECONDS says otherwise), in
+    a form uvicorn can hand to its worker processes (pickled)."""
+    shipped = http_protocol(Settings().request_seconds)
+    assert isinstance(shipped, functools.partial)
+    assert shipped.func is GatewayHttpToolsProtocol
+    assert shipped.keywords == {"request_seconds": REQUEST_SECONDS} == {"request_seconds": 10.0}
+    again = pickle.loads(pickle.dumps(shipped))  # noqa: S301 - our own bytes, just made
+    assert (again.func, again.keywords) == (shipped.func, shipped.keywords)
+    assert Settings.from_env({"GATEWAY_REQUEST_SECONDS": "1.5"}).request_seconds == 1.5
 
 
 @pytest.mark.parametrize(("what", "raw", "status", "defect"), REFUSED, ids=[r[0] for r in REFUSED])

@@ -20,11 +20,17 @@ LAZY = ("networkx", "opendp", "faker")
 BUILD = """
 import json, sys
 from pathlib import Path
+import uvicorn
 from gateway.app import create_app
-from gateway.cli.serve import cmd_serve, http_protocol
+from gateway.cli.serve import http_protocol
+from gateway.policy.files import load_policies
 from gateway.settings import Settings
-http_protocol()
-create_app(Settings(home=Path(sys.argv[1])))
+from gateway.workspace import exposure_warning
+settings = Settings(home=Path(sys.argv[1]))
+load_policies(settings.workspace.policies, settings.home)
+exposure_warning(settings.workspace)
+http_protocol(settings.request_seconds)
+create_app(settings)
 print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 

@@ -23,6 +23,7 @@ from gateway.audit.reader import read_entries
 from gateway.model.aggregate import Bounds, Privacy
 from gateway.store.db import Database
 from tests.conftest import Demo
+from tests.privacy.budget_race import spend_many
 
 PLANNING = "/v1/datasets/residents/aggregate?purpose=planning"
 DRAWS = 4000
@@ -86,24 +87,13 @@ def test_gaussian_noise_matches_epsilon_and_delta() -> None:
     assert (draws - 20).var() == pytest.approx(scale**2, rel=0.15)
 
 
-def _spend_many(path: str, tries: int, queue: Any) -> None:
-    budgets = Budgets(Database.sqlite(Path(path), synchronous="FULL"))
-    rules = Privacy("laplace", Decimal("0.1"), Decimal(0), Decimal("1.5"), Decimal(0), "day")
-    won = sum(
-        budgets.spend("c", "g", rules, (rules.epsilon, rules.delta), now=1_800_000_000).allowed
-        for _ in range(tries)
-    )
-    budgets.close()
-    queue.put(won)
-
-
 def test_budget_is_spent_exactly_once_across_two_processes(tmp_path: Path) -> None:
     """Two worker processes racing on one store: exactly budget / cost queries succeed."""
     path = str(tmp_path / "registry.db")
     Budgets(Database.sqlite(Path(path))).close()
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    workers = [context.Process(target=_spend_many, args=(path, 20, queue)) for _ in range(2)]
+    workers = [context.Process(target=spend_many, args=(path, 20, queue)) for _ in range(2)]
     for worker in workers:
         worker.start()
     results = [queue.get(timeout=120) for _ in workers]
