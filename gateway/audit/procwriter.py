@@ -58,13 +58,16 @@ class ProcessWriter:
         key_path: str | None,
         origin: str,
         on_reply: OnReply,
+        *,
+        answer_s: float = 5.0,
     ) -> None:
         self._database = database
         self._signers = signers
         self._key_path = key_path
         self._origin = origin
         self._on_reply = on_reply
-        self._hung_after = 5.0 + 2 * database.busy_timeout_ms / 1000
+        self._hung_after = answer_s + 2 * database.busy_timeout_ms / 1000
+        self._watch_every = min(1.0, self._hung_after / 2)
         self._lock = threading.Lock()
         self._child: Child | None = None
         self._queued: dict[asyncio.AbstractEventLoop, list[tuple[Event, LoopWaiter]]] = {}
@@ -175,7 +178,7 @@ class ProcessWriter:
             return
         child.reader = loop
         loop.add_reader(child.rfd, self._readable, child)
-        loop.call_later(1.0, self._watch, child)
+        loop.call_later(self._watch_every, self._watch, child)
 
     def _readable(self, child: Child) -> None:
         # One reader at a time: `close` may read on another thread than the reader's loop.
@@ -219,17 +222,18 @@ class ProcessWriter:
         deliver(settled)
 
     def _watch(self, child: Child) -> None:
-        """Every second on the reader's loop: a child that leaves a batch unanswered for too
-        long is taken as hung (stopped, or stuck in a write) and killed."""
+        """Every second (or every half hang limit, if shorter) on the reader's loop: a child
+        that leaves a batch unanswered for too long is taken as hung (stopped, or stuck in a
+        write) and killed."""
         if child.gone:
             return
         with self._lock:
             oldest = min((sent for sent, _ in child.pending.values()), default=None)
         if oldest is not None and time.monotonic() - oldest > self._hung_after:
-            self._lost(child, f"did not answer within {self._hung_after:.0f} s and was killed")
+            self._lost(child, f"did not answer within {self._hung_after:.3g} s and was killed")
             return
         if child.reader is not None and not child.reader.is_closed():
-            child.reader.call_later(1.0, self._watch, child)
+            child.reader.call_later(self._watch_every, self._watch, child)
 
     def _exit_reason(self, child: Child) -> str:
         with contextlib.suppress(subprocess.TimeoutExpired):

@@ -61,11 +61,13 @@ class AuditLog:
         clock: Clock = SYSTEM_CLOCK,
         writer_process: bool = False,
         key_path: Path | None = None,
+        writer_answer_s: float = 5.0,
     ) -> None:
         """`writer_process`: on SQLite, the event loop's appends (`append_async`) are written by
         a spawned writer process (audit/procwriter.py); `key_path` is where that process finds
-        a rotated key. Appends from threads (`append`, `submit`) and PostgreSQL keep the writer
-        thread."""
+        a rotated key; a writer that leaves a batch unanswered for `writer_answer_s` plus twice
+        the busy timeout is taken as hung and killed (tests shorten it). Appends from threads
+        (`append`, `submit`) and PostgreSQL keep the writer thread."""
         if isinstance(database, Path):
             database = Database.sqlite(database, busy_timeout_ms)
         self.database = database
@@ -107,6 +109,7 @@ class AuditLog:
                 None if key_path is None else str(key_path),
                 self.origin,
                 self._from_writer,
+                answer_s=writer_answer_s,
             )
 
     @property

@@ -38,8 +38,16 @@ def new_signer() -> Signer:
     return Signer(key, key_id(key.public_key()))
 
 
-def process_log(path: Path, signer: Signer, busy_timeout_ms: int = 10_000) -> AuditLog:
-    return AuditLog(path, signer, writer_process=True, busy_timeout_ms=busy_timeout_ms)
+def process_log(
+    path: Path, signer: Signer, busy_timeout_ms: int = 10_000, answer_s: float = 5.0
+) -> AuditLog:
+    return AuditLog(
+        path,
+        signer,
+        writer_process=True,
+        busy_timeout_ms=busy_timeout_ms,
+        writer_answer_s=answer_s,
+    )
 
 
 def halt_of(log: AuditLog) -> str | None:
@@ -147,10 +155,11 @@ def test_a_batch_larger_than_the_pipe_is_written_whole(tmp_path: Path) -> None:
 
 
 def test_a_hung_writer_is_killed_and_its_calls_fail(tmp_path: Path) -> None:
-    """Fail closed, not hung: a writer that answers nothing for 5 s + 2 x the busy timeout is
-    killed, and the calls waiting on it get AuditUnavailable."""
+    """Fail closed, not hung: a writer that answers nothing for its answer limit (5 s by default;
+    0.5 s here) + 2 x the busy timeout is killed, and the calls waiting on it get
+    AuditUnavailable naming the limit."""
     signer = new_signer()
-    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50)
+    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50, answer_s=0.5)
 
     async def scenario() -> BaseException | Appended:
         await log.append_async({"kind": "test"})
@@ -165,15 +174,15 @@ def test_a_hung_writer_is_killed_and_its_calls_fail(tmp_path: Path) -> None:
     finally:
         log.close()
     assert isinstance(result, AuditUnavailable)
-    assert "did not answer" in str(result)
+    assert "did not answer within 0.6 s" in str(result)
 
 
 def test_closing_the_log_does_not_wait_forever_for_a_hung_writer(tmp_path: Path) -> None:
     """A stopping gateway is not held by a hung writer: `close` kills it once it has not
-    finished within 5 s + 2 x the busy timeout (a calm writer finishes at once: see the first
-    test)."""
+    finished within its answer limit (0.5 s here) + 2 x the busy timeout (a calm writer finishes
+    at once: see the first test)."""
     signer = new_signer()
-    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50)
+    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50, answer_s=0.5)
     asyncio.run(gather(log, [{"kind": "test"}]))
     pid = log.writer_pid
     assert pid is not None
