@@ -152,6 +152,10 @@ def create_app(
         # Read the log's Merkle tree before serving: built later (at the first checkpoint) it
         # would take the GIL from requests for as long as the log is long.
         await anyio.to_thread.run_sync(svc.audit_log.tree)
+        try:  # the writer process's imports now, not during the first call
+            svc.audit_log.start_writer()
+        except AuditUnavailable as exc:  # calls fail closed (503) and /readyz says why
+            log_.error("%s", exc)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
             tasks.start_soon(_policy_watch, reloader, poll)

@@ -100,6 +100,12 @@ class ProcessWriter:
                 loop.call_soon(self._flush, loop)
             queued.append((event, waiter))
 
+    def start(self) -> None:
+        """Start the child now rather than at the first append (a server calls this at start-up,
+        so its first call does not wait for the child's imports)."""
+        with self._lock:
+            self._live()
+
     def pragma(self, name: str, value: int) -> None:
         """Set a pragma on the child's write connection (tests make its writes fail)."""
         with self._lock:

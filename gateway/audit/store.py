@@ -128,6 +128,12 @@ class AuditLog:
         if self._process is not None:
             self._process.pragma(name, value)
 
+    def start_writer(self) -> None:
+        """Start the writer process now, if this log has one (serving calls this at start-up);
+        raise AuditUnavailable if it cannot be started (calls then fail closed until it can)."""
+        if self._process is not None:
+            self._process.start()
+
     @property
     def writer_pid(self) -> int | None:
         """The writer process's id while one runs (tests stop and kill it)."""

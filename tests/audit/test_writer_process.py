@@ -31,6 +31,7 @@ from gateway.audit.store import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.errors import AuditUnavailable
 from tests.audit.writerproc import state, unread, wait_for
+from tests.conftest import Demo, services_of
 
 
 def new_signer() -> Signer:
@@ -325,3 +326,25 @@ def test_entries_written_by_the_child_hold_exactly_the_event(
         line = stored[result.idx]
         assert {k: v for k, v in line.items() if k not in HEADER_FIELDS} == event
     verified(db, signer)
+
+
+def test_a_served_app_starts_its_writer_before_the_first_call(demo: Demo) -> None:
+    """The writer process is started with the app (its imports are not paid by the first
+    call); PostgreSQL keeps the writer thread, so there is none. The first call's entry is the
+    one that child writes."""
+    from starlette.testclient import TestClient
+
+    from gateway.app import create_app
+
+    with TestClient(create_app(demo.settings), base_url="https://testserver") as client:
+        audit_log = services_of(client).audit_log
+        pid = audit_log.writer_pid
+        if audit_log.database.postgres:
+            assert pid is None
+            return
+        assert pid is not None
+        assert state(pid) not in (None, "Z")
+        size = audit_log.size()
+        assert client.get("/healthz").status_code == 200
+        assert audit_log.writer_pid == pid  # the same child wrote the call's entry
+        assert audit_log.size() == size + 1
