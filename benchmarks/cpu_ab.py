@@ -5,7 +5,8 @@ request drifts with the load; two versions measured in separate runs cannot be c
 runs every version at once on one demo workspace (each its own `uvicorn` process, one worker,
 plain HTTP) and drives them in turn with wrk (16 connections), round after round. Each round
 gives the server's CPU microseconds per request: its process group's CPU time from /proc over
-the requests wrk completed.
+the requests wrk completed, and that of the serving process alone (`serving`; the rest of the
+group is the audit writer process where there is one).
 
 A version is `name=PYTHONPATH|PROTOCOL`: the directory holding the `gateway` package to import
 (for another branch: `git archive <rev> gateway | tar -x -C DIR`) and the uvicorn `--http`
@@ -74,20 +75,27 @@ def token(base: str, secret: str) -> str:
     return value
 
 
-def run_wrk(url: str, bearer: str, seconds: int, pgid: int) -> tuple[float, float]:
-    """(CPU microseconds per request, requests per second) of one wrk run."""
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of one process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, bearer: str, seconds: int, pgid: int) -> tuple[float, float, float]:
+    """(CPU microseconds per request, requests per second, CPU microseconds per request of the
+    serving process alone) of one wrk run."""
     command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "-H", f"Authorization: Bearer {bearer}", url]
-    before = cpu_seconds(pgid)
+    before, serving = cpu_seconds(pgid), process_cpu(pgid)
     out = subprocess.run(
         command,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    cpu = cpu_seconds(pgid) - before
+    cpu, serving = cpu_seconds(pgid) - before, process_cpu(pgid) - serving
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return 1e6 * cpu / max(requests, 1), rps
+    return 1e6 * cpu / max(requests, 1), rps, 1e6 * serving / max(requests, 1)
 
 
 def main() -> None:
@@ -106,7 +114,7 @@ def main() -> None:
         home = Path(tmp) / "ws"
         secret = bench_workspace(home)
         servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in versions}
+        results: dict[str, list[tuple[float, float, float]]] = {name: [] for name in versions}
         try:
             for name, (pythonpath, protocol) in versions.items():
                 servers[name] = start(home, pythonpath, protocol, args.loop)
@@ -122,11 +130,14 @@ def main() -> None:
                 process.wait(60)
     print(f"{args.rounds} rounds of {args.seconds} s, wrk 16 connections, loop {args.loop}")
     for name, runs in results.items():
-        cpus = [cpu for cpu, _ in runs]
+        cpus = [cpu for cpu, _, _ in runs]
+        serving = [cpu for _, _, cpu in runs]
         print(
             f"{name:<12} CPU/req median {statistics.median(cpus):6.0f} us "
             f"(rounds {', '.join(f'{c:.0f}' for c in cpus)})  "
-            f"req/s median {statistics.median(r for _, r in runs):7.0f}"
+            f"serving process {statistics.median(serving):6.0f} us "
+            f"(rounds {', '.join(f'{c:.0f}' for c in serving)})  "
+            f"req/s median {statistics.median(r for _, r, _ in runs):7.0f}"
         )
 
 

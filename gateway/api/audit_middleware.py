@@ -166,7 +166,7 @@ class AuditMiddleware:
         )
         try:
             return await self.audit_log.append_async(event)
-        except AuditUnavailable:
+        except AuditUnavailable as exc:
             self.metrics.record(
                 ctx.route,
                 503,
@@ -175,7 +175,9 @@ class AuditMiddleware:
                 time.perf_counter() - started,
                 None,
             )
-            log.exception("audit log unavailable; refusing %s %s", what, ctx.rid)
+            # One line, no traceback: the cause is in the message, and during a writer outage
+            # every refused call logs (a traceback each would bury the cause).
+            log.error("audit log unavailable (%s); refusing %s %s", exc, what, ctx.rid)
             error = ServiceUnavailable("the audit log cannot be written; no data is released")
             head, chunks = _render(problem_response(error, ctx.rid))
             await send(head)

@@ -49,6 +49,20 @@ class Halt:
         self._at_halt = self.resumes
         return self.reason
 
+    def snapshot(self) -> tuple[str, bool, str | None] | None:
+        """This halt as (reason, note saved, resume counter at the halt), or None."""
+        if self.reason is None:
+            return None
+        return (self.reason, self._saved, self._at_halt)
+
+    def adopt(self, state: tuple[str, bool, str | None] | None) -> None:
+        """Take on the halt the writer process reported (audit/procwriter.py): this process then
+        refuses appends, retries its note and sees the operator's resume as if it had halted
+        itself."""
+        if state is None or self.reason is not None:
+            return
+        self.reason, self._saved, self._at_halt = state
+
     def halt(self, reason: str) -> None:
         """Stop appending, here and (if the database still accepts the note) everywhere."""
         self.reason = reason

@@ -2,14 +2,17 @@
 default, WAL mode) or PostgreSQL (several gateway hosts sharing one log).
 
 `AuditLog` puts the parts together: appends are group-committed by the writer thread
-(audit/writer.py); a failed write halts the log everywhere until an operator resumes it
-(audit/halt.py); checkpoints are signed by every process on SQLite and by the lease holder on
-PostgreSQL (audit/lease.py); a key rotation is an entry signed by the old key (`rotate`).
+(audit/writer.py) or, for a serving process on SQLite, by a writer process of its own
+(audit/procwriter.py, audit/child.py); a failed write halts the log everywhere until an
+operator resumes it (audit/halt.py); checkpoints are signed by every process on SQLite and by
+the lease holder on PostgreSQL (audit/lease.py); a key rotation is an entry signed by the old
+key (`rotate`).
 Readers that need no running log are in audit/reader.py."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -24,6 +27,7 @@ from gateway.audit.events import key_rotated
 from gateway.audit.halt import Halt
 from gateway.audit.lease import CheckpointLease
 from gateway.audit.merkle import MerkleTree, verify_consistency
+from gateway.audit.procwriter import ProcessWriter
 from gateway.audit.reader import as_bytes
 from gateway.audit.schema import (
     SCHEMA,
@@ -37,6 +41,7 @@ from gateway.audit.schema import (
 )
 from gateway.audit.signers import Signers, SignerSource
 from gateway.audit.signing import Signer
+from gateway.audit.wire import HaltState
 from gateway.audit.writer import GroupWriter, LoopWaiter, write_entries
 from gateway.clock import SYSTEM_CLOCK, Clock
 from gateway.errors import AuditUnavailable, ConfigError
@@ -54,7 +59,13 @@ class AuditLog:
         busy_timeout_ms: int = 10_000,
         signer_for: SignerSource | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        writer_process: bool = False,
+        key_path: Path | None = None,
     ) -> None:
+        """`writer_process`: on SQLite, the event loop's appends (`append_async`) are written by
+        a spawned writer process (audit/procwriter.py); `key_path` is where that process finds
+        a rotated key. Appends from threads (`append`, `submit`) and PostgreSQL keep the writer
+        thread."""
         if isinstance(database, Path):
             database = Database.sqlite(database, busy_timeout_ms)
         self.database = database
@@ -88,6 +99,15 @@ class AuditLog:
                 "keys/audit-ed25519.* from the workspace that created the log"
             ) from exc
         self._writer = GroupWriter(self._write, self._halt_state, self._signers, self.origin)
+        self._process: ProcessWriter | None = None
+        if writer_process and not database.postgres:
+            self._process = ProcessWriter(
+                database,
+                self._signers,
+                None if key_path is None else str(key_path),
+                self.origin,
+                self._from_writer,
+            )
 
     @property
     def _conn(self) -> Connection:
@@ -96,6 +116,26 @@ class AuditLog:
 
     def _halt(self, reason: str) -> None:
         self._halt_state.halt(reason)
+
+    def _pragma(self, name: str, value: int) -> None:
+        """Set a pragma on every write connection of this log, the writer process's included
+        (tests: `query_only` or `max_page_count` make writes fail as a full disk does)."""
+        with self._write.lock:
+            self._conn.execute(f"PRAGMA {name} = {int(value)}")
+        if self._process is not None:
+            self._process.pragma(name, value)
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's id while one runs (tests stop and kill it)."""
+        return None if self._process is None else self._process.pid
+
+    def _from_writer(self, halt: HaltState, kid: str | None) -> None:
+        """What the writer process reported with a commit: its halt, the key it signed with."""
+        self._halt_state.adopt(halt)
+        if kid is not None and kid != self._signers.active.kid:
+            with contextlib.suppress(AuditUnavailable):  # receipts and /readyz name the new key
+                self._signers.of(kid)
 
     # --- appends ---------------------------------------------------------------------------
 
@@ -109,7 +149,10 @@ class AuditLog:
         writer wakes the loop once per batch, not once per entry)."""
         self._refuse_if_halted()
         waiter = LoopWaiter(asyncio.get_running_loop())
-        self._writer.put(event, waiter)
+        if self._process is not None:
+            self._process.put(event, waiter)
+        else:
+            self._writer.put(event, waiter)
         return await waiter.future
 
     def submit(self, event: Mapping[str, JsonValue]) -> Future[Appended]:
@@ -128,6 +171,10 @@ class AuditLog:
 
     def writable(self) -> str | None:
         """None if the log can take its write lock now; otherwise why not (for /readyz)."""
+        if self._process is not None:
+            problem = self._process.problem()
+            if problem is not None:
+                return problem
         with self._write.lock:
             conn = self._write.current
             try:
@@ -275,6 +322,8 @@ class AuditLog:
         return written.idx
 
     def close(self) -> None:
+        if self._process is not None:
+            self._process.close()
         if not self._writer.close():
             return
         self._reader.close()

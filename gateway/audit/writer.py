@@ -72,18 +72,30 @@ def _deliver(settled: list[tuple[asyncio.Future[Appended], Outcome]]) -> None:
             future.set_result(outcome)
 
 
+def entry_time() -> int:
+    """The time that stamps an entry now, in ms (read through this module, where tests put a
+    clock of their own)."""
+    return now_ms()
+
+
 def write_entries(
-    conn: Connection, origin: str, signer: Signer, head: Head, events: Sequence[Event]
+    conn: Connection,
+    origin: str,
+    signer: Signer,
+    head: Head,
+    events: Sequence[Event],
+    stamps: Sequence[int] | None = None,
 ) -> list[Appended | Exception]:
     """Encode, sign and insert `events` after `head` (inside the caller's write transaction),
     in one statement (one round trip on PostgreSQL). A malformed event fails alone: its place
-    in the result holds the error."""
+    in the result holds the error. `stamps`: each event's time as its serving process read it
+    (the writer process's entries); otherwise the time now."""
     results: list[Appended | Exception] = []
     rows: list[tuple[int, str, bytes, int, str, bytes]] = []
     idx, prev, last_ts = head.idx, head.prev, head.ts
-    for event in events:
+    for at, event in enumerate(events):
         try:
-            ts = max(now_ms(), last_ts)  # never backwards along the chain
+            ts = max(now_ms() if stamps is None else stamps[at], last_ts)  # never backwards
             line = encode_entry(event, origin=origin, idx=idx, ts=ts, prev=prev)
         except (TypeError, ValueError) as exc:
             results.append(exc)
@@ -156,15 +168,19 @@ class GroupWriter:
                     self._queue.put(None)  # stop after this batch
                     break
                 batch.append(more)
-            with self._write.lock:
-                self._commit(batch)
+            self.commit(batch)
 
-    def _commit(self, batch: list[Pending]) -> None:
-        # A connection lost before COMMIT was sent wrote nothing: try once more on a new one.
-        if self._commit_once(batch, retry=True):
-            self._commit_once(batch, retry=False)
+    def commit(self, batch: list[Pending], stamps: Sequence[int] | None = None) -> None:
+        """Write `batch` in one group commit and settle its waiters (the writer thread's loop,
+        and the writer process's, audit/child.py, which passes each entry's time)."""
+        with self._write.lock:
+            # A connection lost before COMMIT was sent wrote nothing: try once more on a new one.
+            if self._commit_once(batch, stamps, retry=True):
+                self._commit_once(batch, stamps, retry=False)
 
-    def _commit_once(self, batch: list[Pending], *, retry: bool) -> bool:
+    def _commit_once(
+        self, batch: list[Pending], stamps: Sequence[int] | None, *, retry: bool
+    ) -> bool:
         """Write the batch in one transaction and resolve its futures. True (futures still
         pending) when the connection was lost before COMMIT and `retry` allows another try."""
         conn: Connection | None = None
@@ -192,7 +208,8 @@ class GroupWriter:
                 head = Head(0, GENESIS_PREV, 0)
             else:
                 head = Head(int(head_idx) + 1, bytes(head_leaf).hex(), int(head_ts))
-            outcomes = write_entries(conn, self._origin, signer, head, [e for e, _ in batch])
+            events = [e for e, _ in batch]
+            outcomes = write_entries(conn, self._origin, signer, head, events, stamps)
             committing = True
             conn.commit()
         except StoreError as exc:

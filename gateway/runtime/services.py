@@ -194,6 +194,10 @@ def build_services(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Services:
             busy_timeout_ms=settings.audit_busy_timeout_ms,
             signer_for=lambda kid: _rotated_signer(settings, kid),
             clock=clock,
+            # SQLite: entries are encoded, signed and committed by a writer process of this
+            # worker's own, off the event loop's GIL (PostgreSQL keeps the writer thread).
+            writer_process=True,
+            key_path=ws.audit_key,
         ),
         pseudonym_secret=secret,
         sources=sources,

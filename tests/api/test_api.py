@@ -366,8 +366,12 @@ def test_entries_carry_no_token_and_no_raw_values(
     assert "id_card:synthesize" in last["transforms"]  # type: ignore[operator]
 
 
-def test_unwritable_log_fails_closed_with_503(demo: Demo, token: str) -> None:
-    """Promise 6: if the entry cannot be committed, the call gets 503 and no data."""
+def test_unwritable_log_fails_closed_with_503(
+    demo: Demo, token: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Promise 6: if the entry cannot be committed, the call gets 503 and no data; the
+    operator's log says why in one line (no traceback per refused call: during a writer outage
+    every call is refused, and tracebacks would bury the cause)."""
     from dataclasses import replace
 
     from gateway.app import create_app
@@ -387,3 +391,7 @@ def test_unwritable_log_fails_closed_with_503(demo: Demo, token: str) -> None:
     assert response.status_code == 503
     assert "rows" not in response.json()
     assert "audit-receipt" not in response.headers
+    refusals = [r for r in caplog.records if r.getMessage().startswith("audit log unavailable")]
+    assert len(refusals) == 1
+    assert "busy" in refusals[0].getMessage()  # the cause, as AuditUnavailable names it
+    assert refusals[0].exc_info is None

@@ -510,11 +510,12 @@ def test_resume_clears_a_halt_whose_note_could_not_be_written(
     restart (it used to say "not halted" and stay halted)."""
     log = services_of(client).audit_log
     assert client.get("/healthz").status_code == 200
-    log._conn.execute("PRAGMA query_only = ON")  # every write of the serving process fails
+    # Every write of the serving process fails: its own connection's and its writer process's.
+    log._pragma("query_only", 1)
     assert client.get("/healthz").status_code == 503
     assert log.halted is not None
     assert read_log(demo.settings.audit_database).halted is None  # the note was not written
-    log._conn.execute("PRAGMA query_only = OFF")  # space is back ...
+    log._pragma("query_only", 0)  # space is back ...
     capsys.readouterr()
     assert gateway_main(["audit", "resume", "--home", str(demo.home)]) == 0
     assert "resumed" in capsys.readouterr().out
