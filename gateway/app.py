@@ -108,11 +108,8 @@ async def _checkpoint_loop(svc: Services) -> None:
                 log_.exception("could not sign a checkpoint")
 
 
-POLICY_POLL_SECONDS = 2.0
-
-
 async def _policy_watch(reloader: PolicyReloader, every: float) -> None:
-    """Pick up edited policy files within a couple of seconds (every worker for itself)."""
+    """Pick up edited policy files every `every` seconds (every worker for itself)."""
     while True:
         await anyio.sleep(every)
         if await anyio.to_thread.run_sync(reloader.changed):  # a directory scan: off the loop
@@ -140,11 +137,13 @@ def create_app(
     settings: Settings,
     services: Services | None = None,
     *,
-    policy_poll_seconds: float = POLICY_POLL_SECONDS,
+    policy_poll_seconds: float | None = None,
 ) -> ASGIApp:
     """Build the gateway. Raises ConfigError (with a message naming what to fix) at start-up.
-    `policy_poll_seconds`: how often the policy directory is looked at (tests shorten it)."""
+    `policy_poll_seconds`: how often the policy directory is looked at; by default the setting
+    (GATEWAY_POLICY_POLL_SECONDS, 2 s). In-process tests pass it to shorten or stop polling."""
     svc = services or build_services(settings)
+    poll = settings.policy_poll_seconds if policy_poll_seconds is None else policy_poll_seconds
 
     reloader = PolicyReloader(svc)
 
@@ -155,7 +154,7 @@ def create_app(
         await anyio.to_thread.run_sync(svc.audit_log.tree)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(_checkpoint_loop, svc)
-            tasks.start_soon(_policy_watch, reloader, policy_poll_seconds)
+            tasks.start_soon(_policy_watch, reloader, poll)
             tasks.start_soon(_sighup_watch, reloader)
             yield
             tasks.cancel_scope.cancel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -13,6 +14,11 @@ from gateway.store.config import databases
 from gateway.store.db import Database
 
 _PREFIX = "GATEWAY_"
+# The policy watcher's interval: below 0.05 s a worker spends its time scanning the directory;
+# above an hour an edit waits too long to go live (SIGHUP still reloads at once).
+MIN_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 3600.0
+_DECIMAL = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,16 @@ class Settings:
     # A request (line, headers and body) must arrive whole within this many seconds of the
     # connection opening or of the previous response (slowloris; gateway/api/protocol.py).
     request_seconds: float = 10.0
+    # How often each worker looks at the policy directory for edited files (SIGHUP: at once).
+    policy_poll_seconds: float = 2.0
 
     def __post_init__(self) -> None:
+        poll = self.policy_poll_seconds
+        if not (MIN_POLL_SECONDS <= poll <= MAX_POLL_SECONDS):  # also false for NaN
+            raise ConfigError(
+                f"{_PREFIX}POLICY_POLL_SECONDS must be between {MIN_POLL_SECONDS} and "
+                f"{MAX_POLL_SECONDS:.0f} seconds (it is {poll}); the default is 2"
+            )
         for name in (
             "auth_fail_per_client",
             "auth_fail_per_address",
@@ -233,17 +247,21 @@ class Settings:
                         "set it to a whole number"
                     ) from None
             elif kind is float:
-                try:
-                    values[name] = float(raw)
-                except ValueError:
-                    raise ConfigError(
-                        f"{_PREFIX}{_env_name(name)}={raw!r} is not a number of seconds; "
-                        "set it to a number such as 10 or 2.5"
-                    ) from None
+                values[name] = _decimal(_env_name(name), raw)
             else:
                 values[name] = raw
         values.setdefault("home", Path.cwd().resolve())
         return cls(**values)
+
+
+def _decimal(name: str, raw: str) -> float:
+    """A plain ASCII decimal such as `2` or `0.25`: `float()` would also take `nan`, `1e3`,
+    `1_0` and Unicode digits."""
+    if not _DECIMAL.fullmatch(raw):
+        raise ConfigError(
+            f"{_PREFIX}{name}={raw!r} is not a number of seconds; write it like 2 or 0.25"
+        )
+    return float(raw)
 
 
 def _env_name(field_name: str) -> str:

@@ -64,8 +64,8 @@ def run_workload(demo: Demo) -> Workload:
 
 def _drive(settings: Settings, demo: Demo, acme: str, ops: str, auditor: str) -> None:
     # The edit below goes live through the admin API, not the file watcher, which would race it
-    # and log the change as the gateway's own: the watcher looks once an hour here. (Patching
-    # gateway.app.POLICY_POLL_SECONDS did not do this: create_app's default is bound at import.)
+    # and log the change as the gateway's own: the watcher looks once an hour here (in place of
+    # the GATEWAY_POLICY_POLL_SECONDS setting's 2 s).
     app = create_app(settings, policy_poll_seconds=3600.0)
     with TestClient(app, base_url=BASE) as client:
         demo_token = token_for(client, demo.client_id, demo.client_secret)

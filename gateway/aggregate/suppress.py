@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:  # networkx is imported where a two-way table needs it (start-up cost)
+    import networkx as nx
 
 Counts = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -80,6 +83,8 @@ def one_way(counts: Counts, threshold: int) -> Pattern:
 def _graph(cells: Mask, rows: Mask, columns: Mask, total: bool) -> nx.Graph[Node]:
     """Withheld entries as edges: inner cell (i, j) joins r{i} and c{j}; row total i joins r{i}
     and cT; column total j joins rT and c{j}; the grand total joins rT and cT."""
+    import networkx as nx
+
     graph: nx.Graph[Node] = nx.Graph()
     for i, j in zip(*np.nonzero(cells), strict=True):
         graph.add_edge(("r", int(i)), ("c", int(j)))
@@ -94,6 +99,8 @@ def _graph(cells: Mask, rows: Mask, columns: Mask, total: bool) -> nx.Graph[Node
 
 def exposed(pattern: Pattern) -> list[tuple[Node, Node]]:
     """The withheld entries that the released ones determine (bridges), as graph edges."""
+    import networkx as nx
+
     graph = _graph(pattern.cells, pattern.rows, pattern.columns, pattern.total)
     return list(nx.bridges(graph))  # type: ignore[arg-type]  # (the stubs mistype bridges)
 
@@ -128,6 +135,8 @@ def _close_cycle(
     counts: Counts, cells: Mask, rows: Mask, columns: Mask, bridge: tuple[Node, Node]
 ) -> bool:
     """Withhold the cheapest inner cells that put `bridge` on a cycle. False if none can."""
+    import networkx as nx
+
     graph: nx.Graph[Node] = nx.Graph()
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):

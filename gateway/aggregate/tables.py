@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from gateway.aggregate import noise, suppress
+from gateway.aggregate import suppress
 from gateway.model.aggregate import MAX_CELLS, AggregateRules
 
 Ints = npt.NDArray[np.int64]
@@ -147,6 +147,8 @@ def private(
     """The table with OpenDP noise (counts and sums; a mean is a noisy sum over a noisy count,
     each measured with half the query's budget). Margins and the total are sums of the noisy
     cells (post-processing: free). Returns (body, what the measurements cost)."""
+    from gateway.aggregate import noise  # OpenDP: imported at the first noisy table, not at start
+
     assert rules.dp is not None  # noqa: S101 - only called for dp rules
     dp = rules.dp
     shape = t.counts.shape

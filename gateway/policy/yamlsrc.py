@@ -8,16 +8,32 @@ Anchors, aliases and merge keys (`<<`) are refused while the document is compose
 single value is constructed: an alias shares a node, and expanding shared nodes is how a
 few hundred bytes become gigabytes ("billion laughs"). Policy files need none of them. File
 size, depth and the number of nodes are limited too, and parsing a set stops at a deadline.
+
+Two loaders share those checks (`_Limits.compose_node`, Python either way). The fast one takes
+its events from libyaml's C parser; the reference one is PyYAML's pure-Python SafeLoader, as
+before. A document goes to the fast one first; if that fails in any way, the reference loader
+parses it again and its outcome (value, or error with the same message, line and hint) is the
+answer. Either way the result is the reference loader's (tests/policy/test_yaml_fast_path.py).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
+from yaml.resolver import Resolver
+
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml: every document takes the reference path
+    CParser = None  # type: ignore[assignment,misc]
 
 MAX_FILE_BYTES = 1 << 20  # one policy or policy-test file
 MAX_SET_BYTES = 8 << 20  # all policy files together (and, separately, all policy-test files)
@@ -53,18 +69,23 @@ class Refused(yaml.MarkedYAMLError):
         super().__init__(problem=problem, problem_mark=mark)
 
 
-class _PolicyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses anchors, aliases and merge keys and bounds depth, node count and
-    time while composing (composition shares alias nodes; nothing is expanded yet)."""
+class _Limits(Composer):
+    """Composition that refuses anchors, aliases and merge keys and bounds depth, node count and
+    time (composition shares alias nodes; nothing is expanded yet). Mixed in before the class
+    that supplies the events, so this compose_node, and Composer's, are the ones that run."""
 
-    def __init__(self, text: str, deadline: float | None) -> None:
-        super().__init__(text)
+    peek_event: Callable[[], Any]  # a declaration only: the event source supplies it
+    _deadline: float | None
+    _depth: int
+    _nodes: int
+
+    def _limit(self, deadline: float | None) -> None:
         self._deadline = deadline
         self._depth = 0
         self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         if isinstance(event, AliasEvent):
             raise Refused(
                 f"alias *{event.anchor} is not allowed in policy files; write the value out",
@@ -75,7 +96,8 @@ class _PolicyLoader(yaml.SafeLoader):
                 f"anchor &{event.anchor} is not allowed in policy files; write the value out",
                 event.start_mark,
             )
-        if isinstance(event, ScalarEvent) and event.value == "<<" and event.style is None:
+        # plain style: None from PyYAML's parser, "" from libyaml's
+        if isinstance(event, ScalarEvent) and event.value == "<<" and not event.style:
             raise Refused(
                 "merge key << is not allowed in policy files; write the keys out",
                 event.start_mark,
@@ -99,12 +121,79 @@ class _PolicyLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class _PolicyLoader(_Limits, yaml.SafeLoader):
+    """The reference: PyYAML's pure-Python reader, scanner and parser, with the limits."""
+
+    def __init__(self, text: str, deadline: float | None) -> None:
+        yaml.SafeLoader.__init__(self, text)
+        self._limit(deadline)
+
+
+class _FastLoader(_Limits, SafeConstructor, Resolver, CParser):
+    """The same composition, resolution and construction in Python, over libyaml's events: the
+    MRO puts Composer's get_single_node/compose_node before CParser's, so only get_event,
+    peek_event and check_event (and the reading and scanning behind them) are C."""
+
+    def __init__(self, text: str, deadline: float | None) -> None:
+        CParser.__init__(self, text)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
+        self._limit(deadline)
+
+
 def load_located(text: str, *, deadline: float | None = None) -> Located:
     """Parse one YAML document. Raises yaml.YAMLError on syntax errors and Refused (a
     yaml.MarkedYAMLError) on anything policy files may not hold; both carry the line."""
     if len(text) > MAX_FILE_BYTES:
         raise Refused(f"the file is larger than {MAX_FILE_BYTES} bytes", None)
-    loader = _PolicyLoader(text, deadline)
+    if CParser is not None and not _reference_only(text):
+        try:
+            return _load(_FastLoader(text, deadline))
+        except Exception:  # noqa: S110 - any failure: the reference loader decides and words it
+            pass
+    return load_located_reference(text, deadline=deadline)
+
+
+# Where libyaml and PyYAML's scanner read the same text differently (found by
+# tests/policy/test_yaml_fast_path.py): tabs, line breaks other than "\n" and byte-order marks
+# anywhere; outside comments, tags (!), directives (%), reserved indicators (@, `), "?" (PyYAML
+# ends a plain scalar at it in a flow collection, libyaml does not) and a comment right after a
+# block scalar header (|#). A document with any of them goes straight to the reference loader.
+_ANYWHERE = re.compile("[\t\r\x85\u2028\u2029\ufeff]")
+_RISKY = re.compile("[!%@`?]|[|>][-+0-9]*#")
+_COMMENT = re.compile("(?:^| )#.*")
+
+
+def _reference_only(text: str) -> bool:
+    """Whether text holds anything libyaml might read differently. Comments are left out, but
+    only on lines without quotes (where a " #" could be inside a quoted scalar); a " #" in a
+    block scalar or a multi-line quoted scalar cuts only text that is content either way."""
+    if _ANYWHERE.search(text):
+        return True
+    if not _RISKY.search(text):
+        return False
+    for line in text.split("\n"):
+        if "'" not in line and '"' not in line:
+            line = _COMMENT.sub("", line, count=1)
+        if _RISKY.search(line):
+            return True
+    return False
+
+
+def load_located_reference(text: str, *, deadline: float | None = None) -> Located:
+    """load_located with PyYAML's pure-Python parser only: the answer the fast path must give,
+    and the one whose errors (message, line, hint) users see."""
+    if len(text) > MAX_FILE_BYTES:
+        raise Refused(f"the file is larger than {MAX_FILE_BYTES} bytes", None)
+    try:
+        return _load(_PolicyLoader(text, deadline))
+    except yaml.MarkedYAMLError as exc:
+        _locate_plain_value(text, exc)
+        raise
+
+
+def _load(loader: _PolicyLoader | _FastLoader) -> Located:
     try:
         node = loader.get_single_node()
         located = Located(None)
@@ -112,9 +201,6 @@ def load_located(text: str, *, deadline: float | None = None) -> Located:
             located.lines[()] = node.start_mark.line + 1
             located.value = _convert(loader, node, (), located)
         return located
-    except yaml.MarkedYAMLError as exc:
-        _locate_plain_value(text, exc)
-        raise
     finally:
         loader.dispose()
 
@@ -140,7 +226,7 @@ def _locate_plain_value(text: str, exc: yaml.MarkedYAMLError) -> None:
         exc.context, exc.context_mark = _PLAIN_CONTEXT, start
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, out: Located) -> Any:
+def _convert(loader: SafeConstructor, node: yaml.Node, path: Path_, out: Located) -> Any:
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:

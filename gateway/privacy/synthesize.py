@@ -5,14 +5,14 @@ real one. Built from keyed integers with vectorized NumPy/pandas, never per-row 
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from faker.providers.address.zh_CN import Provider as AddressProvider
-from faker.providers.company.zh_CN import Provider as CompanyProvider
-from faker.providers.person.zh_CN import Provider as PersonProvider
 
 from gateway.data import ascii
 from gateway.data.checksums import (
@@ -31,16 +31,9 @@ UNASSIGNED = ("id_card", "mobile")
 _UNASSIGNED_REGION = "00"
 _UNASSIGNED_MOBILE = "11"
 
-_SURNAMES = np.array(list(PersonProvider.last_names.keys()))
-_GIVEN = np.array([g for g in PersonProvider.first_names if len(g) == 1])
 _CODES = np.array([r[0] for r in REGIONS])
 _PLACES = np.array([r[1] + (r[2] if r[2] != r[1] else "") + r[3] for r in REGIONS])
 _CITIES = np.array([r[2].removesuffix("市") for r in REGIONS])
-_STREETS = np.array(
-    [c + s for c in AddressProvider.cities for s in AddressProvider.street_suffixes]
-)
-_PREFIXES = np.array(CompanyProvider.company_prefixes)
-_SUFFIXES = np.array(CompanyProvider.company_suffixes)
 _MOBILES = np.array(MOBILE_PREFIXES)
 _CODE_BYTES = ascii.pool(list(_CODES))
 _MOBILE_BYTES = ascii.pool(list(_MOBILES))
@@ -48,6 +41,36 @@ _CREDIT_VALUES = np.zeros(256, dtype=np.int64)  # byte -> its value in the credi
 _CREDIT_VALUES[np.frombuffer(CREDIT_CHARSET.encode("ascii"), dtype=np.uint8)] = np.arange(31)
 Ints = npt.NDArray[np.int64]
 _EMPTY = pa.scalar("", pa.large_string())
+
+
+@dataclass(frozen=True)
+class _Words:
+    """The word pools taken from Faker's zh_CN lists."""
+
+    surnames: npt.NDArray[np.str_]
+    given: npt.NDArray[np.str_]
+    streets: npt.NDArray[np.str_]
+    prefixes: npt.NDArray[np.str_]
+    suffixes: npt.NDArray[np.str_]
+
+
+@functools.cache
+def _words() -> _Words:
+    """Faker's word lists, read at the first synthetic value: importing faker costs about
+    0.15 s of CPU, which a gateway that has not synthesized anything yet should not pay."""
+    from faker.providers.address.zh_CN import Provider as AddressProvider
+    from faker.providers.company.zh_CN import Provider as CompanyProvider
+    from faker.providers.person.zh_CN import Provider as PersonProvider
+
+    return _Words(
+        surnames=np.array(list(PersonProvider.last_names.keys())),
+        given=np.array([g for g in PersonProvider.first_names if len(g) == 1]),
+        streets=np.array(
+            [c + s for c in AddressProvider.cities for s in AddressProvider.street_suffixes]
+        ),
+        prefixes=np.array(CompanyProvider.company_prefixes),
+        suffixes=np.array(CompanyProvider.company_suffixes),
+    )
 
 
 def _index(pool: npt.NDArray[np.generic], word: npt.NDArray[np.uint64]) -> Ints:
@@ -111,8 +134,10 @@ def generate(kind: str, words: npt.NDArray[np.uint64], codes: str = "valid") -> 
     fake = codes == "unassigned"
     if kind == "name":
         two = (b >> np.uint64(7)) % np.uint64(10) < np.uint64(6)
-        second = pc.if_else(pa.array(two), _pick(_GIVEN, b >> np.uint64(17)), _EMPTY)
-        return _joined(_pick(_SURNAMES, a), _pick(_GIVEN, a >> np.uint64(20)), second)
+        second = pc.if_else(pa.array(two), _pick(_words().given, b >> np.uint64(17)), _EMPTY)
+        return _joined(
+            _pick(_words().surnames, a), _pick(_words().given, a >> np.uint64(20)), second
+        )
     if kind == "mobile":
         if fake:
             prefix = np.broadcast_to(ascii.pool([_UNASSIGNED_MOBILE]), (len(a), 2))
@@ -122,9 +147,13 @@ def generate(kind: str, words: npt.NDArray[np.uint64], codes: str = "valid") -> 
         return _id_card(a, b, fake)
     if kind == "address":
         number = pa.array((b % np.uint64(398)) + np.uint64(1)).cast(pa.large_string())
-        return _joined(_pick(_PLACES, a), _pick(_STREETS, a >> np.uint64(24)), number, "号")
+        return _joined(_pick(_PLACES, a), _pick(_words().streets, a >> np.uint64(24)), number, "号")
     if kind == "company":
-        return _joined(_pick(_CITIES, a), _pick(_PREFIXES, a >> np.uint64(16)), _pick(_SUFFIXES, b))
+        return _joined(
+            _pick(_CITIES, a),
+            _pick(_words().prefixes, a >> np.uint64(16)),
+            _pick(_words().suffixes, b),
+        )
     if kind == "credit_code":
         return _credit_code(a, b)
     if kind == "email":

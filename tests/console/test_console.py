@@ -66,7 +66,7 @@ def wait_for(home: Path, action: str, trigger: str, seconds: float = 30) -> None
     while time.monotonic() < deadline:
         if any(e.get("action") == action and e.get("trigger") == trigger for e, _ in raw_log(home)):
             return
-        time.sleep(0.3)
+        time.sleep(0.1)
     raise AssertionError(f"no {action} entry ({trigger}) within {seconds} s")
 
 
@@ -83,7 +83,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "root-admin": add_client(home, "root-admin", "--scope", "admin"),
         "analyst": add_client(home, "analyst", "--rows-per-day", "30"),
     }
-    server = start_server(home)
+    # The edit below is picked up within 0.2 s (the shipped default, 2 s, is a setting).
+    server = start_server(home, env={"GATEWAY_POLICY_POLL_SECONDS": "0.2"})
     try:
         demo = oauth_client(server, "demo", secrets["demo"])
         for size in (20, 20, 20, 10):

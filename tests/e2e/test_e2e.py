@@ -378,7 +378,8 @@ def test_policy_edit_under_two_workers(home: Path) -> None:
     added = gateway("clients", "add", "root-admin", "--scope", "admin", home=home)
     lines = added.stdout.splitlines()
     secret = next(line.split()[-1] for line in lines if line.startswith("client_secret"))
-    server = start_server(home, "--workers", "2")
+    # Each worker looks for edits every 0.2 s here (the shipped default, 2 s, is a setting).
+    server = start_server(home, "--workers", "2", env={"GATEWAY_POLICY_POLL_SECONDS": "0.2"})
     try:
         admin = oauth_client(server, "root-admin", secret).token["access_token"]
 
@@ -398,14 +399,14 @@ def test_policy_edit_under_two_workers(home: Path) -> None:
         def settled(
             done: Callable[[dict[int, dict[str, object]]], bool],
         ) -> dict[int, dict[str, object]]:
-            # Each worker notices an edit within two seconds; under load it may take longer.
-            # Poll until both workers show the outcome (a generous deadline, not a timing check).
+            # Each worker notices an edit within 0.2 s; under load it may take longer. Poll
+            # until both workers show the outcome (a generous deadline, not a timing check).
             deadline = time.monotonic() + 90
             while True:
                 seen = statuses()
                 if (len(seen) == 2 and done(seen)) or time.monotonic() > deadline:
                     return seen
-                time.sleep(0.5)
+                time.sleep(0.1)
 
         before = statuses()
         assert len(before) == 2

@@ -251,8 +251,8 @@ def test_a_set_that_cannot_be_kept_does_not_go_live(
     is rejected, the last good set keeps serving, and the rejection names trigger and actor."""
     import gateway.runtime.reloader as reloader_module
 
-    # This test reloads itself: the file watcher must not race it (an hour between looks; a
-    # monkeypatched POLICY_POLL_SECONDS would not reach create_app's default, bound at import).
+    # This test reloads itself: the file watcher must not race it (an hour between looks, in
+    # place of the GATEWAY_POLICY_POLL_SECONDS setting's 2 s).
     app = create_app(demo.settings, policy_poll_seconds=3600.0)
     with TestClient(app, base_url=BASE) as client:
         reloader = _app_state(client).reloader
