@@ -149,9 +149,14 @@ def load_located(text: str, *, deadline: float | None = None) -> Located:
         raise Refused(f"the file is larger than {MAX_FILE_BYTES} bytes", None)
     if CParser is not None and not _reference_only(text):
         try:
-            return _load(_FastLoader(text, deadline))
+            located = _load(_FastLoader(text, deadline))
         except Exception:  # noqa: S110 - any failure: the reference loader decides and words it
             pass
+        else:
+            # An empty document ("---" at the end of the text without a newline) is the one
+            # valid text found where libyaml marks the root a line later; nothing to save there.
+            if located.value is not None:
+                return located
     return load_located_reference(text, deadline=deadline)
 
 

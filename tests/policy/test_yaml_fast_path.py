@@ -152,6 +152,7 @@ def test_dumped_data_loads_the_same_on_both_paths_and_takes_the_fast_one(
 @example(text="a:\tb\n")
 @example(text="%YAML 1.1\n--- a\n")
 @example(text="a: b\n---\nc: d\n")
+@example(text="---")  # an empty document ending without a newline: libyaml marks line 2
 @given(text=st.text(st.sampled_from("ab :-[]{},#&*!|>'\"\n\t%?~.01é\\\r\x85\u2028"), max_size=40))
 def test_any_text_is_judged_the_same_on_both_paths(text: str) -> None:
     """Promise 8 (property): for arbitrary text made of YAML's indicators, the fast path never
