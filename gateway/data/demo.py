@@ -9,10 +9,8 @@ Ages are computed against a fixed reference date, never "today".
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from gateway.data.checksums import (
     id_check_digits,
     org_code_check,
 )
+from gateway.data.words import faker_words
 from gateway.fsutil import new_private, private_dir
 
 DEFAULT_SEED = 20261129
@@ -121,36 +120,6 @@ BLOCK = 1000  # rows are drawn in blocks, each from its own seed: a prefix never
 Draws = dict[str, npt.NDArray[Any]]
 
 
-@dataclass(frozen=True)
-class _Words:
-    """Faker's zh_CN word lists as arrays."""
-
-    surnames: npt.NDArray[np.str_]
-    surname_weights: npt.NDArray[np.float64]
-    given: npt.NDArray[np.str_]
-    street_cities: npt.NDArray[np.str_]
-    street_suffixes: npt.NDArray[np.str_]
-    company_prefixes: npt.NDArray[np.str_]
-
-
-@functools.cache
-def _words() -> _Words:
-    """Faker's word lists, read at the first use: importing faker costs about 0.15 s of CPU,
-    which `gateway serve` (this module's constants are imported there) should not pay."""
-    from faker.providers.address.zh_CN import Provider as AddressProvider
-    from faker.providers.company.zh_CN import Provider as CompanyProvider
-    from faker.providers.person.zh_CN import Provider as PersonProvider
-
-    return _Words(
-        surnames=np.array(list(PersonProvider.last_names.keys())),
-        surname_weights=np.array(list(PersonProvider.last_names.values()), dtype=np.float64),
-        given=np.array(PersonProvider.first_names),
-        street_cities=np.array(AddressProvider.cities),
-        street_suffixes=np.array(AddressProvider.street_suffixes),
-        company_prefixes=np.array(CompanyProvider.company_prefixes),
-    )
-
-
 def _take(pool: Sequence[str] | npt.NDArray[np.str_], index: npt.NDArray[Any]) -> pd.Series:
     """The pool's word per index, as an Arrow-backed string Series (taken by Arrow: a NumPy
     string array per row would cost a conversion per value)."""
@@ -173,10 +142,10 @@ def _blocks(
 
 
 def _draw_names(rng: np.random.Generator, out: Draws) -> None:
-    weights = _words().surname_weights / _words().surname_weights.sum()
-    out["surname"] = rng.choice(len(_words().surnames), size=BLOCK, p=weights)
-    out["given1"] = rng.integers(0, len(_words().given), size=BLOCK)
-    out["given2"] = rng.integers(0, len(_words().given), size=BLOCK)
+    weights = faker_words().surname_weights / faker_words().surname_weights.sum()
+    out["surname"] = rng.choice(len(faker_words().surnames), size=BLOCK, p=weights)
+    out["given1"] = rng.integers(0, len(faker_words().given), size=BLOCK)
+    out["given2"] = rng.integers(0, len(faker_words().given), size=BLOCK)
     out["two_chars"] = rng.random(BLOCK) < 0.6
 
 
@@ -195,11 +164,13 @@ def _draw_days(rng: np.random.Generator, start: dt.date, end: dt.date) -> npt.ND
 
 
 def _names(draws: Draws) -> pd.Series:
-    one_char = np.char.str_len(_words().given) == 1
+    one_char = np.char.str_len(faker_words().given) == 1
     single = one_char[draws["given1"]] & one_char[draws["given2"]]
-    second = _take(_words().given, draws["given2"]).where(draws["two_chars"] & single, "")
+    second = _take(faker_words().given, draws["given2"]).where(draws["two_chars"] & single, "")
     return (
-        _take(_words().surnames, draws["surname"]) + _take(_words().given, draws["given1"]) + second
+        _take(faker_words().surnames, draws["surname"])
+        + _take(faker_words().given, draws["given1"])
+        + second
     )
 
 
@@ -259,7 +230,7 @@ def _regions(index: npt.NDArray[np.int64]) -> pd.DataFrame:
 def _draw_enterprise(rng: np.random.Generator) -> Draws:
     out: Draws = {"region": rng.integers(0, len(REGIONS), size=BLOCK)}
     out["industry"] = rng.integers(0, len(INDUSTRIES), size=BLOCK)
-    out["prefix"] = rng.integers(0, len(_words().company_prefixes), size=BLOCK)
+    out["prefix"] = rng.integers(0, len(faker_words().company_prefixes), size=BLOCK)
     out["limited"] = rng.random(BLOCK) < 0.8
     out["male"] = rng.random(BLOCK) < 0.7
     out["birth"] = _draw_days(rng, dt.date(1955, 1, 1), dt.date(2000, 12, 31))
@@ -276,7 +247,7 @@ def enterprise_registry(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> p
     region = _regions(draws["region"])
     company = (
         region["city"].str.removesuffix("市")
-        + _take(_words().company_prefixes, draws["prefix"])
+        + _take(faker_words().company_prefixes, draws["prefix"])
         + _take(_INDUSTRY_WORDS, draws["industry"])
         + _take(["股份有限公司", "有限公司"], draws["limited"])
     )
@@ -305,8 +276,8 @@ def _draw_resident(employers: int) -> Callable[[np.random.Generator], Draws]:
         out["birth"] = _draw_days(rng, dt.date(1945, 1, 1), dt.date(2007, 12, 31))
         out["employer"] = rng.integers(0, employers, size=BLOCK)
         out["income"] = rng.lognormal(8.9, 0.55, size=BLOCK)
-        out["street_city"] = rng.integers(0, len(_words().street_cities), size=BLOCK)
-        out["street_suffix"] = rng.integers(0, len(_words().street_suffixes), size=BLOCK)
+        out["street_city"] = rng.integers(0, len(faker_words().cities), size=BLOCK)
+        out["street_suffix"] = rng.integers(0, len(faker_words().street_suffixes), size=BLOCK)
         out["street_number"] = rng.integers(1, 400, size=BLOCK)
         _draw_names(rng, out)
         _draw_id_cards(rng, out)
@@ -334,8 +305,8 @@ def residents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFram
     )
     age = AS_OF.year - (year.astype(np.int64) + 1970) - (~had_birthday).astype(np.int64)
     street = (
-        _take(_words().street_cities, draws["street_city"])
-        + _take(_words().street_suffixes, draws["street_suffix"])
+        _take(faker_words().cities, draws["street_city"])
+        + _take(faker_words().street_suffixes, draws["street_suffix"])
         + pd.Series(draws["street_number"]).astype(str)
         + "号"
     )

@@ -22,6 +22,7 @@ from gateway.data.checksums import (
     org_code_check,
 )
 from gateway.data.demo import MOBILE_PREFIXES, REGIONS
+from gateway.data.words import faker_words
 
 KINDS = ("name", "id_card", "mobile", "address", "company", "credit_code", "email")
 # Codes no real person can hold: GB/T 2260 assigns no region code starting with 00 (foreign
@@ -56,20 +57,15 @@ class _Words:
 
 @functools.cache
 def _words() -> _Words:
-    """Faker's word lists, read at the first synthetic value: importing faker costs about
-    0.15 s of CPU, which a gateway that has not synthesized anything yet should not pay."""
-    from faker.providers.address.zh_CN import Provider as AddressProvider
-    from faker.providers.company.zh_CN import Provider as CompanyProvider
-    from faker.providers.person.zh_CN import Provider as PersonProvider
-
+    """The pools, built from Faker's lists at the first synthetic value (gateway/data/words.py
+    says why not at import)."""
+    faker = faker_words()
     return _Words(
-        surnames=np.array(list(PersonProvider.last_names.keys())),
-        given=np.array([g for g in PersonProvider.first_names if len(g) == 1]),
-        streets=np.array(
-            [c + s for c in AddressProvider.cities for s in AddressProvider.street_suffixes]
-        ),
-        prefixes=np.array(CompanyProvider.company_prefixes),
-        suffixes=np.array(CompanyProvider.company_suffixes),
+        surnames=faker.surnames,
+        given=np.array([g for g in faker.given if len(g) == 1]),
+        streets=np.array([c + s for c in faker.cities for s in faker.street_suffixes]),
+        prefixes=faker.company_prefixes,
+        suffixes=faker.company_suffixes,
     )
 
 
