@@ -45,27 +45,20 @@ _EMPTY = pa.scalar("", pa.large_string())
 
 
 @dataclass(frozen=True)
-class _Words:
-    """The word pools taken from Faker's zh_CN lists."""
+class _Pools:
+    """The pools synthesize derives from Faker's lists (gateway/data/words.py)."""
 
-    surnames: npt.NDArray[np.str_]
-    given: npt.NDArray[np.str_]
-    streets: npt.NDArray[np.str_]
-    prefixes: npt.NDArray[np.str_]
-    suffixes: npt.NDArray[np.str_]
+    given: npt.NDArray[np.str_]  # one-character given names
+    streets: npt.NDArray[np.str_]  # every city joined with every street suffix
 
 
 @functools.cache
-def _words() -> _Words:
-    """The pools, built from Faker's lists at the first synthetic value (gateway/data/words.py
-    says why not at import)."""
+def _pools() -> _Pools:
+    """Built at the first synthetic value (gateway/data/words.py says why not at import)."""
     faker = faker_words()
-    return _Words(
-        surnames=faker.surnames,
+    return _Pools(
         given=np.array([g for g in faker.given if len(g) == 1]),
         streets=np.array([c + s for c in faker.cities for s in faker.street_suffixes]),
-        prefixes=faker.company_prefixes,
-        suffixes=faker.company_suffixes,
     )
 
 
@@ -130,9 +123,9 @@ def generate(kind: str, words: npt.NDArray[np.uint64], codes: str = "valid") -> 
     fake = codes == "unassigned"
     if kind == "name":
         two = (b >> np.uint64(7)) % np.uint64(10) < np.uint64(6)
-        second = pc.if_else(pa.array(two), _pick(_words().given, b >> np.uint64(17)), _EMPTY)
+        second = pc.if_else(pa.array(two), _pick(_pools().given, b >> np.uint64(17)), _EMPTY)
         return _joined(
-            _pick(_words().surnames, a), _pick(_words().given, a >> np.uint64(20)), second
+            _pick(faker_words().surnames, a), _pick(_pools().given, a >> np.uint64(20)), second
         )
     if kind == "mobile":
         if fake:
@@ -143,12 +136,12 @@ def generate(kind: str, words: npt.NDArray[np.uint64], codes: str = "valid") -> 
         return _id_card(a, b, fake)
     if kind == "address":
         number = pa.array((b % np.uint64(398)) + np.uint64(1)).cast(pa.large_string())
-        return _joined(_pick(_PLACES, a), _pick(_words().streets, a >> np.uint64(24)), number, "号")
+        return _joined(_pick(_PLACES, a), _pick(_pools().streets, a >> np.uint64(24)), number, "号")
     if kind == "company":
         return _joined(
             _pick(_CITIES, a),
-            _pick(_words().prefixes, a >> np.uint64(16)),
-            _pick(_words().suffixes, b),
+            _pick(faker_words().company_prefixes, a >> np.uint64(16)),
+            _pick(faker_words().company_suffixes, b),
         )
     if kind == "credit_code":
         return _credit_code(a, b)
