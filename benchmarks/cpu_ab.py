@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
+    start_load = os.getloadavg()[0]  # other work on the machine moves every figure
     versions = {}
     for spec in args.versions:
         name, _, rest = spec.partition("=")
@@ -128,17 +129,22 @@ def main() -> None:
             for process, _ in servers.values():
                 os.killpg(process.pid, signal.SIGTERM)
                 process.wait(60)
+    load = os.getloadavg()[0]
     print(f"{args.rounds} rounds of {args.seconds} s, wrk 16 connections, loop {args.loop}")
     for name, runs in results.items():
         cpus = [cpu for cpu, _, _ in runs]
         serving = [cpu for _, _, cpu in runs]
+        writer = [cpu - own for cpu, _, own in runs]  # the rest of the group: the writer process
         print(
             f"{name:<12} CPU/req median {statistics.median(cpus):6.0f} us "
             f"(rounds {', '.join(f'{c:.0f}' for c in cpus)})  "
             f"serving process {statistics.median(serving):6.0f} us "
             f"(rounds {', '.join(f'{c:.0f}' for c in serving)})  "
+            f"writer process {statistics.median(writer):6.0f} us "
+            f"(rounds {', '.join(f'{c:.0f}' for c in writer)})  "
             f"req/s median {statistics.median(r for _, r, _ in runs):7.0f}"
         )
+    print(f"load average {start_load:.2f} at the start, {load:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from gateway.audit.schema import read_origin, resume_count
 from gateway.audit.signers import Signers
 from gateway.audit.signing import Signer, key_id, load_signer
 from gateway.audit.wire import Frames, HaltState, Outcome, encode_outcome, frame
-from gateway.audit.writer import GroupWriter, Pending
+from gateway.audit.writer import GroupWriter
 from gateway.errors import AuditUnavailable
 from gateway.store.db import Database, Shared
 
@@ -76,18 +75,17 @@ class Child:
     def commit(self, batches: list[tuple[int, list[Any], int]]) -> list[tuple[int, list[Outcome]]]:
         """Write every batch (id, events, the time its serving process sent it) in one group
         commit; the outcomes of each, in order."""
-        pending: list[Pending] = []
+        events: list[Any] = []
         stamps: list[int] = []
-        for _, events, stamp in batches:
-            pending += [(event, Future()) for event in events]
-            stamps += [stamp] * len(events)
+        for _, some, stamp in batches:
+            events += some
+            stamps += [stamp] * len(some)
         halted = self.halt.current()  # never write after a failed write without an operator
         if halted is not None:
             error = AuditUnavailable(f"the audit log is halted: {halted}")
-            results: list[Appended | BaseException] = [error] * len(pending)
+            results: list[Appended | BaseException] = [error] * len(events)
         else:
-            self.writer.commit(pending, stamps)
-            results = [_result(waiter) for _, waiter in pending]
+            results = self.writer.write(events, stamps)
         replies: list[tuple[int, list[Outcome]]] = []
         at = 0
         for batch, events, _ in batches:
@@ -103,12 +101,6 @@ class Child:
             return
         with self.write.lock:
             self.write.current.execute(f"PRAGMA {name} = {int(value)}")
-
-
-def _result(waiter: Any) -> Appended | BaseException:
-    future: Future[Appended] = waiter
-    error = future.exception()
-    return future.result() if error is None else error
 
 
 def _read(fd: int, inbox: queue.SimpleQueue[Any]) -> None:

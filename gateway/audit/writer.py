@@ -171,18 +171,27 @@ class GroupWriter:
             self.commit(batch)
 
     def commit(self, batch: list[Pending], stamps: Sequence[int] | None = None) -> None:
-        """Write `batch` in one group commit and settle its waiters (the writer thread's loop,
-        and the writer process's, audit/child.py, which passes each entry's time)."""
+        """Write `batch` in one group commit and settle its waiters (the writer thread's loop)."""
+        outcomes = self.write([event for event, _ in batch], stamps)
+        settle([(waiter, outcome) for (_, waiter), outcome in zip(batch, outcomes, strict=True)])
+
+    def write(self, events: Sequence[Event], stamps: Sequence[int] | None = None) -> list[Outcome]:
+        """Write `events` in one group commit; each one's entry or error, in order (the writer
+        process, audit/child.py, calls this directly with each entry's time: it has no waiters
+        to settle, so it makes no futures)."""
         with self._write.lock:
             # A connection lost before COMMIT was sent wrote nothing: try once more on a new one.
-            if self._commit_once(batch, stamps, retry=True):
-                self._commit_once(batch, stamps, retry=False)
+            outcomes = self._commit_once(events, stamps, retry=True)
+            if outcomes is None:
+                outcomes = self._commit_once(events, stamps, retry=False)
+        assert outcomes is not None  # noqa: S101 - only a retry returns None
+        return outcomes
 
     def _commit_once(
-        self, batch: list[Pending], stamps: Sequence[int] | None, *, retry: bool
-    ) -> bool:
-        """Write the batch in one transaction and resolve its futures. True (futures still
-        pending) when the connection was lost before COMMIT and `retry` allows another try."""
+        self, events: Sequence[Event], stamps: Sequence[int] | None, *, retry: bool
+    ) -> list[Outcome] | None:
+        """Write the events in one transaction: each one's entry or error. None (nothing
+        written) when the connection was lost before COMMIT and `retry` allows another try."""
         conn: Connection | None = None
         committing = False
         try:
@@ -200,16 +209,15 @@ class GroupWriter:
             reason = self._halt.observe(halted, resumes)
             if reason is not None:
                 conn.rollback()
-                error = AuditUnavailable(f"the audit log is halted: {reason}")
-                settle([(waiter, error) for _, waiter in batch])
-                return False
+                return [AuditUnavailable(f"the audit log is halted: {reason}")] * len(events)
             signer = self._signers.of(active_kid)
             if head_idx is None:
                 head = Head(0, GENESIS_PREV, 0)
             else:
                 head = Head(int(head_idx) + 1, bytes(head_leaf).hex(), int(head_ts))
-            events = [e for e, _ in batch]
-            outcomes = write_entries(conn, self._origin, signer, head, events, stamps)
+            outcomes: list[Outcome] = list(
+                write_entries(conn, self._origin, signer, head, events, stamps)
+            )
             committing = True
             conn.commit()
         except StoreError as exc:
@@ -221,7 +229,7 @@ class GroupWriter:
                 # the chain stays consistent either way (the next batch reads the real head).
                 self._write.drop()
                 if retry and not committing:
-                    return True
+                    return None
                 state = "while committing" if committing else "before writing"
                 error = AuditUnavailable(f"the audit store connection was lost {state}: {exc}")
             elif exc.busy:
@@ -229,8 +237,7 @@ class GroupWriter:
             else:
                 self._halt.halt(f"write failed: {exc}")
                 error = AuditUnavailable(f"the audit log write failed and the log is halted: {exc}")
-            settle([(waiter, error) for _, waiter in batch])
-            return False
+            return [error] * len(events)
         except Exception as exc:  # any failure (e.g. the rotated key cannot be loaded) fails all
             if conn is not None:
                 conn.rollback()
@@ -239,7 +246,5 @@ class GroupWriter:
                 if isinstance(exc, AuditUnavailable)
                 else AuditUnavailable(f"audit append failed: {exc}")
             )
-            settle([(waiter, error) for _, waiter in batch])
-            return False
-        settle([(waiter, outcome) for (_, waiter), outcome in zip(batch, outcomes, strict=True)])
-        return False
+            return [error] * len(events)
+        return outcomes
