@@ -26,7 +26,7 @@ from benchws import bench_workspace  # on sys.path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's gateway
 
-from gateway.audit.wire import Frames, frame  # noqa: E402  # after the path is set
+from gateway.audit.wire import Frames, frame  # after the path is set
 
 # An entry of the benchmark's hot call (the 100-row statistics page), as the middleware logs it.
 EVENT: dict[str, Any] = {
@@ -61,7 +61,8 @@ class Writer:
             [sys.executable, "-m", "gateway.audit.child"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=home.parent,
         )  # fmt: skip
-        assert self.proc.stdin is not None and self.proc.stdout is not None  # noqa: S101
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
         self.wfd, self.rfd = self.proc.stdin.fileno(), self.proc.stdout.fileno()
         key = home / "keys" / "audit-ed25519.key"
         self.send(
@@ -71,7 +72,7 @@ class Writer:
                 "synchronous": "FULL",
                 "key": key.read_bytes(),
                 "key_path": str(key),
-            }  # fmt: skip
+            }
         )
         self.frames = Frames()
         self.batch = 0
@@ -135,7 +136,7 @@ def main() -> None:
             writers[name] = Writer(pythonpath, home, log)
         results: dict[str, list[float]] = {name: [] for name in writers}
         try:
-            for name, writer in writers.items():
+            for writer in writers.values():
                 writer.run(200, args.inflight)  # warm: imports, first statements
             for _ in range(args.rounds):
                 for name, writer in writers.items():
