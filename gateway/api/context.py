@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from gateway.audit.canonical import JsonValue
-from gateway.audit.events import Event, HttpCall
+from gateway.audit.events import Event, http_call
 from gateway.model.decision import Verdict
 
 
@@ -26,7 +26,7 @@ class AuditContext:
     purpose: str | None = None  # a purpose the policy set declares; "(undeclared)" otherwise
     grant: str | None = None
     policy: str | None = None
-    transforms: list[str] = field(default_factory=list)
+    transforms: Sequence[str] = ()
     rows: int = 0
     view: str | None = None  # the view a rows response was cut from (its key)
     row_ids: str | None = None  # which of its rows it released (gateway/audit/rowset.py)
@@ -50,7 +50,7 @@ class AuditContext:
         enough to enumerate): they are logged as HMACs under a workspace key instead."""
         released = self.decision == Verdict.ALLOW and status == 200
         path_hmac, query_hmac = hmacs.of(self.client, path, query)
-        return HttpCall(
+        return http_call(
             rid=self.rid,
             method=method[:16],
             route=self.route,
@@ -65,7 +65,7 @@ class AuditContext:
             purpose=self.purpose,
             grant=self.grant,
             policy=self.policy,
-            transforms=tuple(self.transforms),
+            transforms=self.transforms,
             rows=self.rows,
             resp_sha256=None if self.stream else self._body_sha256(body),
             # Nothing of a refused request was parsed (its bytes may hold anything): who and why.
@@ -75,8 +75,8 @@ class AuditContext:
             view=self.view if released else None,
             row_ids=self.row_ids if released else None,
             export=self.stream,
-            extra=dict(self.extra),
-        ).event()
+            extra=self.extra,
+        )
 
     def _body_sha256(self, body: bytes) -> str:
         known = self.known_body

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -28,68 +27,69 @@ ClientAction = Literal[
 TokenKeyStep = Literal["published", "activated"]
 
 
-@dataclass(frozen=True)
-class HttpCall:
-    """One call as the audit middleware logs it. The raw path and query never appear: only
-    their HMACs under a workspace key (a value in a filter could be personal)."""
-
-    rid: str
-    method: str
-    route: str | None
-    path_hmac: str
-    query_hmac: str | None
-    status: int
-    client: str | None
-    token_sha256: str | None
-    decision: Verdict
-    reason: str | None
-    dataset: str | None
-    purpose: str | None  # a purpose the policy set declares; "(undeclared)" otherwise
-    grant: str | None
-    policy: str | None
-    transforms: Sequence[str]
-    rows: int
-    resp_sha256: str | None  # None for a streamed export: logged before its body exists
-    rejected: str | None = None  # the parser's defect, when it refused the request
-    peer: str | None = None  # ... and who sent it (only then)
-    view: str | None = None  # the view a released page was cut from (allowed 200s only)
-    row_ids: str | None = None  # which of its rows left (audit/rowset.py)
-    export: str | None = None  # a streamed export's format (its rows: view and row_ids)
+def http_call(
+    *,
+    rid: str,
+    method: str,
+    route: str | None,
+    path_hmac: str,
+    query_hmac: str | None,
+    status: int,
+    client: str | None,
+    token_sha256: str | None,
+    decision: Verdict,
+    reason: str | None,
+    dataset: str | None,
+    purpose: str | None,  # a purpose the policy set declares; "(undeclared)" otherwise
+    grant: str | None,
+    policy: str | None,
+    transforms: Sequence[str],
+    rows: int,
+    resp_sha256: str | None,  # None for a streamed export: logged before its body exists
+    rejected: str | None = None,  # the parser's defect, when it refused the request
+    peer: str | None = None,  # ... and who sent it (only then)
+    view: str | None = None,  # the view a released page was cut from (allowed 200s only)
+    row_ids: str | None = None,  # which of its rows left (audit/rowset.py)
+    export: str | None = None,  # a streamed export's format (its rows: view and row_ids)
     # Endpoint fields: an aggregate's query (`aggregate`) and privacy budget (`dp`).
-    extra: Mapping[str, JsonValue] = field(default_factory=dict)
-
-    def event(self) -> Event:
-        event: Event = {
-            "kind": Kind.HTTP.value,
-            "rid": self.rid,
-            "method": self.method,
-            "route": self.route,
-            "path_hmac": self.path_hmac,
-            "query_hmac": self.query_hmac,
-            "status": self.status,
-            "client": self.client,
-            "token_sha256": self.token_sha256,
-            "decision": self.decision.value,
-            "reason": self.reason,
-            "dataset": self.dataset,
-            "purpose": self.purpose,
-            "grant": self.grant,
-            "policy": self.policy,
-            "transforms": list(self.transforms),
-            "rows": self.rows,
-            "resp_sha256": self.resp_sha256,
-        }
-        if self.rejected is not None:
-            event["rejected"] = self.rejected
-            event["peer"] = self.peer
-        if self.view is not None:
-            event["view"] = self.view
-            event["row_ids"] = self.row_ids
-        if self.export is not None:
-            event["export"] = self.export
-        for name, value in self.extra.items():
+    extra: Mapping[str, JsonValue] | None = None,
+) -> Event:
+    """One call as the audit middleware logs it. The raw path and query never appear: only
+    their HMACs under a workspace key (a value in a filter could be personal). A function that
+    builds the event at once (it runs once per call: a frozen dataclass of the same fields
+    cost three times as much to build, for nothing)."""
+    event: Event = {
+        "kind": Kind.HTTP.value,
+        "rid": rid,
+        "method": method,
+        "route": route,
+        "path_hmac": path_hmac,
+        "query_hmac": query_hmac,
+        "status": status,
+        "client": client,
+        "token_sha256": token_sha256,
+        "decision": decision.value,
+        "reason": reason,
+        "dataset": dataset,
+        "purpose": purpose,
+        "grant": grant,
+        "policy": policy,
+        "transforms": list(transforms),
+        "rows": rows,
+        "resp_sha256": resp_sha256,
+    }
+    if rejected is not None:
+        event["rejected"] = rejected
+        event["peer"] = peer
+    if view is not None:
+        event["view"] = view
+        event["row_ids"] = row_ids
+    if export is not None:
+        event["export"] = export
+    if extra:
+        for name, value in extra.items():
             event.setdefault(name, value)  # never over a field above
-        return event
+    return event
 
 
 def _admin(action: str, actor: str, detail: Mapping[str, JsonValue]) -> Event:

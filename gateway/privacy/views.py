@@ -64,9 +64,11 @@ class View:
             return self.frame
         return self.frame.iloc[self.order].reset_index(drop=True)
 
-    @property
-    def transforms(self) -> list[str]:
-        return [f"{c.name}:{c.transform}" for c in self.columns]
+    @cached_property
+    def transforms(self) -> tuple[str, ...]:
+        """`column:transform` of each released column (every call's audit entry names them:
+        built once per view)."""
+        return tuple(f"{c.name}:{c.transform}" for c in self.columns)
 
 
 def materialize(
