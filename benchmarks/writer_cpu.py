@@ -2,7 +2,9 @@
 pipe as a serving process drives it, with no HTTP server and no event loop in the way.
 
 `--inflight` calls wait at once (wrk's 16 connections); each reply's entries are sent again in
-one message, as a serving loop sends the entries of the calls that the reply released. The
+one message, as a serving loop sends the entries of the calls that the reply released, or with
+`--split` each in a message of its own, as a loop that handles one call per iteration does
+(smaller group commits: what a served run looks like). The
 child's CPU (user + system, from /proc) over the entries it committed is printed per run, for
 each version (`name=PYTHONPATH`), rounds interleaved:
 
@@ -87,7 +89,7 @@ class Writer:
         events = [{**EVENT, "rid": f"{self.batch:08x}{i:08x}"} for i in range(count)]
         self.send(("append", self.batch, events, int(time.time() * 1000)))
 
-    def run(self, entries: int, inflight: int) -> float:
+    def run(self, entries: int, inflight: int, split: bool = False) -> float:
         """CPU microseconds of the child per committed entry."""
         before = process_cpu(self.proc.pid)
         done = sent = 0
@@ -104,7 +106,8 @@ class Writer:
                 answered = sum(len(outcomes) for _, outcomes in message[1])
                 done += answered
                 if sent < entries:
-                    self.append(answered)
+                    for size in [1] * answered if split else [answered]:
+                        self.append(size)
                     sent += answered
         while done < sent:  # let the last appends land before the clock stops
             for message in self.frames.feed(os.read(self.rfd, 1 << 18)):
@@ -123,6 +126,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--entries", type=int, default=3000)
     parser.add_argument("--inflight", type=int, default=16)
+    parser.add_argument("--split", action="store_true", help="one message per entry")
     args = parser.parse_args()
     start_load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="gw-writer-cpu-") as tmp:
@@ -140,12 +144,13 @@ def main() -> None:
                 writer.run(200, args.inflight)  # warm: imports, first statements
             for _ in range(args.rounds):
                 for name, writer in writers.items():
-                    results[name].append(writer.run(args.entries, args.inflight))
+                    results[name].append(writer.run(args.entries, args.inflight, args.split))
         finally:
             for writer in writers.values():
                 writer.close()
     print(
-        f"{args.rounds} rounds of {args.entries} entries, {args.inflight} in flight; "
+        f"{args.rounds} rounds of {args.entries} entries, {args.inflight} in flight"
+        f"{', one message each' if args.split else ''}; "
         f"load average {start_load:.2f} -> {os.getloadavg()[0]:.2f}"
     )
     for name, runs in results.items():
