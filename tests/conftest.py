@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,11 +96,22 @@ def pg_databases() -> Iterator[Databases]:
 def demo(request: pytest.FixtureRequest, template_home: Path, tmp_path: Path) -> Iterator[Demo]:
     """A fresh copy of the demo workspace for one test (its own log, registry and keys). On the
     SQLite default store, or, where a module parametrizes `demo` with "postgresql", on a new
-    PostgreSQL database the workspace's state was migrated to (skipped without a server)."""
+    PostgreSQL database the workspace's state was migrated to (skipped without a server).
+
+    The in-process app writes its audit entries with the writer thread (GATEWAY_AUDIT_WRITER
+    =thread) unless the module sets `AUDIT_WRITER = "process"`: spawning the writer process
+    costs ~0.17 s of CPU per app, a third of a typical API test, and these tests' subject is
+    the call, not who signs its entry. The writer process is what `gateway serve` ships, so
+    every test that serves over TLS (tests/e2e, tests/client, the served tests of
+    tests/api/test_hostile_http.py, tests/store/test_multihost.py) runs on it, as do
+    tests/audit/test_writer_process*.py, tests/api/test_api.py and
+    tests/audit/test_audit_api.py; tests/audit/test_writer_process.py checks that both writers
+    store exactly the same entry for an event."""
     home = tmp_path / "ws"
     shutil.copytree(template_home, home, symlinks=True)
     creds = json.loads((home / "demo-client.json").read_text())
-    settings = Settings(home=home, public_url=BASE)
+    writer = getattr(request.module, "AUDIT_WRITER", "thread")
+    settings = Settings(home=home, public_url=BASE, audit_writer=writer)
     if getattr(request, "param", "sqlite") == "sqlite":
         yield Demo(settings, creds["client_id"], creds["client_secret"])
         return
@@ -142,28 +154,29 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Order the test modules by their recorded cost (tests/costs.json; a module not listed
     there counts as a median one), each module's tests kept together and in order
-    (module-scoped fixtures are made once). `make test` runs two processes: pytest-xdist gives
-    each one half of the list (contiguous), each works from the front of its half, and one
-    that runs out takes over the back half of what the other has left. So the modules are
-    dealt, most costly first, into two halves of about equal recorded cost, each half most
-    costly first: both processes start on long tests (real servers, browsers, installs, large
-    property tests), what is left to take over at the end are short ones, and both finish
-    together instead of one waiting out the other's last long test."""
+    (module-scoped fixtures are made once). `make test` runs N processes (pytest-xdist): each
+    gets one Nth of the list (contiguous), works from the front of it, and one that runs out
+    takes over the back of what another has left. So the modules are dealt, most costly
+    first, into N parts of about equal recorded cost, each part most costly first: every
+    process starts on long tests (real servers, browsers, installs, large property tests),
+    what is left to take over at the end are short ones, and all finish together instead of
+    one waiting out another's last long test."""
     costs = load_costs()
     known = sorted(costs.values())
     median = known[len(known) // 2] if known else 0.0
+    parts_wanted = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 
     def module(item: pytest.Item) -> str:
         return item.nodeid.split("::", 1)[0]
 
     modules = list(dict.fromkeys(module(item) for item in items))
-    halves: tuple[list[str], list[str]] = ([], [])
-    totals = [0.0, 0.0]
+    parts: list[list[str]] = [[] for _ in range(parts_wanted)]
+    totals = [0.0] * parts_wanted
     for name in sorted(modules, key=lambda m: costs.get(m, median), reverse=True):
-        half = 0 if totals[0] <= totals[1] else 1
-        halves[half].append(name)
-        totals[half] += costs.get(name, median)
-    rank = {name: n for n, name in enumerate(halves[0] + halves[1])}
+        part = totals.index(min(totals))
+        parts[part].append(name)
+        totals[part] += costs.get(name, median)
+    rank = {name: n for n, name in enumerate(name for part in parts for name in part)}
     items.sort(key=lambda item: rank[module(item)])
 
 

@@ -195,8 +195,9 @@ def build_services(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Services:
             signer_for=lambda kid: _rotated_signer(settings, kid),
             clock=clock,
             # SQLite: entries are encoded, signed and committed by a writer process of this
-            # worker's own, off the event loop's GIL (PostgreSQL keeps the writer thread).
-            writer_process=True,
+            # worker's own, off the event loop's GIL, unless the settings ask for the thread
+            # (PostgreSQL keeps the writer thread).
+            writer_process=settings.audit_writer == "process",
             key_path=ws.audit_key,
         ),
         pseudonym_secret=secret,

@@ -19,6 +19,7 @@ from gateway.data.checksums import id_card_valid
 from tests.conftest import Demo, audit_keys, token_for
 
 BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
+AUDIT_WRITER = "process"  # the one `gateway serve` ships (tests/conftest.py `demo`)
 
 
 def entries(demo: Demo) -> list[dict[str, object]]:

@@ -16,6 +16,7 @@ from gateway.auth.registry import ClientRegistry
 from tests.conftest import Demo, audit_keys, services_of, token_for
 
 BOTH_STORES = True  # tests using `demo` run on both stores: SQLite and PostgreSQL
+AUDIT_WRITER = "process"  # the one `gateway serve` ships (tests/conftest.py `demo`)
 
 
 def b64(value: str) -> bytes:

@@ -6,6 +6,7 @@ recorded is the serving process's halt; the child exits with its parent."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import json
 import os
@@ -29,7 +30,8 @@ from gateway.audit.reader import read_log
 from gateway.audit.signing import Signer, key_id
 from gateway.audit.store import AuditLog
 from gateway.audit.verify import verify_log
-from gateway.errors import AuditUnavailable
+from gateway.errors import AuditUnavailable, ConfigError
+from gateway.settings import Settings
 from tests.audit.writerproc import state, unread, wait_for
 from tests.conftest import Demo, services_of
 
@@ -328,6 +330,49 @@ def test_entries_written_by_the_child_hold_exactly_the_event(
     verified(db, signer)
 
 
+@pytest.fixture(scope="module")
+def both_writers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Signer, list[tuple[AuditLog, Path]]]]:
+    """One log written by the writer process, one by the writer thread, same key."""
+    signer = new_signer()
+    logs = []
+    for writer_process in (True, False):
+        db = tmp_path_factory.mktemp("both") / "log.sqlite3"
+        logs.append((AuditLog(db, signer, writer_process=writer_process), db))
+    yield signer, logs
+    for log, _ in logs:
+        log.close()
+
+
+@settings(max_examples=25)
+@given(events=st.lists(EVENTS, min_size=1, max_size=4))
+def test_both_writers_store_the_same_entry_for_an_event(
+    both_writers: tuple[Signer, list[tuple[AuditLog, Path]]], events: list[dict[str, object]]
+) -> None:
+    """Property: GATEWAY_AUDIT_WRITER only chooses who does the work. The writer process and
+    the writer thread store, for the same events in the same order, entries with the same
+    fields in the same order and the same values, apart from what differs between any two
+    logs (origin, time, previous hash); both chains verify."""
+    signer, logs = both_writers
+    lines: list[list[dict[str, object]]] = []
+    for log, db in logs:
+
+        async def append_in_order(log: AuditLog = log) -> list[int]:
+            return [(await log.append_async(event)).idx for event in events]  # type: ignore[arg-type]
+
+        written = asyncio.run(append_in_order())
+        stored = {e.idx: json.loads(e.line) for e in read_log(db).entries}
+        lines.append([stored[idx] for idx in written])
+        verified(db, signer)
+    by_process, by_thread = lines
+    assert [e["idx"] for e in by_process] == [e["idx"] for e in by_thread]
+    for one, other in zip(by_process, by_thread, strict=True):
+        assert list(one) == list(other)
+        same = {k: v for k, v in one.items() if k not in ("origin", "ts", "prev")}
+        assert same == {k: v for k, v in other.items() if k not in ("origin", "ts", "prev")}
+
+
 def test_a_served_app_starts_its_writer_before_the_first_call(demo: Demo) -> None:
     """The writer process is started with the app (its imports are not paid by the first
     call); PostgreSQL keeps the writer thread, so there is none. The first call's entry is the
@@ -336,7 +381,9 @@ def test_a_served_app_starts_its_writer_before_the_first_call(demo: Demo) -> Non
 
     from gateway.app import create_app
 
-    with TestClient(create_app(demo.settings), base_url="https://testserver") as client:
+    shipped = dataclasses.replace(demo.settings, audit_writer="process")  # the default
+    assert Settings().audit_writer == "process"
+    with TestClient(create_app(shipped), base_url="https://testserver") as client:
         audit_log = services_of(client).audit_log
         pid = audit_log.writer_pid
         if audit_log.database.postgres:
@@ -348,3 +395,22 @@ def test_a_served_app_starts_its_writer_before_the_first_call(demo: Demo) -> Non
         assert client.get("/healthz").status_code == 200
         assert audit_log.writer_pid == pid  # the same child wrote the call's entry
         assert audit_log.size() == size + 1
+
+
+def test_the_thread_writer_is_chosen_by_setting_and_a_wrong_name_is_refused(demo: Demo) -> None:
+    """GATEWAY_AUDIT_WRITER=thread: no writer process, and calls are still audited; any other
+    name than process or thread is refused at start-up, naming the choices."""
+    from starlette.testclient import TestClient
+
+    from gateway.app import create_app
+
+    threaded = dataclasses.replace(demo.settings, audit_writer="thread")
+    with TestClient(create_app(threaded), base_url="https://testserver") as client:
+        audit_log = services_of(client).audit_log
+        size = audit_log.size()
+        assert client.get("/healthz").status_code == 200
+        assert audit_log.writer_pid is None
+        assert audit_log.size() == size + 1
+    assert Settings.from_env({"GATEWAY_AUDIT_WRITER": "thread"}).audit_writer == "thread"
+    with pytest.raises(ConfigError, match="AUDIT_WRITER must be one of process, thread"):
+        Settings.from_env({"GATEWAY_AUDIT_WRITER": "threads"})
