@@ -161,7 +161,10 @@ def load_located(text: str, *, deadline: float | None = None) -> Located:
         else:
             # An empty document ("---" at the end of the text without a newline) is the one
             # valid text found where libyaml marks the root a line later; nothing to save there.
-            if located.value is not None:
+            # A text with no document at all (only comments and blank lines, as a file may be
+            # while it is written) has no root and no line: the same on both paths, and the
+            # reference would take seconds over a long one.
+            if located.value is not None or not located.lines:
                 return located
     return load_located_reference(text, deadline=deadline)
 

@@ -154,11 +154,22 @@ def test_dumped_data_loads_the_same_on_both_paths_and_takes_the_fast_one(
 @example(text="%YAML 1.1\n--- a\n")
 @example(text="a: b\n---\nc: d\n")
 @example(text="---")  # an empty document ending without a newline: libyaml marks line 2
+@example(text="# only a comment\n\n  # and another")  # no document at all: no root, no line
+@example(text="")
 @given(text=st.text(st.sampled_from("ab :-[]{},#&*!|>'\"\n\t%?~.01é\\\r\x85\u2028"), max_size=40))
 def test_any_text_is_judged_the_same_on_both_paths(text: str) -> None:
     """Promise 8 (property): for arbitrary text made of YAML's indicators, the fast path never
     accepts what the reference refuses, and errors keep their message, line and hint."""
     assert outcome(load_located, text) == outcome(load_located_reference, text)
+
+
+def test_a_text_without_a_document_takes_the_fast_path() -> None:
+    """Promise 8: a file of comments only (1 MiB of them is allowed) is read by the fast path
+    alone, to what the reference gives: no value, no line (not seconds of pure Python)."""
+    text = "# " + "x" * ((1 << 20) - 10) + "\n\n# end\n"
+    with mock.patch.object(yamlsrc, "_PolicyLoader", side_effect=AssertionError("parsed twice")):
+        fast = load_located(text)
+    assert fast == load_located_reference("# x\n\n# end\n") == yamlsrc.Located(None)
 
 
 def test_demo_policies_take_the_fast_path_and_parse_identically() -> None:
