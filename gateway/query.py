@@ -12,14 +12,14 @@ import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import BadRequest
 from gateway.integers import parse_int
 from gateway.model.filterlang import UnknownOperator, mask, operator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESERVED = (
     "_size",
@@ -162,6 +162,8 @@ def _filter(column: str, op: str, raw: str, dtype: str, parameter: str) -> Filte
 
 def apply(frame: pd.DataFrame, query: Query) -> pd.DataFrame:
     """Filters, then order (stable; ties by row id), on the released view. Adds `_rid`."""
+    import numpy as np
+
     result = frame.assign(_rid=np.arange(len(frame), dtype=np.int64))
     for item in query.filters:
         result = result[mask(result[item.column], item.op, item.value).to_numpy()]
@@ -188,6 +190,9 @@ class Cursors:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:16]
 
     def encode(self, view: str, query: Query, sort_value: Any, rid: int) -> str:
+        import numpy as np
+        import pandas as pd
+
         if isinstance(sort_value, np.generic):
             sort_value = sort_value.item()
         if sort_value is pd.NA or (isinstance(sort_value, float) and np.isnan(sort_value)):

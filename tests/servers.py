@@ -51,12 +51,16 @@ class Server:
         """Close the test's clients, then stop the server as an operator does (SIGTERM: calls
         in flight finish and are logged; an idle connection is dropped at once, see
         test_an_idle_tls_client_does_not_hold_a_stopping_server)."""
+        self.signal_stop()
+        self.process.wait(30)
+
+    def signal_stop(self) -> None:
+        """stop() without waiting for the process to end (stop_servers waits for all)."""
         for client in self.clients:
             client.close()
         self.clients.clear()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
 
     def wait_ready(self, seconds: float = 60) -> None:
         """Return once a TLS handshake succeeds (no HTTP call: the audit log stays untouched);
@@ -119,10 +123,18 @@ def start_servers(
         for server in servers:
             server.wait_ready()
     except BaseException:
-        for server in servers:
-            server.stop()
+        stop_servers(servers)
         raise
     return servers
+
+
+def stop_servers(servers: Sequence[Server]) -> None:
+    """Stop several servers side by side: each gets SIGTERM before any is waited for (each
+    shuts down gracefully, as Server.stop does, while the others do)."""
+    for server in servers:
+        server.signal_stop()
+    for server in servers:
+        server.process.wait(30)
 
 
 class DemoWorkspaces:

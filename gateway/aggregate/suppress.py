@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:  # networkx is imported where a two-way table needs it (start-up cost)
     import networkx as nx
+    import numpy as np
+    import numpy.typing as npt
 
-Counts = npt.NDArray[np.int64]
-Mask = npt.NDArray[np.bool_]
+Counts: TypeAlias = "npt.NDArray[np.int64]"
+Mask: TypeAlias = "npt.NDArray[np.bool_]"
 Node = tuple[str, int | str]  # ("r" or "c", index or "T" for the margin)
 
 
@@ -59,6 +58,8 @@ def line(counts: Counts, threshold: int, total: int) -> Mask:
     """The pattern of one additive line whose total is released (unless below threshold):
     primary cells, then the smallest further cells until two or more are withheld and together
     they hold at least `threshold` people."""
+    import numpy as np
+
     counts = np.asarray(counts, dtype=np.int64)
     if total < threshold:
         return np.ones(len(counts), dtype=bool)
@@ -74,6 +75,8 @@ def line(counts: Counts, threshold: int, total: int) -> Mask:
 
 def one_way(counts: Counts, threshold: int) -> Pattern:
     """The pattern of a one-column table (cells and the grand total)."""
+    import numpy as np
+
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     cells = line(counts, threshold, total)
@@ -84,6 +87,7 @@ def _graph(cells: Mask, rows: Mask, columns: Mask, total: bool) -> nx.Graph[Node
     """Withheld entries as edges: inner cell (i, j) joins r{i} and c{j}; row total i joins r{i}
     and cT; column total j joins rT and c{j}; the grand total joins rT and cT."""
     import networkx as nx
+    import numpy as np
 
     graph: nx.Graph[Node] = nx.Graph()
     for i, j in zip(*np.nonzero(cells), strict=True):
@@ -108,6 +112,8 @@ def exposed(pattern: Pattern) -> list[tuple[Node, Node]]:
 def _fix_lines(counts: Counts, cells: Mask, rows: Mask, columns: Mask, threshold: int) -> bool:
     """Inner lines with exactly one withheld entry, or withheld entries holding fewer than
     `threshold` people together: withhold their smallest further inner cell. True if changed."""
+    import numpy as np
+
     changed = False
     for axis, margin in ((1, rows), (0, columns)):
         for index in range(counts.shape[1 - axis]):
@@ -136,6 +142,7 @@ def _close_cycle(
 ) -> bool:
     """Withhold the cheapest inner cells that put `bridge` on a cycle. False if none can."""
     import networkx as nx
+    import numpy as np
 
     graph: nx.Graph[Node] = nx.Graph()
     for i in range(counts.shape[0]):
@@ -163,6 +170,8 @@ def _close_cycle(
 def two_way(counts: Counts, threshold: int) -> Pattern:
     """The pattern of a two-column table with its margins, consistent with the one-column
     tables of each grouping column (its margins)."""
+    import numpy as np
+
     counts = np.asarray(counts, dtype=np.int64)
     rows_of, cols_of = (
         one_way(counts.sum(axis=1), threshold),

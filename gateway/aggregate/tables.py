@@ -6,16 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.aggregate import suppress
 from gateway.model.aggregate import MAX_CELLS, AggregateRules
 
-Ints = npt.NDArray[np.int64]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+Ints: TypeAlias = "npt.NDArray[np.int64]"
 SEPARATOR = "\x1f"  # joins the keys of two grouping columns (unit separator: not in values)
 
 
@@ -46,6 +47,9 @@ def _codes(
     """Integer codes of a grouping column, by its declared categories or those of the data.
     Rows outside the declared categories (or null) get the code of a last group `None` when
     `other` (so every table adds up to the same total), else -1 (counted nowhere)."""
+    import numpy as np
+    import pandas as pd
+
     text = series.astype("string")
     known = list(declared) if declared is not None else sorted(text.dropna().unique().tolist())
     if len(known) > MAX_CELLS:
@@ -59,6 +63,9 @@ def _codes(
 
 
 def table(frame: pd.DataFrame, rules: AggregateRules, request: Request, *, clamp: bool) -> Table:
+    import numpy as np
+    import pandas as pd
+
     other = rules.dp is None  # exact tables count every row; dp counts the declared groups
     coded = [_codes(frame[c], rules.categories(c), other=other) for c in request.group_by]
     sizes = [len(categories) for _, categories in coded] + [1] * (2 - len(coded))
@@ -147,6 +154,8 @@ def private(
     """The table with OpenDP noise (counts and sums; a mean is a noisy sum over a noisy count,
     each measured with half the query's budget). Margins and the total are sums of the noisy
     cells (post-processing: free). Returns (body, what the measurements cost)."""
+    import numpy as np
+
     from gateway.aggregate import noise  # OpenDP: imported at the first noisy table, not at start
 
     assert rules.dp is not None  # noqa: S101 - only called for dp rules

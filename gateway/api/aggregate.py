@@ -3,10 +3,9 @@ and released only under the grant's `aggregate` rules (docs/developers.md#aggreg
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-import pandas as pd
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +22,9 @@ from gateway.model.decision import Verdict
 from gateway.model.grant import Grant
 from gateway.privacy.filters import row_mask
 from gateway.runtime.services import Services
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PARAMETERS = ("group_by", "measure", "column", "purpose")
 

@@ -14,14 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -33,6 +28,12 @@ from gateway.audit.rowset import MAX_ROWS, encode_rows
 from gateway.errors import BadRequest
 from gateway.model.decision import Verdict
 from gateway.query import Query, apply, parse_query
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+    import pyarrow as pa
 
 CHUNK = 20_000  # rows rendered at a time: the memory an export holds beyond the view
 EXPORT_FORMATS = {
@@ -57,6 +58,8 @@ def export_format(params: dict[str, list[str]]) -> str:
 def selected_positions(ordered: pd.DataFrame, query: Query) -> npt.NDArray[np.int64]:
     """The positions (in the view's keyed order) of the rows the export releases, in output
     order. Only the filter and sort columns are copied to find them, never the whole view."""
+    import numpy as np
+
     needed = list(dict.fromkeys([f.column for f in query.filters] + [query.sort or ""]))
     subset = ordered[[c for c in needed if c]]
     positions: npt.NDArray[np.int64] = apply(subset, query)["_rid"].to_numpy(dtype=np.int64)
@@ -71,6 +74,10 @@ def _slices(positions: npt.NDArray[np.int64]) -> Iterator[npt.NDArray[np.int64]]
 def csv_stream(table: pa.Table, positions: npt.NDArray[np.int64]) -> Iterator[bytes]:
     """RFC 4180 CSV (CRLF; the header as the rows endpoint writes it), from the view's CSV
     table (formula-like cells already neutralized), chunk by chunk."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     header = pd.DataFrame(columns=table.column_names).to_csv(index=False, lineterminator="\r\n")
     yield header.encode("utf-8")
     options = pacsv.WriteOptions(include_header=False, eol="\r\n")
@@ -126,6 +133,8 @@ class _Drain:
 
 def parquet_stream(table: pa.Table, positions: npt.NDArray[np.int64]) -> Iterator[bytes]:
     """One Parquet row group per chunk; the footer last."""
+    import pyarrow.parquet as pq
+
     sink = _Drain()
     with pq.ParquetWriter(sink, table.schema, compression="zstd") as writer:
         for chunk in _slices(positions):

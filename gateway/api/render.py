@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from starlette.requests import Request
 
 from gateway.api.common import query_values
 from gateway.errors import BadRequest
 from gateway.model.csvsafe import neutralize
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = {
     "json": "application/json",

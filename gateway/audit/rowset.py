@@ -13,15 +13,19 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 MAX_ROWS = 1 << 20  # far above any page; a record claiming more is refused, not inflated
 
 
 def encode_rows(positions: npt.ArrayLike) -> str:
     """The record of `positions` (any order, repeats allowed)."""
+    import numpy as np
+
     ordered = np.unique(np.asarray(positions, dtype=np.int64))
     if len(ordered) and (ordered[0] < 0 or ordered[-1] >= 1 << 32):
         raise ValueError("row positions must be in 0 .. 2**32 - 1")
@@ -31,6 +35,8 @@ def encode_rows(positions: npt.ArrayLike) -> str:
 
 def decode_rows(record: str) -> npt.NDArray[np.int64]:
     """The positions of a record, increasing; raises ValueError for anything else."""
+    import numpy as np
+
     try:
         packed = base64.b64decode(record.encode("ascii"), validate=True)
         inflate = zlib.decompressobj()

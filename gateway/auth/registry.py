@@ -129,8 +129,12 @@ def check_secret(secret: str, stored: str) -> bool:
 
 # Checked against unknown client ids so that a wrong id costs as long as a wrong secret: the same
 # scrypt parameters as every stored secret. (Its salt is fixed; no secret matches it but this
-# string, and a client that is not registered is refused even then.)
-DUMMY_HASH = hash_secret("not-a-client", salt=b"\x00" * 16)
+# string, and a client that is not registered is refused even then.) It is
+# hash_secret("not-a-client", salt=b"\x00" * 16) written out: computed here it cost a scrypt
+# (about 40 ms of CPU) in every process at import (tests/auth/test_hostile_auth.py checks it).
+DUMMY_HASH = (
+    "scrypt$n=16384,r=8,p=1$AAAAAAAAAAAAAAAAAAAAAA==$3q20LrtJ3CLU1KhoEIwXAdttL73g8SSS+Cuq1ECLJfY="
+)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,7 @@ import datetime as dt
 import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.data import ascii
 from gateway.data.checksums import (
@@ -29,6 +23,11 @@ from gateway.data.checksums import (
 )
 from gateway.data.words import faker_words
 from gateway.fsutil import new_private, private_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 DEFAULT_SEED = 20261129
 DEFAULT_ROWS = 20_000
@@ -117,12 +116,16 @@ MOBILE_PREFIXES = (
 
 BLOCK = 1000  # rows are drawn in blocks, each from its own seed: a prefix never changes
 
-Draws = dict[str, npt.NDArray[Any]]
+Draws: TypeAlias = "dict[str, npt.NDArray[Any]]"
 
 
 def _take(pool: Sequence[str] | npt.NDArray[np.str_], index: npt.NDArray[Any]) -> pd.Series:
     """The pool's word per index, as an Arrow-backed string Series (taken by Arrow: a NumPy
     string array per row would cost a conversion per value)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     words = pa.array(list(pool), type=pa.large_string())
     return pd.Series(words.take(pa.array(np.asarray(index, dtype=np.int64))), dtype="str")
 
@@ -133,6 +136,8 @@ def _blocks(
     """The random draws of `rows` rows, block by block (BLOCK rows from the generator seeded
     with (seed, table, block)), so the first N rows are the same for any `rows` >= N. Only the
     draws are made per block; the text is then built once over all rows (vectorized)."""
+    import numpy as np
+
     count = max(1, -(-rows // BLOCK))
     parts = [draw(np.random.default_rng([seed, table, b])) for b in range(count)]
     return {key: np.concatenate([part[key] for part in parts])[:rows] for key in parts[0]}
@@ -154,6 +159,8 @@ def _draw_id_cards(rng: np.random.Generator, out: Draws) -> None:
 
 
 def _draw_mobiles(rng: np.random.Generator, out: Draws) -> None:
+    import numpy as np
+
     out["mobile_prefix"] = rng.integers(0, len(MOBILE_PREFIXES), size=BLOCK)
     out["mobile_digits"] = rng.integers(0, 10, size=(BLOCK, 8), dtype=np.int64)
 
@@ -164,6 +171,8 @@ def _draw_days(rng: np.random.Generator, start: dt.date, end: dt.date) -> npt.ND
 
 
 def _names(draws: Draws) -> pd.Series:
+    import numpy as np
+
     one_char = np.char.str_len(faker_words().given) == 1
     single = one_char[draws["given1"]] & one_char[draws["given2"]]
     second = _take(faker_words().given, draws["given2"]).where(draws["two_chars"] & single, "")
@@ -175,6 +184,8 @@ def _names(draws: Draws) -> pd.Series:
 
 
 def _mobiles(draws: Draws) -> pd.Series:
+    import numpy as np
+
     prefixes = _take(MOBILE_PREFIXES, draws["mobile_prefix"])
     return prefixes + ascii.text((draws["mobile_digits"] + ord("0")).astype(np.uint8))
 
@@ -182,6 +193,8 @@ def _mobiles(draws: Draws) -> pd.Series:
 def _id_cards(
     region_codes: pd.Series, birth: pd.Series, draws: Draws, male: npt.NDArray[np.bool_]
 ) -> pd.Series:
+    import numpy as np
+
     sequence = draws["sequence"] + male.astype(np.int64)
     first17 = np.hstack(
         [
@@ -196,6 +209,8 @@ def _id_cards(
 
 def _credit_codes(region_codes: pd.Series) -> pd.Series:
     """Unique codes: the organisation-code digits are a bijection of the row number (mod 10^8)."""
+    import numpy as np
+
     n = len(region_codes)
     numbers = (np.arange(n, dtype=np.int64) * 7919 + 1_234_567) % 10**8
     org8 = (numbers[:, None] // 10 ** np.arange(7, -1, -1)) % 10
@@ -215,12 +230,17 @@ def _credit_codes(region_codes: pd.Series) -> pd.Series:
 
 def _dates(days: npt.NDArray[np.int64], start: dt.date) -> pd.Series:
     """ISO dates `start + days`, each distinct day formatted once."""
+    import numpy as np
+    import pandas as pd
+
     codes, distinct = pd.factorize(days)
     moments = np.datetime64(start.isoformat()) + np.asarray(distinct).astype("timedelta64[D]")
     return _take(np.datetime_as_string(moments, unit="D"), codes)
 
 
 def _regions(index: npt.NDArray[np.int64]) -> pd.DataFrame:
+    import pandas as pd
+
     columns = ["code", "province", "city", "district"]
     return pd.DataFrame(
         {name: _take([r[j] for r in REGIONS], index) for j, name in enumerate(columns)}
@@ -243,6 +263,9 @@ def _draw_enterprise(rng: np.random.Generator) -> Draws:
 
 
 def enterprise_registry(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     draws = _blocks(rows, seed, 1, _draw_enterprise)
     region = _regions(draws["region"])
     company = (
@@ -291,6 +314,9 @@ EMPLOYER_POOL = 1000  # residents work at the first 1000 enterprises, whatever t
 
 
 def residents(rows: int = DEFAULT_ROWS, seed: int = DEFAULT_SEED) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     employers = enterprise_registry(EMPLOYER_POOL, seed)["credit_code"].to_numpy().astype(str)
     draws = _blocks(rows, seed, 2, _draw_resident(len(employers)))
     region = _regions(draws["region"])
@@ -341,6 +367,10 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     all, and then refuses a value that needs quotes (a comma, a quote, a line break): such a
     frame, a header that needs quotes, or a column that is neither text nor integers (floats
     are formatted differently) is written by pandas."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     names = [str(name) for name in frame.columns]
     plain = all(name and not any(c in name for c in ',"\r\n') for name in names) and all(
         isinstance(t, pd.StringDtype) or pd.api.types.is_integer_dtype(t) for t in frame.dtypes

@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from gateway.data.sources import Source, SourceCache
 from gateway.model.dataset import ColumnType
 from gateway.model.policyset import PolicySet
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 FORMATS = {
     "id_card": r"\d{17}[\dXx]",
@@ -48,6 +50,9 @@ def column_text(values: pd.Series) -> pa.Array:
     """The column's non-null values as text, in one Arrow large_string array (repeats kept:
     whoever looks values up hashes them once; a Python set of a million strings costs seconds
     and ten times the memory)."""
+    import pandas as pd
+    import pyarrow as pa
+
     text = pa.array(values.astype(pd.StringDtype("pyarrow")).array)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
@@ -66,6 +71,8 @@ class RealValues:
 
     def of(self, policy: PolicySet, kind: str) -> pa.ChunkedArray:
         """The real values of `kind` in every dataset of the policy set (one chunk per column)."""
+        import pyarrow as pa
+
         found = self.all(policy).get(kind)
         return pa.chunked_array([], type=pa.large_string()) if found is None else found
 
@@ -96,6 +103,8 @@ class RealValues:
 
     def all(self, policy: PolicySet) -> dict[str, pa.ChunkedArray]:
         """Kind -> the real values of that kind, over every dataset of the policy set."""
+        import pyarrow as pa
+
         loaded = [(d, self._sources.load(d)) for d in policy.datasets.values()]
         key = self._version(policy, [source for _, source in loaded])
         with self._lock:

@@ -13,13 +13,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.data.confine import Unconfined, private_dirs, read_confined
 from gateway.errors import ConfigError
 from gateway.model.dataset import ColumnType, Dataset
 from gateway.settings import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _DTYPES = {ColumnType.STRING: "string", ColumnType.INTEGER: "Int64", ColumnType.DATE: "string"}
 
@@ -76,6 +78,8 @@ class SourceCache:
 
 
 def _parse(raw: bytes, path: Path, dataset: Dataset) -> Source:
+    import pandas as pd
+
     version = hashlib.sha256(raw).hexdigest()
     columns = [c.name for c in dataset.columns]
     dtypes = {c.name: _DTYPES[c.type] for c in dataset.columns}
@@ -94,6 +98,8 @@ def _parse(raw: bytes, path: Path, dataset: Dataset) -> Source:
 
 
 def _csv(raw: bytes, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.read_csv(
         io.BytesIO(raw), usecols=columns, dtype=dtypes, keep_default_na=False, na_values=[""]
     )
@@ -101,6 +107,8 @@ def _csv(raw: bytes, columns: list[str], dtypes: dict[str, str]) -> pd.DataFrame
 
 def _unreadable(raw: bytes, path: Path, dataset: Dataset, exc: Exception) -> str:
     """Why the file does not read with the declared types: column and row position only."""
+    import pandas as pd
+
     where = f"{path.name} of dataset {dataset.id!r}"
     if path.suffix != ".parquet":
         integers = [c.name for c in dataset.columns if c.type == ColumnType.INTEGER]

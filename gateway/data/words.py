@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class FakerWords:
 @functools.cache
 def faker_words() -> FakerWords:
     """The word lists (read from faker on the first call, the same arrays afterwards)."""
+    import numpy as np
     from faker.providers.address.zh_CN import Provider as AddressProvider
     from faker.providers.company.zh_CN import Provider as CompanyProvider
     from faker.providers.person.zh_CN import Provider as PersonProvider

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
-Test = Callable[[pd.Series, Any], pd.Series]
+Test: TypeAlias = "Callable[[pd.Series, Any], pd.Series]"
 
 
 class UnknownOperator(ValueError):

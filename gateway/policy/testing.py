@@ -37,10 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import pandas as pd
 import yaml
 
 from gateway.errors import ConfigError
@@ -52,6 +50,9 @@ from gateway.policy.engine import Engine
 from gateway.policy.files import read_policy_files
 from gateway.policy.yamlsrc import PARSE_SECONDS, error_line, load_located
 from gateway.privacy.kanon import PrivacyUnreachable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _CASE_KEYS = {
     "name",
@@ -68,7 +69,7 @@ _CASE_KEYS = {
     "privacy",
 }
 _CLAIMS = {"k_at_least", "unique_rows", "l_at_least"}
-ViewOf = Callable[[Dataset, Grant, str], pd.DataFrame]
+ViewOf: TypeAlias = "Callable[[Dataset, Grant, str], pd.DataFrame]"
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,9 @@ def value_tag(key: bytes, value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     """One comparable Python value: NA/NaN/None -> None, numpy scalars -> Python, dates -> ISO."""
+    import numpy as np
+    import pandas as pd
+
     if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, np.generic):
@@ -255,6 +259,8 @@ def _run(
 def _privacy_claims(frame: pd.DataFrame, grant: Grant, case: dict[str, Any]) -> str | None:
     """Check claims the way an outsider would: group the whole released view by every released
     quasi-identifier and count (promise 4). Only figures enter the message, never values."""
+    import pandas as pd
+
     claims = case["privacy"]
     if not isinstance(claims, dict) or set(claims) - _CLAIMS:
         return f"privacy: expected a mapping of {sorted(_CLAIMS)}"

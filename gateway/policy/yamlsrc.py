@@ -13,7 +13,9 @@ Two loaders share those checks (`_Limits.compose_node`, Python either way). The 
 its events from libyaml's C parser; the reference one is PyYAML's pure-Python SafeLoader, as
 before. A document goes to the fast one first; if that fails in any way, the reference loader
 parses it again and its outcome (value, or error with the same message, line and hint) is the
-answer. Either way the result is the reference loader's (tests/policy/test_yaml_fast_path.py).
+answer. The one exception is a refusal by the shared checks: the reference would refuse at the
+same event, so the fast path's refusal is the answer, with the mark the reference gives. Either
+way the result is the reference loader's (tests/policy/test_yaml_fast_path.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, CollectionStartEvent, NodeEvent, ScalarEvent
+from yaml.reader import Reader
 from yaml.resolver import Resolver
 
 try:
@@ -150,12 +153,18 @@ def load_located(text: str, *, deadline: float | None = None) -> Located:
     if CParser is not None and not _reference_only(text):
         try:
             located = _load(_FastLoader(text, deadline))
+        except Refused as exc:
+            if _same_refusal(text, deadline):
+                raise Refused(exc.problem or "", _reference_mark(text, exc.problem_mark)) from None
         except Exception:  # noqa: S110 - any failure: the reference loader decides and words it
             pass
         else:
             # An empty document ("---" at the end of the text without a newline) is the one
             # valid text found where libyaml marks the root a line later; nothing to save there.
-            if located.value is not None:
+            # A text with no document at all (only comments and blank lines, as a file may be
+            # while it is written) has no root and no line: the same on both paths, and the
+            # reference would take seconds over a long one.
+            if located.value is not None or not located.lines:
                 return located
     return load_located_reference(text, deadline=deadline)
 
@@ -184,6 +193,25 @@ def _reference_only(text: str) -> bool:
         if _RISKY.search(line):
             return True
     return False
+
+
+def _same_refusal(text: str, deadline: float | None) -> bool:
+    """Whether a refusal by the fast path is the reference's too, so the text need not be parsed
+    a second time (a refusal for size comes after 50,000 nodes or 32 levels, seconds of pure
+    Python to repeat). Both loaders see the same events up to the refused one (the texts they
+    might read differently never reach the fast path), and the same _Limits counts them, so
+    both refuse at the same event, for the same reason. Two exceptions go to the reference:
+    characters its reader refuses before parsing anything, and a passed deadline (the
+    reference then refuses at its first node, which costs nothing)."""
+    if deadline is not None and time.monotonic() > deadline:
+        return False
+    return Reader.NON_PRINTABLE.search(text) is None
+
+
+def _reference_mark(text: str, mark: Any) -> yaml.Mark:
+    """libyaml's mark as PyYAML's reader makes it: the same name, line, column and index (in
+    characters), plus the buffer its error message quotes the line from."""
+    return yaml.Mark(mark.name, mark.index, mark.line, mark.column, text + "\0", mark.index)
 
 
 def load_located_reference(text: str, *, deadline: float | None = None) -> Located:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-
-import pandas as pd
+from typing import TYPE_CHECKING, TypeAlias
 
 from gateway.model.dataset import Dataset
 from gateway.model.grant import Grant
@@ -22,11 +21,14 @@ from gateway.privacy.linkage import (
 )
 from gateway.privacy.views import View
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # (dataset, grant, client) -> the view's figures: (model achieved or None, risk)
 Figures = tuple[dict[str, object] | None, dict[str, object]]
 FiguresOf = Callable[[Dataset, Grant, str], Figures]
 # (dataset, grant, client) -> the released rows (raises PrivacyUnreachable like FiguresOf)
-FramesOf = Callable[[Dataset, Grant, str], pd.DataFrame]
+FramesOf: TypeAlias = "Callable[[Dataset, Grant, str], pd.DataFrame]"
 
 
 def model_figures(report: PrivacyReport | None, grant: Grant) -> dict[str, object] | None:

@@ -4,14 +4,19 @@ conditions only: nothing is ever handed to DataFrame.query or eval."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.model.filterlang import mask
 from gateway.model.grant import Condition, RowFilter
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 def row_mask(frame: pd.DataFrame, row_filter: RowFilter) -> pd.Series:
     """True for the rows the filter keeps."""
+    import pandas as pd
+
     parts = [_item(frame, item) for item in row_filter.items]
     if not parts:
         return pd.Series(True, index=frame.index)

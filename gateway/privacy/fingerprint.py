@@ -20,22 +20,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from gateway.model.dataset import ColumnType, Dataset
 from gateway.model.grant import Grant
 from gateway.privacy.keyed import arrow_text, keyed_words
 from gateway.privacy.randomize import iso_days
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+    import pyarrow as pa
+
 LABEL = b"public-data-gateway/fingerprint/v1"
 VERSION = "fp3"  # part of every view key: views from before (or another version) never mix
 MAX_CARRIERS = 32  # one keyed byte per carrier column and row (one HMAC-SHA256 per row)
-_STEPS = np.array([-1, 0, 1], dtype=np.int64)
+_STEPS = (-1, 0, 1)  # an array where used: NumPy loads at the first view, not at start-up
 
 
 def fingerprint_key(secret: bytes, grant_id: str, client_id: str) -> bytes:
@@ -76,6 +77,9 @@ def _row_text(source: pd.DataFrame, dataset: Dataset) -> pa.Array:
     """Each raw row as one string (all declared columns joined by U+001F, a null as U+0000):
     what row keys hash. Joined by Arrow in one pass (pandas' `str.cat` goes through Python
     objects: seconds for a million rows)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     parts = [arrow_text(source[c.name].astype("string").fillna("\x00")) for c in dataset.columns]
     if not parts:
         return pa.array([""] * len(source), type=pa.large_string())
@@ -86,17 +90,25 @@ def _row_text(source: pd.DataFrame, dataset: Dataset) -> pa.Array:
 
 def _row_bytes(source: pd.DataFrame, dataset: Dataset, key: bytes) -> npt.NDArray[np.uint8]:
     """An (n, 32) array: the keyed digest of each raw row (byte j drives carrier j)."""
+    import numpy as np
+
     words, _ = keyed_words(_row_text(source, dataset), key, 4)
     return words.astype(">u8").view(np.uint8).reshape(len(source), 32)
 
 
 def _step(digest_bytes: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
     """-1, 0 or +1 from one keyed byte (bias below 1/256)."""
-    stepped: npt.NDArray[np.int64] = _STEPS[digest_bytes.astype(np.int64) % 3]
+    import numpy as np
+
+    stepped: npt.NDArray[np.int64] = np.array(_STEPS, dtype=np.int64)[
+        digest_bytes.astype(np.int64) % 3
+    ]
     return stepped
 
 
 def _units(released: pd.Series, steps: npt.NDArray[np.int64]) -> pd.Series:
+    import pandas as pd
+
     values = pd.to_numeric(released, errors="coerce").astype("Int64")
     moved: pd.Series = values + pd.Series(steps, index=values.index, dtype="Int64")
     return moved.where(values.notna(), pd.NA)
@@ -106,6 +118,9 @@ def _rounded(
     released: pd.Series, raw: pd.Series, step: int, bits: npt.NDArray[np.uint8]
 ) -> pd.Series:
     """The floor or the ceiling multiple of `step` (keyed): still a multiple, off by < step."""
+    import numpy as np
+    import pandas as pd
+
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
     floor = np.floor(values / step) * step
     ceiling = np.ceil(values / step) * step
@@ -116,8 +131,11 @@ def _rounded(
 
 def _days(released: pd.Series, subjects: pd.Series, key: bytes) -> pd.Series:
     """One more, one less or the same day, per subject: a subject's dates still move together."""
+    import numpy as np
+    import pandas as pd
+
     words, _ = keyed_words(subjects, key, 1)
-    steps = _STEPS[(words[:, 0] % np.uint64(3)).astype(np.int64)]
+    steps = np.array(_STEPS, dtype=np.int64)[(words[:, 0] % np.uint64(3)).astype(np.int64)]
     moments = pd.to_datetime(released, errors="coerce", format="%Y-%m-%d")
     shifted = iso_days(moments + pd.to_timedelta(steps, unit="D"))
     return shifted.where(moments.notna(), released.astype("string"))
@@ -132,6 +150,9 @@ def _mask_length(released: pd.Series, char: str, preset: str, key: bytes) -> pd.
     domain), not by the row: within one recipient's view every row showing the same head has the
     same run, so the mark survives in extracts whose other columns cannot tell rows apart, and
     it says nothing about the row itself."""
+    import numpy as np
+    import pandas as pd
+
     text = released.astype("string")
     mark = re.escape(char)
     if preset == "address":  # head + exactly four mask characters -> four to six
@@ -141,7 +162,7 @@ def _mask_length(released: pd.Series, char: str, preset: str, key: bytes) -> pd.
         fits = text.str.match(rf"(?s).{mark}{{3}}@")
         head, tail, base = text.str.slice(0, 1), text.str.slice(4), 3
     words, _ = keyed_words(head.fillna("") + "\x1f" + tail.fillna(""), key, 1)
-    steps = _STEPS[(words[:, 0] % np.uint64(3)).astype(np.int64)]
+    steps = np.array(_STEPS, dtype=np.int64)[(words[:, 0] % np.uint64(3)).astype(np.int64)]
     runs = np.array([char * base, char * (base + 1), char * (base + 2)], dtype=object)
     run = pd.Series(runs[steps + 1], index=text.index, dtype="string")
     changed = head + run + tail.astype("string")

@@ -4,16 +4,20 @@ Vectorized; output is text (e.g. `30-39`, `1968-Q4`, `110105 1960s`, `广东省�
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 
 def numeric(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
     """`width` (equal bins), or `bins` (edges); `bottom` / `top` code the tails. Each distinct
     value is labelled once (by its bits: -0.0 keeps its own label), then rows take theirs."""
+    import numpy as np
+    import pandas as pd
+
     values = pd.to_numeric(series, errors="coerce").astype("float64").to_numpy()
     codes, bits = pd.factorize(values.view(np.int64))
     labels = _numeric(pd.Series(np.asarray(bits, dtype=np.int64).view(np.float64)), params)
@@ -21,6 +25,9 @@ def numeric(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
 
 
 def _numeric(values: pd.Series, params: Mapping[str, Any]) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
     if "bins" in params:
         edges: Sequence[float] = params["bins"]
         cut = np.searchsorted(np.asarray(edges, dtype=np.float64), values.to_numpy(), side="right")
@@ -43,6 +50,9 @@ def _numeric(values: pd.Series, params: Mapping[str, Any]) -> pd.Series:
 def _vector_labels(
     lows: npt.NDArray[np.float64], highs: npt.NDArray[np.float64], index: pd.Index
 ) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
     lo = pd.Series(lows, index=index)
     hi = pd.Series(highs, index=index)
     finite = np.isfinite(lows) & np.isfinite(highs)
@@ -57,6 +67,8 @@ def _vector_labels(
 
 def date(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
     """`to`: year, quarter or month."""
+    import pandas as pd
+
     moments = pd.to_datetime(series, errors="coerce")
     to = params.get("to", "year")
     year = moments.dt.year.astype("Int64").astype("string")
@@ -71,6 +83,8 @@ def date(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
 
 def id_card(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
     """Keep the region to `level` (district, city, province) and the birth `decade` or `year`."""
+    import pandas as pd
+
     text = series.astype("string")
     keep = {"district": 6, "city": 4, "province": 2}[params.get("level", "city")]
     region = text.str.slice(0, keep).str.pad(6, side="right", fillchar="0")

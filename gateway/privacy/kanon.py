@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.errors import GatewayError
 from gateway.model.grant import PrivacyModel
 from gateway.privacy.lattice import Unreachable, anonymize
 from gateway.privacy.mondrian import MondrianUnreachable, mondrian
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class PrivacyUnreachable(GatewayError):
@@ -51,6 +53,8 @@ def ncp(
     """Normalized certainty penalty (Xu et al. 2006), the measure ARX calls "loss": a released
     cell generalized to a label covering c of the column's d distinct values costs (c-1)/(d-1);
     a suppressed row costs 1 per quasi-identifier. Averaged over source rows and QIs."""
+    import pandas as pd
+
     total = len(source)
     if total == 0 or not qis:
         return 0.0
@@ -144,6 +148,8 @@ def _local(
 def _kind(values: pd.Series) -> str:
     """How Mondrian cuts a column: integers and ISO dates by value (interval labels), the rest
     along its hierarchy (the hierarchy label covering the class)."""
+    import pandas as pd
+
     if pd.api.types.is_integer_dtype(values.dtype):
         return "numeric"
     # Each distinct value is looked at once (a million rows hold a few thousand dates).

@@ -4,19 +4,24 @@ vectorized form), gathered to rows as integers that vectorized generators then u
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.hmac import HMAC
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+    import pyarrow as pa
 
 
 def arrow_text(series: pd.Series) -> pa.Array:
     """The column as one contiguous Arrow large_string array (zero-copy for pyarrow-backed
     strings held in one chunk; several chunks, as large reads produce, are combined)."""
+    import pandas as pd
+    import pyarrow as pa
+
     text = pa.array(series.astype(pd.StringDtype("pyarrow")).array)
     if isinstance(text, pa.ChunkedArray):
         text = text.combine_chunks()
@@ -26,6 +31,8 @@ def arrow_text(series: pd.Series) -> pa.Array:
 def _as_bytes(values: pa.Array | Sequence[str] | Sequence[bytes]) -> list[bytes]:
     """UTF-8 bytes of each value; an Arrow string array is converted without a per-value
     `str.encode` (its buffers already hold UTF-8)."""
+    import pyarrow as pa
+
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
@@ -59,15 +66,18 @@ def hmac_sha256_many(key: bytes, values: pa.Array | Sequence[str] | Sequence[byt
     return [joined[start : start + 32] for start in range(0, len(joined), 32)]
 
 
-# Each byte's two hex digits as one 16-bit item: `_HEX_PAIRS[b]` viewed as bytes is
-# `f"{b:02x}"` (the item is only moved, never read as a number, so byte order cannot matter),
-# and one gather over a digest table writes its hex text.
-_HEX_PAIRS = np.frombuffer("".join(f"{b:02x}" for b in range(256)).encode("ascii"), "<u2")
+# Each byte's two hex digits as one 16-bit item: `_HEX_PAIRS` read as a "<u2" array, item b
+# viewed as bytes is `f"{b:02x}"` (the item is only moved, never read as a number, so byte order
+# cannot matter), and one gather over a digest table writes its hex text. Kept as bytes, read as
+# an array where used: NumPy loads at the first view, not when a serving process starts.
+_HEX_PAIRS = "".join(f"{b:02x}" for b in range(256)).encode("ascii")
 _SAMPLE = 4096  # values looked at to guess how many of a column's values are distinct
 _PER_ROW_ABOVE = 0.75  # above this share of distinct values, skip the dictionary pass
 
 
 def _digest_table(key: bytes, values: pa.Array) -> npt.NDArray[np.uint8]:
+    import numpy as np
+
     joined = hmac_sha256_joined(key, values)
     return np.frombuffer(joined, np.uint8).reshape(len(joined) // 32, 32)
 
@@ -78,6 +88,10 @@ def _mostly_distinct(text: pa.Array) -> bool:
     values: a million rows of 18,000 company names). The column's distinct values are
     estimated with Chao's bias-corrected estimator, d + f1 (f1 - 1) / (2 (f2 + 1)), where d, f1
     and f2 count the sample's distinct values and those seen once and twice."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     positions = np.linspace(0, len(text) - 1, _SAMPLE).astype(np.int64)
     sample = text.take(pa.array(positions)).drop_null()
     if not len(sample):
@@ -99,6 +113,9 @@ def keyed_digests(
     sample shows nearly every value distinct, that hashing pass would not pay, and each row is
     keyed directly; the digests are the same either way. A null row gets the digest of the
     column's first non-null value (the dictionary's index 0), whichever way was taken."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     nulls = text.is_null().to_numpy(zero_copy_only=False)
     if len(text) > _SAMPLE and _mostly_distinct(text):
         if text.null_count:
@@ -115,12 +132,15 @@ def keyed_digests(
 def hex_prefixes(table: npt.NDArray[np.uint8], length: int) -> pa.Array:
     """`[d.hex()[:length] for d in digests]` for a (n, 32) digest table, as an Arrow
     large_string array, vectorized."""
+    import numpy as np
+    import pyarrow as pa
+
     width = len(range(64)[:length])  # the slice's own semantics, negative lengths included
     count = len(table)
     if count == 0 or width == 0:
         return pa.array([""] * count, pa.large_string())
     # Two hex digits per byte from one table lookup, only for the bytes the prefix shows.
-    pairs = _HEX_PAIRS[table[:, : (width + 1) // 2]].view(np.uint8)
+    pairs = np.frombuffer(_HEX_PAIRS, "<u2")[table[:, : (width + 1) // 2]].view(np.uint8)
     text = pairs if width % 2 == 0 else pairs[:, :width]
     offsets = np.arange(0, (count + 1) * width, width, dtype=np.int64)
     return pa.LargeStringArray.from_buffers(
@@ -130,6 +150,9 @@ def hex_prefixes(table: npt.NDArray[np.uint8], length: int) -> pa.Array:
 
 def keyed_tokens(key: bytes, text: pa.Array, length: int) -> pa.Array:
     """Per row, `HMAC-SHA256(key, value).hex()[:length]`; null rows stay null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     table, indices, nulls = keyed_digests(key, text)
     tokens = hex_prefixes(table, length)
     if indices is None:
@@ -144,6 +167,9 @@ def keyed_words(
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
     """(an (n, words) array of keyed 64-bit integers per row, a mask of null rows) for a text
     column (a Series, or an Arrow large_string array)."""
+    import numpy as np
+    import pyarrow as pa
+
     text = series if isinstance(series, pa.Array) else arrow_text(series)
     table, indices, nulls = keyed_digests(key, text)
     if not len(table):
@@ -154,4 +180,6 @@ def keyed_words(
 
 def uniform(words: npt.NDArray[np.uint64]) -> npt.NDArray[np.float64]:
     """Floats in (0, 1) from 64-bit words (53 bits of precision)."""
+    import numpy as np
+
     return ((words >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)

@@ -18,18 +18,18 @@ first row): every level is nested in the one below, so any representative gives 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.model.dataset import Column, ColumnType
 from gateway.model.grant import TransformSpec
 from gateway.privacy import generalize
 from gateway.privacy.transforms import HIERARCHY_TABLE
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 Level = dict[str, str]
-Labeller = Callable[[pd.Series, pd.Series], pd.Series]  # (released, source) -> labels
+Labeller: TypeAlias = "Callable[[pd.Series, pd.Series], pd.Series]"  # (released, source) -> labels
 
 MAX_LEVELS = 6  # below `*`
 _MULTIPLIERS = (5, 10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000)
@@ -43,6 +43,9 @@ def ladder(
     file_levels: list[dict[str, str]] | None = None,
 ) -> list[Level]:
     """The levels above the released values of one column (never empty: the top is `*`)."""
+    import numpy as np
+    import pandas as pd
+
     text = released.astype("string")
     codes, uniques = pd.factorize(text, use_na_sentinel=False)
     first = np.zeros(len(uniques), dtype=np.int64)
@@ -107,6 +110,8 @@ def _decade(released: pd.Series, source: pd.Series) -> pd.Series:
 
 
 def _bins(values: pd.Series, width: int) -> pd.Series:
+    import pandas as pd
+
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
     return generalize.numeric(numbers, {"width": width})
 
@@ -127,6 +132,7 @@ def _bins_of_source(width: int) -> Labeller:
 
 def _keep_chars(first: int, last: int, char: str, total: int | None = None) -> Labeller:
     """Show `first` leading and `last` trailing characters of the released (masked) value."""
+    import pandas as pd
 
     def label(released: pd.Series, source: pd.Series) -> pd.Series:
         text = released.astype("string")
@@ -232,6 +238,8 @@ def _address_of_source(level: str) -> Labeller:
 
 
 def _edges_of_source(edges: list[int], options: Mapping[str, Any]) -> Labeller:
+    import pandas as pd
+
     params = {k: v for k, v in options.items() if k in ("top", "bottom")}
 
     def label(released: pd.Series, source: pd.Series) -> pd.Series:

@@ -24,16 +24,18 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+from typing import TYPE_CHECKING, TypeAlias
 
 from gateway.errors import GatewayError
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
 MAX_NODES = 100_000
 
-Codes = npt.NDArray[np.int64]
+Codes: TypeAlias = "npt.NDArray[np.int64]"
 
 
 class Unreachable(GatewayError):
@@ -76,6 +78,9 @@ class _Column:
 
 
 def _column(values: pd.Series, hierarchy: list[dict[str, str]]) -> _Column:
+    import numpy as np
+    import pandas as pd
+
     rows, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
     distinct = uniques.to_numpy(dtype=object)
     distinct[uniques.isna()] = None  # a dict look-up of pd.NA raises on a hash collision
@@ -93,6 +98,9 @@ def _column(values: pd.Series, hierarchy: list[dict[str, str]]) -> _Column:
 def _combine(parts: Sequence[Codes]) -> Codes:
     """One integer per distinct combination of the parts (radix packing, refactorized before
     the packed key could overflow)."""
+    import numpy as np
+    import pandas as pd
+
     key = np.zeros(len(parts[0]), dtype=np.int64)
     space = 1
     for part in parts:
@@ -107,6 +115,9 @@ def _combine(parts: Sequence[Codes]) -> Codes:
 
 def _distinct(classes: Codes, values: Codes, count: int) -> Codes:
     """Per class (0..count-1): how many distinct values its members hold."""
+    import numpy as np
+    import pandas as pd
+
     width = int(values.max()) + 1 if len(values) else 1
     pairs = classes * width + values
     if count * width <= 4 * len(pairs) + 1024:
@@ -144,6 +155,8 @@ class _Rollup:
     def __init__(
         self, tuple_codes: list[list[Codes]], radix: list[list[int]], weights: Codes, k: int
     ) -> None:
+        import numpy as np
+
         self._k = k
         self._low = k.bit_length()  # the count bits
         self._widths = _widths(radix)
@@ -165,6 +178,8 @@ class _Rollup:
     def applies(columns: Sequence[_Column], radix: Sequence[Sequence[int]], k: int) -> bool:
         """Whether every hierarchy is a tree (values sharing a label at one level share it at
         every level above) and the codes and a count up to k fit in 63 bits."""
+        import pandas as pd
+
         if k < 1 or sum(_widths(radix)) + k.bit_length() > 63:
             return False
         for column in columns:
@@ -183,6 +198,8 @@ class _Rollup:
     def _merge(self, classes: Codes) -> tuple[Codes, Codes]:
         """Classes with equal codes merged (counts summed, capped at k), in sorted order, and
         their counts."""
+        import numpy as np
+
         classes = np.sort(classes)
         codes = classes >> self._low
         counts = classes & ((1 << self._low) - 1)
@@ -198,6 +215,8 @@ class _Rollup:
 
     def evaluate(self, node: tuple[int, ...], loss: float) -> int:
         """The rows in classes smaller than k at `node` (whose loss is `loss`)."""
+        import numpy as np
+
         kept = self._kept
         while kept:  # insertion order is loss order: drop what nothing can use now
             oldest = next(iter(kept))
@@ -231,6 +250,8 @@ def _widths(radix: Sequence[Sequence[int]]) -> list[int]:
 
 def _changes(below: Codes, level: Codes) -> Codes:
     """Per code at one level (`below`, per distinct value), its code one level up minus it."""
+    import numpy as np
+
     change = np.zeros(int(below.max()) + 1 if len(below) else 0, dtype=np.int64)
     change[below] = level - below
     return change
@@ -245,6 +266,9 @@ def anonymize(
     l: int | None = None,  # noqa: E741
     sensitive: str | None = None,
 ) -> tuple[pd.DataFrame, Solution]:
+    import numpy as np
+    import pandas as pd
+
     n = len(frame)
     if n == 0:
         return frame, Solution(tuple(0 for _ in qis), 0, 0, None, 0.0, 0, 0)

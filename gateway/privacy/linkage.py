@@ -11,12 +11,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.model.grant import NOT_DERIVED, Grant
 from gateway.model.tokens import link_key, token_width
 from gateway.privacy.risk import class_sizes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def released_columns(grant: Grant) -> tuple[str, ...]:
@@ -80,6 +82,8 @@ def joined(
     on `token` (its first `width` characters when given). Only tokens that occur once in each
     view are joined: each such pair of rows is one person seen twice; the columns of both views
     then describe that person together."""
+    import pandas as pd
+
     parts = []
     for grant_id, frame, columns in (first, second):
         key = frame[token].astype("string")

@@ -53,12 +53,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from gateway.errors import GatewayError
 from gateway.privacy.mondrian_axes import (
@@ -74,6 +69,9 @@ from gateway.privacy.mondrian_axes import (
     _Scalar,
 )
 from gateway.privacy.mondrian_search import CUTS, _distinct_per_segment, _search
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class MondrianUnreachable(GatewayError):
@@ -93,12 +91,18 @@ class MondrianReport:
 
 def _joined_sets(pieces: Any, heads: Ints) -> Any:
     """`{a,b,c}` per group of pieces (groups start at `heads`), as Arrow strings."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     offsets = pa.array(np.append(heads, len(pieces)), type=pa.int64())
     lists = pa.LargeListArray.from_arrays(offsets, pieces)
     return pc.binary_join_element_wise("{", pc.binary_join(lists, ","), "}", "")
 
 
 def _mask(values: Bools) -> Any:
+    import pyarrow as pa
+
     return pa.array(values, type=pa.bool_())
 
 
@@ -114,6 +118,8 @@ class _Partitions:
 
     @classmethod
     def of(cls, part: Ints, count: int) -> _Partitions:
+        import numpy as np
+
         sizes = np.bincount(part, minlength=count).astype(np.int64)
         owner = np.repeat(np.arange(count, dtype=np.int64), sizes)
         return cls(part, np.argsort(part, kind="stable"), sizes, np.cumsum(sizes) - sizes, owner)
@@ -121,6 +127,11 @@ class _Partitions:
 
 def _labels(axis: _Axis, final: _Partitions) -> tuple[Any, Floats]:
     """Per final partition: the released label (an Arrow string array) and its NCP cost."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     count = len(final.sizes)
     ranks = axis.ranks[final.order]
     lo = np.minimum.reduceat(ranks, final.starts)
@@ -164,6 +175,9 @@ def _labels(axis: _Axis, final: _Partitions) -> tuple[Any, Floats]:
 
 def _combine(parts: Sequence[Ints]) -> Ints:
     """One integer per distinct combination of the parts (refactorized before overflow)."""
+    import numpy as np
+    import pandas as pd
+
     key = np.zeros(len(parts[0]), dtype=np.int64)
     space = 1
     for part in parts:
@@ -239,6 +253,11 @@ def mondrian(
     `MondrianUnreachable` when more than `max_suppression` of the rows would be suppressed and
     `ValueError` for arguments that do not fit the data (messages name columns, never values).
     Never mutates `frame`."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     _check_arguments(frame, qis, k, kinds, l, sensitive, max_suppression)
     if cuts not in CUTS:
         raise ValueError(f"cuts must be one of {', '.join(CUTS)}")

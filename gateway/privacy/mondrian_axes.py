@@ -6,22 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 KINDS = ("numeric", "date", "ordered", "categorical")
 SET_LIMIT = 10  # a class of more distinct values than this never releases them as a set
 TOP = "*"
 
-Ints = npt.NDArray[np.int64]
-Floats = npt.NDArray[np.float64]
-Bools = npt.NDArray[np.bool_]
-Texts = npt.NDArray[np.object_]
+Ints: TypeAlias = "npt.NDArray[np.int64]"
+Floats: TypeAlias = "npt.NDArray[np.float64]"
+Bools: TypeAlias = "npt.NDArray[np.bool_]"
+Texts: TypeAlias = "npt.NDArray[np.object_]"
 
 
 @dataclass(frozen=True)
@@ -74,6 +73,8 @@ _Axis = _Scalar | _Tree
 def _distinct_values(column: pd.Series) -> tuple[npt.NDArray[np.intp], pd.Index]:
     """Codes of the distinct non-null values (null: -1). Conversions then run once per
     distinct value, not once per row."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     return codes, pd.Index(uniques)
 
@@ -82,12 +83,19 @@ def _refactorize(
     codes: npt.NDArray[np.intp], converted: pd.Index | npt.NDArray[np.generic]
 ) -> tuple[npt.NDArray[np.intp], pd.Index]:
     """Codes into the sorted distinct converted values (two values may convert to one)."""
+    import numpy as np
+    import pandas as pd
+
     inner, uniques = pd.factorize(converted, sort=True, use_na_sentinel=True)
     inner = np.append(inner, -1)  # code -1 (null) stays null
     return inner[codes], pd.Index(uniques)
 
 
 def _numeric_axis(qi: str, column: pd.Series) -> _Scalar:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     if pd.api.types.is_bool_dtype(column.dtype):
         column = column.astype("Int64")
     codes, uniques = _distinct_values(column)
@@ -117,6 +125,9 @@ def _numeric_axis(qi: str, column: pd.Series) -> _Scalar:
 
 
 def _date_axis(qi: str, column: pd.Series) -> _Scalar:
+    import numpy as np
+    import pandas as pd
+
     codes, uniques = _distinct_values(column)
     try:
         if not pd.api.types.is_datetime64_any_dtype(uniques.dtype):
@@ -139,6 +150,9 @@ def _date_axis(qi: str, column: pd.Series) -> _Scalar:
 def _scalar_axis(
     kind: str, codes: npt.NDArray[np.intp], values: Floats, shown: Texts, negative: bool
 ) -> _Scalar:
+    import numpy as np
+    import pyarrow as pa
+
     ranks = codes.astype(np.int64)
     size = len(values)
     null = -1
@@ -152,6 +166,9 @@ def _scalar_axis(
 
 def _lookup(words: Texts, mapping: Mapping[str, str]) -> tuple[Texts, Bools]:
     """Each word's label in `mapping`, and whether it has one."""
+    import numpy as np
+    import pandas as pd
+
     keys = pd.Index(list(mapping.keys()), dtype=object)
     at = keys.get_indexer(pd.Index(words, dtype=object))
     found = at >= 0
@@ -167,6 +184,11 @@ def _string_axis(
     """Ranks in depth-first order of the hierarchy tree (the file's row order within a node;
     without a hierarchy, lexicographic or by decreasing frequency). A node is identified by its
     path to the top, so even a hierarchy file that is not a tree yields one."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     codes, uniques = _distinct_values(column)
     if not pd.api.types.is_string_dtype(uniques.dtype) or uniques.dtype == object:
         # Numbers, or mixed objects: compared as text (as hierarchy files list them).
@@ -281,6 +303,8 @@ def _axis(
 
 def _lowest(axis: _Tree, lo: Ints, hi: Ints) -> Ints:
     """The level of the lowest node covering ranks lo..hi."""
+    import numpy as np
+
     lowest: Ints = (axis.codes[:, lo] == axis.codes[:, hi]).argmax(axis=0).astype(np.int64)
     return lowest
 
@@ -288,6 +312,8 @@ def _lowest(axis: _Tree, lo: Ints, hi: Ints) -> Ints:
 def _costs(axis: _Axis, lo: Ints, hi: Ints, distinct: Ints | None) -> tuple[Floats, Bools]:
     """Per partition: the NCP of the label its values get on this axis, and (string axes)
     whether that label is the set of its values."""
+    import numpy as np
+
     mixed = (hi == axis.null) & (lo != axis.null)
     if isinstance(axis, _Scalar):
         spread = axis.spread

@@ -4,9 +4,7 @@ the model and the labels; mondrian_axes.py the rank axes)."""
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.privacy.mondrian_axes import (
     SET_LIMIT,
@@ -19,12 +17,19 @@ from gateway.privacy.mondrian_axes import (
     _Tree,
 )
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
 CUTS = ("least-cost", "median")  # where a partition is cut along its chosen quasi-identifier
 BALANCE = 8  # a least-cost cut leaves each half 1/BALANCE of the rows, or is the median cut
 
 
 def _distinct_per_segment(segment: Ints, values: Ints, segments: int, width: int) -> Ints:
     """Per segment (0..segments-1): how many distinct values its members hold."""
+    import numpy as np
+    import pandas as pd
+
     pairs = segment * width + values
     if segments * width <= 4 * len(pairs) + 1024:
         present = np.bincount(pairs, minlength=segments * width) > 0
@@ -39,6 +44,8 @@ def _few_distinct(
     """Per segment: how many distinct ranks it holds, counted exactly where they span at most
     62 ranks (one bit each in a 64-bit mask, OR-ed over the segment); elsewhere SET_LIMIT + 1,
     which scores the segment as if it had too many values for a set."""
+    import numpy as np
+
     offset = np.minimum(ranks - lo[segment], 62)
     masks = np.bitwise_or.reduceat(np.left_shift(np.int64(1), offset), starts)
     counted = np.bitwise_count(masks).astype(np.int64)
@@ -63,6 +70,8 @@ def _search(
     at the one nearest the median row, where both halves meet k (and l); a partition whose
     widest axis cannot be cut tries the next widest. After the sort the
     two halves of every cut are contiguous: the next round's grouping."""
+    import numpy as np
+
     part = np.full(n, -1, dtype=np.int64)
     finished = 0
     m = len(axes)
@@ -153,6 +162,8 @@ class _Cuts:
         l: int | None,  # noqa: E741
         least_cost: bool,
     ) -> None:
+        import numpy as np
+
         widest = max(axis.size for axis in axes)
         inside = np.flatnonzero(trying[segment])
         member_segment = segment[inside]
@@ -229,6 +240,8 @@ def _halves_cost(
     """What cutting each sorted partition `owner` at position `at` costs on its axis: the
     rows before `at` release the label covering their lowest and highest rank (or the set of
     their values), the rows from `at` on theirs; NCP times rows, summed over both halves."""
+    import numpy as np
+
     total = np.zeros(len(at), dtype=np.float64)
     start, end = starts[owner], ends[owner]
     heads: Ints | None = None  # distinct ranks before each sorted position
@@ -256,6 +269,8 @@ def _cheapest(chosen: Ints, cost: Floats, owner: Ints, starts: Ints, middle: Int
     """Per partition: the position of its cheapest boundary among `chosen` (sorted, with their
     partition `owner`), ties going to the one nearest the median row, then the left one; -1
     where it has none. Costs equal to 1e-6 row-NCP count as ties (sums in another order)."""
+    import numpy as np
+
     best = np.full(len(starts), -1, dtype=np.int64)
     if not len(chosen):
         return best
@@ -280,6 +295,8 @@ def _diversity(
 ) -> tuple[Ints, Ints]:
     """Per position p of sorted partitions: how many distinct values its partition holds
     before p, and from p on (first and last occurrences counted by one stable sort)."""
+    import numpy as np
+
     count = len(values)
     width = int(values.max()) + 1 if count else 1
     order = np.argsort(local * width + values, kind="stable")  # by (partition, value, position)

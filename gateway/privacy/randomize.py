@@ -10,13 +10,12 @@ else with that income (issue 13, review D6)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from gateway.privacy.keyed import keyed_words, uniform
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def perturb(
@@ -28,6 +27,9 @@ def perturb(
     """`round: N` (nearest multiple of N) or `noise: laplace` with `scale`, drawn per record:
     `records` are the source rows of `series` (same index); without them, each value with its
     position in the series is the record."""
+    import numpy as np
+    import pandas as pd
+
     values = pd.to_numeric(series, errors="coerce").astype("float64")
     if "round" in params:
         step = float(params["round"])
@@ -46,6 +48,10 @@ def record_digests(series: pd.Series, records: pd.DataFrame | None) -> pd.Series
     are no records): what keys per-record noise. The same record gets the same digest, in any
     row order; pandas' row hash (SipHash over every column, 64 bits) is only a record's name,
     the keyed HMAC over it is what the outsider cannot compute."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     if records is None:
         hashed = pd.util.hash_pandas_object(series, index=True)
     else:
@@ -65,6 +71,9 @@ def date_shift(
     series: pd.Series, subjects: pd.Series, params: Mapping[str, Any], key: bytes
 ) -> pd.Series:
     """Shift every date of one subject by the same number of days, in [-max_days, max_days]."""
+    import numpy as np
+    import pandas as pd
+
     words, _ = keyed_words(subjects, key, 1)
     span = 2 * int(params.get("max_days", 30)) + 1
     offsets = (words[:, 0] % np.uint64(span)).astype(np.int64) - int(params.get("max_days", 30))
@@ -76,6 +85,9 @@ def date_shift(
 def iso_days(moments: pd.Series) -> pd.Series:
     """`moments.dt.strftime("%Y-%m-%d")` as a string Series (NaT: null), formatted by NumPy in
     one pass instead of one Python call per row (the calendar day where it was recorded)."""
+    import numpy as np
+    import pandas as pd
+
     if getattr(moments.dt, "tz", None) is not None:
         moments = moments.dt.tz_localize(None)
     days = np.asarray(moments.to_numpy()).astype("datetime64[D]")

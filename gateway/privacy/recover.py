@@ -25,12 +25,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.model.grant import NOT_DERIVED, TransformSpec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 EXACT, NEAREST, WINDOW = "exact", "nearest", "window"
 
@@ -83,6 +85,8 @@ def recoverable_shares(
 
 def recovered(released: pd.Series, real: pd.Series, how: Recovery) -> npt.NDArray[np.bool_]:
     """Per row, whether the outsider recovers the real value from the released one."""
+    import numpy as np
+
     present = (released.notna() & real.notna()).to_numpy(dtype=bool)
     hits = np.zeros(len(released), dtype=bool)
     if how.how == NEAREST:
@@ -104,6 +108,9 @@ def recovered(released: pd.Series, real: pd.Series, how: Recovery) -> npt.NDArra
 
 def _one_source_value(released: pd.Series, real: pd.Series) -> npt.NDArray[np.bool_]:
     """Per row, whether every row released as its value has the same real value."""
+    import numpy as np
+    import pandas as pd
+
     shown, _ = pd.factorize(released)
     truth, kinds = pd.factorize(real)
     pairs = np.unique(shown.astype(np.int64) * (len(kinds) + 1) + truth)
@@ -121,6 +128,8 @@ def _alone(
 ) -> npt.NDArray[np.bool_]:
     """NEAREST: the domain value nearest `read` (a unique nearest one) is `real`. WINDOW: the
     only domain value within `days` of `read` is `real`."""
+    import numpy as np
+
     if how == WINDOW:
         first = np.searchsorted(domain, read - days, side="left")
         last = np.searchsorted(domain, read + days, side="right")
@@ -137,6 +146,9 @@ def _alone(
 
 def _numbers(series: pd.Series) -> npt.NDArray[np.float64]:
     """The values as floats (NaN where a value is not a plain number, such as a label)."""
+    import numpy as np
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(series.dtype):
         return np.asarray(series.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan))
     return _per_distinct(series, lambda v: pd.to_numeric(v, errors="coerce").astype("float64"))
@@ -145,6 +157,8 @@ def _numbers(series: pd.Series) -> npt.NDArray[np.float64]:
 def _days(series: pd.Series, *, exact: bool = False) -> npt.NDArray[np.float64]:
     """Dates as day numbers (NaN where a value is not a date). `exact`: only YYYY-MM-DD counts
     (a month label "1969-04" is a label, not the 1st of April)."""
+    import numpy as np
+    import pandas as pd
 
     def parse(values: pd.Series) -> pd.Series:
         if exact:
@@ -166,6 +180,9 @@ def _per_distinct(
 ) -> npt.NDArray[np.float64]:
     """`parse` run once per distinct value (a million rows hold a few thousand incomes or days),
     spread back to the rows; nulls are NaN."""
+    import numpy as np
+    import pandas as pd
+
     codes, distinct = pd.factorize(series)
     parsed = np.asarray(parse(pd.Series(distinct)).to_numpy(dtype=np.float64, na_value=np.nan))
     out = np.full(len(series), np.nan)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from gateway.privacy.recover import Recovery, recoverable_shares
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,9 @@ class Risk:
 
 def class_sizes(frame: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
     """Per row, the size of its equivalence class over `qis` (nulls are a value too)."""
+    import numpy as np
+    import pandas as pd
+
     if not len(frame):
         return np.zeros(0, dtype=np.int64)
     if not qis:
@@ -96,6 +99,11 @@ def class_sizes(frame: pd.DataFrame, qis: Sequence[str]) -> np.ndarray:
 def _occurrences(text: pd.Series, char: str) -> pd.Series:
     """How often `char` occurs in each value (non-overlapping), as a literal: 25x faster than
     `str.count` of the escaped pattern, which runs a regular expression per value."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not char:
         counted: pd.Series = text.str.count(re.escape(char))
         return counted

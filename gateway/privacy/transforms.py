@@ -8,19 +8,19 @@ import hashlib
 import hmac
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from gateway.errors import GatewayError
 from gateway.model.dataset import ColumnType
 from gateway.model.tokens import SCOPES, token_scope
 from gateway.privacy import generalize, randomize, synthesize
 from gateway.privacy.keyed import arrow_text, keyed_tokens, keyed_words
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+    import pyarrow as pa
 
 Taken: TypeAlias = "pa.ChunkedArray | pa.Array | Collection[str]"
 
@@ -54,7 +54,7 @@ class Param:
 # Where the policy loader puts a generalize transform's hierarchy level (value -> label pairs).
 HIERARCHY_TABLE = "_hierarchy_table"
 
-Apply = Callable[[pd.Series, Mapping[str, Any], TransformContext], pd.Series]
+Apply: TypeAlias = "Callable[[pd.Series, Mapping[str, Any], TransformContext], pd.Series]"
 
 
 @dataclass(frozen=True)
@@ -149,10 +149,15 @@ def _text(series: pd.Series) -> pa.Array:
 
 
 def _series(values: pa.Array, index: pd.Index) -> pd.Series:
+    import pandas as pd
+
     return pd.Series(pd.array(values, dtype=pd.StringDtype("pyarrow")), index=index)
 
 
 def _mask_arrow(arr: pa.Array, params: Mapping[str, Any]) -> pa.Array:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     typ = arr.type
     empty = pa.scalar("", typ)
     char = pa.scalar(params.get("char", "*"), typ)
@@ -241,6 +246,8 @@ class SyntheticClash(GatewayError, ValueError):
 def _remix(words: npt.NDArray[np.uint64], attempt: int) -> npt.NDArray[np.uint64]:
     """Fresh keyed words for a redraw: a SplitMix64 step of each word and the attempt number
     (the same input value always redraws the same way)."""
+    import numpy as np
+
     with np.errstate(over="ignore"):
         z = words + np.uint64(0x9E3779B97F4A7C15) * np.uint64(attempt)
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -250,6 +257,8 @@ def _remix(words: npt.NDArray[np.uint64], attempt: int) -> npt.NDArray[np.uint64
 
 
 def _taken_text(taken: Taken) -> pa.ChunkedArray:
+    import pyarrow as pa
+
     if isinstance(taken, pa.ChunkedArray):
         return taken.cast(pa.large_string())
     if isinstance(taken, pa.Array):
@@ -262,6 +271,9 @@ def _members(values: pa.Array, universe: pa.ChunkedArray) -> npt.NDArray[np.bool
     on Arrow strings walks the value set in Python). The hash set is built over the smaller
     side, usually the values (building costs more than looking up): the universe's members
     among them are found first, then the values are looked up among those few."""
+    import numpy as np
+    import pyarrow.compute as pc
+
     if len(values) <= len(universe):
         universe = pc.filter(universe, pc.is_in(universe, value_set=values).fill_null(False))
     found = pc.is_in(values, value_set=universe.combine_chunks())
@@ -278,6 +290,9 @@ def _keyed_kind(
     """Values of `kind` keyed to each input value; never equal to the input, to any value of the
     column, or to any real value of that kind in the workspace (`taken`): such draws are redrawn
     from fresh keyed words, deterministically."""
+    import pandas as pd
+    import pyarrow as pa
+
     words, nulls = keyed_words(series, key)
     out = synthesize.generate(kind, words, codes)
     # The column's own values are forbidden too (so a draw never equals its row's value).
@@ -324,10 +339,14 @@ def _pseudonymize(series: pd.Series, params: Mapping[str, Any], ctx: TransformCo
 
 
 def _suppress(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    import pandas as pd
+
     return pd.Series(pd.NA, index=series.index, dtype=series.dtype)
 
 
 def _generalize(series: pd.Series, params: Mapping[str, Any], ctx: TransformContext) -> pd.Series:
+    import pandas as pd
+
     if HIERARCHY_TABLE in params:  # filled in by the policy loader from the hierarchy file
         mapping = dict(params[HIERARCHY_TABLE])
         labels = series.astype("string").map(mapping)

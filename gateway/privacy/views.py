@@ -10,10 +10,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-
-import numpy as np
-import numpy.typing as npt
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.model.dataset import Dataset
 from gateway.model.grant import Grant
@@ -32,6 +29,11 @@ from gateway.privacy.transforms import (
     draws_against_real_values,
 )
 from gateway.privacy.viewstore import ViewStore
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ def materialize(
     (columns not named are not released), the recipient's fingerprint, then its privacy model
     over every released quasi-identifier, checked again on the final rows. Raises
     PrivacyUnreachable when the model or a release floor cannot be met: nothing is released."""
+    import pandas as pd
+
     if grant.row_filter is not None:
         source = source[row_mask(source, grant.row_filter).to_numpy()]
     released: dict[str, pd.Series] = {}
@@ -256,6 +260,8 @@ def view_key(
 
 def keyed_order(secret: bytes, key: str, rows: int) -> npt.NDArray[np.int64]:
     """The permutation callers see the view in, keyed by the workspace secret."""
+    import numpy as np
+
     seed = hmac.new(secret, b"public-data-gateway/view-order/v1\x00" + key.encode(), hashlib.sha256)
     order = np.random.default_rng(int.from_bytes(seed.digest()[:8], "big")).permutation(rows)
     return order.astype(np.int64)

@@ -21,12 +21,14 @@ import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from gateway.fsutil import private_dir
 from gateway.privacy.kanon import PrivacyReport
 from gateway.privacy.risk import Risk
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("gateway.views")
 
@@ -70,6 +72,8 @@ class ViewStore:
         ).hexdigest()
 
     def load(self, key: str) -> StoredView | None:
+        import pandas as pd
+
         name = self._name(key)
         meta_path, data_path = self._dir / f"{name}.json", self._dir / f"{name}.parquet"
         try:

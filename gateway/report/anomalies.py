@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gateway.report.figures import HOUR_MS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SPIKE_MIN = 20
 SPIKE_FACTOR = 3
@@ -59,6 +60,8 @@ def spikes(calls: pd.DataFrame) -> list[Finding]:
 
 
 def night_calls(calls: pd.DataFrame, tz: dt.tzinfo) -> list[Finding]:
+    import pandas as pd
+
     named = calls[calls["client"] != ""]
     if named.empty:
         return []

@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from gateway.audit.query import Filters, count_by, select
 from gateway.audit.usage import UsageRow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CALL_FIELDS = ("idx", "ts", "client", "dataset", "decision", "reason", "rows", "route", "status")
 DECISIONS = ("allow", "deny", "error", "none")
@@ -32,6 +33,8 @@ class Period:
     until: int | None = None
 
     def holds(self, ts: pd.Series) -> pd.Series:
+        import pandas as pd
+
         keep = pd.Series(True, index=ts.index)
         if self.since is not None:
             keep &= ts >= self.since
@@ -47,6 +50,8 @@ class Period:
 def calls_frame(entries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per call (`kind: http`), with the fields the figures use; absent fields become
     "" (text) or 0 (rows)."""
+    import pandas as pd
+
     calls = [e for e in entries if e.get("kind") == "http"]
     frame = pd.DataFrame.from_records(
         [{name: e.get(name) for name in CALL_FIELDS} for e in calls], columns=list(CALL_FIELDS)
@@ -101,6 +106,8 @@ class Timeline:
 
 def timeline(calls: pd.DataFrame, slots: Buckets) -> Timeline:
     """Calls per bucket, empty buckets included, split by decision."""
+    import pandas as pd
+
     table = pd.crosstab(slots.position(calls["ts"]), calls["decision"]).reindex(
         index=range(len(slots.labels)), columns=list(DECISIONS), fill_value=0
     )

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from gateway.model.csvsafe import FORMULA_STARTS
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 def neutralized(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """A text column with formula-like cells prefixed by an apostrophe (others unchanged)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         return column
     first = pc.utf8_slice_codeunits(column, 0, 1)
@@ -33,6 +37,8 @@ def neutralized(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def to_arrow(frame: pd.DataFrame, *, csv: bool) -> pa.Table:
+    import pyarrow as pa
+
     table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
     if not csv:
         return table

@@ -92,6 +92,17 @@ def derivations(monkeypatch: pytest.MonkeyPatch) -> Derivations:
     return counting
 
 
+def test_the_unknown_client_hash_is_a_stored_secret_of_the_same_cost() -> None:
+    """An unknown client id is checked against DUMMY_HASH (written out, so that no process pays
+    a scrypt at import): it is what hash_secret makes, with the cost parameters of every stored
+    secret, and it matches no secret but its own."""
+    computed = registry_module.hash_secret("not-a-client", salt=b"\x00" * 16)
+    assert computed == registry_module.DUMMY_HASH
+    stored = registry_module.hash_secret("any secret")
+    assert registry_module.DUMMY_HASH.split("$")[:2] == stored.split("$")[:2]
+    assert not registry_module.check_secret("any secret", registry_module.DUMMY_HASH)
+
+
 def post_basic(client: TestClient, client_id: str, secret: str) -> Reply:
     return client.post("/oauth/token", data=GRANT, auth=(client_id, secret))
 

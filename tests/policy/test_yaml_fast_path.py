@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 import yaml
@@ -153,11 +154,22 @@ def test_dumped_data_loads_the_same_on_both_paths_and_takes_the_fast_one(
 @example(text="%YAML 1.1\n--- a\n")
 @example(text="a: b\n---\nc: d\n")
 @example(text="---")  # an empty document ending without a newline: libyaml marks line 2
+@example(text="# only a comment\n\n  # and another")  # no document at all: no root, no line
+@example(text="")
 @given(text=st.text(st.sampled_from("ab :-[]{},#&*!|>'\"\n\t%?~.01é\\\r\x85\u2028"), max_size=40))
 def test_any_text_is_judged_the_same_on_both_paths(text: str) -> None:
     """Promise 8 (property): for arbitrary text made of YAML's indicators, the fast path never
     accepts what the reference refuses, and errors keep their message, line and hint."""
     assert outcome(load_located, text) == outcome(load_located_reference, text)
+
+
+def test_a_text_without_a_document_takes_the_fast_path() -> None:
+    """Promise 8: a file of comments only (1 MiB of them is allowed) is read by the fast path
+    alone, to what the reference gives: no value, no line (not seconds of pure Python)."""
+    text = "# " + "x" * ((1 << 20) - 10) + "\n\n# end\n"
+    with mock.patch.object(yamlsrc, "_PolicyLoader", side_effect=AssertionError("parsed twice")):
+        fast = load_located(text)
+    assert fast == load_located_reference("# x\n\n# end\n") == yamlsrc.Located(None)
 
 
 def test_demo_policies_take_the_fast_path_and_parse_identically() -> None:
@@ -195,18 +207,55 @@ HOSTILE = [
 @pytest.mark.parametrize(("text", "line", "message"), HOSTILE)
 def test_hostile_documents_are_refused_the_same_way(text: str, line: int, message: str) -> None:
     """Promise 8: anchors, aliases (billion laughs), merge keys, depth and node count are refused
-    by the fast path itself while composing, and load_located reports them exactly as the
-    reference does."""
+    by the fast path itself while composing, without a second parse by the reference loader,
+    and load_located reports them exactly as the reference does (message, line, quoted text)."""
     with pytest.raises(Refused) as refused:
         fast_only(text)
     assert message in str(refused.value)
-    with pytest.raises(Refused) as fast:
+    with (
+        mock.patch.object(yamlsrc, "_PolicyLoader", side_effect=AssertionError("parsed twice")),
+        pytest.raises(Refused) as fast,
+    ):
         load_located(text)
     with pytest.raises(Refused) as reference:
         load_located_reference(text)
     assert message in str(fast.value)
     assert str(fast.value) == str(reference.value)
     assert yamlsrc.error_line(fast.value) == yamlsrc.error_line(reference.value) == (line, ANY)
+
+
+def marked(load: Any, text: str) -> tuple[Any, ...]:
+    """outcome(), and for an error with a mark, where it points: name, line, column, index and
+    the line quoted in the message."""
+    try:
+        load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        if mark is not None:
+            where = (mark.name, mark.line, mark.column, mark.index, mark.get_snippet())
+            return (*outcome(load, text), where)
+    except Exception:  # noqa: S110 - outcome() below records it
+        pass
+    return outcome(load, text)
+
+
+@settings(max_examples=200)
+@example(lines=["a:", "  b: [1, {c: d}]", "  e: é日"], nodes=5, depth=3)
+@example(lines=["- [[[x]]]"], nodes=40, depth=2)
+@given(lines=documents(), nodes=st.integers(1, 40), depth=st.integers(1, 4))
+def test_refusals_for_size_are_the_same_on_both_paths(
+    lines: list[str], nodes: int, depth: int
+) -> None:
+    """Promise 8 (property): with the node and depth limits lowered so that refusals fall
+    anywhere in a generated document, load_located (which does not parse a refused document a
+    second time) refuses as the reference does: the same message, line, column, index and
+    quoted line, or the same value when nothing is refused."""
+    text = "\n".join(lines) + "\n"
+    with (
+        mock.patch.object(yamlsrc, "MAX_NODES", nodes),
+        mock.patch.object(yamlsrc, "MAX_DEPTH", depth),
+    ):
+        assert marked(load_located, text) == marked(load_located_reference, text)
 
 
 def test_deadline_and_size_are_refused_the_same_way() -> None:
