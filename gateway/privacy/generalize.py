@@ -3,6 +3,7 @@ Vectorized; output is text (e.g. `30-39`, `1968-Q4`, `110105 1960s`, `广东省�
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,16 +44,21 @@ def _numeric(values: pd.Series, params: Mapping[str, Any]) -> pd.Series:
 def _vector_labels(
     lows: npt.NDArray[np.float64], highs: npt.NDArray[np.float64], index: pd.Index
 ) -> pd.Series:
-    lo = pd.Series(lows, index=index)
-    hi = pd.Series(highs, index=index)
-    finite = np.isfinite(lows) & np.isfinite(highs)
-    text = (
-        lo.map("{:g}".format).astype("string") + "-" + (hi - 1).map("{:g}".format).astype("string")
-    )
-    text = text.where(finite, "")
-    text = text.where(np.isfinite(lows), "<" + hi.map("{:g}".format).astype("string"))
-    text = text.where(np.isfinite(highs), ">=" + lo.map("{:g}".format).astype("string"))
-    return text.astype("string")
+    """`low-high` (high inclusive: the bin's upper edge less one), `<high` below the lowest
+    edge, `>=low` above the highest. A loop in Python: `numeric` passes each distinct value
+    once, and one formatted string per value is what pandas' `map` made too, without the
+    fixed cost of eight pandas operations per call (the privacy search labels every integer
+    quasi-identifier at up to ten widths per view)."""
+    labels = [_label(low, high) for low, high in zip(lows.tolist(), highs.tolist(), strict=True)]
+    return pd.Series(labels, index=index, dtype="string")
+
+
+def _label(low: float, high: float) -> str:
+    if not math.isfinite(high):
+        return f">={low:g}"
+    if not math.isfinite(low):
+        return f"<{high:g}"
+    return f"{low:g}-{high - 1:g}"
 
 
 def date(series: pd.Series, params: Mapping[str, Any]) -> pd.Series:
