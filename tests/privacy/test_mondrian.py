@@ -265,26 +265,25 @@ _POOLS: dict[str, list[Any]] = {
 }
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.data())
-def test_tables_build_the_frame_astype_would(data: st.DataObject) -> None:
+def test_tables_build_the_frame_astype_would() -> None:
     """The random tables are the frames pandas' constructor and `astype` make of the drawn
-    lists: the same dtypes, the same null (NaN, None or NA) in every cell, the same index."""
-    n = data.draw(st.integers(0, 6))
-    kinds = data.draw(st.lists(st.sampled_from(sorted(_POOLS)), min_size=1, max_size=4))
-    dtypes = {f"q{i}": kind for i, kind in enumerate(kinds)}
-    columns = {
-        name: data.draw(st.lists(_null_or(_POOLS[kind]), min_size=n, max_size=n))
-        for name, kind in dtypes.items()
-    }
-    index = pd.Index(data.draw(st.permutations(list(range(100, 100 + n)))))
-    built = _frame(columns, dtypes, index)
-    expected = pd.DataFrame({**columns, "other": list(range(n))}).astype(dtypes)
-    expected.index = index
-    pd.testing.assert_frame_equal(built, expected, check_exact=True)
-    for name in expected.columns:
-        cells = [repr(v) for v in built[name].astype(object)]
-        assert cells == [repr(v) for v in expected[name].astype(object)], name
+    lists: the same dtypes, the same null (NaN, None or NA) in every cell, the same index, for
+    every column type on every pattern of nulls (none, some, all, no rows)."""
+    for kind, pool in _POOLS.items():
+        a, b = pool[0], pool[-1]
+        patterns = [[], [None], [a], [None, None], [a, None], [None, b, a], [a, b, a]]
+        for values in patterns:
+            n = len(values)
+            dtypes = {"q0": kind, "q1": "object", "s": "object"}
+            columns = {"q0": values, "q1": ["x"] * n, "s": [None] * n}
+            index = pd.Index(list(range(100 + n - 1, 99, -1)))
+            built = _frame(columns, dtypes, index)
+            expected = pd.DataFrame({**columns, "other": list(range(n))}).astype(dtypes)
+            expected.index = index
+            pd.testing.assert_frame_equal(built, expected, check_exact=True)
+            for name in expected.columns:
+                cells = [repr(v) for v in built[name].astype(object)]
+                assert cells == [repr(v) for v in expected[name].astype(object)], (kind, values)
 
 
 def test_numeric_cuts_at_the_median_and_releases_intervals() -> None:
