@@ -36,7 +36,10 @@ __all__ = ["NULL", "Extract", "ExtractError", "canonical", "hashes", "read_extra
 NULL = "\x00"  # a null cell, in canonical text (the same on both sides of a comparison)
 _NULL_WORDS = ("", "null", "none", "nan", "<na>", "n/a", "na", "nat")
 _NUMBER = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[+-]?\d+)?"
-_DATE = r"(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[t ]0{1,2}:00(?::00(?:\.0+)?)?)?"
+_DATE = (  # named groups: Arrow's extract_regex asks for names
+    r"(?P<year>\d{4})[-/.年](?P<month>\d{1,2})[-/.月](?P<day>\d{1,2})日?"
+    r"(?:[t ]0{1,2}:00(?::00(?:\.0+)?)?)?"
+)
 _CSV_CHUNK = 100_000  # rows per parsed CSV chunk (the deadline is checked between chunks)
 _CHECK_EVERY = 10_000  # JSON rows between deadline checks
 
@@ -60,32 +63,51 @@ def canonical(series: pd.Series) -> pd.Series:
 
 
 def _canonical_distinct(values: pd.Series) -> pd.Series:
+    """Canonical text of distinct non-null values. In Arrow compute (RE2) throughout, but for
+    decimals, which pandas parses and spells: a trace hashes every column of every candidate
+    view and of the extract, and a dozen pandas operations per column cost more than the work
+    itself."""
     arr = pa.array(values.array).cast(pa.large_string())
     arr = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
     arr = pc.replace_substring_regex(arr, r"\s+", "")
     arr = pc.replace_substring_regex(arr, r"^'([=+\-@])", r"\1")
-    text = pd.Series(pd.array(arr, dtype=pd.StringDtype("pyarrow")), index=values.index)
-    null = text.isin(_NULL_WORDS)
-    numeric = pd.Series(
-        pc.match_substring_regex(arr, rf"^{_NUMBER}$").to_numpy(zero_copy_only=False),
-        index=values.index,
-    )
-    if numeric.any():
-        plain = text[numeric].str.replace(",", "", regex=False)
-        whole = plain.str.fullmatch(r"[+-]?\d+(?:\.0*)?").fillna(False).astype(bool)
-        digits = plain[whole].str.replace(r"\.0*$", "", regex=True).str.lstrip("+")
-        digits = digits.str.replace(r"^(-?)0+(?=\d)", r"\1", regex=True).replace("-0", "0")
-        numbers = pd.to_numeric(plain[~whole], errors="coerce")
-        integral = numbers.notna() & (numbers == np.round(numbers)) & (numbers.abs() < 2**53)
-        spelled = numbers.astype("string")
-        spelled[integral] = numbers[integral].astype("int64").astype("string")
-        text[digits.index] = digits
-        text[spelled.index] = spelled.fillna(plain[~whole])
-    dated = pc.match_substring_regex(arr, rf"^{_DATE}$").to_numpy(zero_copy_only=False)
-    if dated.any():
-        dates = text[dated].str.extract(rf"^{_DATE}$")
-        text[dates.index] = (dates[0] + "-" + dates[1].str.zfill(2) + "-") + dates[2].str.zfill(2)
-    return text.mask(null, NULL)
+    null = pc.is_in(arr, value_set=pa.array(_NULL_WORDS, type=pa.large_string()))
+    out = arr
+    numeric = pc.match_substring_regex(arr, rf"^{_NUMBER}$")
+    if pc.any(numeric).as_py():
+        plain = pc.replace_substring(arr, ",", "")
+        whole = pc.and_(numeric, pc.match_substring_regex(plain, r"^[+-]?\d+(?:\.0*)?$"))
+        if pc.any(whole).as_py():
+            digits = pc.utf8_ltrim(pc.replace_substring_regex(plain, r"\.0*$", ""), "+")
+            # Leading zeros go, the last digit stays.
+            digits = pc.replace_substring_regex(digits, r"^(-?)0+(\d)", r"\1\2")
+            digits = pc.if_else(pc.equal(digits, "-0"), "0", digits)
+            out = pc.if_else(whole, digits, out)
+        decimal = pc.and_(numeric, pc.invert(whole))
+        if pc.any(decimal).as_py():
+            out = pc.replace_with_mask(out, decimal, _decimals(plain.filter(decimal)))
+    dated = pc.match_substring_regex(arr, rf"^{_DATE}$")
+    if pc.any(dated).as_py():  # (never a number: a date has two separators)
+        parts = pc.extract_regex(arr, rf"^{_DATE}$")
+        year, month, day = (pc.struct_field(parts, [i]) for i in range(3))
+        dash = pa.scalar("-", type=pa.large_string())
+        iso = pc.binary_join_element_wise(
+            year, pc.utf8_lpad(month, 2, "0"), pc.utf8_lpad(day, 2, "0"), dash
+        )
+        out = pc.if_else(dated, iso, out)
+    out = pc.if_else(null, pa.scalar(NULL, type=pa.large_string()), out)
+    return pd.Series(pd.array(out, dtype=pd.StringDtype("pyarrow")), index=values.index)
+
+
+def _decimals(plain: pa.Array) -> pa.Array:
+    """Decimals and exponents as pandas parses and spells them: an integral value as an
+    integer (`1e3` is `1000`), another as pandas writes the float, unparsable text as is."""
+    text = pd.Series(pd.array(plain, dtype=pd.StringDtype("pyarrow")))
+    numbers = pd.to_numeric(text, errors="coerce")
+    integral = numbers.notna() & (numbers == np.round(numbers)) & (numbers.abs() < 2**53)
+    spelled = numbers.astype("string")
+    spelled[integral] = numbers[integral].astype("int64").astype("string")
+    return pa.array(spelled.fillna(text).to_numpy(dtype=object), type=pa.large_string())
 
 
 def hashes(series: pd.Series) -> npt.NDArray[np.uint64]:

@@ -147,9 +147,9 @@ def tables(draw: st.DrawFn) -> dict[str, Any]:
         columns[name] = draw(st.lists(values, min_size=n, max_size=n))
         kinds[name] = kind
     columns["s"] = draw(st.lists(_null_or(["x", "y", "z"]), min_size=n, max_size=n))
-    columns["other"] = list(range(n))
-    frame = pd.DataFrame(columns).astype({**dtypes, "s": "object"})
-    frame.index = pd.Index(draw(st.permutations(list(range(100, 100 + n)))))
+    dtypes["s"] = "object"
+    index = pd.Index(draw(st.permutations(list(range(100, 100 + n)))))
+    frame = _frame(columns, dtypes, index)
     l_value = draw(st.one_of(st.none(), st.integers(1, 3)))
     return {
         "frame": frame,
@@ -163,6 +163,32 @@ def tables(draw: st.DrawFn) -> dict[str, Any]:
         "set_labels": draw(st.booleans()),
         "cuts": draw(st.sampled_from(CUTS)),
     }
+
+
+def _frame(
+    columns: Mapping[str, list[Any]], dtypes: Mapping[str, str], index: pd.Index
+) -> pd.DataFrame:
+    """The frame `pd.DataFrame(columns).astype(dtypes)` would make (the same dtypes, the same
+    NaN or None for a null, an "other" column 0..n-1), with `index`: built one column at a time
+    in the column's final type, as `astype` on a whole frame costs more than the rest of
+    drawing a table. tests/privacy/test_mondrian.py::test_tables_build_the_frame_astype_would
+    holds the two equal."""
+    n = len(index)
+    built: dict[str, Any] = {}
+    for name, values in columns.items():
+        dtype = dtypes[name]
+        if dtype == "Int64":
+            built[name] = pd.array(values, dtype="Int64")
+        elif dtype == "float64":
+            built[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        elif all(v is None for v in values):  # nothing to infer a type from: None stays None
+            built[name] = pd.Series(values, index=index, dtype=object)
+        else:  # inferred as text first, whose null is NaN
+            cells = [np.nan if v is None else v for v in values]
+            built[name] = pd.Series(cells, index=index, dtype=object)
+    # An empty list is inferred as float64.
+    built["other"] = np.arange(n, dtype=np.int64) if n else np.array([], dtype=np.float64)
+    return pd.DataFrame(built, index=index)
 
 
 def run(case: Mapping[str, Any]) -> tuple[pd.DataFrame, Any]:
@@ -230,6 +256,34 @@ def test_every_released_class_meets_k_and_l_and_every_label_covers_its_value(
     again, second = run(case)  # deterministic
     pd.testing.assert_frame_equal(out, again)
     assert report == second
+
+
+_POOLS: dict[str, list[Any]] = {
+    "Int64": list(range(-5, 41)),
+    "float64": [0.5, 1.25, 2.0, 7.75, 1e-7, 3.0],
+    "object": [*WORDS, *DATES[:3], "03", "25"],
+}
+
+
+def test_tables_build_the_frame_astype_would() -> None:
+    """The random tables are the frames pandas' constructor and `astype` make of the drawn
+    lists: the same dtypes, the same null (NaN, None or NA) in every cell, the same index, for
+    every column type on every pattern of nulls (none, some, all, no rows)."""
+    for kind, pool in _POOLS.items():
+        a, b = pool[0], pool[-1]
+        patterns = [[], [None], [a], [None, None], [a, None], [None, b, a], [a, b, a]]
+        for values in patterns:
+            n = len(values)
+            dtypes = {"q0": kind, "q1": "object", "s": "object"}
+            columns = {"q0": values, "q1": ["x"] * n, "s": [None] * n}
+            index = pd.Index(list(range(100 + n - 1, 99, -1)))
+            built = _frame(columns, dtypes, index)
+            expected = pd.DataFrame({**columns, "other": list(range(n))}).astype(dtypes)
+            expected.index = index
+            pd.testing.assert_frame_equal(built, expected, check_exact=True)
+            for name in expected.columns:
+                cells = [repr(v) for v in built[name].astype(object)]
+                assert cells == [repr(v) for v in expected[name].astype(object)], (kind, values)
 
 
 def test_numeric_cuts_at_the_median_and_releases_intervals() -> None:
