@@ -1,7 +1,7 @@
 """The recorded cost of each test module, which `make test` uses to start the longest first
 (tests/conftest.py). Refresh it after adding or changing a slow test:
 
-    .venv/bin/pytest -p xdist.plugin -n 2 --junitxml=/tmp/run.xml
+    .venv/bin/pytest -p xdist.plugin -n 3 --junitxml=/tmp/run.xml
     .venv/bin/python -m tests.costs /tmp/run.xml
 
 It writes tests/costs.json: seconds per module (set-up, call and tear-down of its tests). Only
