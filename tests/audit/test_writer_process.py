@@ -32,7 +32,7 @@ from gateway.audit.store import AuditLog
 from gateway.audit.verify import verify_log
 from gateway.errors import AuditUnavailable, ConfigError
 from gateway.settings import Settings
-from tests.audit.writerproc import state, unread, wait_for
+from tests.audit.writerproc import holds_open, state, unread, wait_for
 from tests.conftest import Demo, services_of
 
 
@@ -51,6 +51,18 @@ def process_log(
         busy_timeout_ms=busy_timeout_ms,
         writer_answer_s=answer_s,
     )
+
+
+def started(log: AuditLog) -> AuditLog:
+    """`log` once its writer child is up and has opened the log: a short answer limit then
+    measures the child's answers, not its start (imports take longer than 0.6 s on a loaded
+    machine)."""
+    log.start_writer()
+    pid = log.writer_pid
+    assert pid is not None
+    path = Path(log.database.url)
+    wait_for(lambda: holds_open(pid, path), "the writer has opened the log")
+    return log
 
 
 def halt_of(log: AuditLog) -> str | None:
@@ -162,7 +174,7 @@ def test_a_hung_writer_is_killed_and_its_calls_fail(tmp_path: Path) -> None:
     0.5 s here) + 2 x the busy timeout is killed, and the calls waiting on it get
     AuditUnavailable naming the limit."""
     signer = new_signer()
-    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50, answer_s=0.5)
+    log = started(process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50, answer_s=0.5))
 
     async def scenario() -> BaseException | Appended:
         await log.append_async({"kind": "test"})
@@ -185,7 +197,7 @@ def test_closing_the_log_does_not_wait_forever_for_a_hung_writer(tmp_path: Path)
     finished within its answer limit (0.5 s here) + 2 x the busy timeout (a calm writer finishes
     at once: see the first test)."""
     signer = new_signer()
-    log = process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50, answer_s=0.5)
+    log = started(process_log(tmp_path / "log.sqlite3", signer, busy_timeout_ms=50, answer_s=0.5))
     asyncio.run(gather(log, [{"kind": "test"}]))
     pid = log.writer_pid
     assert pid is not None

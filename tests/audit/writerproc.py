@@ -52,6 +52,23 @@ def writers_of(pid: int) -> list[int]:
     return found
 
 
+def holds_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open: a writer child opens its log only once its
+    imports are done and it has read its configuration, so it is then ready to commit."""
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    target = str(path.resolve())
+    for fd in fds:
+        try:
+            if os.readlink(fd) == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def unread(pid: int) -> int:
     """Bytes waiting in the writer's stdin pipe (entries sent to it and not yet read)."""
     fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
