@@ -31,9 +31,12 @@ run: $(VENV)/.installed
 # The suite in three processes on this two-core machine (pytest-xdist; each test still runs
 # once, `pytest -q` alone runs it serially): a third of a test's time is spent waiting (on
 # servers it started, PostgreSQL, fsync, browsers), and a third process fills that time;
-# `make test TEST_PROCESSES=2` for fewer. Compiled modules are kept under .venv even where
-# PYTHONDONTWRITEBYTECODE is set: every `gateway` process an end-to-end test starts would
-# otherwise compile the package again.
+# `make test TEST_PROCESSES=2` for fewer. Compiled modules are written even where
+# PYTHONDONTWRITEBYTECODE is set (every `gateway` process an end-to-end test starts would
+# otherwise compile the package again), beside the sources as usual: the libraries' ones were
+# written by pip at install time, and a cache directory of our own (PYTHONPYCACHEPREFIX) would
+# make every process of a fresh clone's first run compile pandas, NumPy and the rest again
+# (~70 s of CPU); the package is compiled once before the tests start.
 TEST_PROCESSES ?= 3
 # The tests' temporary workspaces go to /dev/shm where it is a tmpfs with 4 GiB free (a run
 # writes ~70 MB, and pytest keeps the last three runs): on a disk mounted with `discard` each
@@ -41,8 +44,8 @@ TEST_PROCESSES ?= 3
 # `make test`. Elsewhere the system's temporary directory is used. `make test TEST_TMPDIR=DIR`
 # chooses another.
 TEST_TMPDIR ?= $(shell df -k --output=avail /dev/shm 2>/dev/null | awk 'NR == 2 && $$1 > 4194304 {print "/dev/shm"}')
-PYTEST_FAST := $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR)) \
-	PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache \
+PYTEST_FAST := PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q -j 0 gateway tests && \
+	$(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR)) PYTHONDONTWRITEBYTECODE= \
 	$(BIN)/pytest -p xdist.plugin -n $(TEST_PROCESSES) --dist worksteal
 
 ## test: lint, type-check and run the whole test suite (end-to-end tests included). mypy runs
