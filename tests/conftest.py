@@ -24,7 +24,7 @@ from gateway.settings import Settings
 from gateway.workspace import init_workspace
 from tests.costs import load_costs
 from tests.doubles import FakeClock
-from tests.kdf import remember_derivations
+from tests.kdf import cheap_new_secrets, remember_derivations
 from tests.pgserver import Databases
 from tests.servers import DemoWorkspaces
 
@@ -145,10 +145,12 @@ def pytest_configure(config: pytest.Config) -> None:
     """No timing assertions in tests: hypothesis's per-example deadline (200 ms unless a test
     sets its own) fails correct tests on a loaded machine or beside a second xdist worker. Every
     example still runs; only the stopwatch is off. And scrypt answers for a (secret, salt) it
-    has already derived from memory (tests/kdf.py)."""
+    has already derived from memory, and hashes the secrets tests register at a lower cost
+    (tests/kdf.py)."""
     hypothesis.settings.register_profile("gateway", deadline=None)
     hypothesis.settings.load_profile("gateway")
     remember_derivations()  # scrypt of the same secret and salt, once per process (tests/kdf.py)
+    cheap_new_secrets()  # secrets registered here hashed at a lower cost (tests/kdf.py)
 
 
 @pytest.hookimpl(trylast=True)  # after `-m` has deselected: deal only what runs

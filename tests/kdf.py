@@ -6,7 +6,16 @@ by design. Each test's workspace is a copy of one template, so the suite derives
 205 derivations repeat an earlier one; their CPU time fell from 46.9 s to 37.8 s). The tests
 remember each result instead. scrypt is a pure function, so every check answers exactly as
 before, and every call still goes through `registry.derive`: tests that count or hold up
-derivations wrap it as they did. Gateways started as subprocesses hash as in production."""
+derivations wrap it as they did.
+
+The secrets the tests' own process registers (a client added by a fixture, a rotated secret)
+are new each time, so remembering cannot help them: they are hashed at a lower scrypt cost
+(N = 2**10, 1/16 of the work; the same code, the cost is one of the parameters every stored
+hash carries and every check reads back). Django's test settings do the same with their fast
+hasher. What the cost is for is an attacker holding the registry file, which no test is; a
+test about the cost itself (the unknown-client hash) asks for the production cost back. The
+demo client of every workspace is made by `gateway init` in a subprocess, and gateways
+started as subprocesses hash as in production."""
 
 from __future__ import annotations
 
@@ -16,6 +25,8 @@ from collections.abc import Callable
 from gateway.auth import registry
 
 Derive = Callable[[str, bytes, int, int, int, int], bytes]
+PRODUCTION_N: int = registry._N
+TEST_N = 2**10
 
 
 def remember_derivations() -> None:
@@ -31,3 +42,9 @@ def remember_derivations() -> None:
     cached = functools.lru_cache(maxsize=4096)(derive)
     remembered.remembers = True  # type: ignore[attr-defined]
     registry.derive = remembered
+
+
+def cheap_new_secrets() -> None:
+    """Secrets registered by this process are hashed with N = TEST_N (see the module's
+    docstring); checks read each stored hash's own parameters, as in production."""
+    registry._N = TEST_N

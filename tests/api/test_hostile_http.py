@@ -13,7 +13,7 @@ import time
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -262,6 +262,15 @@ def params_for(names: list[str]) -> st.SearchStrategy[list[tuple[str, str]]]:
     return st.lists(st.tuples(name, value), max_size=6)
 
 
+FORM = b"application/x-www-form-urlencoded"
+
+
+def form(params: list[tuple[str, str]]) -> bytes:
+    """Parameters encoded as a browser or httpx encodes a query string or a form body (UTF-8,
+    percent-escapes, `+` for a space)."""
+    return urlencode(params).encode("ascii")
+
+
 @pytest.fixture
 def callers(client: TestClient, token: str, auditor: str, admin: str) -> dict[str, str]:
     return {"data": token, "auditor": auditor, "admin": admin}
@@ -284,22 +293,20 @@ def test_fuzzed_parameters_never_cause_a_5xx(
     """Promises 6 and 10: any Unicode in any parameter of any endpoint gives a 2xx or a 4xx
     problem+json, never a 5xx, and exactly one audit entry."""
     params = data.draw(params_for(names), label="params")
-    headers = {"Authorization": f"Bearer {callers[who]}"} if who else {}
+    headers = [(b"authorization", f"Bearer {callers[who]}".encode())] if who else []
     if data.draw(st.booleans(), label="data-purpose header"):
-        headers["Data-Purpose"] = quote(data.draw(st.text(max_size=20)))
+        headers.append((b"data-purpose", quote(data.draw(st.text(max_size=20))).encode()))
     before = log_size(client)
+    # The encoded request a client library sends (a query string, or a form body as an HTML
+    # form posts it), handed to the app in one call: the app sees the bytes it would see
+    # through the test client's HTTP layer, at a quarter of the cost per example.
     if method == "GET":
-        query: list[tuple[str, str | int | float | bool | None]] = list(params)
-        response = client.get(path, params=query, headers=headers)
+        status, content_type, _ = asgi_call(client, method, path.encode(), form(params), headers)
     else:
-        response = client.post(path, data=dict(params), headers=headers)
-    assert_clean(
-        response.status_code,
-        response.headers.get("content-type", ""),
-        before,
-        log_size(client),
-        oauth=path.startswith("/oauth/"),
-    )
+        body = form(list(dict(params).items()))
+        headers += [(b"content-type", FORM), (b"content-length", str(len(body)).encode())]
+        status, content_type, _ = asgi_call(client, method, path.encode(), b"", headers, body)
+    assert_clean(status, content_type, before, log_size(client), oauth=path.startswith("/oauth/"))
 
 
 @FUZZ
@@ -309,13 +316,10 @@ def test_fuzzed_dataset_ids_never_cause_a_5xx(
 ) -> None:
     """Promises 6 and 10: any Unicode as a dataset id is a 2xx or 4xx, audited once."""
     before = log_size(client)
-    response = client.get(
-        f"/v1/datasets/{quote(segment, safe='')}{suffix}?purpose=statistics",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    assert_clean(
-        response.status_code, response.headers.get("content-type", ""), before, log_size(client)
-    )
+    path = f"/v1/datasets/{quote(segment, safe='')}{suffix}".encode("ascii")
+    headers = [(b"authorization", f"Bearer {token}".encode())]
+    status, content_type, _ = asgi_call(client, "GET", path, b"purpose=statistics", headers)
+    assert_clean(status, content_type, before, log_size(client))
 
 
 def asgi_call(
