@@ -15,7 +15,7 @@ from typing import TypeAlias
 JsonValue: TypeAlias = "str | int | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 
 # RFC 8785 3.2.2.3: integers outside IEEE 754 double's exact range are not interoperable.
-_MAX_SAFE = 2**53 - 1
+MAX_SAFE = 2**53 - 1
 # json.dumps with these arguments builds this same encoder on every call; one is enough (it
 # keeps no state between calls). Same options, so the same bytes.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -25,7 +25,7 @@ def _check(value: object, where: str) -> None:
     if value is None or isinstance(value, bool | str):
         return
     if isinstance(value, int):
-        if not -_MAX_SAFE <= value <= _MAX_SAFE:
+        if not -MAX_SAFE <= value <= MAX_SAFE:
             raise ValueError(f"{where}: integer {value} is outside the I-JSON safe range")
         return
     if isinstance(value, float):
@@ -65,7 +65,7 @@ def _plain(value: object) -> bool:
         if kind is str or item is None or kind is bool:
             continue
         if kind is int:
-            if -_MAX_SAFE <= item <= _MAX_SAFE:  # type: ignore[operator]  # an int
+            if -MAX_SAFE <= item <= MAX_SAFE:  # type: ignore[operator]  # an int
                 continue
             return False
         if not _plain(item):
@@ -77,7 +77,12 @@ def _plain_scalar(value: object) -> bool:
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
-    return kind is int and -_MAX_SAFE <= value <= _MAX_SAFE  # type: ignore[operator]  # an int
+    return kind is int and -MAX_SAFE <= value <= MAX_SAFE  # type: ignore[operator]  # an int
+
+
+def json_str(value: str) -> str:
+    """A str as `canonical_json` writes it inside a value (the same encoder's string form)."""
+    return _ENCODER.encode(value)
 
 
 def canonical_json(value: JsonValue) -> bytes:
