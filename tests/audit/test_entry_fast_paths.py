@@ -64,6 +64,15 @@ def test_signature_is_openssls(seed: bytes, message: bytes) -> None:
     key.public_key().verify(signature, ENTRY_CONTEXT + message)
 
 
+def test_signer_without_libsodium_signs_through_openssl() -> None:
+    """Where PyNaCl is absent (the auditor's verifier) a signer signs through OpenSSL."""
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    signer = Signer(key, key_id(key.public_key()))
+    fast = signer.sign(ENTRY_CONTEXT, b"entry")
+    object.__setattr__(signer, "_sodium", b"")  # as __post_init__ leaves it without PyNaCl
+    assert signer.sign(ENTRY_CONTEXT, b"entry") == fast == key.sign(ENTRY_CONTEXT + b"entry")
+
+
 def test_signer_hides_its_libsodium_key() -> None:
     """The derived secret is neither shown nor compared (promise 7: no secrets in logs)."""
     key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
