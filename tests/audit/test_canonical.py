@@ -92,3 +92,44 @@ def test_same_bytes_and_same_errors_as_the_full_check(value: object) -> None:
     """The exact-type fast path changes no output and no error (type and message)."""
     ours = _outcome(canonical_json, value)  # type: ignore[arg-type]
     assert ours == _outcome(_reference, value)
+
+
+# Every code point, surrogates and controls included, in keys' values and in nested values.
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
+wide_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | any_text,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(alphabet=st.characters(max_codepoint=127), max_size=6), children, max_size=4
+        )
+    ),
+    max_leaves=24,
+)
+
+
+@given(wide_values)
+def test_exact_types_give_json_dumps_bytes(value: JsonValue) -> None:
+    """The encoder used for exact built-in types (orjson) writes what json.dumps writes, or
+    the value fails as it did (a lone surrogate: UnicodeEncodeError, a ValueError)."""
+    assert _outcome(canonical_json, value) == _outcome(_reference, value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("depth", [1, 250, 260, 600])
+def test_deep_nesting_as_before(depth: int) -> None:
+    """Past orjson's nesting limit the value goes to json: the same bytes as before."""
+    value: JsonValue = "x"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    assert canonical_json(value) == _reference(value)
+
+
+def test_every_code_point_as_json_dumps_writes_it() -> None:
+    """Each code point outside the surrogates, alone and all in one string, as key values and
+    in a list: the bytes json.dumps writes."""
+    points = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    value: JsonValue = {"all": "".join(points), "each": points[:0x3000]}
+    assert canonical_json(value) == _reference(value)
+    for chunk in range(0, len(points), 0x4000):
+        some: JsonValue = points[chunk : chunk + 0x4000]
+        assert canonical_json(some) == _reference(some)
