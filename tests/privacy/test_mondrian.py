@@ -41,17 +41,26 @@ def cell(value: Any) -> Hashable:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
+def _rows(frame: pd.DataFrame, names: Sequence[str]) -> Iterable[tuple[Hashable, ...]]:
+    """The cells of `names`, row by row, each read as `cell` does: columns taken out as Python
+    lists and zipped (itertuples builds a namedtuple class per call, most of a small table's
+    count)."""
+    if not names:
+        return [()] * len(frame)
+    return zip(*([cell(v) for v in frame[name].tolist()] for name in names), strict=True)
+
+
 def outsider_classes(frame: pd.DataFrame, qis: Sequence[str]) -> Counter[tuple[Hashable, ...]]:
     """Independent of pandas groupby: count released label tuples in plain Python."""
-    return Counter(tuple(cell(v) for v in row) for row in frame[list(qis)].itertuples(index=False))
+    return Counter(_rows(frame, qis))
 
 
 def outsider_diversity(
     frame: pd.DataFrame, qis: Sequence[str], sensitive: str
 ) -> dict[tuple[Hashable, ...], int]:
     values: defaultdict[tuple[Hashable, ...], set[Hashable]] = defaultdict(set)
-    for row in frame[[*qis, sensitive]].itertuples(index=False):
-        values[tuple(cell(v) for v in row[:-1])].add(cell(row[-1]))
+    for row in _rows(frame, [*qis, sensitive]):
+        values[row[:-1]].add(row[-1])
     return {key: len(found) for key, found in values.items()}
 
 
