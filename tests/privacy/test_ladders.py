@@ -129,7 +129,7 @@ _SPECS = [
 ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.sampled_from(_SPECS),
     st.lists(st.one_of(st.none(), st.integers(-30, 40)), max_size=30),
