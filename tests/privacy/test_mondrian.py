@@ -25,7 +25,7 @@ from gateway.privacy.lattice import anonymize, load_hierarchy
 from gateway.privacy.mondrian import MondrianUnreachable, mondrian
 from gateway.privacy.mondrian_axes import SET_LIMIT, _axis
 from gateway.privacy.mondrian_search import CUTS, _Cuts
-from tests.privacy.test_lattice import ADULT, QIS
+from tests.privacy.test_lattice import ADULT, QIS, adult_frame
 from tests.privacy.test_pycanon import pycanon_anonymity
 
 Hierarchy = list[dict[str, str]]
@@ -457,7 +457,7 @@ def test_empty_frame() -> None:
 
 
 def adult() -> tuple[pd.DataFrame, dict[str, Hierarchy], dict[str, str]]:
-    frame = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
+    frame = adult_frame()
     hierarchies = {q: load_hierarchy(ADULT / f"adult_hierarchy_{q}.csv") for q in QIS}
     kinds = {q: "categorical" for q in QIS} | {"age": "numeric"}
     return frame, hierarchies, kinds
