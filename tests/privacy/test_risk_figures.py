@@ -127,3 +127,14 @@ def test_arrow_shares_equal_the_pandas_reading(
     masks = {name: char for name in names if data.draw(st.booleans())}
     risk = measure(frame, source, [], masks)
     assert (risk.equal_share, risk.visible_share) == _pandas_shares(frame, source, masks)
+
+
+def test_arrow_shares_equal_the_pandas_reading_for_an_empty_mask_character() -> None:
+    """The corner the property may miss: with an empty mask character every value counts
+    length + 1 occurrences, so each row's visible characters are clipped at 0 (not -1)."""
+    index = pd.Index([7, 3, 5])
+    frame = pd.DataFrame({"m": pd.Series(["ab", None, ""], index=index, dtype="string")})
+    source = pd.DataFrame({"m": pd.Series(["abc", "x", "yz"], index=index, dtype="string")})
+    risk = measure(frame, source, [], {"m": ""})
+    assert (risk.equal_share, risk.visible_share) == _pandas_shares(frame, source, {"m": ""})
+    assert risk.visible_share == (("m", 0.0),)
