@@ -58,12 +58,14 @@ def ladder(
     levels: list[Level] = []
     for labeller in _labellers(spec, column, rep_released, rep_source, file_levels):
         labels = labeller(rep_released, rep_source).astype("string").fillna("*")
-        if levels and labels.nunique() >= len(set(levels[-1].values())):
-            continue  # no coarser than the level below: skip it
-        if not levels and labels.nunique() >= len(keys):
-            continue
-        levels.append(dict(zip(keys.tolist(), labels.tolist(), strict=True)))
-        if len(levels) >= MAX_LEVELS:
+        distinct = int(labels.nunique())
+        below = len(set(levels[-1].values())) if levels else len(keys)
+        if distinct < below:  # else no coarser than the level below: skip it
+            levels.append(dict(zip(keys.tolist(), labels.tolist(), strict=True)))
+        # One label left (kept, or skipped as the level below has one too): no later level can
+        # be coarser, so each would be labelled only to be skipped (an integer column's ten
+        # widths are mostly past that point).
+        if len(levels) >= MAX_LEVELS or distinct <= 1:
             break
     levels.append(dict.fromkeys(keys.tolist(), "*"))
     return levels

@@ -13,6 +13,7 @@ missed one.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,6 +147,13 @@ class Pool:
         return mapping
 
 
+@functools.cache
+def _null_hash() -> np.uint64:
+    """The hash of an empty cell (a column of nothing else says nothing): the same on every
+    call, computed once per process (its canonical text alone costs a dozen Arrow calls)."""
+    return np.uint64(hashes(pd.Series([None]))[0])
+
+
 def attribute(
     leaked: pd.DataFrame, pool: Pool | Sequence[Candidate], deadline: Deadline = UNLIMITED
 ) -> Attribution:
@@ -158,7 +166,7 @@ def attribute(
     for c in leaked.columns:
         deadline.check()
         leak[str(c)] = hashes(leaked[c])
-    null_hash = hashes(pd.Series([None]))[0]
+    null_hash = _null_hash()
     leak = {c: h for c, h in leak.items() if not (h == null_hash).all()}
     mappings = {key: pool.mapping(key, leak, deadline) for key in pool.groups}
     explained = sorted({c for m in mappings.values() for c in m})

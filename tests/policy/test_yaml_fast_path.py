@@ -5,6 +5,7 @@ and is judged the same whichever parser reads it)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -51,12 +52,33 @@ SCALARS = st.one_of(
 )
 
 
+# The strategies a document is drawn from, built once: a strategy made inside `documents` is a
+# new object per draw, and Hypothesis validates each new one on its first draw (about half of
+# this test's CPU when they were built per draw). The same strategies, so the same documents.
+_HEADERS = st.sampled_from(["|", ">", "|-", ">+", "|2", ">-  # folded"])
+_BODIES = st.lists(st.sampled_from(["x", "  y z", "", "é # not a comment", "- a"]), max_size=4)
+_ENTRIES = st.integers(1, 4)
+_KINDS = st.sampled_from(["scalar", "flow", "block", "nested", "empty"])
+_COMMENTS = st.sampled_from(["", "", "  # note", " #é"])
+_FLOW_ITEMS = st.lists(SCALARS.filter(lambda s: "\n" not in s), max_size=3)
+_FLOWS = st.sampled_from(["[{}]", "{{{}}}"])
+_EXTRA_LINE = st.integers(0, 5)
+
+
+@functools.cache
+def _extra_lines(indent: str) -> st.SearchStrategy[str]:
+    return st.sampled_from(["", "# comment", indent + "# indented", "  "])
+
+
 def _block_scalar(draw: st.DrawFn, indent: str) -> list[str]:
-    header = draw(st.sampled_from(["|", ">", "|-", ">+", "|2", ">-  # folded"]))
-    body = draw(
-        st.lists(st.sampled_from(["x", "  y z", "", "é # not a comment", "- a"]), max_size=4)
-    )
+    header = draw(_HEADERS)
+    body = draw(_BODIES)
     return [header] + [(indent + "  " + line) if line else "" for line in body]
+
+
+@functools.cache
+def _nested(depth: int, indent: str) -> st.SearchStrategy[list[str]]:
+    return documents(depth, indent)
 
 
 @st.composite
@@ -64,17 +86,17 @@ def documents(draw: st.DrawFn, depth: int = 0, indent: str = "") -> list[str]:
     """Lines of a block mapping or sequence at `indent`, nested up to three levels."""
     lines: list[str] = []
     as_list = draw(st.booleans())
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(_ENTRIES)):
         lead = indent + ("- " if as_list else draw(KEYS) + ":")
-        kind = draw(st.sampled_from(["scalar", "flow", "block", "nested", "empty"]))
-        comment = draw(st.sampled_from(["", "", "  # note", " #é"]))
+        kind = draw(_KINDS)
+        comment = draw(_COMMENTS)
         if kind == "nested" and depth < 3:
-            inner = draw(documents(depth + 1, indent + "  "))
+            inner = draw(_nested(depth + 1, indent + "  "))
             lines.append(lead.rstrip() + comment)
             lines.extend(inner)
         elif kind == "flow":
-            items = draw(st.lists(SCALARS.filter(lambda s: "\n" not in s), max_size=3))
-            flow = draw(st.sampled_from(["[{}]", "{{{}}}"]))
+            items = draw(_FLOW_ITEMS)
+            flow = draw(_FLOWS)
             inside = ", ".join(f"k{i}: {s}" if flow[0] == "{" else s for i, s in enumerate(items))
             lines.append(f"{lead} {flow.format(inside)}{comment}")
         elif kind == "block":
@@ -86,8 +108,8 @@ def documents(draw: st.DrawFn, depth: int = 0, indent: str = "") -> list[str]:
         else:
             value = draw(SCALARS).replace("\n", "\n" + indent + "  ")
             lines.append(f"{lead} {value}{comment}")
-        if draw(st.integers(0, 5)) == 0:
-            lines.append(draw(st.sampled_from(["", "# comment", indent + "# indented", "  "])))
+        if draw(_EXTRA_LINE) == 0:
+            lines.append(draw(_extra_lines(indent)))
     return lines
 
 

@@ -3,6 +3,7 @@ the whole table, checked by an independent count; the Adult benchmark when ../sh
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -28,6 +29,17 @@ QIS = [
     "workclass",
     "occupation",
 ]
+
+
+@functools.cache
+def _adult_as_read() -> pd.DataFrame:
+    return pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
+
+
+def adult_frame() -> pd.DataFrame:
+    """Adult as text, read once per process (13 tests in three modules read it) and copied for
+    each caller, so no test sees what another did to its frame."""
+    return _adult_as_read().copy(deep=True)
 
 
 def class_sizes(frame: pd.DataFrame, qis: list[str]) -> Counter[tuple[object, ...]]:
@@ -60,7 +72,7 @@ def test_generalizes_only_as_much_as_needed(tmp_path: Path) -> None:
 def test_adult_k_anonymity_by_independent_count(k: int) -> None:
     """On Adult with ARX hierarchies: every class has at least k rows (plain-Python count), at
     most 5 % of rows suppressed; with l=2 on salary-class every class holds both salary values."""
-    frame = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
+    frame = adult_frame()
     hierarchies = {q: load_hierarchy(ADULT / f"adult_hierarchy_{q}.csv") for q in QIS}
     out, solution = anonymize(
         frame,
@@ -192,7 +204,7 @@ def test_adult_release_is_the_same_rolled_up_or_counted(
 ) -> None:
     """On Adult (ARX hierarchies, 8 QIs, 5 % suppression) the roll-up search releases the same
     node and frame as counting every node from the tuples."""
-    frame = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
+    frame = adult_frame()
     hierarchies = {q: load_hierarchy(ADULT / f"adult_hierarchy_{q}.csv") for q in QIS}
     rolled, counted = _both_ways(monkeypatch, frame, QIS, hierarchies, k, 0.05)
     assert rolled[1] == counted[1]

@@ -7,6 +7,7 @@ here."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from gateway.privacy.lattice import anonymize, load_hierarchy
 from gateway.privacy.mondrian import MondrianUnreachable, mondrian
 from gateway.privacy.mondrian_axes import SET_LIMIT, _axis
 from gateway.privacy.mondrian_search import CUTS, _Cuts
-from tests.privacy.test_lattice import ADULT, QIS
+from tests.privacy.test_lattice import ADULT, QIS, adult_frame
 from tests.privacy.test_pycanon import pycanon_anonymity
 
 Hierarchy = list[dict[str, str]]
@@ -41,17 +42,26 @@ def cell(value: Any) -> Hashable:
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
+def _rows(frame: pd.DataFrame, names: Sequence[str]) -> Iterable[tuple[Hashable, ...]]:
+    """The cells of `names`, row by row, each read as `cell` does: columns taken out as Python
+    lists and zipped (itertuples builds a namedtuple class per call, most of a small table's
+    count)."""
+    if not names:
+        return [()] * len(frame)
+    return zip(*([cell(v) for v in frame[name].tolist()] for name in names), strict=True)
+
+
 def outsider_classes(frame: pd.DataFrame, qis: Sequence[str]) -> Counter[tuple[Hashable, ...]]:
     """Independent of pandas groupby: count released label tuples in plain Python."""
-    return Counter(tuple(cell(v) for v in row) for row in frame[list(qis)].itertuples(index=False))
+    return Counter(_rows(frame, qis))
 
 
 def outsider_diversity(
     frame: pd.DataFrame, qis: Sequence[str], sensitive: str
 ) -> dict[tuple[Hashable, ...], int]:
     values: defaultdict[tuple[Hashable, ...], set[Hashable]] = defaultdict(set)
-    for row in frame[[*qis, sensitive]].itertuples(index=False):
-        values[tuple(cell(v) for v in row[:-1])].add(cell(row[-1]))
+    for row in _rows(frame, [*qis, sensitive]):
+        values[row[:-1]].add(row[-1])
     return {key: len(found) for key, found in values.items()}
 
 
@@ -110,6 +120,34 @@ def _null_or(choices: Iterable[Any]) -> st.SearchStrategy[Any]:
     return st.sampled_from((None,) * len(pool) + pool)
 
 
+# Per quasi-identifier kind drawn: its cells, its column dtype, the kind `mondrian` is told.
+# Built once, as every strategy `tables` draws from (a strategy made per draw is a new object
+# that Hypothesis validates on its first draw); the same strategies, so the same tables.
+_QI_CELLS: dict[str, tuple[st.SearchStrategy[Any], str, str]] = {
+    "numeric": (_null_or(range(-5, 41)), "Int64", "numeric"),
+    "float": (_null_or([0.5, 1.25, 2.0, 7.75, 1e-7, 3.0]), "float64", "numeric"),
+    "text-number": (_null_or(["1", "2", "03", "10", "25"]), "object", "numeric"),
+    "date": (_null_or(DATES), "object", "date"),
+    "ordered": (_null_or(WORDS), "object", "ordered"),
+    "categorical": (_null_or(WORDS), "object", "categorical"),
+}
+_QI_KINDS = st.sampled_from(["numeric", "float", "text-number", "date", "ordered", "categorical"])
+_SENSITIVE_CELLS = _null_or(["x", "y", "z"])
+_L_VALUES = st.one_of(st.none(), st.integers(1, 3))
+_SUPPRESSION = st.sampled_from([0.0, 0.1, 1.0])
+_CUTS = st.sampled_from(CUTS)
+
+
+@functools.cache
+def _cells(values: st.SearchStrategy[Any], n: int) -> st.SearchStrategy[list[Any]]:
+    return st.lists(values, min_size=n, max_size=n)
+
+
+@functools.cache
+def _orders(n: int) -> st.SearchStrategy[list[int]]:
+    return st.permutations(list(range(100, 100 + n)))
+
+
 @st.composite
 def tables(draw: st.DrawFn) -> dict[str, Any]:
     """A random table: 1-4 quasi-identifiers of random kinds (with nulls), a sensitive
@@ -122,35 +160,16 @@ def tables(draw: st.DrawFn) -> dict[str, Any]:
     dtypes: dict[str, str] = {}
     for i in range(width):
         name = f"q{i}"
-        kind = draw(
-            st.sampled_from(["numeric", "float", "text-number", "date", "ordered", "categorical"])
-        )
-        if kind == "numeric":
-            values = _null_or(range(-5, 41))
-            dtypes[name] = "Int64"
-        elif kind == "float":
-            values = _null_or([0.5, 1.25, 2.0, 7.75, 1e-7, 3.0])
-            dtypes[name] = "float64"
-            kind = "numeric"
-        elif kind == "text-number":
-            values = _null_or(["1", "2", "03", "10", "25"])
-            dtypes[name] = "object"
-            kind = "numeric"
-        elif kind == "date":
-            values = _null_or(DATES)
-            dtypes[name] = "object"
-        else:
-            values = _null_or(WORDS)
-            dtypes[name] = "object"
-            if draw(st.booleans()):
-                hierarchies[name] = HIERARCHY
-        columns[name] = draw(st.lists(values, min_size=n, max_size=n))
+        values, dtypes[name], kind = _QI_CELLS[draw(_QI_KINDS)]
+        if kind in ("ordered", "categorical") and draw(st.booleans()):
+            hierarchies[name] = HIERARCHY
+        columns[name] = draw(_cells(values, n))
         kinds[name] = kind
-    columns["s"] = draw(st.lists(_null_or(["x", "y", "z"]), min_size=n, max_size=n))
+    columns["s"] = draw(_cells(_SENSITIVE_CELLS, n))
     dtypes["s"] = "object"
-    index = pd.Index(draw(st.permutations(list(range(100, 100 + n)))))
+    index = pd.Index(draw(_orders(n)))
     frame = _frame(columns, dtypes, index)
-    l_value = draw(st.one_of(st.none(), st.integers(1, 3)))
+    l_value = draw(_L_VALUES)
     return {
         "frame": frame,
         "qis": [f"q{i}" for i in range(width)],
@@ -159,9 +178,9 @@ def tables(draw: st.DrawFn) -> dict[str, Any]:
         "k": draw(st.integers(1, 6)),
         "l": l_value,
         "sensitive": "s" if l_value is not None else None,
-        "max_suppression": draw(st.sampled_from([0.0, 0.1, 1.0])),
+        "max_suppression": draw(_SUPPRESSION),
         "set_labels": draw(st.booleans()),
-        "cuts": draw(st.sampled_from(CUTS)),
+        "cuts": draw(_CUTS),
     }
 
 
@@ -438,7 +457,7 @@ def test_empty_frame() -> None:
 
 
 def adult() -> tuple[pd.DataFrame, dict[str, Hierarchy], dict[str, str]]:
-    frame = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
+    frame = adult_frame()
     hierarchies = {q: load_hierarchy(ADULT / f"adult_hierarchy_{q}.csv") for q in QIS}
     kinds = {q: "categorical" for q in QIS} | {"age": "numeric"}
     return frame, hierarchies, kinds

@@ -12,11 +12,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-import pandas as pd
 import pytest
 
 from gateway.privacy.lattice import anonymize, load_hierarchy
-from tests.privacy.test_lattice import ADULT, QIS
+from tests.privacy.test_lattice import ADULT, QIS, adult_frame
 
 
 def pycanon_anonymity() -> ModuleType:
@@ -30,7 +29,7 @@ def pycanon_anonymity() -> ModuleType:
 @pytest.mark.parametrize(("k", "l"), [(5, None), (5, 2), (10, None)])
 def test_pycanon_agrees_on_adult(k: int, l: int | None) -> None:  # noqa: E741
     anonymity = pycanon_anonymity()
-    frame = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str)
+    frame = adult_frame()
     hierarchies = {q: load_hierarchy(ADULT / f"adult_hierarchy_{q}.csv") for q in QIS}
     sensitive = "salary-class" if l else None
     released, solution = anonymize(frame, QIS, hierarchies, k, 0.05, l, sensitive)

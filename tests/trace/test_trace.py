@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import io
 import json
@@ -114,8 +115,12 @@ def _k_and_l(frame: pd.DataFrame, qis: list[str], sensitive: str | None) -> tupl
 
 _ADDRESSES = ("北京市朝阳区建国路1号", "北京市海淀区中关村街5号", "杭州市西湖区文三路9号", "", "x")
 
-frames = st.integers(min_value=4, max_value=60).flatmap(
-    lambda n: st.fixed_dictionaries(
+
+@functools.cache
+def _columns_of(n: int) -> st.SearchStrategy[dict[str, list[Any]]]:
+    """The columns of an n-row table: one strategy per row count, built on its first draw and
+    reused (one built per draw is a new object Hypothesis validates before drawing from it)."""
+    return st.fixed_dictionaries(
         {
             "gender": st.lists(st.sampled_from(["男", "女"]), min_size=n, max_size=n),
             "band": st.lists(st.sampled_from(["20-29", "30-39", "*"]), min_size=n, max_size=n),
@@ -128,7 +133,9 @@ frames = st.integers(min_value=4, max_value=60).flatmap(
             ),
         }
     )
-)
+
+
+frames = st.integers(min_value=4, max_value=60).flatmap(_columns_of)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
