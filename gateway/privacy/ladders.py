@@ -141,7 +141,10 @@ def _keep_chars(first: int, last: int, char: str, total: int | None = None) -> L
         length = text.str.len() if total is None else pd.Series(total, index=text.index)
         head = text.str.slice(0, first)
         tail = text.str.slice(-last) if last else ""
-        stars = (length - first - last).clip(lower=0).map(lambda n: char * int(n))
+        # A null stays null (its label becomes `*` in `ladder`).
+        stars = (
+            (length - first - last).clip(lower=0).map(lambda n: char * int(n), na_action="ignore")
+        )
         return head + stars.astype("string") + tail
 
     return label
