@@ -62,9 +62,11 @@ def test_a_writer_killed_under_load_never_lets_a_200_out_without_its_entry(
                 with lock:
                     answers.append((response.status_code, response.headers.get("audit-receipt")))
 
-    # Each refused call logs its error: read the server's stderr so that it never fills up.
+    # Each refused call logs its error: read the server's stderr so that it never fills up,
+    # and keep it for the failure message.
     assert server.process.stderr is not None
-    threading.Thread(target=server.process.stderr.read, daemon=True).start()
+    stderr: list[bytes] = []
+    threading.Thread(target=lambda: stderr.extend(server.process.stderr), daemon=True).start()
     with httpx.Client(verify=server.ca, timeout=60) as client:
         assert client.get(f"{server.base}/healthz").status_code == 200  # starts the writer
     pid = the_writer(server)
@@ -92,7 +94,13 @@ def test_a_writer_killed_under_load_never_lets_a_200_out_without_its_entry(
     statuses = {status for status, _ in answers}
     assert statuses <= {200, 503}, statuses
     assert any(status == 503 for status, _ in answers[killed_at:])  # the waiting calls
-    assert the_writer(server) != pid
+    try:
+        assert the_writer(server) != pid
+    except AssertionError as exc:
+        log = b"".join(stderr[-40:]).decode(errors="replace")
+        raise AssertionError(
+            f"{exc}; writers {writers_of(server.process.pid)}; server:\n{log}"
+        ) from None
     leaves = check_log(home)
     keys = trusted(home)
     for status, receipt in answers:
