@@ -64,9 +64,10 @@ def test_a_writer_killed_under_load_never_lets_a_200_out_without_its_entry(
 
     # Each refused call logs its error: read the server's stderr so that it never fills up,
     # and keep it for the failure message.
-    assert server.process.stderr is not None
+    errors = server.process.stderr
+    assert errors is not None
     stderr: list[bytes] = []
-    threading.Thread(target=lambda: stderr.extend(server.process.stderr), daemon=True).start()
+    threading.Thread(target=lambda: stderr.extend(errors), daemon=True).start()
     with httpx.Client(verify=server.ca, timeout=60) as client:
         assert client.get(f"{server.base}/healthz").status_code == 200  # starts the writer
     pid = the_writer(server)
