@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -12,16 +13,24 @@ from hypothesis import strategies as st
 
 from gateway.audit.canonical import JsonValue, _check, canonical_json
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(alphabet=st.characters(max_codepoint=127), max_size=8), children, max_size=4
-        )
-    ),
-    max_leaves=20,
-)
+
+def json_of(text: st.SearchStrategy[str], key_size: int, leaves: int) -> st.SearchStrategy[Any]:
+    """JSON values of exact built-in types: safe integers, `text` strings, ASCII keys."""
+    return st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | text,
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(
+                st.text(alphabet=st.characters(max_codepoint=127), max_size=key_size),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=leaves,
+    )
+
+
+json_values = json_of(st.text(), 8, 20)
 
 
 @given(json_values)
@@ -96,16 +105,7 @@ def test_same_bytes_and_same_errors_as_the_full_check(value: object) -> None:
 
 # Every code point, surrogates and controls included, in keys' values and in nested values.
 any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
-wide_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | any_text,
-    lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(
-            st.text(alphabet=st.characters(max_codepoint=127), max_size=6), children, max_size=4
-        )
-    ),
-    max_leaves=24,
-)
+wide_values = json_of(any_text, 6, 24)
 
 
 @given(wide_values)
