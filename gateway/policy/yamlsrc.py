@@ -68,8 +68,11 @@ class Refused(yaml.MarkedYAMLError):
     """The document uses something policy files may not (anchors, aliases, merge keys) or
     exceeds a limit; `problem_mark` holds the line."""
 
-    def __init__(self, problem: str, mark: Any) -> None:
+    def __init__(self, problem: str, mark: Any, *, exact: bool = True) -> None:
         super().__init__(problem=problem, problem_mark=mark)
+        # False where libyaml's mark may differ from PyYAML's (an empty plain scalar: libyaml
+        # can put it a column later), so the fast path's refusal is not the answer.
+        self.exact = exact
 
 
 class _Limits(Composer):
@@ -106,11 +109,17 @@ class _Limits(Composer):
                 event.start_mark,
             )
         self._nodes += 1
+        # An empty plain scalar (`{k: }`) is where libyaml's and PyYAML's marks may differ.
+        exact = not (isinstance(event, ScalarEvent) and not event.value and not event.style)
         if self._nodes > MAX_NODES:
-            raise Refused(f"more than {MAX_NODES} keys, values and items", event.start_mark)
+            raise Refused(
+                f"more than {MAX_NODES} keys, values and items", event.start_mark, exact=exact
+            )
         if self._deadline is not None and time.monotonic() > self._deadline:
             raise Refused(
-                f"parsing the policy set took longer than {PARSE_SECONDS:.0f} s", event.start_mark
+                f"parsing the policy set took longer than {PARSE_SECONDS:.0f} s",
+                event.start_mark,
+                exact=exact,
             )
         if isinstance(event, CollectionStartEvent):
             if self._depth >= MAX_DEPTH:
@@ -154,7 +163,7 @@ def load_located(text: str, *, deadline: float | None = None) -> Located:
         try:
             located = _load(_FastLoader(text, deadline))
         except Refused as exc:
-            if _same_refusal(text, deadline):
+            if exc.exact and _same_refusal(text, deadline):
                 raise Refused(exc.problem or "", _reference_mark(text, exc.problem_mark)) from None
         except Exception:  # noqa: S110 - any failure: the reference loader decides and words it
             pass
