@@ -14,7 +14,8 @@ are new each time, so remembering cannot help them: they are hashed at a lower s
 hash carries and every check reads back). Django's test settings do the same with their fast
 hasher. What the cost is for is an attacker holding the registry file, which no test is; a
 test about the cost itself (the unknown-client hash) asks for the production cost back. The
-demo client of every workspace is made by `gateway init` in a subprocess, and gateways
+in-process template of `demo` (tests/conftest.py) is made here, so its demo client is hashed
+cheaply too; workspaces made by `gateway init` in a subprocess (tests/servers.py) and gateways
 started as subprocesses hash as in production."""
 
 from __future__ import annotations
